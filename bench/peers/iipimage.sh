@@ -1,0 +1,356 @@
+#!/bin/bash
+# IIPImage (Debian iipimage-server, FastCGI) behind nginx: a side-by-side peer
+# for the tile-rendering throughput benchmark. See bench/peers/README.md.
+#
+# usage: bench/peers/iipimage.sh start [IMAGES_DIR] | stop | status | restart [IMAGES_DIR]
+#                                 | corpus [DIR] | links [N [DIR]] | install | bench
+#
+# Environment (defaults in brackets):
+#   IIP_IMAGES     image directory = iipsrv FILESYSTEM_PREFIX [/tmp/peers/images]
+#   IIP_LISTEN     nginx HTTP listen address (loopback)       [127.0.0.1:18080]
+#   IIP_FCGI       iipsrv FastCGI bind address (loopback)     [127.0.0.1:19000]
+#   IIP_CPU        CPU list both servers are pinned to        [1]
+#   IIP_RUN        pid files, rendered config, logs           [/tmp/peers/run]
+#   IIP_VERBOSITY  iipsrv VERBOSITY (log: $IIP_RUN/iipsrv.log)[0]
+#   IIP_CACHE_MB   iipsrv MAX_IMAGE_CACHE_SIZE (0 = tile cache off) [0]
+#   CORPUS_W/CORPUS_H  size of the generated test image      [20480/11520]
+#   BENCH_CPU, BENCH_DURATION, BENCH_OUT  for `bench`         [0, 20s, /tmp/peers/results-<time>]
+#
+# Every process this script starts is recorded in $IIP_RUN/*.pid and `stop`
+# kills exactly those PIDs (after checking /proc/PID/exe), nothing by name.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PEERS=/tmp/peers
+RUN=${IIP_RUN:-$PEERS/run}
+IMAGES=${IIP_IMAGES:-$PEERS/images}
+LISTEN=${IIP_LISTEN:-127.0.0.1:18080}
+FCGI=${IIP_FCGI:-127.0.0.1:19000}
+CPU=${IIP_CPU:-1}
+VERBOSITY=${IIP_VERBOSITY:-0}
+CACHE_MB=${IIP_CACHE_MB:-0}
+IIPSRV=/usr/lib/iipimage-server/iipsrv.fcgi
+NGINX=/usr/sbin/nginx
+TMPL=$HERE/nginx-iipimage.conf.tmpl
+LUA=$HERE/../wrk/tiles.lua
+
+log() { printf '[iipimage] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+require_loopback() {
+  local what=$1 addr=$2
+  case $addr in
+    127.0.0.1:[0-9]*|unix:/*) ;;
+    *) die "$what=$addr: only 127.0.0.1:PORT (or unix:/path for IIP_FCGI) is allowed" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- install
+ensure_installed() {
+  local missing=()
+  [ -x "$IIPSRV" ] || missing+=(iipimage-server)
+  [ -x "$NGINX" ] || missing+=(nginx-light)
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v vips >/dev/null || missing+=(libvips-tools)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v taskset >/dev/null || missing+=(util-linux)
+  command -v ss >/dev/null || missing+=(iproute2)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}) and not root"
+  log "installing: ${missing[*]}"
+  # policy-rc.d-less machines would auto-start the system nginx on :80; we never
+  # use it, and our own instance has its own config/prefix/port.
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends "${missing[@]}"; then
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# ---------------------------------------------------------------- pid helpers
+# pid_alive FILE EXE: prints the PID if FILE names a live process whose
+# executable is EXE (guards against PID reuse), else prints nothing.
+pid_alive() {
+  local file=$1 exe=$2 pid
+  [ -s "$file" ] || return 0
+  pid=$(cat "$file")
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] || return 0
+  echo "$pid"
+}
+
+# wait_gone PID TENTHS: bounded wait for PID to exit.
+wait_gone() {
+  local pid=$1 n=$2 i
+  for ((i = 0; i < n; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# stop_pid NAME FILE EXE
+stop_pid() {
+  local name=$1 file=$2 exe=$3 pid kids k
+  pid=$(pid_alive "$file" "$exe")
+  if [ -z "$pid" ]; then
+    [ -e "$file" ] && log "$name: stale pid file removed"
+    rm -f "$file"
+    return 0
+  fi
+  # children (nginx workers) are recorded so they can be checked afterwards
+  kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+  [ -n "$kids" ] && printf '%s\n' $kids >"$file.children"
+  log "$name: stopping pid $pid${kids:+ (children: $(echo $kids))}"
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_gone "$pid" 100; then
+    log "$name: pid $pid ignored TERM for 10s, sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_gone "$pid" 50 || die "$name: pid $pid will not die"
+  fi
+  for k in $kids; do
+    if [ "$(readlink "/proc/$k/exe" 2>/dev/null)" = "$exe" ]; then
+      wait_gone "$k" 50 || { log "$name: child $k still alive, KILL"; kill -KILL "$k" 2>/dev/null || true; }
+    fi
+  done
+  rm -f "$file" "$file.children"
+}
+
+# wait_listen ADDR TENTHS
+wait_listen() {
+  local addr=$1 n=$2 i
+  for ((i = 0; i < n; i++)); do
+    if [[ $addr == unix:* ]]; then
+      [ -S "${addr#unix:}" ] && return 0
+    elif ss -Hltn "sport = :${addr##*:}" | grep -q .; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+port_busy() { [[ $1 == unix:* ]] && return 1; ss -Hltn "sport = :${1##*:}" | grep -q .; }
+
+# ---------------------------------------------------------------- start/stop
+cmd_status() {
+  local ip np rc=0
+  ip=$(pid_alive "$RUN/iipsrv.pid" "$IIPSRV")
+  np=$(pid_alive "$RUN/nginx.pid" "$NGINX")
+  if [ -n "$ip" ]; then
+    echo "iipsrv: running pid $ip (fcgi $FCGI, cpus $(taskset -cp "$ip" 2>/dev/null | sed 's/.*: //'))"
+  else echo "iipsrv: stopped"; fi
+  if [ -n "$np" ]; then
+    echo "nginx:  running pid $np (http $LISTEN, cpus $(taskset -cp "$np" 2>/dev/null | sed 's/.*: //'))"
+  else echo "nginx:  stopped"; fi
+  if [ -n "$ip" ] && [ -n "$np" ]; then
+    if curl -fsS -m 5 -o /dev/null "http://$LISTEN/healthz"; then echo "http:   ok"; else echo "http:   not answering"; rc=1; fi
+  else
+    rc=3
+  fi
+  return $rc
+}
+
+cmd_start() {
+  [ $# -ge 1 ] && IMAGES=$1
+  require_loopback IIP_LISTEN "$LISTEN"
+  require_loopback IIP_FCGI "$FCGI"
+  [[ $LISTEN == unix:* ]] && die "IIP_LISTEN must be 127.0.0.1:PORT"
+  ensure_installed
+  local ip np
+  ip=$(pid_alive "$RUN/iipsrv.pid" "$IIPSRV")
+  np=$(pid_alive "$RUN/nginx.pid" "$NGINX")
+  if [ -n "$ip" ] && [ -n "$np" ]; then
+    log "already running"; cmd_status; return 0
+  fi
+  if [ -n "$ip$np" ]; then log "half running, restarting"; cmd_stop; fi
+  rm -f "$RUN/iipsrv.pid" "$RUN/nginx.pid"
+
+  IMAGES=$(cd "$IMAGES" 2>/dev/null && pwd) || die "image directory $IMAGES does not exist (try: $0 corpus)"
+  ls "$IMAGES"/*.tif >/dev/null 2>&1 || log "warning: no *.tif in $IMAGES"
+  port_busy "$FCGI" && die "$FCGI is already in use by someone else"
+  port_busy "$LISTEN" && die "$LISTEN is already in use by someone else"
+
+  mkdir -p "$RUN"/nginx/{client_body,fastcgi,proxy,uwsgi,scgi}
+  chown -R nobody:nogroup "$RUN/nginx" 2>/dev/null || true
+  local fc=$FCGI
+  sed -e "s#@RUN@#$RUN#g" -e "s#@LISTEN@#$LISTEN#g" -e "s#@FCGI@#$fc#g" "$TMPL" >"$RUN/nginx.conf"
+  "$NGINX" -t -q -p "$RUN/nginx/" -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log" \
+    || die "nginx config test failed ($RUN/nginx.conf)"
+
+  local bind=$FCGI
+  [[ $bind == unix:* ]] && { bind=${bind#unix:}; rm -f "$bind"; }
+  # iipsrv: tile cache off, one process, pinned. env -i + taskset both exec, so
+  # $! is the iipsrv PID itself.
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    LOGFILE="$RUN/iipsrv.log" VERBOSITY="$VERBOSITY" \
+    MAX_IMAGE_CACHE_SIZE="$CACHE_MB" FILESYSTEM_PREFIX="$IMAGES/" \
+    JPEG_QUALITY=75 MAX_CVT=5000 OMP_NUM_THREADS=1 \
+    taskset -c "$CPU" "$IIPSRV" --bind "$bind" --backlog 1024 \
+    </dev/null >>"$RUN/iipsrv.out" 2>&1 &
+  echo $! >"$RUN/iipsrv.pid"
+  if ! wait_listen "$FCGI" 50 || [ -z "$(pid_alive "$RUN/iipsrv.pid" "$IIPSRV")" ]; then
+    tail -5 "$RUN/iipsrv.out" >&2 || true
+    cmd_stop; die "iipsrv did not come up on $FCGI"
+  fi
+
+  taskset -c "$CPU" "$NGINX" -p "$RUN/nginx/" -c "$RUN/nginx.conf" -e "$RUN/nginx-error.log" \
+    </dev/null >>"$RUN/nginx.out" 2>&1 &
+  echo $! >"$RUN/nginx.pid"
+  if ! wait_listen "$LISTEN" 50 || [ -z "$(pid_alive "$RUN/nginx.pid" "$NGINX")" ]; then
+    tail -5 "$RUN/nginx-error.log" >&2 || true
+    cmd_stop; die "nginx did not come up on $LISTEN"
+  fi
+  log "started: http://$LISTEN/iiif/{file}/{region}/{size}/0/default.jpg  (images: $IMAGES)"
+  cmd_status
+}
+
+cmd_stop() {
+  stop_pid nginx "$RUN/nginx.pid" "$NGINX"
+  stop_pid iipsrv "$RUN/iipsrv.pid" "$IIPSRV"
+  [[ $FCGI == unix:* ]] && rm -f "${FCGI#unix:}"
+  return 0
+}
+
+# ---------------------------------------------------------------- corpus
+# Synthetic "scanned folio": multi-octave Perlin + Worley + Gaussian grain,
+# per-channel tint, and rendered text tiled across the sheet; saved as a
+# pyramidal, tiled (256 px), JPEG Q75 TIFF. Content is busy enough that a
+# full-resolution 256 px tile is ~15 KB as JPEG.
+cmd_corpus() {
+  local dir=${1:-$IMAGES} W=${CORPUS_W:-20480} H=${CORPUS_H:-11520}
+  local out=$dir/big.tif
+  if [ -s "$out" ]; then log "corpus: $out exists, skipping"; return 0; fi
+  command -v vips >/dev/null || ensure_installed
+  mkdir -p "$dir" "$PEERS"
+  local T t0=$SECONDS
+  T=$(mktemp -d "$PEERS/corpus-tmp.XXXXXX")
+  # shellcheck disable=SC2064
+  trap "rm -rf '$T'" EXIT
+  log "corpus: generating ${W}x${H} into $out (temp $T, ~8 GB)"
+  vips perlin "$T/p1.v" "$W" "$H" --cell-size 2048 --uchar --seed 11   # large blotches
+  vips perlin "$T/p2.v" "$W" "$H" --cell-size 256 --uchar --seed 22    # mid structure
+  vips perlin "$T/p3.v" "$W" "$H" --cell-size 40 --uchar --seed 33     # small structure
+  vips perlin "$T/p4.v" "$W" "$H" --cell-size 6 --uchar --seed 44      # fibre texture
+  vips worley "$T/wf.v" "$W" "$H" --cell-size 384 --seed 55            # cells/creases
+  vips cast "$T/wf.v" "$T/w.v" uchar && rm -f "$T/wf.v"
+  vips gaussnoise "$T/gf.v" "$W" "$H" --mean 128 --sigma 40 --seed 66  # sensor grain
+  vips cast "$T/gf.v" "$T/g.v" uchar && rm -f "$T/gf.v"
+  # a 2560x1440 page of text (heading + 5 justified paragraphs), tiled over the sheet
+  local BW=2560 BH=1440 P
+  P="Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur. Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit anim id est laborum. 0123456789 ÀÉÎÕÜ ß &amp; § ¶"
+  vips text "$T/t1.v" "<b>MS. Benchmark 2048, fol. 17r</b>" --dpi 400 --font "DejaVu Serif"
+  vips text "$T/t2.v" "$P
+
+$P
+
+$P
+
+<i>$P</i>
+
+$P" --width 2280 --dpi 200 --font "DejaVu Sans" --justify
+  vips embed "$T/t1.v" "$T/e1.v" 140 90 "$BW" "$BH"
+  vips embed "$T/t2.v" "$T/e2.v" 140 250 "$BW" "$BH"
+  vips add "$T/e1.v" "$T/e2.v" "$T/eb.v"
+  vips cast "$T/eb.v" "$T/e.v" uchar
+  vips replicate "$T/e.v" "$T/tr.v" $(((W + BW - 1) / BW)) $(((H + BH - 1) / BH))
+  vips crop "$T/tr.v" "$T/t.v" 0 0 "$W" "$H" && rm -f "$T/tr.v"
+  vips black "$T/c0.v" "$W" "$H"
+  vips linear "$T/c0.v" "$T/c.v" 1 255 --uchar && rm -f "$T/c0.v"
+  vips bandjoin "$T/p1.v $T/p2.v $T/p3.v $T/p4.v $T/w.v $T/g.v $T/t.v $T/c.v" "$T/all.v"
+  rm -f "$T"/p?.v "$T/w.v" "$T/g.v" "$T/t.v" "$T/c.v"
+  # rows = R,G,B; columns = p1 p2 p3 p4 worley grain text const(255)
+  cat >"$T/m.mat" <<'M'
+8 3
+0.60 0.30 0.30 0.30 0.25 0.22 -0.75 -0.36
+0.45 0.35 0.30 0.30 0.25 0.22 -0.75 -0.32
+0.25 0.45 0.25 0.30 0.25 0.22 -0.75 -0.30
+M
+  vips recomb "$T/all.v" "$T/rgb.v" "$T/m.mat" && rm -f "$T/all.v"
+  # cast clamps to 0..255; pyramid levels go into successive IFDs (what iipsrv reads)
+  vips cast "$T/rgb.v" "$T/big.tif[tile,tile-width=256,tile-height=256,pyramid,compression=jpeg,Q=75]" uchar
+  mv "$T/big.tif" "$out"
+  rm -rf "$T"; trap - EXIT
+  log "corpus: done in $((SECONDS - t0)) s: $(vipsheader "$out"), $(du -h "$out" | cut -f1)"
+  tile_stats "$out" || true
+}
+
+# tile_stats FILE: per-level JPEG tile byte counts (needs python3; optional)
+tile_stats() {
+  command -v python3 >/dev/null || return 0
+  python3 - "$1" <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+bo = '<' if d[:2] == b'II' else '>'
+off, lvl = struct.unpack(bo + 'I', d[4:8])[0], 0
+while off:
+    n = struct.unpack(bo + 'H', d[off:off + 2])[0]
+    tags = {}
+    for i in range(n):
+        t, ty, c, v = struct.unpack(bo + 'HHII', d[off + 2 + 12 * i:off + 14 + 12 * i])
+        tags[t] = (ty, c, v)
+    c, v = tags[325][1], tags[325][2]
+    bc = struct.unpack(bo + '%dI' % c, d[v:v + 4 * c]) if c > 1 else [v]
+    print('level %d  %6dx%-6d tiles %5d  bytes/tile avg %6.0f  min %6d  max %6d'
+          % (lvl, tags[256][2], tags[257][2], c, sum(bc) / c, min(bc), max(bc)))
+    off = struct.unpack(bo + 'I', d[off + 2 + 12 * n:off + 6 + 12 * n])[0]
+    lvl += 1
+PY
+}
+
+# links N [DIR]: big-0001.tif .. big-NNNN.tif -> big.tif, so a run can use
+# N x (tiles per scale) distinct URLs (tiles.lua BASE=/iiif/big-%04d.tif COPIES=N).
+# Symlinks share one inode/page cache: they defeat URL/identifier-keyed caches
+# only. iipsrv (tile cache off) has no such cache anyway.
+cmd_links() {
+  local n=${1:-1000} dir=${2:-$IMAGES} i
+  [[ $n =~ ^[0-9]+$ ]] && [ "$n" -le 9999 ] || die "links: N must be 0..9999"
+  [ -s "$dir/big.tif" ] || die "links: $dir/big.tif missing (run corpus first)"
+  for ((i = 1; i <= n; i++)); do
+    [ -L "$dir/$(printf 'big-%04d.tif' "$i")" ] || ln -s big.tif "$dir/$(printf 'big-%04d.tif' "$i")"
+  done
+  log "links: $dir/big-0001.tif .. $(printf 'big-%04d.tif' "$n") -> big.tif"
+}
+
+# ---------------------------------------------------------------- bench
+# The measurements recorded in README.md. Server must be running (start).
+cmd_bench() {
+  local bcpu=${BENCH_CPU:-0} dur=${BENCH_DURATION:-20s}
+  local out=${BENCH_OUT:-$PEERS/results-$(date +%Y%m%d-%H%M%S)}
+  local url=http://$LISTEN img=big.tif W H
+  cmd_status >/dev/null || die "server not running (start it first)"
+  read -r W H < <(vipsheader -f width "$IMAGES/$img" | tr '\n' ' '; vipsheader -f height "$IMAGES/$img")
+  mkdir -p "$out"
+  log "bench: results in $out (wrk on cpu $bcpu, server on cpu $CPU)"
+  # distinct URLs: scale 1 = 3600 tiles/identifier, scale 8 = 60 tiles/identifier
+  cmd_links 1000 >/dev/null
+  export WIDTH=$W HEIGHT=$H TILE=256 FORMAT=default.jpg SEED=1 BASE=/iiif/big-%04d.tif
+  # warm the OS page cache for the file so run (a) is not a disk benchmark
+  cat "$IMAGES/$img" >/dev/null
+  set -x
+  STYLE=2 SCALES=1 COPIES=20 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/a-scale1-c8.txt"
+  STYLE=2 SCALES=8 COPIES=1000 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/b-scale8-c8.txt"
+  STYLE=2 SCALES=1 COPIES=20 THREADS=1 SEED=2 taskset -c "$bcpu" wrk -t1 -c1 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/c-scale1-c1.txt"
+  taskset -c "$bcpu" wrk -t1 -c1 -d10s --latency "$url/iiif/$img/full/1024,/0/default.jpg" | tee "$out/d-full1024-c1.txt"
+  # extra: IIIF 3 canonical "w,h" sizes, which iipsrv 1.1 routes to CVT, not JTL
+  STYLE=3 SCALES=1 COPIES=20 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/e-scale1-c8-style3.txt"
+  STYLE=3 SCALES=8 COPIES=1000 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/f-scale8-c8-style3.txt"
+  set +x
+  for i in $(seq 1 10); do
+    taskset -c "$bcpu" curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' \
+      "$url/iiif/$img/full/1024,/0/default.jpg"
+  done | tee "$out/d-full1024-curl.txt"
+}
+
+case ${1:-} in
+  start) shift; cmd_start "$@" ;;
+  stop) cmd_stop ;;
+  restart) shift; cmd_stop; cmd_start "$@" ;;
+  status) cmd_status ;;
+  corpus) shift; cmd_corpus "$@" ;;
+  install) ensure_installed ;;
+  links) shift; cmd_links "$@" ;;
+  bench) cmd_bench ;;
+  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

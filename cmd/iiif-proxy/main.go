@@ -1,0 +1,99 @@
+// Command iiif-proxy is a caching IIIF Image API 3.0 and 2.1 server.
+//
+//	iiif-proxy [-config conf/rais.toml] [flags]   serve (see -help)
+//	iiif-proxy samples [-dir samples] [-small]    generate the sample images
+//
+// Configuration: built-in defaults, then the TOML file, then RAIS_*
+// environment variables, then flags; see conf/rais.toml for every key.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/iiif-proxy/iiif-proxy/internal/config"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "samples" {
+		return samplesCmd(args[1:])
+	}
+	if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
+		fmt.Fprintln(os.Stderr, "usage: iiif-proxy [flags]            serve\n       iiif-proxy samples [-dir DIR] [-small]   generate sample images\n\nflags:")
+		fs := config.Flags()
+		fs.SetOutput(os.Stderr)
+		fs.PrintDefaults()
+		return 0
+	}
+	file, given, rest, err := config.ConfigFlag(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "iiif-proxy:", err)
+		return 2
+	}
+	if !given {
+		file = config.Find()
+	}
+	cfg, warnings, err := config.Load(file, os.Environ(), rest)
+	logger := newLogger(cfg.LogLevel)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "iiif-proxy: configuration (%s) has problems:\n  %s\n", orNone(file),
+			strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		return 2
+	}
+	logger.Info("configuration loaded", "file", orNone(file))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	app, err := New(cfg, logger)
+	if err != nil {
+		logger.Error("start-up failed", "error", err)
+		return 1
+	}
+	if err := app.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func orNone(file string) string {
+	if file == "" {
+		return "no file, defaults and environment only"
+	}
+	return file
+}
+
+func newLogger(level string) *slog.Logger {
+	lv := slog.LevelInfo
+	switch level {
+	case "DEBUG":
+		lv = slog.LevelDebug
+	case "WARN":
+		lv = slog.LevelWarn
+	case "ERROR", "CRIT":
+		lv = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+}
+
+// newFlagSet is a FlagSet for a subcommand that prints its own usage.
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: iiif-proxy %s\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}

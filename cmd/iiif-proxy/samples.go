@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/renderer"
+)
+
+// sample is one generated sample image.
+type sample struct {
+	name          string
+	content       renderer.Content
+	layout        string
+	width, height int
+	small         bool // part of the -small set (tests, quick starts)
+}
+
+var samples = []sample{
+	{"pattern", renderer.Pattern, renderer.PyramidTIFF, 4000, 3000, true},
+	{"scan-pyramid", renderer.Scan, renderer.PyramidTIFF, 20480, 11520, false},
+	{"scan-plain", renderer.Scan, renderer.PlainJPEG, 20480, 11520, false},
+	{"page", renderer.Scan, renderer.PyramidTIFF, 3000, 4000, true},
+	{"page-plain", renderer.Scan, renderer.PlainJPEG, 3000, 4000, true},
+	{"page-jp2", renderer.Scan, renderer.JP2, 3000, 4000, true},
+	{"page-png", renderer.Scan, renderer.PNG, 1200, 1600, true},
+	{"page-webp", renderer.Scan, renderer.WebP, 1200, 1600, true},
+}
+
+// samplesCmd generates the sample images that the default configuration
+// serves, skipping files that already exist.
+func samplesCmd(args []string) int {
+	fs := newFlagSet("samples", "samples [-dir DIR] [-small]")
+	dir := fs.String("dir", "samples", "directory to write the images to")
+	small := fs.Bool("small", false, "only the small images (seconds instead of a minute)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "iiif-proxy samples:", err)
+		return 1
+	}
+	if err := renderer.Startup(renderer.Options{Concurrency: runtime.NumCPU()}); err != nil {
+		fmt.Fprintln(os.Stderr, "iiif-proxy samples:", err)
+		return 1
+	}
+	defer renderer.Shutdown()
+	for i, s := range samples {
+		if *small && !s.small {
+			continue
+		}
+		base := filepath.Join(*dir, s.name)
+		if m, _ := filepath.Glob(base + ".*"); len(m) > 0 {
+			fmt.Printf("%-40s exists\n", m[0])
+			continue
+		}
+		start := time.Now()
+		tmp := filepath.Join(*dir, ".tmp-"+s.name)
+		name, err := renderer.Generate(tmp, s.content, s.layout, s.width, s.height, 1000+i)
+		if err == nil {
+			err = os.Rename(name, base+filepath.Ext(name))
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "iiif-proxy samples:", err)
+			return 1
+		}
+		fmt.Printf("%-40s %d×%d in %s\n", base+filepath.Ext(name), s.width, s.height, time.Since(start).Round(time.Millisecond))
+	}
+	return 0
+}

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"encoding/json"
+
+	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/rules"
+)
+
+// What the service supports beyond level 2, per version's vocabulary.
+var (
+	extraFormats   = []string{"webp", "gif", "tif"}
+	extraQualities = []string{"color", "gray", "bitonal"}
+	extraFeatures3 = []string{"canonicalLinkHeader", "mirroring", "profileLinkHeader", "regionSquare",
+		"rotationArbitrary", "sizeUpscaling"}
+	formats2  = []string{"jpg", "png", "webp", "gif", "tif"}
+	supports2 = []string{"canonicalLinkHeader", "mirroring", "profileLinkHeader", "regionSquare",
+		"rotationArbitrary", "sizeAboveFull", "baseUriRedirect", "cors", "jsonldMediaType"}
+)
+
+const (
+	context3 = "http://iiif.io/api/image/3/context.json"
+	context2 = "http://iiif.io/api/image/2/context.json"
+	profile3 = "http://iiif.io/api/image/3/level2.json"
+	profile2 = "http://iiif.io/api/image/2/level2.json"
+)
+
+type sizeJSON struct {
+	Width  int `json:"width"`
+	Height int `json:"height"`
+}
+
+type tileJSON struct {
+	Width        int   `json:"width"`
+	Height       int   `json:"height"`
+	ScaleFactors []int `json:"scaleFactors"`
+}
+
+type info3 struct {
+	Context        string     `json:"@context"`
+	ID             string     `json:"id"`
+	Type           string     `json:"type"`
+	Protocol       string     `json:"protocol"`
+	Profile        string     `json:"profile"`
+	Width          int        `json:"width"`
+	Height         int        `json:"height"`
+	MaxWidth       int        `json:"maxWidth,omitempty"`
+	MaxHeight      int        `json:"maxHeight,omitempty"`
+	MaxArea        int64      `json:"maxArea,omitempty"`
+	Sizes          []sizeJSON `json:"sizes,omitempty"`
+	Tiles          []tileJSON `json:"tiles"`
+	ExtraFormats   []string   `json:"extraFormats"`
+	ExtraQualities []string   `json:"extraQualities"`
+	ExtraFeatures  []string   `json:"extraFeatures"`
+}
+
+type profile2Extra struct {
+	Formats   []string `json:"formats"`
+	Qualities []string `json:"qualities"`
+	Supports  []string `json:"supports"`
+	MaxWidth  int      `json:"maxWidth,omitempty"`
+	MaxHeight int      `json:"maxHeight,omitempty"`
+	MaxArea   int64    `json:"maxArea,omitempty"`
+}
+
+type info2 struct {
+	Context  string     `json:"@context"`
+	ID       string     `json:"@id"`
+	Protocol string     `json:"protocol"`
+	Width    int        `json:"width"`
+	Height   int        `json:"height"`
+	Sizes    []sizeJSON `json:"sizes,omitempty"`
+	Tiles    []tileJSON `json:"tiles"`
+	Profile  []any      `json:"profile"`
+}
+
+// infoJSON builds the info.json document of src for version v; id is the
+// service's full URL (base URI without a trailing slash).
+func infoJSON(v rules.Version, id string, src *renderer.Source, sizes []renderer.Size, lim rules.Limits) ([]byte, error) {
+	ss := make([]sizeJSON, len(sizes))
+	for i, s := range sizes {
+		ss[i] = sizeJSON{s.Width, s.Height}
+	}
+	tiles := []tileJSON{{Width: src.TileWidth, Height: src.TileHeight, ScaleFactors: src.ScaleFactors}}
+	// The spec reads a lone maxWidth as maxHeight = maxWidth, and a lone
+	// maxHeight is invalid; fill the unlimited side with the image's own size.
+	maxW, maxH := lim.MaxWidth, lim.MaxHeight
+	if maxH > 0 && maxW == 0 {
+		maxW = src.Width
+	}
+	if maxW > 0 && maxH == 0 {
+		maxH = src.Height
+	}
+	if v == rules.V2 {
+		return json.Marshal(info2{
+			Context: context2, ID: id, Protocol: "http://iiif.io/api/image",
+			Width: src.Width, Height: src.Height, Sizes: ss, Tiles: tiles,
+			Profile: []any{profile2, profile2Extra{
+				Formats: formats2, Qualities: append([]string{"default"}, extraQualities...), Supports: supports2,
+				MaxWidth: maxW, MaxHeight: maxH, MaxArea: lim.MaxArea,
+			}},
+		})
+	}
+	return json.Marshal(info3{
+		Context: context3, ID: id, Type: "ImageService3", Protocol: "http://iiif.io/api/image", Profile: "level2",
+		Width: src.Width, Height: src.Height, MaxWidth: maxW, MaxHeight: maxH, MaxArea: lim.MaxArea,
+		Sizes: ss, Tiles: tiles,
+		ExtraFormats: extraFormats, ExtraQualities: extraQualities, ExtraFeatures: extraFeatures3,
+	})
+}

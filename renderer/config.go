@@ -1,0 +1,91 @@
+package renderer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/iiif-proxy/iiif-proxy/rules"
+)
+
+// Config configures a Vips renderer. The zero value of every field but
+// TilePath means "use the default" as each field's comment says.
+type Config struct {
+	// TilePath is the directory that holds the source images (RAIS's
+	// TilePath). Identifiers are paths relative to it. Required.
+	TilePath string
+
+	// Concurrency is how many renders run at once. Zero means GOMAXPROCS.
+	Concurrency int
+
+	// QueueLen is how many renders may wait for a free worker; one more is
+	// refused with ErrOverloaded (a 503 with Retry-After). Zero means
+	// 8 × Concurrency; negative means no queue at all.
+	QueueLen int
+
+	// JPGQuality is the JPEG (and WebP) quality, 1 to 100 (RAIS's
+	// JPGQuality). Zero means 75.
+	JPGQuality int
+
+	// Limits are the largest outputs served and advertised (RAIS's
+	// ImageMaxArea, ImageMaxWidth, ImageMaxHeight). Zero fields mean no limit.
+	Limits rules.Limits
+
+	// MetaCacheLen is how many sources' headers (size, pyramid levels, tile
+	// size) are kept in memory; each is re-validated against the file's
+	// inode, size and mtime on use. Zero means 4096.
+	MetaCacheLen int
+
+	// UntiledTileSize is the tile size advertised for sources with no
+	// internal tiling (plain JPEG, PNG, stripped TIFF), where every tile costs
+	// a decode of the rows above it, so fewer, larger tiles are cheaper. Zero
+	// means 1024.
+	UntiledTileSize int
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency == 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if c.QueueLen == 0 {
+		c.QueueLen = 8 * c.Concurrency
+	}
+	if c.QueueLen < 0 {
+		c.QueueLen = 0
+	}
+	if c.JPGQuality == 0 {
+		c.JPGQuality = 75
+	}
+	if c.MetaCacheLen == 0 {
+		c.MetaCacheLen = 4096
+	}
+	if c.UntiledTileSize == 0 {
+		c.UntiledTileSize = 1024
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.TilePath == "" {
+		errs = append(errs, errors.New("TilePath: must name the directory of source images"))
+	} else if fi, err := os.Stat(c.TilePath); err != nil {
+		errs = append(errs, fmt.Errorf("TilePath: %w", err))
+	} else if !fi.IsDir() {
+		errs = append(errs, fmt.Errorf("TilePath: %q is not a directory", c.TilePath))
+	}
+	if c.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("RenderConcurrency: %d must be >= 0", c.Concurrency))
+	}
+	if c.JPGQuality < 0 || c.JPGQuality > 100 {
+		errs = append(errs, fmt.Errorf("JPGQuality: %d must be between 1 and 100", c.JPGQuality))
+	}
+	if c.Limits.MaxArea < 0 || c.Limits.MaxWidth < 0 || c.Limits.MaxHeight < 0 {
+		errs = append(errs, errors.New("ImageMaxArea, ImageMaxWidth, ImageMaxHeight: must be >= 0 (0 = no limit)"))
+	}
+	if c.UntiledTileSize < 0 || c.UntiledTileSize > 4096 {
+		errs = append(errs, fmt.Errorf("UntiledTileSize: %d must be between 1 and 4096", c.UntiledTileSize))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,279 @@
+// shim.c: see shim.h. Every intermediate image hangs off one VipsObject
+// ("scope") through vips_object_local_array, so a single unref frees the
+// pipeline whichever step fails.
+#include <stdio.h>
+#include <string.h>
+#include <math.h>
+#include <vips/vips.h>
+
+#include "shim.h"
+
+#define NSTEPS 24
+
+static int fail(char **err) {
+	*err = vips_error_buffer_copy();
+	if (*err == NULL || **err == '\0') {
+		g_free(*err);
+		*err = g_strdup("libvips failed without a message");
+	}
+	return -1;
+}
+
+// open_source builds "path[opts]" so one call works for every loader.
+static VipsImage *open_source(const char *path, int page, int subifd, int shrink, int sequential) {
+	char opts[160] = "fail_on=error";
+	size_t n = strlen(opts);
+	if (page >= 0) n += snprintf(opts + n, sizeof opts - n, ",page=%d", page);
+	if (subifd >= 0) n += snprintf(opts + n, sizeof opts - n, ",subifd=%d", subifd);
+	if (shrink > 1) n += snprintf(opts + n, sizeof opts - n, ",shrink=%d", shrink);
+	if (sequential) n += snprintf(opts + n, sizeof opts - n, ",access=sequential");
+	char *name = g_strdup_printf("%s[%s]", path, opts);
+	VipsImage *im = vips_image_new_from_file(name, NULL);
+	g_free(name);
+	return im;
+}
+
+int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err) {
+	VipsImage *im = open_source(path, page, subifd, 1, 0);
+	if (im == NULL) return fail(err);
+	memset(out, 0, sizeof *out);
+	out->width = vips_image_get_width(im);
+	out->height = vips_image_get_height(im);
+	out->pages = vips_image_get_n_pages(im);
+	int v = 0;
+	if (vips_image_get_typeof(im, "n-subifds") && vips_image_get_int(im, "n-subifds", &v) == 0)
+		out->subifds = v;
+	out->bands = vips_image_get_bands(im);
+	out->has_alpha = vips_image_hasalpha(im);
+	const char *loader = NULL;
+	if (vips_image_get_typeof(im, VIPS_META_LOADER) &&
+	    vips_image_get_string(im, VIPS_META_LOADER, &loader) == 0 && loader != NULL)
+		g_strlcpy(out->loader, loader, sizeof out->loader);
+	g_object_unref(im);
+	return 0;
+}
+
+static int format_has_alpha(int format) {
+	return format == IIIF_F_PNG || format == IIIF_F_WEBP || format == IIIF_F_GIF ||
+	       format == IIIF_F_TIF;
+}
+
+// to_srgb8 brings any source (CMYK, 16-bit, tagged with an ICC profile,
+// float) to 8-bit sRGB, or 8-bit B_W for one-band images. Intermediates go
+// to t[*i...]; *out is the result (possibly in itself).
+static int to_srgb8(VipsImage *in, VipsImage **t, int *i, VipsImage **out) {
+	VipsImage *cur = in;
+	int bands = cur->Bands - (vips_image_hasalpha(cur) ? 1 : 0);
+	if (bands >= 3 && vips_image_get_typeof(cur, VIPS_META_ICC_NAME)) {
+		if (vips_icc_transform(cur, &t[*i], "srgb", "embedded", TRUE, "depth", 8, NULL))
+			vips_error_clear(); // a broken embedded profile must not make the image unreadable
+		else
+			cur = t[(*i)++];
+	}
+	VipsInterpretation want = bands >= 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
+	if (vips_image_guess_interpretation(cur) != want || cur->BandFmt != VIPS_FORMAT_UCHAR) {
+		if (vips_colourspace(cur, &t[*i], want, NULL)) return -1;
+		cur = t[(*i)++];
+		if (cur->BandFmt != VIPS_FORMAT_UCHAR) {
+			if (vips_cast_uchar(cur, &t[*i], NULL)) return -1;
+			cur = t[(*i)++];
+		}
+	}
+	*out = cur;
+	return 0;
+}
+
+int iiif_render(const iiif_job *job, void **buf, size_t *len, char **err) {
+	*buf = NULL;
+	*len = 0;
+	*err = NULL;
+	VipsObject *scope = VIPS_OBJECT(vips_image_new());
+	VipsImage **t = (VipsImage **)vips_object_local_array(scope, NSTEPS);
+	int i = 0;
+	int rc = -1;
+	VipsImage *cur;
+
+#define STEP(call)                     \
+	do {                           \
+		if (call) goto out;    \
+		cur = t[i++];          \
+	} while (0)
+
+	if (!(t[i] = open_source(job->path, job->page, job->subifd, job->shrink, job->sequential)))
+		goto out;
+	cur = t[i++];
+
+	if (job->x != 0 || job->y != 0 || job->w != cur->Xsize || job->h != cur->Ysize)
+		STEP(vips_extract_area(cur, &t[i], job->x, job->y, job->w, job->h, NULL));
+
+	if (job->w != job->ow || job->h != job->oh) {
+		int alpha = vips_image_hasalpha(cur);
+		VipsBandFormat fmt = cur->BandFmt;
+		if (alpha) STEP(vips_premultiply(cur, &t[i], NULL));
+		double hs = (double)job->ow / job->w, vs = (double)job->oh / job->h;
+		STEP(vips_resize(cur, &t[i], hs, "vscale", vs, NULL));
+		if (alpha) {
+			STEP(vips_unpremultiply(cur, &t[i], NULL));
+			STEP(vips_cast(cur, &t[i], fmt, NULL));
+		}
+		// vips_resize rounds; make the size exact.
+		if (cur->Xsize != job->ow || cur->Ysize != job->oh) {
+			if (cur->Xsize < job->ow || cur->Ysize < job->oh)
+				STEP(vips_embed(cur, &t[i], 0, 0, VIPS_MAX(cur->Xsize, job->ow),
+				                VIPS_MAX(cur->Ysize, job->oh), "extend", VIPS_EXTEND_COPY, NULL));
+			STEP(vips_extract_area(cur, &t[i], 0, 0, job->ow, job->oh, NULL));
+		}
+	}
+
+	if (to_srgb8(cur, t, &i, &cur)) goto out;
+
+	double angle = job->angle;
+	int right = fmod(angle, 90.0) == 0.0;
+	if (job->sequential && angle != 0.0) { // rotations need random access
+		if (!(t[i] = vips_image_copy_memory(cur))) goto out;
+		cur = t[i++];
+	}
+
+	if (job->mirror) STEP(vips_flip(cur, &t[i], VIPS_DIRECTION_HORIZONTAL, NULL));
+
+	if (angle != 0.0) {
+		if (right) {
+			VipsAngle a = angle == 90.0 ? VIPS_ANGLE_D90 : angle == 180.0 ? VIPS_ANGLE_D180 : VIPS_ANGLE_D270;
+			STEP(vips_rot(cur, &t[i], a, NULL));
+		} else {
+			double bg[4] = {255, 255, 255, 255};
+			int nb = cur->Bands;
+			if (format_has_alpha(job->format) && job->quality != IIIF_Q_BITONAL) {
+				if (!vips_image_hasalpha(cur)) {
+					STEP(vips_addalpha(cur, &t[i], NULL));
+					nb = cur->Bands;
+				}
+				memset(bg, 0, sizeof bg);
+			}
+			VipsArrayDouble *background = vips_array_double_new(bg, nb);
+			int r = vips_rotate(cur, &t[i], angle, "background", background, NULL);
+			vips_area_unref(VIPS_AREA(background));
+			STEP(r);
+		}
+	}
+
+	int bitonal = job->quality == IIIF_Q_BITONAL;
+	if ((job->format == IIIF_F_JPG || bitonal) && vips_image_hasalpha(cur)) {
+		double white[3] = {255, 255, 255};
+		VipsArrayDouble *background = vips_array_double_new(white, cur->Bands - 1);
+		int r = vips_flatten(cur, &t[i], "background", background, NULL);
+		vips_area_unref(VIPS_AREA(background));
+		STEP(r);
+	}
+	if (job->quality == IIIF_Q_GRAY || bitonal) {
+		if (vips_image_guess_interpretation(cur) != VIPS_INTERPRETATION_B_W)
+			STEP(vips_colourspace(cur, &t[i], VIPS_INTERPRETATION_B_W, NULL));
+		if (bitonal) STEP(vips_relational_const1(cur, &t[i], VIPS_OPERATION_RELATIONAL_MOREEQ, 128, NULL));
+	}
+
+	switch (job->format) {
+	case IIIF_F_JPG:
+		rc = vips_jpegsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
+		break;
+	case IIIF_F_PNG:
+		if (bitonal)
+			rc = vips_pngsave_buffer(cur, buf, len, "strip", TRUE, "bitdepth", 1, NULL);
+		else
+			rc = vips_pngsave_buffer(cur, buf, len, "strip", TRUE, "compression", 6, NULL);
+		break;
+	case IIIF_F_WEBP:
+		rc = vips_webpsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
+		break;
+	case IIIF_F_GIF:
+		rc = vips_gifsave_buffer(cur, buf, len, "strip", TRUE, NULL);
+		break;
+	case IIIF_F_TIF:
+		rc = vips_tiffsave_buffer(cur, buf, len, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE,
+		                          "predictor", VIPS_FOREIGN_TIFF_PREDICTOR_HORIZONTAL, "strip", TRUE,
+		                          NULL);
+		break;
+	default:
+		vips_error("iiif", "unknown output format %d", job->format);
+		rc = -1;
+	}
+#undef STEP
+out:
+	g_object_unref(scope);
+	if (rc != 0) {
+		g_free(*buf);
+		*buf = NULL;
+		*len = 0;
+		return fail(err);
+	}
+	return 0;
+}
+
+void iiif_free(void *p) { g_free(p); }
+
+static const char *sample_text =
+    "<b>Liber sextus.</b> Quod in principio erat verbum, et verbum erat apud deum. Incipit prologus "
+    "in librum. Item nota quod omnia que scripta sunt ad nostram doctrinam scripta sunt, ut per "
+    "patientiam et consolationem scripturarum spem habeamus. Folio 12 recto. 1482. "
+    "<i>Explicit capitulum primum; incipit secundum de natura rerum et de ordine temporum.</i> "
+    "Anno domini millesimo quadringentesimo octogesimo secundo, die vero mensis maii.";
+
+// make_scan draws paper: a broad tone, fibres and grain in one luminance
+// texture tinted sepia, a faint warm/cool drift, and paragraphs of text.
+static int make_scan(VipsObject *scope, int w, int h, int seed, VipsImage **out) {
+	VipsImage **t = (VipsImage **)vips_object_local_array(scope, 20);
+	double one[3] = {1, 1, 1}, zero[3] = {0, 0, 0};
+	double tint_a[3] = {1.0, 0.93, 0.78}, tint_b[3] = {196, 176, 138};
+	double drift[3] = {10, 0, -10};
+	if (vips_perlin(&t[0], w, h, "cell_size", 1024, "seed", seed, NULL) ||
+	    vips_perlin(&t[1], w, h, "cell_size", 40, "seed", seed + 1, NULL) ||
+	    vips_perlin(&t[2], w, h, "cell_size", 3, "seed", seed + 2, NULL) ||
+	    vips_perlin(&t[3], w, h, "cell_size", 2048, "seed", seed + 3, NULL) ||
+	    vips_linear1(t[0], &t[4], 55, 0, NULL) || vips_linear1(t[1], &t[5], 24, 0, NULL) ||
+	    vips_linear1(t[2], &t[6], 16, 0, NULL) || vips_add(t[4], t[5], &t[7], NULL) ||
+	    vips_add(t[7], t[6], &t[8], NULL) ||                                // luminance offset
+	    vips_linear(t[8], &t[9], tint_a, tint_b, 3, NULL) ||               // sepia paper
+	    vips_linear(t[3], &t[10], drift, zero, 3, NULL) || vips_add(t[9], t[10], &t[11], NULL))
+		return -1;
+	// Paragraphs of text, replicated down the page with margins.
+	int cw = VIPS_MIN(w, 2400);
+	if (vips_text(&t[12], sample_text, "width", cw - cw / 8, "dpi", 150, "font", "serif", NULL) ||
+	    vips_embed(t[12], &t[13], cw / 16, 30, cw, t[12]->Ysize + 70, NULL) ||
+	    vips_replicate(t[13], &t[14], (w + cw - 1) / cw, (h + t[13]->Ysize - 1) / t[13]->Ysize, NULL) ||
+	    vips_extract_area(t[14], &t[15], 0, 0, w, h, NULL))
+		return -1;
+	double ink[3] = {50, 32, 20};
+	if (vips_linear1(t[15], &t[16], 1.0 / 255, 0, NULL) ||                     // a
+	    vips_linear(t[16], &t[17], (double[]){-1, -1, -1}, one, 3, NULL) ||      // 1 - a
+	    vips_multiply(t[11], t[17], &t[18], NULL) ||                            // paper * (1 - a)
+	    vips_linear(t[16], &t[19], ink, zero, 3, NULL))                         // ink * a
+		return -1;
+	VipsImage **u = (VipsImage **)vips_object_local_array(scope, 2);
+	if (vips_add(t[18], t[19], &u[0], NULL) || vips_cast_uchar(u[0], &u[1], NULL)) return -1;
+	*out = u[1];
+	return 0;
+}
+
+static int make_pattern(VipsObject *scope, int w, int h, const unsigned char *palette, int cols, int rows,
+                        VipsImage **out) {
+	VipsImage **t = (VipsImage **)vips_object_local_array(scope, 4);
+	t[0] = vips_image_new_from_memory_copy(palette, (size_t)cols * rows * 3, cols, rows, 3, VIPS_FORMAT_UCHAR);
+	if (t[0] == NULL) return -1;
+	int cw = (w + cols - 1) / cols, ch = (h + rows - 1) / rows;
+	if (vips_zoom(t[0], &t[1], cw, ch, NULL) || vips_extract_area(t[1], &t[2], 0, 0, w, h, NULL) ||
+	    vips_copy(t[2], &t[3], "interpretation", VIPS_INTERPRETATION_sRGB, NULL))
+		return -1;
+	*out = t[3];
+	return 0;
+}
+
+int iiif_make(const char *out, int kind, int width, int height, int seed, const unsigned char *palette, int cols,
+              int rows, char **err) {
+	*err = NULL;
+	VipsObject *scope = VIPS_OBJECT(vips_image_new());
+	VipsImage *im = NULL;
+	int r = kind == 0 ? make_pattern(scope, width, height, palette, cols, rows, &im)
+	                  : make_scan(scope, width, height, seed, &im);
+	if (r == 0) r = vips_image_write_to_file(im, out, NULL);
+	g_object_unref(scope);
+	return r ? fail(err) : 0;
+}

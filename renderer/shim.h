@@ -1,0 +1,63 @@
+// shim.h: the one C entry point per job that the renderer needs from libvips
+// and govips does not offer: open a source by path with loader options
+// (pyramid page or sub-IFD, JPEG shrink-on-load, access pattern) and run the
+// whole IIIF pipeline in one call, so a tile costs one cgo crossing.
+#ifndef IIIF_SHIM_H
+#define IIIF_SHIM_H
+
+#include <stddef.h>
+
+enum iiif_quality { IIIF_Q_COLOR = 0, IIIF_Q_GRAY = 1, IIIF_Q_BITONAL = 2 };
+enum iiif_format {
+	IIIF_F_JPG = 0,
+	IIIF_F_PNG = 1,
+	IIIF_F_WEBP = 2,
+	IIIF_F_GIF = 3,
+	IIIF_F_TIF = 4
+};
+
+typedef struct {
+	const char *path; // file to open (we pass /proc/self/fd/N of a verified fd)
+	int page;         // TIFF page or JP2 resolution level; -1 = loader default
+	int subifd;       // TIFF sub-IFD pyramid level; -1 = none
+	int shrink;       // JPEG shrink-on-load factor (1, 2, 4, 8); 0/1 = none
+	int sequential;   // 1: open with sequential access (line-based formats)
+
+	int x, y, w, h; // region, in the loaded level's pixels
+	int ow, oh;     // output size before rotation
+	int mirror;     // flip horizontally before rotating
+	double angle;   // clockwise degrees, [0, 360)
+	int quality;    // enum iiif_quality
+	int format;     // enum iiif_format
+	int q;          // JPEG / WebP quality, 1-100
+} iiif_job;
+
+typedef struct {
+	int width, height; // of the (level's) image
+	int pages;         // "n-pages", 1 when absent
+	int subifds;       // "n-subifds", 0 when absent
+	int bands;
+	int has_alpha;
+	char loader[32];   // "jpegload", "tiffload", ...
+} iiif_header;
+
+// iiif_render runs job and leaves an encoded image in *buf (free with g_free).
+// On failure it returns non-zero and *err holds a message (free with g_free).
+int iiif_render(const iiif_job *job, void **buf, size_t *len, char **err);
+
+// iiif_probe reads a source's header (no pixels are decoded). page and subifd
+// select a pyramid level as in iiif_job.
+int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err);
+
+// iiif_free releases memory returned by the functions above.
+void iiif_free(void *p);
+
+#endif
+
+// iiif_make writes a generated image to out, a libvips file name with save
+// options ("x.tif[tile,pyramid,compression=jpeg]"). kind 0 is a test pattern:
+// a cols × rows grid whose cell colours are palette (RGB triplets, row-major),
+// each cell width/cols × height/rows pixels. kind 1 is a synthetic scan:
+// paper-like Perlin texture with grain, and paragraphs of text.
+int iiif_make(const char *out, int kind, int width, int height, int seed,
+              const unsigned char *palette, int cols, int rows, char **err);

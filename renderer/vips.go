@@ -1,0 +1,553 @@
+// Package renderer turns a resolved IIIF request into encoded image bytes
+// with in-process libvips. It is the only package that talks to libvips.
+//
+// Sources are files under Config.TilePath. An identifier is a path relative
+// to it; it is opened through an os.Root, so "..", absolute paths and
+// symlinks leading out of the tree fail as ErrNotFound, and libvips then opens
+// /proc/self/fd/N of that verified file, so the bytes rendered are the bytes
+// checked, even if the path is swapped meanwhile.
+//
+// Every render reads as little as it can: a pyramidal TIFF (pages or
+// sub-IFDs) or a JPEG 2000 renders from the smallest resolution level that
+// still has enough pixels, and a JPEG is opened with libjpeg's shrink-on-load
+// (1/2, 1/4, 1/8), so a 1024-pixel thumbnail of a 200-megapixel scan never
+// decodes the whole scan. The pipeline itself (crop, resize, rotate, colour,
+// encode) runs in one C call (shim.c) because govips can only load a file by
+// reading all of it into memory first.
+//
+// libvips is process-global: call Startup once before New and Shutdown once
+// at exit (cmd/iiif-proxy does both).
+package renderer
+
+// #cgo pkg-config: vips
+// #cgo LDFLAGS: -lm
+// #include <stdlib.h>
+// #include "shim.h"
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/davidbyttow/govips/v2/vips"
+
+	"github.com/iiif-proxy/iiif-proxy/internal/imgmeta"
+	"github.com/iiif-proxy/iiif-proxy/internal/lru"
+	"github.com/iiif-proxy/iiif-proxy/rules"
+)
+
+// Errors that callers map to HTTP statuses (see proxy).
+var (
+	// ErrNotFound: no regular file for the identifier inside TilePath.
+	ErrNotFound = errors.New("no such image")
+	// ErrOverloaded: the render queue is full; try again shortly.
+	ErrOverloaded = errors.New("render queue is full")
+	// ErrSourceChanged: the file was replaced between Info and Render.
+	ErrSourceChanged = errors.New("the source image changed during the request")
+)
+
+// SourceError says a source exists but cannot be decoded (not an image, an
+// unsupported format, a truncated or corrupt file).
+type SourceError struct {
+	ID     string
+	Detail string // libvips' message, for logs
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("image %q cannot be decoded: %s", e.ID, e.Detail)
+}
+
+// Options configure libvips itself, once per process.
+type Options struct {
+	// Concurrency is libvips' own worker threads per pipeline. Zero means 1:
+	// requests already run in parallel, and one thread per render is fastest
+	// for tiles.
+	Concurrency int
+	// Debug routes libvips' debug and info messages to the log; otherwise
+	// only its errors are logged.
+	Debug bool
+	// Logger receives libvips' messages. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+var started atomic.Bool
+
+// Startup starts libvips once for the process. libvips' operation cache is
+// switched off: it caches file loads by name, which would serve stale pixels
+// after a source changes, and our own cache sits above the renderer anyway.
+func Startup(o Options) error {
+	if !started.CompareAndSwap(false, true) {
+		return errors.New("renderer: libvips already started")
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	level := vips.LogLevelError
+	if o.Debug {
+		level = vips.LogLevelDebug
+	}
+	vips.LoggingSettings(func(domain string, l vips.LogLevel, msg string) {
+		lv := slog.LevelDebug
+		switch l {
+		case vips.LogLevelError, vips.LogLevelCritical:
+			lv = slog.LevelError
+		case vips.LogLevelWarning:
+			lv = slog.LevelWarn
+		}
+		logger.Log(context.Background(), lv, msg, "component", "libvips", "domain", domain)
+	}, level)
+	conc := o.Concurrency
+	if conc <= 0 {
+		conc = 1
+	}
+	return vips.Startup(&vips.Config{ConcurrencyLevel: conc, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
+}
+
+// Shutdown stops libvips. No render may run afterwards.
+func Shutdown() { vips.Shutdown() }
+
+// Level is one resolution level a source can be read at cheaply.
+type Level struct {
+	Width, Height int
+	page, subifd  int // loader options; -1 = not used
+	shrink        int // JPEG shrink-on-load factor; 1 = none
+}
+
+// Size is a width and height.
+type Size struct{ Width, Height int }
+
+// Source describes a source image. It is immutable and shared: do not modify.
+type Source struct {
+	ID            string
+	Format        string // libvips loader, e.g. "tiffload"
+	Width, Height int
+	// TileWidth and TileHeight are the tile size to advertise: the file's own
+	// tiles when it has them, Config.UntiledTileSize otherwise.
+	TileWidth, TileHeight int
+	Tiled                 bool // the file itself is tiled
+	// ScaleFactors are the scale factors that render fastest, ascending: the
+	// pyramid's levels, then powers of two until the image fits in a tile.
+	ScaleFactors []int
+	// Levels are what the file can be read at, largest first.
+	Levels  []Level
+	ModTime time.Time
+	ident   fileIdent
+	seq     bool // open with sequential access
+}
+
+type fileIdent struct {
+	dev, ino   uint64
+	size, nsec int64
+}
+
+func identOf(fi fs.FileInfo) fileIdent {
+	id := fileIdent{size: fi.Size(), nsec: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), st.Ino
+	}
+	return id
+}
+
+// Image is a rendered image.
+type Image struct {
+	Body    []byte
+	MIME    string
+	ModTime time.Time // the source's modification time
+}
+
+// Stats are the renderer's counters since start.
+type Stats struct {
+	Renders    uint64 // successful renders
+	Failures   uint64 // renders that failed in libvips
+	Overloaded uint64 // renders refused because the queue was full
+	InFlight   int64  // renders running now
+	Queued     int64  // renders waiting for a worker now
+	RenderNs   uint64 // total time spent rendering
+}
+
+// Vips renders from files with libvips.
+type Vips struct {
+	cfg   Config
+	root  *os.Root
+	meta  *lru.Cache[string, *Source]
+	slots chan struct{} // one token per running render
+	stats struct {
+		renders, failures, overloaded, ns atomic.Uint64
+		inflight, queued                  atomic.Int64
+	}
+}
+
+// New returns a renderer for cfg. Startup must have been called.
+func New(cfg Config) (*Vips, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !started.Load() {
+		return nil, errors.New("renderer: call Startup before New")
+	}
+	root, err := os.OpenRoot(cfg.TilePath)
+	if err != nil {
+		return nil, fmt.Errorf("TilePath: %w", err)
+	}
+	return &Vips{
+		cfg:   cfg,
+		root:  root,
+		meta:  lru.New[string, *Source](cfg.MetaCacheLen),
+		slots: make(chan struct{}, cfg.Concurrency),
+	}, nil
+}
+
+// Close releases the TilePath handle.
+func (v *Vips) Close() error { return v.root.Close() }
+
+// Limits returns the output limits in force.
+func (v *Vips) Limits() rules.Limits { return v.cfg.Limits }
+
+// Stats returns a snapshot of the counters.
+func (v *Vips) Stats() Stats {
+	return Stats{
+		Renders:    v.stats.renders.Load(),
+		Failures:   v.stats.failures.Load(),
+		Overloaded: v.stats.overloaded.Load(),
+		InFlight:   v.stats.inflight.Load(),
+		Queued:     v.stats.queued.Load(),
+		RenderNs:   v.stats.ns.Load(),
+	}
+}
+
+// validID rejects identifiers that could only name something outside
+// TilePath, before the filesystem is asked.
+func validID(id string) bool {
+	if id == "" || strings.HasPrefix(id, "/") || strings.IndexByte(id, 0) >= 0 {
+		return false
+	}
+	for part := range strings.SplitSeq(id, "/") {
+		if part == ".." || part == "." || part == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// open opens id inside TilePath.
+func (v *Vips) open(id string) (*os.File, fs.FileInfo, error) {
+	if !validID(id) {
+		return nil, nil, ErrNotFound
+	}
+	f, err := v.root.Open(id)
+	if err != nil {
+		return nil, nil, ErrNotFound
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, ErrNotFound
+	}
+	return f, fi, nil
+}
+
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// Info returns the source's description, from memory when the file has not
+// changed since it was last read.
+func (v *Vips) Info(ctx context.Context, id string) (*Source, error) {
+	f, fi, err := v.open(id)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return v.describe(id, f, fi)
+}
+
+func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*Source, error) {
+	ident := identOf(fi)
+	if s, ok := v.meta.Get(id); ok && s.ident == ident {
+		return s, nil
+	}
+	s, err := v.probe(id, f)
+	if err != nil {
+		return nil, err
+	}
+	s.ModTime = fi.ModTime().UTC().Truncate(time.Second) // HTTP dates have whole seconds
+	s.ident = ident
+	v.meta.Add(id, s)
+	return s, nil
+}
+
+func probeHeader(p string, page, subifd int) (C.iiif_header, error) {
+	var h C.iiif_header
+	var cerr *C.char
+	cp := C.CString(p)
+	defer C.free(unsafe.Pointer(cp))
+	if C.iiif_probe(cp, C.int(page), C.int(subifd), &h, &cerr) != 0 {
+		msg := C.GoString(cerr)
+		C.iiif_free(unsafe.Pointer(cerr))
+		return h, errors.New(strings.TrimSpace(msg))
+	}
+	return h, nil
+}
+
+// probe reads the headers of a source and works out its levels.
+func (v *Vips) probe(id string, f *os.File) (*Source, error) {
+	p := fdPath(f)
+	h, err := probeHeader(p, -1, -1)
+	if err != nil {
+		return nil, &SourceError{ID: id, Detail: err.Error()}
+	}
+	s := &Source{
+		ID:     id,
+		Format: C.GoString(&h.loader[0]),
+		Width:  int(h.width),
+		Height: int(h.height),
+		Levels: []Level{{Width: int(h.width), Height: int(h.height), page: -1, subifd: -1, shrink: 1}},
+		seq:    true,
+	}
+	switch s.Format {
+	case "jpegload":
+		for _, sh := range []int{2, 4, 8} {
+			s.Levels = append(s.Levels, Level{Width: ceilDiv(s.Width, sh), Height: ceilDiv(s.Height, sh), page: -1, subifd: -1, shrink: sh})
+		}
+	case "tiffload":
+		if tw, th, err := imgmeta.TIFFTileSize(f); err == nil {
+			s.TileWidth, s.TileHeight, s.Tiled, s.seq = tw, th, true, false
+		}
+		switch {
+		case h.subifds > 0:
+			s.Levels[0].page = 0
+			for k := range int(h.subifds) {
+				lh, err := probeHeader(p, 0, k)
+				if err != nil || !halves(s.Levels[len(s.Levels)-1], lh) {
+					break
+				}
+				s.Levels = append(s.Levels, Level{Width: int(lh.width), Height: int(lh.height), page: 0, subifd: k, shrink: 1})
+			}
+		case h.pages > 1:
+			s.Levels[0].page = 0
+			for k := 1; k < int(h.pages); k++ {
+				lh, err := probeHeader(p, k, -1)
+				if err != nil || !halves(s.Levels[len(s.Levels)-1], lh) {
+					break
+				}
+				s.Levels = append(s.Levels, Level{Width: int(lh.width), Height: int(lh.height), page: k, subifd: -1, shrink: 1})
+			}
+		}
+	case "jp2kload":
+		s.seq = false
+		if tw, th, err := imgmeta.JP2TileSize(f); err == nil && (tw < s.Width || th < s.Height) {
+			s.TileWidth, s.TileHeight, s.Tiled = tw, th, true
+		}
+		s.Levels[0].page = 0
+		for k := 1; k < int(h.pages); k++ {
+			lh, err := probeHeader(p, k, -1)
+			if err != nil {
+				break
+			}
+			s.Levels = append(s.Levels, Level{Width: int(lh.width), Height: int(lh.height), page: k, subifd: -1, shrink: 1})
+		}
+	}
+	if !s.Tiled || s.TileWidth > 4096 || s.TileHeight > 4096 || s.TileWidth < 16 || s.TileHeight < 16 {
+		s.TileWidth, s.TileHeight = v.cfg.UntiledTileSize, v.cfg.UntiledTileSize
+	}
+	s.ScaleFactors = scaleFactors(s)
+	return s, nil
+}
+
+// halves reports whether next is the level below prev in a pyramid.
+func halves(prev Level, next C.iiif_header) bool {
+	w, h := int(next.width), int(next.height)
+	return w >= 1 && h >= 1 && abs(w-prev.Width/2) <= 1 && abs(h-prev.Height/2) <= 1
+}
+
+func scaleFactors(s *Source) []int {
+	var out []int
+	last := 0
+	for _, l := range s.Levels {
+		f := 1 << int(math.Round(math.Log2(float64(s.Width)/float64(l.Width))))
+		if f > last {
+			out = append(out, f)
+			last = f
+		}
+	}
+	for ceilDiv(s.Width, last) > s.TileWidth || ceilDiv(s.Height, last) > s.TileHeight {
+		last *= 2
+		out = append(out, last)
+	}
+	return out
+}
+
+// Sizes are the whole-image sizes that render fastest, ascending, within the
+// limits: one per scale factor.
+func (v *Vips) Sizes(s *Source) []Size {
+	var out []Size
+	for i := len(s.ScaleFactors) - 1; i >= 0; i-- {
+		f := s.ScaleFactors[i]
+		w, h := ceilDiv(s.Width, f), ceilDiv(s.Height, f)
+		lim := v.cfg.Limits
+		if (lim.MaxWidth > 0 && w > lim.MaxWidth) || (lim.MaxHeight > 0 && h > lim.MaxHeight) ||
+			(lim.MaxArea > 0 && int64(w)*int64(h) > lim.MaxArea) {
+			break
+		}
+		out = append(out, Size{w, h})
+	}
+	return out
+}
+
+// slack is how much upsampling (2%) a level may need and still be chosen:
+// pyramid levels of odd-sized images are rounded, so a level that is nominally
+// 1/2 can be 1/2.0006.
+const slack = 1.02
+
+// plan chooses the cheapest level for res and maps the region onto it.
+func plan(s *Source, res rules.Resolved) (lv Level, x, y, w, h int) {
+	fx := float64(res.Region.W) / float64(res.Width)
+	fy := float64(res.Region.H) / float64(res.Height)
+	lv = s.Levels[0]
+	for _, l := range s.Levels[1:] {
+		dx := float64(s.Width) / float64(l.Width)
+		dy := float64(s.Height) / float64(l.Height)
+		if dx <= fx*slack && dy <= fy*slack {
+			lv = l
+		}
+	}
+	x0, x1 := scaleSpan(res.Region.X, res.Region.W, s.Width, lv.Width)
+	y0, y1 := scaleSpan(res.Region.Y, res.Region.H, s.Height, lv.Height)
+	return lv, x0, y0, x1 - x0, y1 - y0
+}
+
+// scaleSpan maps [pos, pos+n) of a full-size axis onto a level's axis,
+// rounding both ends so that adjacent tiles share their boundary, and never
+// returning an empty span.
+func scaleSpan(pos, n, full, level int) (int, int) {
+	if level == full {
+		return pos, pos + n
+	}
+	k := float64(level) / float64(full)
+	a := min(int(math.Round(float64(pos)*k)), level-1)
+	b := min(int(math.Round(float64(pos+n)*k)), level)
+	if b <= a {
+		b = a + 1
+	}
+	return a, b
+}
+
+// Render renders res from src, which must come from Info. It waits for a
+// worker while ctx allows; a full queue fails at once with ErrOverloaded.
+func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Image, error) {
+	if err := v.acquire(ctx); err != nil {
+		return Image{}, err
+	}
+	defer v.release()
+	f, fi, err := v.open(src.ID)
+	if err != nil {
+		return Image{}, err
+	}
+	defer f.Close()
+	if identOf(fi) != src.ident {
+		return Image{}, ErrSourceChanged
+	}
+	lv, x, y, w, h := plan(src, res)
+	cp := C.CString(fdPath(f))
+	defer C.free(unsafe.Pointer(cp))
+	job := C.iiif_job{
+		path: cp, page: C.int(lv.page), subifd: C.int(lv.subifd), shrink: C.int(lv.shrink),
+		x: C.int(x), y: C.int(y), w: C.int(w), h: C.int(h),
+		ow: C.int(res.Width), oh: C.int(res.Height),
+		angle: C.double(res.Rotation.Degrees), quality: C.int(quality(res.Quality)),
+		format: C.int(format(res.Format)), q: C.int(v.cfg.JPGQuality),
+	}
+	if src.seq {
+		job.sequential = 1
+	}
+	if res.Rotation.Mirror {
+		job.mirror = 1
+	}
+	var buf unsafe.Pointer
+	var n C.size_t
+	var cerr *C.char
+	start := time.Now()
+	rc := C.iiif_render(&job, &buf, &n, &cerr)
+	v.stats.ns.Add(uint64(time.Since(start)))
+	if rc != 0 {
+		msg := strings.TrimSpace(C.GoString(cerr))
+		C.iiif_free(unsafe.Pointer(cerr))
+		v.stats.failures.Add(1)
+		return Image{}, &SourceError{ID: src.ID, Detail: msg}
+	}
+	body := C.GoBytes(buf, C.int(n))
+	C.iiif_free(buf)
+	v.stats.renders.Add(1)
+	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime}, nil
+}
+
+func quality(q rules.Quality) int {
+	switch q {
+	case rules.QualityGray:
+		return C.IIIF_Q_GRAY
+	case rules.QualityBitonal:
+		return C.IIIF_Q_BITONAL
+	}
+	return C.IIIF_Q_COLOR
+}
+
+func format(f rules.Format) int {
+	switch f {
+	case rules.FormatPNG:
+		return C.IIIF_F_PNG
+	case rules.FormatWebP:
+		return C.IIIF_F_WEBP
+	case rules.FormatGIF:
+		return C.IIIF_F_GIF
+	case rules.FormatTIF:
+		return C.IIIF_F_TIF
+	}
+	return C.IIIF_F_JPG
+}
+
+func (v *Vips) acquire(ctx context.Context) error {
+	select {
+	case v.slots <- struct{}{}:
+		v.stats.inflight.Add(1)
+		return nil
+	default:
+	}
+	if v.stats.queued.Add(1) > int64(v.cfg.QueueLen) {
+		v.stats.queued.Add(-1)
+		v.stats.overloaded.Add(1)
+		return ErrOverloaded
+	}
+	defer v.stats.queued.Add(-1)
+	select {
+	case v.slots <- struct{}{}:
+		v.stats.inflight.Add(1)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (v *Vips) release() {
+	v.stats.inflight.Add(-1)
+	<-v.slots
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
