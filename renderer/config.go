@@ -37,6 +37,11 @@ type Config struct {
 	// inode, size and mtime on use. Zero means 4096.
 	MetaCacheLen int
 
+	// OpenCacheLen is how many opened pyramid levels of tiled TIFF and JPEG
+	// 2000 sources stay open between renders (each holds a file descriptor
+	// and libvips' header state). Zero means 256; negative means none.
+	OpenCacheLen int
+
 	// UntiledTileSize is the tile size advertised for sources with no
 	// internal tiling (plain JPEG, PNG, stripped TIFF), where every tile costs
 	// a decode of the rows above it, so fewer, larger tiles are cheaper. Zero
@@ -59,6 +64,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MetaCacheLen == 0 {
 		c.MetaCacheLen = 4096
+	}
+	if c.OpenCacheLen == 0 {
+		c.OpenCacheLen = 256
 	}
 	if c.UntiledTileSize == 0 {
 		c.UntiledTileSize = 1024

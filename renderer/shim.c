@@ -33,6 +33,15 @@ static VipsImage *open_source(const char *path, int page, int subifd, int shrink
 	return im;
 }
 
+VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, char **err) {
+	*err = NULL;
+	VipsImage *im = open_source(path, page, subifd, shrink, sequential);
+	if (im == NULL) fail(err);
+	return im;
+}
+
+void iiif_unref(VipsImage *im) { g_object_unref(im); }
+
 int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err) {
 	VipsImage *im = open_source(path, page, subifd, 1, 0);
 	if (im == NULL) return fail(err);
@@ -83,7 +92,7 @@ static int to_srgb8(VipsImage *in, VipsImage **t, int *i, VipsImage **out) {
 	return 0;
 }
 
-int iiif_render(const iiif_job *job, void **buf, size_t *len, char **err) {
+int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, char **err) {
 	*buf = NULL;
 	*len = 0;
 	*err = NULL;
@@ -99,8 +108,8 @@ int iiif_render(const iiif_job *job, void **buf, size_t *len, char **err) {
 		cur = t[i++];          \
 	} while (0)
 
-	if (!(t[i] = open_source(job->path, job->page, job->subifd, job->shrink, job->sequential)))
-		goto out;
+	t[i] = src;
+	g_object_ref(src); // the scope's unref balances it
 	cur = t[i++];
 
 	if (job->x != 0 || job->y != 0 || job->w != cur->Xsize || job->h != cur->Ysize)

@@ -16,13 +16,10 @@ enum iiif_format {
 	IIIF_F_TIF = 4
 };
 
-typedef struct {
-	const char *path; // file to open (we pass /proc/self/fd/N of a verified fd)
-	int page;         // TIFF page or JP2 resolution level; -1 = loader default
-	int subifd;       // TIFF sub-IFD pyramid level; -1 = none
-	int shrink;       // JPEG shrink-on-load factor (1, 2, 4, 8); 0/1 = none
-	int sequential;   // 1: open with sequential access (line-based formats)
+typedef struct _VipsImage VipsImage;
 
+typedef struct {
+	int sequential; // the source was opened for sequential access
 	int x, y, w, h; // region, in the loaded level's pixels
 	int ow, oh;     // output size before rotation
 	int mirror;     // flip horizontally before rotating
@@ -41,9 +38,20 @@ typedef struct {
 	char loader[32];   // "jpegload", "tiffload", ...
 } iiif_header;
 
-// iiif_render runs job and leaves an encoded image in *buf (free with g_free).
-// On failure it returns non-zero and *err holds a message (free with g_free).
-int iiif_render(const iiif_job *job, void **buf, size_t *len, char **err);
+// iiif_open opens path (we pass /proc/self/fd/N of a verified fd) lazily:
+// only the header is read. page is a TIFF page or JP2 resolution level,
+// subifd a TIFF sub-IFD level (-1 = not used for either); shrink is the JPEG
+// shrink-on-load factor (1 = none). A random-access image may be shared by
+// concurrent renders; a sequential one serves exactly one. Release it with
+// iiif_unref.
+VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, char **err);
+
+// iiif_render runs job on src and leaves an encoded image in *buf (free with
+// iiif_free). On failure it returns non-zero and *err holds a message.
+int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, char **err);
+
+// iiif_unref drops a reference to an image from iiif_open.
+void iiif_unref(VipsImage *im);
 
 // iiif_probe reads a source's header (no pixels are decoded). page and subifd
 // select a pyramid level as in iiif_job.

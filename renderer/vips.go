@@ -182,6 +182,7 @@ type Vips struct {
 	cfg   Config
 	root  *os.Root
 	meta  *lru.Cache[string, *Source]
+	open_ *lru.Cache[openKey, *openImage] // random-access sources kept open
 	slots chan struct{} // one token per running render
 	stats struct {
 		renders, failures, overloaded, ns atomic.Uint64
@@ -206,12 +207,70 @@ func New(cfg Config) (*Vips, error) {
 		cfg:   cfg,
 		root:  root,
 		meta:  lru.New[string, *Source](cfg.MetaCacheLen),
+		open_: lru.NewWithEvict(cfg.OpenCacheLen, func(_ openKey, o *openImage) { o.release() }),
 		slots: make(chan struct{}, cfg.Concurrency),
 	}, nil
 }
 
-// Close releases the TilePath handle.
-func (v *Vips) Close() error { return v.root.Close() }
+// Close releases the TilePath handle and the sources kept open.
+func (v *Vips) Close() error {
+	v.open_.RemoveFunc(func(openKey) bool { return true })
+	return v.root.Close()
+}
+
+// openKey names one level of one version of a file: a changed file (new
+// inode, size or mtime) never reuses a handle opened on the old one.
+type openKey struct {
+	ident        fileIdent
+	page, subifd int
+}
+
+// openImage is a libvips image shared by concurrent renders. refs counts the
+// cache's reference plus one per render using it; the last release unrefs.
+type openImage struct {
+	im   *C.VipsImage
+	refs atomic.Int32
+}
+
+func (o *openImage) release() {
+	if o.refs.Add(-1) == 0 {
+		C.iiif_unref(o.im)
+	}
+}
+
+// image returns src's level lv opened from f, and the function that gives it
+// back. Tiled and JPEG 2000 sources stay open across renders (re-opening a
+// big pyramidal TIFF costs more than rendering a tile from it); sequential
+// sources are single-use.
+func (v *Vips) image(f *os.File, src *Source, lv Level) (*C.VipsImage, func(), error) {
+	key := openKey{src.ident, lv.page, lv.subifd}
+	if !src.seq {
+		if o, ok := v.open_.Get(key); ok && o.refs.Add(1) > 1 {
+			return o.im, o.release, nil
+		}
+		// refs was 0: evicted meanwhile and already unreffed; open anew.
+	}
+	cp := C.CString(fdPath(f))
+	defer C.free(unsafe.Pointer(cp))
+	var cerr *C.char
+	seq := C.int(0)
+	if src.seq {
+		seq = 1
+	}
+	im := C.iiif_open(cp, C.int(lv.page), C.int(lv.subifd), C.int(lv.shrink), seq, &cerr)
+	if im == nil {
+		msg := strings.ReplaceAll(strings.TrimSpace(C.GoString(cerr)), fdPath(f), src.ID)
+		C.iiif_free(unsafe.Pointer(cerr))
+		return nil, nil, &SourceError{ID: src.ID, Detail: msg}
+	}
+	o := &openImage{im: im}
+	o.refs.Store(1)
+	if !src.seq {
+		o.refs.Add(1) // the cache's reference
+		v.open_.Add(key, o)
+	}
+	return im, o.release, nil
+}
 
 // Limits returns the output limits in force.
 func (v *Vips) Limits() rules.Limits { return v.cfg.Limits }
@@ -305,7 +364,7 @@ func (v *Vips) probe(id string, f *os.File) (*Source, error) {
 	p := fdPath(f)
 	h, err := probeHeader(p, -1, -1)
 	if err != nil {
-		return nil, &SourceError{ID: id, Detail: err.Error()}
+		return nil, &SourceError{ID: id, Detail: strings.ReplaceAll(err.Error(), p, id)}
 	}
 	s := &Source{
 		ID:     id,
@@ -372,6 +431,7 @@ func halves(prev Level, next C.iiif_header) bool {
 }
 
 func scaleFactors(s *Source) []int {
+	fits := func(f int) bool { return ceilDiv(s.Width, f) <= s.TileWidth && ceilDiv(s.Height, f) <= s.TileHeight }
 	var out []int
 	last := 0
 	for _, l := range s.Levels {
@@ -380,8 +440,11 @@ func scaleFactors(s *Source) []int {
 			out = append(out, f)
 			last = f
 		}
+		if fits(last) {
+			return out
+		}
 	}
-	for ceilDiv(s.Width, last) > s.TileWidth || ceilDiv(s.Height, last) > s.TileHeight {
+	for !fits(last) {
 		last *= 2
 		out = append(out, last)
 	}
@@ -459,10 +522,13 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 		return Image{}, ErrSourceChanged
 	}
 	lv, x, y, w, h := plan(src, res)
-	cp := C.CString(fdPath(f))
-	defer C.free(unsafe.Pointer(cp))
+	im, done, err := v.image(f, src, lv)
+	if err != nil {
+		v.stats.failures.Add(1)
+		return Image{}, err
+	}
+	defer done()
 	job := C.iiif_job{
-		path: cp, page: C.int(lv.page), subifd: C.int(lv.subifd), shrink: C.int(lv.shrink),
 		x: C.int(x), y: C.int(y), w: C.int(w), h: C.int(h),
 		ow: C.int(res.Width), oh: C.int(res.Height),
 		angle: C.double(res.Rotation.Degrees), quality: C.int(quality(res.Quality)),
@@ -478,7 +544,7 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	var n C.size_t
 	var cerr *C.char
 	start := time.Now()
-	rc := C.iiif_render(&job, &buf, &n, &cerr)
+	rc := C.iiif_render(im, &job, &buf, &n, &cerr)
 	v.stats.ns.Add(uint64(time.Since(start)))
 	if rc != 0 {
 		msg := strings.TrimSpace(C.GoString(cerr))

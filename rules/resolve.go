@@ -13,12 +13,17 @@ import (
 //     "pct:" edges are rounded to the nearest pixel (see pctSpan).
 //   - "max" is the region's size, shrunk to fit lim keeping the aspect ratio.
 //     3.0 "^max" is the region scaled up or down to fit lim (the region's size
-//     when lim sets no limit). 2.1 "full" is treated as "max" (see below).
+//     when lim sets no limit). 2.1 "full" is treated as "max": Size does not
+//     tell them apart, 2.1 §5.3 allows refusing sizes over the limits but
+//     does not require it, and a shrunk "full" has the canonical form "w,"
+//     (2.1 §4.2), so it never shares a cache entry with the unscaled image.
 //   - "w," and ",h" keep the aspect ratio, rounding the computed side to the
 //     nearest pixel; "pct:n" rounds both sides; "!w,h" fits inside w×h; "w,h"
 //     may distort.
-//   - In 3.0 a size larger than the region in either dimension needs "^". In
-//     2.1 upscaling is implicit and allowed.
+//   - In 3.0 a size larger than the region in either dimension needs "^",
+//     except "!w,h", which the spec caps at the region's size instead
+//     (3.0 §4.2). In 2.1 upscaling is implicit and allowed, "!w,h" included.
+//   - Rotation 360 becomes 0: the same image, one cache entry.
 //   - An explicit size ("w,", ",h", "pct:n", "w,h") whose output exceeds a
 //     limit is an error naming the limit. "max", "^max" and "!w,h" shrink to
 //     fit instead: the spec defines them as "as large as possible" within the

@@ -14,7 +14,8 @@
 #   IIP_VERBOSITY  iipsrv VERBOSITY (log: $IIP_RUN/iipsrv.log)[0]
 #   IIP_CACHE_MB   iipsrv MAX_IMAGE_CACHE_SIZE (0 = tile cache off) [0]
 #   CORPUS_W/CORPUS_H  size of the generated test image      [20480/11520]
-#   BENCH_CPU, BENCH_DURATION, BENCH_OUT  for `bench`         [0, 20s, /tmp/peers/results-<time>]
+#   BENCH_CPU, BENCH_DURATION, BENCH_REPEAT, BENCH_OUT  for `bench`
+#                  [0, 20s, 3, /tmp/peers/results-<time>]
 #
 # Every process this script starts is recorded in $IIP_RUN/*.pid and `stop`
 # kills exactly those PIDs (after checking /proc/PID/exe), nothing by name.
@@ -314,33 +315,99 @@ cmd_links() {
 }
 
 # ---------------------------------------------------------------- bench
+# cpu_busy: percent of all CPUs busy over the next second (from /proc/stat)
+cpu_busy() {
+  local a b
+  a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9; exit}' /proc/stat)
+  echo "$a $b" | awk '{d = $4 - $2; print (d > 0 ? int(100 * ($3 - $1) / d) : 0)}'
+}
+
+# quiet_wait: other workloads on this 2-core box wreck the figures; wait up to
+# 120 s for the machine to be idle (<10% busy), else record a warning.
+quiet_wait() {
+  local i busy=100
+  for ((i = 0; i < 120; i++)); do
+    busy=$(cpu_busy)
+    [ "$busy" -lt 10 ] && return 0
+  done
+  log "warning: machine still ${busy}% busy before this run"
+  echo "WARNING: machine ${busy}% busy before run $1" >>"$BENCH_DIR/notes.txt"
+}
+
+# wrk_summary FILE -> "req/s p50 p99 non2xx repeats" from wrk --latency output
+wrk_summary() {
+  awk '
+    /Requests\/sec:/ {rps = $2}
+    /^ +50%/ {p50 = $2} /^ +99%/ {p99 = $2}
+    /Non-2xx or 3xx responses:/ {bad = $NF}
+    /tiles.lua: URL repeats:/ {rep = $4}
+    END {printf "%s\t%s\t%s\t%s\t%s\n", rps, p50, p99, (bad == "" ? 0 : bad), (rep == "" ? "n/a" : rep)}' "$1"
+}
+
+# run NAME [VAR=value ...] -- wrk args...   (wrk runs on BENCH_CPU)
+bench_run() {
+  local name=$1 r f; shift
+  local vars=()
+  while [ "$1" != "--" ]; do vars+=("$1"); shift; done
+  shift
+  for ((r = 1; r <= BENCH_REPEAT; r++)); do
+    quiet_wait "$name.$r"
+    f=$BENCH_DIR/$name.$r.txt
+    echo "+ ${vars[*]} taskset -c $BENCH_CPU wrk $*" | tee "$f"
+    env "${vars[@]}" taskset -c "$BENCH_CPU" wrk "$@" | tee -a "$f"
+    printf '%s\t%s\t%s\n' "$name" "$r" "$(wrk_summary "$f")" >>"$BENCH_DIR/summary.tsv"
+  done
+}
+
 # The measurements recorded in README.md. Server must be running (start).
 cmd_bench() {
-  local bcpu=${BENCH_CPU:-0} dur=${BENCH_DURATION:-20s}
-  local out=${BENCH_OUT:-$PEERS/results-$(date +%Y%m%d-%H%M%S)}
-  local url=http://$LISTEN img=big.tif W H
+  BENCH_CPU=${BENCH_CPU:-0}
+  BENCH_REPEAT=${BENCH_REPEAT:-3}
+  BENCH_DIR=${BENCH_OUT:-$PEERS/results-$(date +%Y%m%d-%H%M%S)}
+  local dur=${BENCH_DURATION:-20s} url=http://$LISTEN img=big.tif W H i
   cmd_status >/dev/null || die "server not running (start it first)"
   read -r W H < <(vipsheader -f width "$IMAGES/$img" | tr '\n' ' '; vipsheader -f height "$IMAGES/$img")
-  mkdir -p "$out"
-  log "bench: results in $out (wrk on cpu $bcpu, server on cpu $CPU)"
-  # distinct URLs: scale 1 = 3600 tiles/identifier, scale 8 = 60 tiles/identifier
+  mkdir -p "$BENCH_DIR"
+  printf 'run\trep\treq/s\tp50\tp99\tnon2xx\trepeats\n' >"$BENCH_DIR/summary.tsv"
+  log "bench: results in $BENCH_DIR (wrk on cpu $BENCH_CPU, server on cpu $CPU, $BENCH_REPEAT x $dur)"
+  {
+    echo "date: $(date -u +%FT%TZ)"
+    echo "iipimage-server: $(dpkg-query -W -f '${Version}' iipimage-server 2>/dev/null)"
+    echo "nginx: $(dpkg-query -W -f '${Version}' nginx-light 2>/dev/null)  wrk: $(dpkg-query -W -f '${Version}' wrk 2>/dev/null)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc)"
+    echo "image: $(vipsheader "$IMAGES/$img")"
+  } >"$BENCH_DIR/notes.txt"
+  # Distinct URLs: a 20480x11520 image has 3600 tiles at scale 1 and only 60 at
+  # scale 8, so the walk spreads over symlinked identifiers big-0001.tif...
   cmd_links 1000 >/dev/null
-  export WIDTH=$W HEIGHT=$H TILE=256 FORMAT=default.jpg SEED=1 BASE=/iiif/big-%04d.tif
-  # warm the OS page cache for the file so run (a) is not a disk benchmark
+  local common=(WIDTH="$W" HEIGHT="$H" TILE=256 FORMAT=default.jpg SEED=1 BASE=/iiif/big-%04d.tif)
+  # warm the OS page cache for the file so no run is a disk benchmark
   cat "$IMAGES/$img" >/dev/null
-  set -x
-  STYLE=2 SCALES=1 COPIES=20 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/a-scale1-c8.txt"
-  STYLE=2 SCALES=8 COPIES=1000 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/b-scale8-c8.txt"
-  STYLE=2 SCALES=1 COPIES=20 THREADS=1 SEED=2 taskset -c "$bcpu" wrk -t1 -c1 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/c-scale1-c1.txt"
-  taskset -c "$bcpu" wrk -t1 -c1 -d10s --latency "$url/iiif/$img/full/1024,/0/default.jpg" | tee "$out/d-full1024-c1.txt"
+  # (a) distinct full-resolution tiles, (b) distinct scale-8 tiles, 8 connections
+  bench_run a-scale1-c8 "${common[@]}" STYLE=2 SCALES=1 COPIES=20 THREADS=2 -- \
+    -t2 -c8 -d"$dur" --latency -s "$LUA" "$url"
+  bench_run b-scale8-c8 "${common[@]}" STYLE=2 SCALES=8 COPIES=1000 THREADS=2 -- \
+    -t2 -c8 -d"$dur" --latency -s "$LUA" "$url"
+  # (c) single-tile latency: one connection, distinct full-resolution tiles
+  bench_run c-scale1-c1 "${common[@]}" STYLE=2 SCALES=1 COPIES=20 THREADS=1 SEED=2 -- \
+    -t1 -c1 -d"$dur" --latency -s "$LUA" "$url"
+  # (d) whole scan at 1024 wide, one connection
+  bench_run d-full1024-c1 X=1 -- -t1 -c1 -d10s --latency "$url/iiif/$img/full/1024,/0/default.jpg"
   # extra: IIIF 3 canonical "w,h" sizes, which iipsrv 1.1 routes to CVT, not JTL
-  STYLE=3 SCALES=1 COPIES=20 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/e-scale1-c8-style3.txt"
-  STYLE=3 SCALES=8 COPIES=1000 THREADS=2 taskset -c "$bcpu" wrk -t2 -c8 -d"$dur" --latency -s "$LUA" "$url" | tee "$out/f-scale8-c8-style3.txt"
-  set +x
+  bench_run e-scale1-c8-style3 "${common[@]}" STYLE=3 SCALES=1 COPIES=20 THREADS=2 -- \
+    -t2 -c8 -d"$dur" --latency -s "$LUA" "$url"
+  bench_run f-scale8-c8-style3 "${common[@]}" STYLE=3 SCALES=8 COPIES=1000 THREADS=2 -- \
+    -t2 -c8 -d"$dur" --latency -s "$LUA" "$url"
+  quiet_wait d-curl
   for i in $(seq 1 10); do
-    taskset -c "$bcpu" curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' \
+    taskset -c "$BENCH_CPU" curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' \
       "$url/iiif/$img/full/1024,/0/default.jpg"
-  done | tee "$out/d-full1024-curl.txt"
+  done | tee "$BENCH_DIR/d-full1024-curl.txt"
+  echo
+  cat "$BENCH_DIR/notes.txt"
+  column -t -s $'\t' "$BENCH_DIR/summary.tsv" 2>/dev/null || cat "$BENCH_DIR/summary.tsv"
 }
 
 case ${1:-} in

@@ -14,6 +14,7 @@ type Cache[K comparable, V any] struct {
 	cap   int
 	ll    *list.List // front = most recently used; elements hold *entry[K, V]
 	items map[K]*list.Element
+	evict func(K, V) // called, outside mu, for values dropped or replaced; may be nil
 }
 
 type entry[K comparable, V any] struct {
@@ -25,7 +26,22 @@ type entry[K comparable, V any] struct {
 // less gives a cache that stores nothing, so callers need no special case for
 // "cache off".
 func New[K comparable, V any](capacity int) *Cache[K, V] {
-	return &Cache[K, V]{cap: capacity, ll: list.New(), items: make(map[K]*list.Element)}
+	return NewWithEvict[K, V](capacity, nil)
+}
+
+// NewWithEvict is New with a function called for every value that leaves the
+// cache (evicted, replaced, removed, or refused by a zero-capacity cache), so
+// values that hold resources can release them.
+func NewWithEvict[K comparable, V any](capacity int, evict func(K, V)) *Cache[K, V] {
+	return &Cache[K, V]{cap: capacity, ll: list.New(), items: make(map[K]*list.Element), evict: evict}
+}
+
+func (c *Cache[K, V]) dropped(gone []entry[K, V]) {
+	if c.evict != nil {
+		for _, e := range gone {
+			c.evict(e.key, e.val)
+		}
+	}
 }
 
 // Get returns the value for key and marks it recently used.
@@ -46,43 +62,48 @@ func (c *Cache[K, V]) Get(key K) (v V, ok bool) {
 // Add stores val under key, evicting the least recently used entry when full.
 func (c *Cache[K, V]) Add(key K, val V) {
 	if c.cap <= 0 {
+		c.dropped([]entry[K, V]{{key, val}})
 		return
 	}
+	var gone []entry[K, V]
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
-		el.Value.(*entry[K, V]).val = val
+		e := el.Value.(*entry[K, V])
+		gone = append(gone, *e)
+		e.val = val
 		c.ll.MoveToFront(el)
-		return
+	} else {
+		c.items[key] = c.ll.PushFront(&entry[K, V]{key, val})
+		if c.ll.Len() > c.cap {
+			last := c.ll.Back()
+			c.ll.Remove(last)
+			e := last.Value.(*entry[K, V])
+			delete(c.items, e.key)
+			gone = append(gone, *e)
+		}
 	}
-	c.items[key] = c.ll.PushFront(&entry[K, V]{key, val})
-	if c.ll.Len() > c.cap {
-		last := c.ll.Back()
-		c.ll.Remove(last)
-		delete(c.items, last.Value.(*entry[K, V]).key)
-	}
+	c.mu.Unlock()
+	c.dropped(gone)
 }
 
 // Remove drops key if present.
 func (c *Cache[K, V]) Remove(key K) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		c.ll.Remove(el)
-		delete(c.items, key)
-	}
+	c.RemoveFunc(func(k K) bool { return k == key })
 }
 
 // RemoveFunc drops every entry whose key satisfies match.
 func (c *Cache[K, V]) RemoveFunc(match func(K) bool) {
+	var gone []entry[K, V]
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for k, el := range c.items {
 		if match(k) {
+			gone = append(gone, *el.Value.(*entry[K, V]))
 			c.ll.Remove(el)
 			delete(c.items, k)
 		}
 	}
+	c.mu.Unlock()
+	c.dropped(gone)
 }
 
 // Len returns the number of entries.

@@ -36,3 +36,28 @@ func TestZeroCapacityStoresNothing(t *testing.T) {
 		t.Fatal("a zero-capacity cache stored an entry")
 	}
 }
+
+func TestEvictCallbackSeesEveryDroppedValue(t *testing.T) {
+	var gone []int
+	c := NewWithEvict(2, func(_ string, v int) { gone = append(gone, v) })
+	c.Add("a", 1)
+	c.Add("b", 2)
+	c.Add("a", 3) // replaces 1
+	c.Add("c", 4) // evicts b (a was touched last)
+	c.Remove("a") // 3
+	c.RemoveFunc(func(string) bool { return true }) // 4
+	want := []int{1, 2, 3, 4}
+	if len(gone) != len(want) {
+		t.Fatalf("evicted %v, want %v", gone, want)
+	}
+	for i := range want {
+		if gone[i] != want[i] {
+			t.Fatalf("evicted %v, want %v", gone, want)
+		}
+	}
+	z := NewWithEvict(0, func(_ string, v int) { gone = append(gone, v) })
+	z.Add("x", 9)
+	if gone[len(gone)-1] != 9 {
+		t.Error("a zero-capacity cache did not hand back the refused value")
+	}
+}

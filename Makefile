@@ -1,0 +1,46 @@
+# iiif-proxy: the two commands of the README.
+#   make run    install what is missing, generate sample images, serve them
+#   make test   install what is missing, run every test
+# Both work alone on a fresh Debian machine (as root, or with sudo).
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+SAMPLES ?= samples
+# Debian packages the build and tests need: libvips (with its headers, for cgo)
+# and pkg-config to find it.
+DEB_PACKAGES := libvips-dev pkg-config gcc
+
+.PHONY: deps build run samples test bench fuzz clean
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 at /usr/local/go"; exit 1; }
+
+build: deps
+	$(GO) build -o iiif-proxy ./cmd/iiif-proxy
+
+samples: build
+	./iiif-proxy samples -dir $(SAMPLES)
+
+run: samples
+	./iiif-proxy -config conf/rais.toml -tile-path $(SAMPLES)
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./rules/ ./renderer/
+
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./rules/
+
+clean:
+	rm -rf iiif-proxy $(SAMPLES)

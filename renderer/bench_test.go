@@ -1,0 +1,123 @@
+package renderer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/iiif-proxy/iiif-proxy/rules"
+)
+
+// Benchmarks read a corpus of large synthetic scans, generated on first use
+// into $IIIF_BENCH_CORPUS (default: $TMPDIR/iiif-proxy-bench) and reused.
+var (
+	corpusOnce sync.Once
+	corpusDir  string
+	corpusErr  error
+)
+
+const bigW, bigH = 20480, 11520
+
+func corpus(b *testing.B) string {
+	corpusOnce.Do(func() {
+		corpusDir = os.Getenv("IIIF_BENCH_CORPUS")
+		if corpusDir == "" {
+			corpusDir = filepath.Join(os.TempDir(), "iiif-proxy-bench")
+		}
+		if corpusErr = os.MkdirAll(corpusDir, 0o755); corpusErr != nil {
+			return
+		}
+		for _, f := range []struct{ name, layout string }{{"scan-pyramid", PyramidTIFF}, {"scan-plain", PlainJPEG}} {
+			ext := ".tif"
+			if f.layout == PlainJPEG {
+				ext = ".jpg"
+			}
+			if _, err := os.Stat(filepath.Join(corpusDir, f.name+ext)); err == nil {
+				continue
+			}
+			tmp := filepath.Join(corpusDir, ".tmp-"+f.name)
+			name, err := Generate(tmp, Scan, f.layout, bigW, bigH, 7)
+			if err != nil {
+				corpusErr = err
+				return
+			}
+			if corpusErr = os.Rename(name, filepath.Join(corpusDir, f.name+ext)); corpusErr != nil {
+				return
+			}
+		}
+	})
+	if corpusErr != nil {
+		b.Fatal(corpusErr)
+	}
+	return corpusDir
+}
+
+// benchRender renders the IIIF paths in turn, b.N times in all.
+func benchRender(b *testing.B, id string, paths []string) {
+	v := newVips(b, Config{TilePath: corpus(b), Concurrency: 1, OpenCacheLen: benchOpenCache})
+	src, err := v.Info(context.Background(), id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res := make([]rules.Resolved, len(paths))
+	for i, p := range paths {
+		req, err := rules.Parse(rules.V3, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res[i], err = req.Resolve(rules.ImageInfo{Width: src.Width, Height: src.Height}, rules.Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	var bytes int64
+	i := 0
+	for b.Loop() {
+		img, err := v.Render(context.Background(), src, res[i%len(res)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytes += int64(len(img.Body))
+		i++
+	}
+	b.ReportMetric(float64(bytes)/float64(i), "B/img")
+}
+
+// tiles lists distinct 256-px tile URLs at scale factor f.
+func tiles(f, n int) []string {
+	var out []string
+	span := 256 * f
+	for y := 0; y+span <= bigH && len(out) < n; y += span {
+		for x := 0; x+span <= bigW && len(out) < n; x += span {
+			out = append(out, fmt.Sprintf("x/%d,%d,%d,%d/256,256/0/default.jpg", x, y, span, span))
+		}
+	}
+	return out
+}
+
+func BenchmarkTilePyramidFull(b *testing.B) { benchRender(b, "scan-pyramid.tif", tiles(1, 512)) }
+
+func BenchmarkTilePyramidEighth(b *testing.B) { benchRender(b, "scan-pyramid.tif", tiles(8, 512)) }
+
+func BenchmarkThumb1024Pyramid(b *testing.B) {
+	benchRender(b, "scan-pyramid.tif", []string{"x/full/1024,/0/default.jpg"})
+}
+
+func BenchmarkThumb1024PlainJPEG(b *testing.B) {
+	benchRender(b, "scan-plain.jpg", []string{"x/full/1024,/0/default.jpg"})
+}
+
+// BenchmarkTilePlainJPEGFull is the worst case of a plain JPEG source: a
+// full-resolution tile near the bottom decodes nearly every row above it.
+func BenchmarkTilePlainJPEGFull(b *testing.B) {
+	benchRender(b, "scan-plain.jpg", []string{fmt.Sprintf("x/%d,%d,256,256/256,/0/default.jpg", bigW/2, bigH-512)})
+}
+
+func BenchmarkTilePlainJPEGEighth(b *testing.B) {
+	benchRender(b, "scan-plain.jpg", tiles(8, 64))
+}
+
+var benchOpenCache = 0

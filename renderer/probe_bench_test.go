@@ -1,0 +1,21 @@
+package renderer
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func BenchmarkOpenHeaderOnly(b *testing.B) {
+	f, err := os.Open(filepath.Join(corpus(b), "scan-pyramid.tif"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	p := fdPath(f)
+	for b.Loop() {
+		if _, err := probeHeader(p, 0, -1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
