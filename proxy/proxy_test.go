@@ -143,17 +143,20 @@ func TestInfoJSONVersion3(t *testing.T) {
 		t.Error("no Last-Modified")
 	}
 	var info struct {
-		Context        string `json:"@context"`
-		ID             string `json:"id"`
-		Type           string `json:"type"`
-		Protocol       string `json:"protocol"`
-		Profile        string `json:"profile"`
-		Width, Height  int
-		MaxWidth       int   `json:"maxWidth"`
-		MaxHeight      int   `json:"maxHeight"`
-		MaxArea        int64 `json:"maxArea"`
-		Sizes          []struct{ Width, Height int }
-		Tiles          []struct{ Width, Height int; ScaleFactors []int }
+		Context       string `json:"@context"`
+		ID            string `json:"id"`
+		Type          string `json:"type"`
+		Protocol      string `json:"protocol"`
+		Profile       string `json:"profile"`
+		Width, Height int
+		MaxWidth      int   `json:"maxWidth"`
+		MaxHeight     int   `json:"maxHeight"`
+		MaxArea       int64 `json:"maxArea"`
+		Sizes         []struct{ Width, Height int }
+		Tiles         []struct {
+			Width, Height int
+			ScaleFactors  []int
+		}
 		ExtraFormats   []string `json:"extraFormats"`
 		ExtraQualities []string `json:"extraQualities"`
 		ExtraFeatures  []string `json:"extraFeatures"`

@@ -183,7 +183,7 @@ type Vips struct {
 	root  *os.Root
 	meta  *lru.Cache[string, *Source]
 	open_ *lru.Cache[openKey, *openImage] // random-access sources kept open
-	slots chan struct{} // one token per running render
+	slots chan struct{}                   // one token per running render
 	stats struct {
 		renders, failures, overloaded, ns atomic.Uint64
 		inflight, queued                  atomic.Int64

@@ -42,9 +42,9 @@ func TestEvictCallbackSeesEveryDroppedValue(t *testing.T) {
 	c := NewWithEvict(2, func(_ string, v int) { gone = append(gone, v) })
 	c.Add("a", 1)
 	c.Add("b", 2)
-	c.Add("a", 3) // replaces 1
-	c.Add("c", 4) // evicts b (a was touched last)
-	c.Remove("a") // 3
+	c.Add("a", 3)                                   // replaces 1
+	c.Add("c", 4)                                   // evicts b (a was touched last)
+	c.Remove("a")                                   // 3
 	c.RemoveFunc(func(string) bool { return true }) // 4
 	want := []int{1, 2, 3, 4}
 	if len(gone) != len(want) {
