@@ -274,6 +274,9 @@ func (p *Proxy) image(ctx *fasthttp.RequestCtx, req rules.Request) {
 		ctx.NotModified()
 		return
 	}
+	if p.log.Enabled(c, slog.LevelDebug) {
+		p.log.Debug("rendering", "id", req.ID, "canonical", res.Canonical())
+	}
 	img, err := p.r.Render(c, src, res)
 	if err != nil {
 		p.fail(ctx, err)

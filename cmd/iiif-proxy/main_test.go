@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary: built once, started as a child process,
+// spoken to over loopback, stopped by its PID.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "iiif-proxy-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "iiif-proxy")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// child is a running iiif-proxy.
+type child struct {
+	cmd   *exec.Cmd
+	lines chan string // its stderr, line by line
+	addr  string
+}
+
+func start(t *testing.T, env ...string) *child {
+	t.Helper()
+	c := &child{addr: freePort(t), lines: make(chan string, 1024)}
+	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", c.addr, "-admin-address", freePort(t))
+	c.cmd.Env = append(os.Environ(), env...)
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+	})
+	c.waitFor(t, "serving IIIF")
+	return c
+}
+
+// waitFor reads the child's log until a line contains s.
+func (c *child) waitFor(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("the process ended before logging %q", s)
+			}
+			if strings.Contains(line, s) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no log line with %q within 30s", s)
+		}
+	}
+}
+
+func samplesDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := exec.Command(binary, "samples", "-small", "-dir", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("samples: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func TestServesSamplesAndShutsDownGracefully(t *testing.T) {
+	dir := samplesDir(t)
+	c := start(t, "RAIS_TILEPATH="+dir, "RAIS_LOGLEVEL=DEBUG")
+	base := "http://" + c.addr + "/iiif/3/"
+
+	resp, err := http.Get(base + "page.tif/info.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct{ Width, Height int }
+	err = json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || info.Width != 3000 || info.Height != 4000 {
+		t.Fatalf("info.json: %d %v %+v", resp.StatusCode, err, info)
+	}
+	for _, id := range []string{"page.tif", "page-plain.jpg", "page-jp2.jp2", "page-png.png", "page-webp.webp", "pattern.tif"} {
+		resp, err := http.Get(base + id + "/0,0,512,512/256,/0/default.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || len(body) < 1000 {
+			t.Errorf("%s tile: %d %s, %d bytes", id, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+		}
+	}
+
+	// A slow render is in flight when SIGTERM arrives: it must complete.
+	type result struct {
+		status int
+		n      int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(base + "page-plain.jpg/full/max/33/default.png")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{resp.StatusCode, len(body), err}
+	}()
+	c.waitFor(t, "msg=rendering")
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.status != 200 || r.n < 100_000 {
+		t.Errorf("in-flight request during shutdown: %d, %d bytes, %v", r.status, r.n, r.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() { waited <- c.cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the process did not exit after SIGTERM")
+	}
+	if _, err := net.DialTimeout("tcp", c.addr, time.Second); err == nil {
+		t.Error("still listening after exit")
+	}
+}
+
+func TestBadConfigurationListsEveryProblem(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "rais.toml")
+	if err := os.WriteFile(cfg, []byte("TilePath = \"/nowhere\"\nJPGQuality = 500\nBogus = true\nPlugins = \"x.so\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "-config", cfg, "-log-level", "LOUD")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2\n%s", err, out)
+	}
+	for _, want := range []string{"TilePath", "JPGQuality", "unknown key Bogus", "LogLevel", "Plugins"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not mention %s:\n%s", want, out)
+		}
+	}
+}
