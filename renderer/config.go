@@ -42,6 +42,13 @@ type Config struct {
 	// and libvips' header state). Zero means 256; negative means none.
 	OpenCacheLen int
 
+	// TilePassthrough serves a request for exactly one stored tile of a
+	// JPEG-compressed TIFF level (unrotated, colour, as JPEG) by copying the
+	// tile's compressed bytes: no decode, no generation loss, but the file's
+	// own JPEG quality instead of JPGQuality. Off in the zero value; the
+	// command's configuration turns it on by default.
+	TilePassthrough bool
+
 	// UntiledTileSize is the tile size advertised for sources with no
 	// internal tiling (plain JPEG, PNG, stripped TIFF), where every tile costs
 	// a decode of the rows above it, so fewer, larger tiles are cheaper. Zero

@@ -493,3 +493,59 @@ func TestFullQueueIsRefusedAtOnce(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+func meanAbsDiff(t *testing.T, a, b decoded) float64 {
+	t.Helper()
+	if a.w != b.w || a.h != b.h {
+		t.Fatalf("sizes differ: %d×%d vs %d×%d", a.w, a.h, b.w, b.h)
+	}
+	var sum float64
+	n := 0
+	for y := 0; y < a.h; y += 7 {
+		for x := 0; x < a.w; x += 7 {
+			pa, pb := a.at(t, x, y), b.at(t, x, y)
+			for i := range 3 {
+				sum += math.Abs(pa[i] - pb[i])
+			}
+			n += 3
+		}
+	}
+	return sum / float64(n)
+}
+
+func TestTilePassthrough(t *testing.T) {
+	on := newVips(t, Config{TilePassthrough: true})
+	off := newVips(t, Config{})
+	big := 8 * cell
+	tests := []struct {
+		name, id, path string
+		passed         bool
+	}{
+		{"full resolution tile", ids["bigpyr"], fmt.Sprintf("x/%d,%d,256,256/256,256/0/default.jpg", 19*256, big/256*256), true},
+		{"1/4 level tile", ids["bigpyr"], "x/1024,1024,1024,1024/256,256/0/color.jpg", true},
+		{"sub-IFD pyramid tile", ids["subifd"], "x/256,256,256,256/256,/0/default.jpg", true},
+		{"edge tile is partial", ids["subifd"], "x/1024,768,176,132/176,132/0/default.jpg", false},
+		{"unaligned", ids["bigpyr"], "x/100,100,256,256/256,256/0/default.jpg", false},
+		{"png", ids["bigpyr"], "x/0,0,256,256/256,256/0/default.png", false},
+		{"gray from colour", ids["bigpyr"], "x/0,0,256,256/256,256/0/gray.jpg", false},
+		{"mirrored", ids["bigpyr"], "x/0,0,256,256/256,256/!0/default.jpg", false},
+		{"resized", ids["bigpyr"], "x/0,0,256,256/128,128/0/default.jpg", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := on.Stats()
+			_, got := render(t, on, tt.id, tt.path)
+			after := on.Stats()
+			if passed := after.Passthrough == before.Passthrough+1; passed != tt.passed {
+				t.Errorf("passed through = %v, want %v (stats %+v → %+v)", passed, tt.passed, before, after)
+			}
+			_, want := render(t, off, tt.id, tt.path)
+			if d := meanAbsDiff(t, got, want); d > 4 {
+				t.Errorf("pass-through differs from the decoded render by %.1f per channel on average", d)
+			}
+		})
+	}
+	if s := off.Stats(); s.Passthrough != 0 {
+		t.Errorf("pass-through happened while switched off: %+v", s)
+	}
+}

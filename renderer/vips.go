@@ -121,8 +121,9 @@ func Shutdown() { vips.Shutdown() }
 // Level is one resolution level a source can be read at cheaply.
 type Level struct {
 	Width, Height int
-	page, subifd  int // loader options; -1 = not used
-	shrink        int // JPEG shrink-on-load factor; 1 = none
+	page, subifd  int          // loader options; -1 = not used
+	shrink        int          // JPEG shrink-on-load factor; 1 = none
+	ifd           *imgmeta.IFD // a TIFF level's directory, for tile pass-through
 }
 
 // Size is a width and height.
@@ -169,12 +170,13 @@ type Image struct {
 
 // Stats are the renderer's counters since start.
 type Stats struct {
-	Renders    uint64 // successful renders
-	Failures   uint64 // renders that failed in libvips
-	Overloaded uint64 // renders refused because the queue was full
-	InFlight   int64  // renders running now
-	Queued     int64  // renders waiting for a worker now
-	RenderNs   uint64 // total time spent rendering
+	Renders     uint64 // successful renders by libvips
+	Passthrough uint64 // tiles served as stored, without decoding
+	Failures    uint64 // renders that failed in libvips
+	Overloaded  uint64 // renders refused because the queue was full
+	InFlight    int64  // renders running now
+	Queued      int64  // renders waiting for a worker now
+	RenderNs    uint64 // total time spent rendering
 }
 
 // Vips renders from files with libvips.
@@ -185,8 +187,8 @@ type Vips struct {
 	open_ *lru.Cache[openKey, *openImage] // random-access sources kept open
 	slots chan struct{}                   // one token per running render
 	stats struct {
-		renders, failures, overloaded, ns atomic.Uint64
-		inflight, queued                  atomic.Int64
+		renders, passthrough, failures, overloaded, ns atomic.Uint64
+		inflight, queued                               atomic.Int64
 	}
 }
 
@@ -278,12 +280,13 @@ func (v *Vips) Limits() rules.Limits { return v.cfg.Limits }
 // Stats returns a snapshot of the counters.
 func (v *Vips) Stats() Stats {
 	return Stats{
-		Renders:    v.stats.renders.Load(),
-		Failures:   v.stats.failures.Load(),
-		Overloaded: v.stats.overloaded.Load(),
-		InFlight:   v.stats.inflight.Load(),
-		Queued:     v.stats.queued.Load(),
-		RenderNs:   v.stats.ns.Load(),
+		Renders:     v.stats.renders.Load(),
+		Passthrough: v.stats.passthrough.Load(),
+		Failures:    v.stats.failures.Load(),
+		Overloaded:  v.stats.overloaded.Load(),
+		InFlight:    v.stats.inflight.Load(),
+		Queued:      v.stats.queued.Load(),
+		RenderNs:    v.stats.ns.Load(),
 	}
 }
 
@@ -380,8 +383,13 @@ func (v *Vips) probe(id string, f *os.File) (*Source, error) {
 			s.Levels = append(s.Levels, Level{Width: ceilDiv(s.Width, sh), Height: ceilDiv(s.Height, sh), page: -1, subifd: -1, shrink: sh})
 		}
 	case "tiffload":
-		if tw, th, err := imgmeta.TIFFTileSize(f); err == nil {
-			s.TileWidth, s.TileHeight, s.Tiled, s.seq = tw, th, true, false
+		t, err := imgmeta.ReadTIFF(f)
+		if err != nil {
+			t = nil // libvips reads it; we only lose tile geometry and pass-through
+		}
+		if t != nil && t.Pages[0].TileWidth > 0 {
+			s.TileWidth, s.TileHeight, s.Tiled, s.seq = t.Pages[0].TileWidth, t.Pages[0].TileHeight, true, false
+			s.Levels[0].ifd = t.Pages[0]
 		}
 		switch {
 		case h.subifds > 0:
@@ -391,7 +399,11 @@ func (v *Vips) probe(id string, f *os.File) (*Source, error) {
 				if err != nil || !halves(s.Levels[len(s.Levels)-1], lh) {
 					break
 				}
-				s.Levels = append(s.Levels, Level{Width: int(lh.width), Height: int(lh.height), page: 0, subifd: k, shrink: 1})
+				l := Level{Width: int(lh.width), Height: int(lh.height), page: 0, subifd: k, shrink: 1}
+				if t != nil && k < len(t.SubIFDs[0]) && sameSize(t.SubIFDs[0][k], l) {
+					l.ifd = t.SubIFDs[0][k]
+				}
+				s.Levels = append(s.Levels, l)
 			}
 		case h.pages > 1:
 			s.Levels[0].page = 0
@@ -400,7 +412,11 @@ func (v *Vips) probe(id string, f *os.File) (*Source, error) {
 				if err != nil || !halves(s.Levels[len(s.Levels)-1], lh) {
 					break
 				}
-				s.Levels = append(s.Levels, Level{Width: int(lh.width), Height: int(lh.height), page: k, subifd: -1, shrink: 1})
+				l := Level{Width: int(lh.width), Height: int(lh.height), page: k, subifd: -1, shrink: 1}
+				if t != nil && k < len(t.Pages) && sameSize(t.Pages[k], l) {
+					l.ifd = t.Pages[k]
+				}
+				s.Levels = append(s.Levels, l)
 			}
 		}
 	case "jp2kload":
@@ -423,6 +439,8 @@ func (v *Vips) probe(id string, f *os.File) (*Source, error) {
 	s.ScaleFactors = scaleFactors(s)
 	return s, nil
 }
+
+func sameSize(d *imgmeta.IFD, l Level) bool { return d.Width == l.Width && d.Height == l.Height }
 
 // halves reports whether next is the level below prev in a pyramid.
 func halves(prev Level, next C.iiif_header) bool {
@@ -509,10 +527,6 @@ func scaleSpan(pos, n, full, level int) (int, int) {
 // Render renders res from src, which must come from Info. It waits for a
 // worker while ctx allows; a full queue fails at once with ErrOverloaded.
 func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Image, error) {
-	if err := v.acquire(ctx); err != nil {
-		return Image{}, err
-	}
-	defer v.release()
 	f, fi, err := v.open(src.ID)
 	if err != nil {
 		return Image{}, err
@@ -522,6 +536,14 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 		return Image{}, ErrSourceChanged
 	}
 	lv, x, y, w, h := plan(src, res)
+	if body, ok := v.passthrough(f, lv, x, y, w, h, res); ok {
+		v.stats.passthrough.Add(1)
+		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime}, nil
+	}
+	if err := v.acquire(ctx); err != nil {
+		return Image{}, err
+	}
+	defer v.release()
 	im, done, err := v.image(f, src, lv)
 	if err != nil {
 		v.stats.failures.Add(1)
@@ -556,6 +578,33 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	C.iiif_free(buf)
 	v.stats.renders.Add(1)
 	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime}, nil
+}
+
+// passthrough serves a request that is exactly one stored JPEG tile of a
+// TIFF level, unrotated, in colour (or gray from a gray source), as JPEG: the
+// tile's bytes with the shared JPEG tables spliced in. No pixel is decoded,
+// and nothing is lost to re-encoding; the quality is the file's own.
+func (v *Vips) passthrough(f *os.File, lv Level, x, y, w, h int, res rules.Resolved) ([]byte, bool) {
+	d := lv.ifd
+	if !v.cfg.TilePassthrough || d == nil || res.Format != rules.FormatJPG || res.Rotation != (rules.Rotation{}) ||
+		w != res.Width || h != res.Height || w != d.TileWidth || h != d.TileHeight ||
+		x%d.TileWidth != 0 || y%d.TileHeight != 0 || x+w > d.Width || y+h > d.Height {
+		return nil, false
+	}
+	switch res.Quality {
+	case rules.QualityDefault, rules.QualityColor:
+	case rules.QualityGray:
+		if d.SamplesPerPixel != 1 {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	body, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), f, x/d.TileWidth, y/d.TileHeight)
+	if err != nil {
+		return nil, false // the libvips path will read it, or say why it cannot
+	}
+	return body, true
 }
 
 func quality(q rules.Quality) int {

@@ -24,8 +24,8 @@ func (e *Error) Error() string {
 	return e.Segment + " " + strconv.Quote(e.Value) + ": " + e.Reason
 }
 
-// errorf-free helpers: messages are built with string concatenation and
-// strconv, which keeps fmt out of the package.
+// Messages are built with concatenation and strconv: fmt stays out of the
+// package.
 
 func quote(s string) string { return strconv.Quote(s) }
 

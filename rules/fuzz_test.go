@@ -105,3 +105,37 @@ func checkResolve(t *testing.T, r Request, escapedID string, info ImageInfo, lim
 		t.Fatalf("%+v on %+v: key %q becomes %q", r, info, key, k2)
 	}
 }
+
+// TestCanonicalFixedPoint runs FuzzParse's resolve checks over a grid of
+// every region and size form, both versions, odd images and limits, so the
+// properties hold in every `go test` run and not only while fuzzing.
+func TestCanonicalFixedPoint(t *testing.T) {
+	regions := []string{"full", "square", "pct:10,20,30,40", "pct:99.9,0,5,5", "pct:0,0,100,100",
+		"100,50,300,200", "0,0,1,1", "6990,5000,100,100", "0,0,3,1000"}
+	sizes := []string{"max", "^max", "full", "1,", "^1,", ",1", "100,", "^100,", ",100", "^9000,", "pct:1",
+		"pct:33.3", "^pct:250", "7,5", "^9000,10", "!100,100", "^!100,100", "!9000,9000", "^!9000,9000", ",500"}
+	images := []ImageInfo{{7001, 5003}, {5003, 7001}, {3, 2}, {1, 1}, {1, 7001}}
+	limits := []Limits{{}, {MaxWidth: 500}, {MaxHeight: 500}, {MaxArea: 250_000}, {MaxWidth: 5000, MaxHeight: 4500, MaxArea: 16_000_000}}
+	resolved := 0
+	for _, v := range []Version{V2, V3} {
+		for _, g := range regions {
+			for _, s := range sizes {
+				r, err := Parse(v, "id/"+g+"/"+s+"/!22.5/default.jpg")
+				if err != nil {
+					continue // "full" in 3.0, "^" in 2.1
+				}
+				for _, info := range images {
+					for _, lim := range limits {
+						checkResolve(t, r, "id", info, lim)
+						if _, err := r.Resolve(info, lim); err == nil {
+							resolved++
+						}
+					}
+				}
+			}
+		}
+	}
+	if resolved < 3000 {
+		t.Errorf("only %d grid requests resolved: the grid no longer tests much", resolved)
+	}
+}
