@@ -34,6 +34,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		JPGQuality:      cfg.JPGQuality,
 		Limits:          rules.Limits{MaxArea: cfg.ImageMaxArea, MaxWidth: cfg.ImageMaxWidth, MaxHeight: cfg.ImageMaxHeight},
 		UntiledTileSize: cfg.UntiledTileSize,
+		TilePassthrough: cfg.TilePassthrough,
 	})
 	if err != nil {
 		renderer.Shutdown()

@@ -69,6 +69,9 @@ type Config struct {
 	// UntiledTileSize is the tile size advertised for sources without
 	// internal tiles (plain JPEG, PNG). Default 1024.
 	UntiledTileSize int
+	// TilePassthrough serves a request for exactly one stored JPEG tile of a
+	// pyramidal TIFF as stored, without decoding. Default true.
+	TilePassthrough bool
 }
 
 // Default returns the built-in defaults.
@@ -86,6 +89,7 @@ func Default() Config {
 		RenderTimeout:   Duration(60 * time.Second),
 		VipsConcurrency: 1,
 		UntiledTileSize: 1024,
+		TilePassthrough: true,
 	}
 }
 
@@ -271,7 +275,7 @@ var flagNames = map[string]string{
 	"ImageMaxWidth": "image-max-width", "ImageMaxHeight": "image-max-height",
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
-	"UntiledTileSize": "untiled-tile-size",
+	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -305,6 +309,9 @@ func (f flagValue) String() string {
 }
 
 func (f flagValue) Set(s string) error { return set(f.v, s) }
+
+// IsBoolFlag lets "-tile-passthrough" mean true, as flag does for bools.
+func (f flagValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
 
 func applyFlags(cfg *Config, args []string) error {
 	fset := flag.NewFlagSet("iiif-proxy", flag.ContinueOnError)

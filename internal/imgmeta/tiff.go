@@ -46,25 +46,28 @@ type IFD struct {
 	subIFDs    []int64
 }
 
-// array is a TIFF array of unsigned integers left in the file.
+// array is a TIFF array of unsigned integers, left in the file or, when it
+// fits in the entry's value field, held inline.
 type array struct {
-	at    int64 // where the values are (or the inline value)
-	n     int
-	size  int // 2, 4 or 8 bytes each
-	bo    binary.ByteOrder
-	value uint64 // when n == 1 and the value is inline
+	at     int64 // where the values are in the file, when not inline
+	inline []byte
+	n      int
+	size   int // 1, 2, 4 or 8 bytes each
+	bo     binary.ByteOrder
 }
 
 func (a array) get(r io.ReaderAt, i int) (uint64, error) {
 	if i < 0 || i >= a.n {
 		return 0, fmt.Errorf("imgmeta: index %d outside an array of %d", i, a.n)
 	}
-	if a.n == 1 && a.at < 0 {
-		return a.value, nil
-	}
 	var b [8]byte
-	if _, err := r.ReadAt(b[:a.size], a.at+int64(i*a.size)); err != nil {
+	if a.inline != nil {
+		copy(b[:], a.inline[i*a.size:])
+	} else if _, err := r.ReadAt(b[:a.size], a.at+int64(i*a.size)); err != nil {
 		return 0, err
+	}
+	if a.size == 1 {
+		return uint64(b[0]), nil
 	}
 	switch a.size {
 	case 2:
@@ -180,24 +183,17 @@ func (rd reader) ifd(off int64) (*IFD, int64, error) {
 		if !ok || count > 1<<31 {
 			continue
 		}
-		a := array{n: int(count), size: size, bo: rd.bo, at: -1}
+		a := array{n: int(count), size: size, bo: rd.bo}
 		if int(count)*size <= len(val) {
-			if count == 1 {
-				a.value = rd.uint(val, size)
-			} else {
-				a.at = -2 // inline multi-value: read below from the entry itself
-			}
+			a.inline = val[:int(count)*size]
 		} else if rd.big {
 			a.at = int64(rd.bo.Uint64(val))
 		} else {
 			a.at = int64(rd.bo.Uint32(val))
 		}
 		first := func() int {
-			if a.n == 1 && a.at == -1 {
-				return int(a.value)
-			}
-			if a.at == -2 {
-				return int(rd.uint(val, size))
+			if a.n == 0 {
+				return 0
 			}
 			v, err := a.get(rd.r, 0)
 			if err != nil {
@@ -227,30 +223,19 @@ func (rd reader) ifd(off int64) (*IFD, int64, error) {
 		case tagICCProfile:
 			ifd.HasICC = true
 		case tagTileOffsets, tagTileByteCounts:
-			if a.at == -2 {
-				continue // two 16-bit offsets inline: no encoder writes that; no pass-through
-			}
 			if tag == tagTileOffsets {
 				ifd.offsets = a
 			} else {
 				ifd.counts = a
 			}
 		case tagSubIFDs:
-			for j := range a.n {
-				var v uint64
-				if a.at == -2 {
-					v = rd.uint(val[j*size:], size)
-				} else if a.n == 1 && a.at == -1 {
-					v = a.value
-				} else if v2, err := a.get(rd.r, j); err == nil {
-					v = v2
-				}
-				if v != 0 {
+			for j := range min(a.n, maxIFDs) {
+				if v, err := a.get(rd.r, j); err == nil && v != 0 {
 					ifd.subIFDs = append(ifd.subIFDs, int64(v))
 				}
 			}
 		case tagJPEGTables:
-			if a.at >= 0 && count > 4 && count < 1<<20 {
+			if a.inline == nil && count > 4 && count < 1<<20 {
 				tb := make([]byte, count)
 				if _, err := rd.r.ReadAt(tb, a.at); err == nil {
 					ifd.JPEGTables = tb
