@@ -253,18 +253,6 @@ func (rd reader) ifd(off int64) (*IFD, int64, error) {
 	return ifd, next, nil
 }
 
-func (rd reader) uint(b []byte, size int) uint64 {
-	switch size {
-	case 1:
-		return uint64(b[0])
-	case 2:
-		return uint64(rd.bo.Uint16(b))
-	case 4:
-		return uint64(rd.bo.Uint32(b))
-	}
-	return rd.bo.Uint64(b)
-}
-
 // JPEGPassthrough reports whether this IFD's tiles are complete baseline
 // JPEG streams once JPEGTables are spliced in: JPEG-compressed, 8-bit,
 // YCbCr (3 samples) or gray (1 sample), chunky, tiled, and with no ICC
