@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"reflect"
 	"slices"
@@ -72,6 +73,47 @@ type Config struct {
 	// TilePassthrough serves a request for exactly one stored JPEG tile of a
 	// pyramidal TIFF as stored, without decoding. Default true.
 	TilePassthrough bool
+
+	// CacheDir holds one Pebble database per tier (CacheDir/tile, …).
+	// Default "cache"; "" turns the disk cache off.
+	CacheDir string
+	// AdminToken is the bearer token the admin endpoints require. Required
+	// when AdminAddress is not a loopback address; "" on loopback means none.
+	AdminToken string
+	// RenderWait bounds how long a request waits for another request's
+	// render of the same key (a collapsed miss) before it gets 503.
+	// Default "30s".
+	RenderWait Duration
+	// Tiers configures each cache tier.
+	Tiers Tiers
+}
+
+// Tiers are the four cache tiers' settings.
+type Tiers struct {
+	Tile, Thumbnail, Info, Other Tier
+}
+
+// Tier is one cache tier's settings.
+type Tier struct {
+	// Enabled caches this tier's responses. Default true.
+	Enabled bool
+	// MaxBytes is the tier's budget on disk ("20GB", "512MB"); the least
+	// recently read entries go first. "0" means no budget.
+	MaxBytes ByteSize
+	// Retention drops entries not read for this long ("4320h"); a read
+	// extends it. "0s" means keep until the budget evicts them.
+	Retention Duration
+	// Revalidate is the age after which an entry is checked against its
+	// source (its modification time) before it is served. "0s" means never.
+	Revalidate Duration
+	// CacheControl is the Cache-Control header of this tier's responses.
+	CacheControl string
+	// MaxSize (tile and thumbnail only) is the largest output, in pixels on
+	// each side, that still belongs to the tier.
+	MaxSize int
+	// Formats (tile and thumbnail only) are the output formats the tier
+	// takes.
+	Formats []string
 }
 
 // Default returns the built-in defaults.
@@ -90,6 +132,20 @@ func Default() Config {
 		VipsConcurrency: 1,
 		UntiledTileSize: 1024,
 		TilePassthrough: true,
+		CacheDir:        "cache",
+		RenderWait:      Duration(30 * time.Second),
+		Tiers: Tiers{
+			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
+				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
+				MaxSize: 1024, Formats: []string{"jpg"}},
+			Thumbnail: Tier{Enabled: true, MaxBytes: 5 << 30, Retention: Duration(8760 * time.Hour),
+				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=604800",
+				MaxSize: 1000, Formats: []string{"jpg", "png", "webp"}},
+			Info: Tier{Enabled: true, MaxBytes: 1 << 30, Retention: Duration(8760 * time.Hour),
+				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600"},
+			Other: Tier{Enabled: true, MaxBytes: 2 << 30, Retention: Duration(168 * time.Hour),
+				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600"},
+		},
 	}
 }
 
@@ -118,6 +174,46 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// ByteSize is a size in bytes written with a unit: "20GB", "512MB", "64KiB",
+// "1024" (bytes). KB, MB, GB, TB are powers of 1024 as operators expect
+// from disk budgets; KiB, MiB, GiB, TiB say the same explicitly.
+type ByteSize int64
+
+var units = []struct {
+	suffix string
+	mult   int64
+}{{"TIB", 1 << 40}, {"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10},
+	{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30},
+	{"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	s := strings.ToUpper(strings.TrimSpace(string(t)))
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || v*float64(mult) > 1<<62 {
+		return fmt.Errorf("%q is not a size like \"20GB\" or \"512MB\"", t)
+	}
+	*b = ByteSize(v * float64(mult))
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (b ByteSize) MarshalText() ([]byte, error) {
+	for _, u := range units[4:8] {
+		if b >= ByteSize(u.mult) && int64(b)%u.mult == 0 {
+			return []byte(strconv.FormatInt(int64(b)/u.mult, 10) + u.suffix), nil
+		}
+	}
+	return []byte(strconv.FormatInt(int64(b), 10)), nil
+}
 
 // Load builds the configuration. file is the TOML file to read ("" = none);
 // environ is os.Environ() (or a test's); args are the command-line flags
@@ -237,6 +333,17 @@ func set(v reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		v.SetBool(b)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported type %s", v.Type())
+		}
+		var parts []string
+		for p := range strings.SplitSeq(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
 	default:
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}
@@ -276,6 +383,7 @@ var flagNames = map[string]string{
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
 	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough",
+	"CacheDir": "cache-dir", "AdminToken": "admin-token", "RenderWait": "render-wait",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -341,6 +449,19 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // LogLevels are the accepted LogLevel values.
 var LogLevels = []string{"DEBUG", "INFO", "WARN", "ERROR", "CRIT"}
 
+// loopback reports whether addr ("host:port") only listens on loopback.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (c *Config) validate() []error {
 	var errs []error
 	c.LogLevel = strings.ToUpper(c.LogLevel)
@@ -385,6 +506,32 @@ func (c *Config) validate() []error {
 	}
 	if c.UntiledTileSize < 16 || c.UntiledTileSize > 4096 {
 		errs = append(errs, fmt.Errorf("UntiledTileSize: %d must be between 16 and 4096", c.UntiledTileSize))
+	}
+	if c.RenderWait <= 0 {
+		errs = append(errs, errors.New("RenderWait: must be > 0"))
+	}
+	if c.AdminToken == "" && c.AdminAddress != "" && !loopback(c.AdminAddress) {
+		errs = append(errs, fmt.Errorf("AdminToken: required because AdminAddress %q is not a loopback address", c.AdminAddress))
+	}
+	for name, t := range map[string]Tier{"Tile": c.Tiers.Tile, "Thumbnail": c.Tiers.Thumbnail, "Info": c.Tiers.Info, "Other": c.Tiers.Other} {
+		key := "Tiers." + name + "."
+		if t.MaxBytes < 0 {
+			errs = append(errs, fmt.Errorf("%sMaxBytes: must be >= 0", key))
+		}
+		if (name == "Tile" || name == "Thumbnail") && (t.MaxSize < 1 || t.MaxSize > 100000) {
+			errs = append(errs, fmt.Errorf("%sMaxSize: %d must be between 1 and 100000", key, t.MaxSize))
+		}
+		if (name == "Info" || name == "Other") && (t.MaxSize != 0 || len(t.Formats) != 0) {
+			errs = append(errs, fmt.Errorf("%s: MaxSize and Formats only apply to the Tile and Thumbnail tiers", key[:len(key)-1]))
+		}
+		for _, f := range t.Formats {
+			if !slices.Contains([]string{"jpg", "png", "webp", "gif", "tif"}, f) {
+				errs = append(errs, fmt.Errorf("%sFormats: %q is not one of jpg, png, webp, gif, tif", key, f))
+			}
+		}
+		if strings.ContainsAny(t.CacheControl, "\r\n") {
+			errs = append(errs, fmt.Errorf("%sCacheControl: must be one line", key))
+		}
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errs

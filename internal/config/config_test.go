@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	}
 	def := Default()
 	def.TilePath = cfg.TilePath
-	if cfg != def {
+	if !reflect.DeepEqual(cfg, def) {
 		t.Errorf("conf/rais.toml differs from the built-in defaults it documents:\n%+v\n%+v", cfg, def)
 	}
 }
@@ -89,5 +90,78 @@ func TestConfigFlag(t *testing.T) {
 	}
 	if _, _, _, err := ConfigFlag([]string{"-config", "/no/such/file"}); err == nil {
 		t.Error("a missing -config file is not an error")
+	}
+}
+
+func TestTiersFromFileAndEnvironment(t *testing.T) {
+	f := write(t, `TilePath = "`+t.TempDir()+`"
+CacheDir = "/var/cache/iiif"
+[Tiers.Tile]
+MaxBytes = "512MB"
+Retention = "48h"
+Formats = ["jpg", "webp"]
+[Tiers.Other]
+Enabled = false
+`)
+	env := []string{"RAIS_TIERS_TILE_REVALIDATE=2h", "RAIS_TIERS_THUMBNAIL_MAXBYTES=1.5GiB",
+		"RAIS_TIERS_THUMBNAIL_FORMATS=jpg, png", "RAIS_TIERS_INFO_CACHECONTROL=no-cache"}
+	cfg, warns, err := Load(f, env, []string{"-tiers-tile-maxsize", "512"})
+	if err != nil || len(warns) != 0 {
+		t.Fatal(err, warns)
+	}
+	tile := cfg.Tiers.Tile
+	if tile.MaxBytes != 512<<20 || tile.Retention.Std() != 48*time.Hour || tile.Revalidate.Std() != 2*time.Hour ||
+		strings.Join(tile.Formats, ",") != "jpg,webp" || tile.MaxSize != 512 || !tile.Enabled {
+		t.Errorf("tile tier %+v", tile)
+	}
+	if cfg.Tiers.Thumbnail.MaxBytes != 3<<29 || strings.Join(cfg.Tiers.Thumbnail.Formats, ",") != "jpg,png" {
+		t.Errorf("thumbnail tier %+v", cfg.Tiers.Thumbnail)
+	}
+	if cfg.Tiers.Info.CacheControl != "no-cache" || cfg.Tiers.Other.Enabled || cfg.CacheDir != "/var/cache/iiif" {
+		t.Errorf("cfg %+v", cfg)
+	}
+}
+
+func TestTierAndAdminProblems(t *testing.T) {
+	f := write(t, `TilePath = "`+t.TempDir()+`"
+AdminAddress = ":12416"
+[Tiers.Tile]
+MaxBytes = "lots"
+`)
+	_, _, err := Load(f, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "MaxBytes") {
+		t.Fatalf("bad MaxBytes: %v", err)
+	}
+	f = write(t, `TilePath = "`+t.TempDir()+`"
+AdminAddress = "0.0.0.0:12416"
+[Tiers.Thumbnail]
+Formats = ["bmp"]
+[Tiers.Info]
+MaxSize = 10
+`)
+	_, _, err = Load(f, nil, nil)
+	for _, want := range []string{"AdminToken", "Tiers.Thumbnail.Formats", "Tiers.Info"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for in, want := range map[string]int64{"20GB": 20 << 30, "512 MB": 512 << 20, "64KiB": 64 << 10, "1024": 1024,
+		"1.5G": 3 << 29, "0": 0, "2tb": 2 << 40} {
+		var b ByteSize
+		if err := b.UnmarshalText([]byte(in)); err != nil || int64(b) != want {
+			t.Errorf("%q = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1GB", "GB", "12XB", "1e30"} {
+		var b ByteSize
+		if err := b.UnmarshalText([]byte(in)); err == nil {
+			t.Errorf("%q accepted as %d", in, b)
+		}
+	}
+	if s, _ := ByteSize(20 << 30).MarshalText(); string(s) != "20GB" {
+		t.Errorf("MarshalText = %s", s)
 	}
 }
