@@ -21,9 +21,12 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/iiif-proxy/iiif-proxy/internal/lru"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
 // Renderer is what the proxy needs from a renderer.
@@ -53,17 +56,38 @@ type Config struct {
 	// included; past it the client gets 503. Zero means 60s.
 	RenderTimeout time.Duration
 
+	// RenderWait bounds how long a request waits for a render that another
+	// request with the same key started (a collapsed miss); past it the
+	// client gets 503 while the render goes on and is cached. Zero means 30s.
+	RenderWait time.Duration
+
+	// Tiers configures each cache tier, indexed by rules.Tier. A zero
+	// TierConfig is an uncached tier.
+	Tiers [rules.NumTiers]TierConfig
+
+	// Classifier sorts requests into tiers.
+	Classifier rules.Classifier
+
+	// SourceCacheLen is how many images' descriptions (size, pyramid) stay
+	// in memory, so a cache hit touches neither the source file nor libvips
+	// (RAIS's InfoCacheLen). Zero means none.
+	SourceCacheLen int
+
 	// Logger receives request logs; the level follows the status. Nil means
 	// slog.Default().
 	Logger *slog.Logger
 }
 
-// Proxy serves IIIF requests from a Renderer.
+// Proxy serves IIIF requests from a Renderer, through its cache tiers.
 type Proxy struct {
-	cfg    Config
-	r      Renderer
-	log    *slog.Logger
-	prefix []byte // WebPath without a trailing slash
+	cfg     Config
+	r       Renderer
+	log     *slog.Logger
+	prefix  []byte // WebPath without a trailing slash
+	tiers   []*tier // indexed by rules.Tier
+	sources *lru.Cache[string, *renderer.Source]
+	flight  singleflight.Group
+	metrics *metrics
 }
 
 // New returns a Proxy.
@@ -82,10 +106,20 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	if cfg.RenderTimeout == 0 {
 		cfg.RenderTimeout = 60 * time.Second
 	}
+	if cfg.RenderWait == 0 {
+		cfg.RenderWait = 30 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Proxy{cfg: cfg, r: r, log: cfg.Logger, prefix: []byte(cfg.WebPath)}, nil
+	p := &Proxy{cfg: cfg, r: r, log: cfg.Logger, prefix: []byte(cfg.WebPath),
+		sources: lru.New[string, *renderer.Source](cfg.SourceCacheLen)}
+	for i, name := range tierNames() {
+		tc := cfg.Tiers[i]
+		p.tiers = append(p.tiers, &tier{name: name, cfg: tc, mem: lru.New[string, store.Entry](tc.MemLen)})
+	}
+	p.metrics = newMetrics(p.tiers, r)
+	return p, nil
 }
 
 // Server returns a fasthttp server for p with the project's settings.
@@ -128,6 +162,7 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("Allow", "GET, HEAD, OPTIONS")
 		p.fail(ctx, errMethod)
 	}
+	p.metrics.response(ctx.Response.StatusCode())
 	p.logRequest(ctx, start)
 }
 
@@ -212,78 +247,136 @@ func safeHost(host []byte) []byte {
 	return host
 }
 
-func (p *Proxy) renderCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), p.cfg.RenderTimeout)
+// source describes id, from memory when it can.
+func (p *Proxy) source(id string) (*renderer.Source, error) {
+	if src, ok := p.sources.Get(id); ok {
+		return src, nil
+	}
+	src, err := p.r.Info(context.Background(), id)
+	if err != nil {
+		return nil, err
+	}
+	p.sources.Add(id, src)
+	return src, nil
 }
 
 func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
-	c, cancel := p.renderCtx()
-	defer cancel()
-	src, err := p.r.Info(c, req.ID)
+	src, err := p.source(req.ID)
 	if err != nil {
 		p.fail(ctx, err)
 		return
+	}
+	t := p.tiers[rules.TierInfo]
+	svc := p.serviceURL(ctx, req.Version, req.ID)
+	key := infoKey(req.ID, req.Version, svc)
+	e, how, l := p.cached(t, key, req.ID)
+	if l != found {
+		if src, err = p.source(req.ID); err != nil { // a revalidation may have purged it
+			p.fail(ctx, err)
+			return
+		}
+		e, how, err = p.fill(t, key, func(context.Context) (store.Entry, error) {
+			body, err := infoJSON(req.Version, svc, src, p.r.Sizes(src), p.r.Limits())
+			return store.Entry{ContentType: "application/json", LastModified: src.ModTime, Body: body}, err
+		})
+		if err != nil {
+			p.fail(ctx, err)
+			return
+		}
 	}
 	h := &ctx.Response.Header
-	h.SetLastModified(src.ModTime)
 	h.Set("Vary", "Accept")
-	if !ctx.IfModifiedSince(src.ModTime) {
-		ctx.NotModified()
-		return
-	}
-	body, err := infoJSON(req.Version, p.serviceURL(ctx, req.Version, req.ID), src, p.r.Sizes(src), p.r.Limits())
-	if err != nil {
-		p.fail(ctx, err)
-		return
-	}
 	ctxURL := context3
 	if req.Version == rules.V2 {
 		ctxURL = context2
 	}
 	if bytes.Contains(ctx.Request.Header.Peek("Accept"), []byte("application/ld+json")) {
-		h.SetContentType(`application/ld+json;profile="` + ctxURL + `"`)
+		e.ContentType = `application/ld+json;profile="` + ctxURL + `"`
 	} else {
-		h.SetContentType("application/json")
 		h.Set("Link", "<"+ctxURL+`>;rel="http://www.w3.org/ns/json-ld#context";type="application/ld+json"`)
 	}
-	ctx.Response.SetBodyRaw(body)
+	p.send(ctx, t, e, how)
 }
 
+// maxAttempts bounds how often a request starts over because its source
+// changed under it (found by revalidation or by the renderer).
+const maxAttempts = 3
+
 func (p *Proxy) image(ctx *fasthttp.RequestCtx, req rules.Request) {
-	c, cancel := p.renderCtx()
-	defer cancel()
-	src, err := p.r.Info(c, req.ID)
+	for range maxAttempts {
+		if p.imageOnce(ctx, req) {
+			return
+		}
+	}
+	p.fail(ctx, renderer.ErrSourceChanged)
+}
+
+// imageOnce serves req, or returns false when the source changed under it
+// and the request must start over with its new description.
+func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
+	src, err := p.source(req.ID)
 	if err != nil {
 		p.fail(ctx, err)
-		return
+		return true
 	}
 	res, err := req.Resolve(rules.ImageInfo{Width: src.Width, Height: src.Height}, p.r.Limits())
 	if err != nil {
 		p.fail(ctx, err)
-		return
+		return true
 	}
+	t := p.tiers[p.cfg.Classifier.Classify(req, res)]
+	key := cacheKey(req.ID, res)
 	h := &ctx.Response.Header
-	h.SetLastModified(src.ModTime)
 	profile := profile3
 	if req.Version == rules.V2 {
 		profile = profile2
 	}
 	h.Set("Link", "<"+profile+`>;rel="profile",<`+p.serviceURL(ctx, req.Version, req.ID)+"/"+res.Canonical()+`>;rel="canonical"`)
-	h.Set("Access-Control-Expose-Headers", "Link")
-	if !ctx.IfModifiedSince(src.ModTime) {
-		ctx.NotModified()
-		return
+	e, how, l := p.cached(t, key, req.ID)
+	if l == changed {
+		return false // start over with the source's new description
 	}
-	if p.log.Enabled(c, slog.LevelDebug) {
-		p.log.Debug("rendering", "id", req.ID, "canonical", res.Canonical())
+	if l == missing {
+		// A client that has the current version needs no render.
+		if len(ctx.Request.Header.Peek("If-None-Match")) == 0 && !ctx.IfModifiedSince(src.ModTime) {
+			h.SetLastModified(src.ModTime)
+			if t.cfg.CacheControl != "" {
+				h.Set("Cache-Control", t.cfg.CacheControl)
+			}
+			notModified(ctx)
+			return true
+		}
+		e, how, err = p.fill(t, key, func(c context.Context) (store.Entry, error) {
+			if p.log.Enabled(c, slog.LevelDebug) {
+				p.log.Debug("rendering", "id", req.ID, "canonical", res.Canonical(), "tier", t.name)
+			}
+			start := time.Now()
+			img, err := p.r.Render(c, src, res)
+			if err != nil {
+				return store.Entry{}, err
+			}
+			p.metrics.render.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
+			return store.Entry{ContentType: img.MIME, LastModified: img.ModTime, Body: img.Body}, nil
+		})
+		if errors.Is(err, renderer.ErrSourceChanged) {
+			p.purgeID(req.ID)
+			return false
+		}
+		if err != nil {
+			p.fail(ctx, err)
+			return true
+		}
 	}
-	img, err := p.r.Render(c, src, res)
-	if err != nil {
-		p.fail(ctx, err)
-		return
-	}
-	h.SetContentType(img.MIME)
-	ctx.Response.SetBodyRaw(img.Body)
+	p.send(ctx, t, e, how)
+	return true
+}
+
+// notModified turns the response into a 304, keeping its headers (fasthttp's
+// own NotModified drops them, CORS and validators included).
+func notModified(ctx *fasthttp.RequestCtx) {
+	ctx.Response.ResetBody()
+	ctx.Response.Header.SetContentType("")
+	ctx.SetStatusCode(fasthttp.StatusNotModified)
 }
 
 // status maps an error to its HTTP status and the message the client sees.
@@ -299,7 +392,7 @@ func status(err error) (int, string) {
 		return fasthttp.StatusUnprocessableEntity, fmt.Sprintf("image %q exists but cannot be decoded", se.ID)
 	case errors.Is(err, renderer.ErrOverloaded), errors.Is(err, renderer.ErrSourceChanged):
 		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errRenderWait):
 		return fasthttp.StatusServiceUnavailable, "timed out waiting for a render; retry shortly"
 	case errors.Is(err, errMethod):
 		return fasthttp.StatusMethodNotAllowed, err.Error()
@@ -318,8 +411,10 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, err error) {
 		msg = fmt.Sprintf("%s: IIIF Image API 3.0 is served at %s/3/{identifier}/…, 2.1 at %s/2/{identifier}/…",
 			msg, p.cfg.WebPath, p.cfg.WebPath)
 	}
-	ctx.Response.Header.Del("Last-Modified")
-	ctx.Response.Header.Del("Link")
+	for _, h := range []string{"Last-Modified", "Link", "ETag", "X-Cache", "X-Cache-Tier"} {
+		ctx.Response.Header.Del(h)
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetStatusCode(code)
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.SetBodyString(fmt.Sprintf("%d %s: %s\n", code, fasthttp.StatusMessage(code), msg))

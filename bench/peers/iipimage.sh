@@ -14,8 +14,8 @@
 #   IIP_VERBOSITY  iipsrv VERBOSITY (log: $IIP_RUN/iipsrv.log)[0]
 #   IIP_CACHE_MB   iipsrv MAX_IMAGE_CACHE_SIZE (0 = tile cache off) [0]
 #   CORPUS_W/CORPUS_H  size of the generated test image      [20480/11520]
-#   BENCH_CPU, BENCH_DURATION, BENCH_REPEAT, BENCH_OUT  for `bench`
-#                  [0, 20s, 3, /tmp/peers/results-<time>]
+#   BENCH_CPU, BENCH_DURATION, BENCH_REPEAT, BENCH_OUT, BENCH_ONLY (regex of
+#   run names) for `bench`    [0, 20s, 3, /tmp/peers/results-<time>, all]
 #
 # Every process this script starts is recorded in $IIP_RUN/*.pid and `stop`
 # kills exactly those PIDs (after checking /proc/PID/exe), nothing by name.
@@ -346,18 +346,46 @@ wrk_summary() {
     END {printf "%s\t%s\t%s\t%s\t%s\n", rps, p50, p99, (bad == "" ? 0 : bad), (rep == "" ? "n/a" : rep)}' "$1"
 }
 
+# server_ticks: CPU ticks (utime+stime) used so far by our iipsrv and nginx
+server_ticks() {
+  local p pids sum=0 t
+  pids="$(pid_alive "$RUN/iipsrv.pid" "$IIPSRV") $(pid_alive "$RUN/nginx.pid" "$NGINX")"
+  for p in $pids; do pids="$pids $(cat /proc/"$p"/task/*/children 2>/dev/null || true)"; done
+  for p in $pids; do
+    t=$(awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$p"/stat 2>/dev/null || echo 0)
+    sum=$((sum + t))
+  done
+  echo "$sum"
+}
+
+# busy_ticks: CPU ticks all CPUs spent on anything but idle/iowait/steal
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+
 # run NAME [VAR=value ...] -- wrk args...   (wrk runs on BENCH_CPU)
+# Besides wrk's figures it records "foreign" CPU: machine busy time minus what
+# iipsrv, nginx and wrk used, in % of one core. Other workloads on this 2-core
+# box distort the result; runs with foreign > 5% are marked DISTURBED.
 bench_run() {
-  local name=$1 r f; shift
+  local name=$1 r f hz p0 p1 b0 b1 times wall wu ws foreign; shift
   local vars=()
+  hz=$(getconf CLK_TCK)
   while [ "$1" != "--" ]; do vars+=("$1"); shift; done
   shift
+  [[ $name =~ ${BENCH_ONLY:-.} ]] || return 0
   for ((r = 1; r <= BENCH_REPEAT; r++)); do
     quiet_wait "$name.$r"
     f=$BENCH_DIR/$name.$r.txt
     echo "+ ${vars[*]} taskset -c $BENCH_CPU wrk $*" | tee "$f"
-    env "${vars[@]}" taskset -c "$BENCH_CPU" wrk "$@" | tee -a "$f"
-    printf '%s\t%s\t%s\n' "$name" "$r" "$(wrk_summary "$f")" >>"$BENCH_DIR/summary.tsv"
+    p0=$(server_ticks); b0=$(busy_ticks)
+    times=$( { TIMEFORMAT='%R %U %S'; time env "${vars[@]}" taskset -c "$BENCH_CPU" wrk "$@" >>"$f" 2>&1; } 2>&1 )
+    p1=$(server_ticks); b1=$(busy_ticks)
+    read -r wall wu ws <<<"$times"
+    foreign=$(awk -v b=$((b1 - b0)) -v p=$((p1 - p0)) -v hz="$hz" -v wall="$wall" -v wu="$wu" -v ws="$ws" \
+      'BEGIN {printf "%.0f", 100 * ((b - p) / hz - wu - ws) / wall}')
+    echo "cpu: server $(awk -v p=$((p1 - p0)) -v hz="$hz" -v w="$wall" 'BEGIN{printf "%.0f", 100*p/hz/w}')% of a core, wrk $(awk -v a="$wu" -v b="$ws" -v w="$wall" 'BEGIN{printf "%.0f", 100*(a+b)/w}')%, foreign ${foreign}%" >>"$f"
+    grep -v '^+ ' "$f"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$r" "$(wrk_summary "$f")" "$foreign%" \
+      "$([ "$foreign" -gt 5 ] && echo DISTURBED || echo clean)" >>"$BENCH_DIR/summary.tsv"
   done
 }
 
@@ -370,7 +398,7 @@ cmd_bench() {
   cmd_status >/dev/null || die "server not running (start it first)"
   read -r W H < <(vipsheader -f width "$IMAGES/$img" | tr '\n' ' '; vipsheader -f height "$IMAGES/$img")
   mkdir -p "$BENCH_DIR"
-  printf 'run\trep\treq/s\tp50\tp99\tnon2xx\trepeats\n' >"$BENCH_DIR/summary.tsv"
+  printf 'run\trep\treq/s\tp50\tp99\tnon2xx\trepeats\tforeign\tstate\n' >"$BENCH_DIR/summary.tsv"
   log "bench: results in $BENCH_DIR (wrk on cpu $BENCH_CPU, server on cpu $CPU, $BENCH_REPEAT x $dur)"
   {
     echo "date: $(date -u +%FT%TZ)"
@@ -400,11 +428,13 @@ cmd_bench() {
     -t2 -c8 -d"$dur" --latency -s "$LUA" "$url"
   bench_run f-scale8-c8-style3 "${common[@]}" STYLE=3 SCALES=8 COPIES=1000 THREADS=2 -- \
     -t2 -c8 -d"$dur" --latency -s "$LUA" "$url"
-  quiet_wait d-curl
-  for i in $(seq 1 10); do
-    taskset -c "$BENCH_CPU" curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' \
-      "$url/iiif/$img/full/1024,/0/default.jpg"
-  done | tee "$BENCH_DIR/d-full1024-curl.txt"
+  if [[ d-curl =~ ${BENCH_ONLY:-.} ]]; then
+    quiet_wait d-curl
+    for i in $(seq 1 10); do
+      taskset -c "$BENCH_CPU" curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' \
+        "$url/iiif/$img/full/1024,/0/default.jpg"
+    done | tee "$BENCH_DIR/d-full1024-curl.txt"
+  fi
   echo
   cat "$BENCH_DIR/notes.txt"
   column -t -s $'\t' "$BENCH_DIR/summary.tsv" 2>/dev/null || cat "$BENCH_DIR/summary.tsv"
@@ -419,5 +449,5 @@ case ${1:-} in
   install) ensure_installed ;;
   links) shift; cmd_links "$@" ;;
   bench) cmd_bench ;;
-  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

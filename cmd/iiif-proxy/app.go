@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
 // App is every part of a running iiif-proxy, built from one Config.
@@ -19,10 +23,13 @@ type App struct {
 	cfg    config.Config
 	log    *slog.Logger
 	render *renderer.Vips
+	stores []*store.Tier
 	proxy  *proxy.Proxy
 }
 
-// New starts libvips and builds the parts.
+// New starts libvips, opens the cache tiers and builds the parts. A tier
+// whose store cannot be opened runs uncached, with a warning: a cache fault
+// never stops the server.
 func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	if err := renderer.Startup(renderer.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
 		return nil, err
@@ -40,36 +47,104 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		renderer.Shutdown()
 		return nil, err
 	}
-	p, err := proxy.New(proxy.Config{
-		WebPath:       cfg.IIIFWebPath,
-		BaseURL:       cfg.IIIFBaseURL,
-		RenderTimeout: cfg.RenderTimeout.Std(),
-		Logger:        log,
-	}, r)
+	a := &App{cfg: cfg, log: log, render: r}
+	pcfg := proxy.Config{
+		WebPath:        cfg.IIIFWebPath,
+		BaseURL:        cfg.IIIFBaseURL,
+		RenderTimeout:  cfg.RenderTimeout.Std(),
+		RenderWait:     cfg.RenderWait.Std(),
+		SourceCacheLen: cfg.InfoCacheLen,
+		Classifier: rules.Classifier{
+			TileMaxSize: cfg.Tiers.Tile.MaxSize, TileFormats: formats(cfg.Tiers.Tile.Formats),
+			ThumbnailMaxSize: cfg.Tiers.Thumbnail.MaxSize, ThumbnailFormats: formats(cfg.Tiers.Thumbnail.Formats),
+		},
+		Logger: log,
+	}
+	for t, tc := range map[rules.Tier]config.Tier{rules.TierTile: cfg.Tiers.Tile, rules.TierThumbnail: cfg.Tiers.Thumbnail,
+		rules.TierInfo: cfg.Tiers.Info, rules.TierOther: cfg.Tiers.Other} {
+		pt := proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl}
+		if !tc.Enabled {
+			pcfg.Tiers[t] = pt
+			continue
+		}
+		switch t {
+		case rules.TierTile:
+			pt.MemLen = cfg.TileCacheLen
+		case rules.TierInfo:
+			pt.MemLen = cfg.InfoCacheLen
+		}
+		if cfg.CacheDir != "" {
+			s, err := store.Open(store.Config{Dir: filepath.Join(cfg.CacheDir, t.String()), MaxBytes: int64(tc.MaxBytes),
+				Retention: tc.Retention.Std(), Logger: log.With("tier", t.String())})
+			if err != nil {
+				log.Warn("cache tier unavailable: serving it uncached", "tier", t.String(), "error", err)
+			} else {
+				pt.Store = s
+				a.stores = append(a.stores, s)
+			}
+		}
+		pcfg.Tiers[t] = pt
+	}
+	p, err := proxy.New(pcfg, r)
 	if err != nil {
-		r.Close()
-		renderer.Shutdown()
+		a.close()
 		return nil, err
 	}
-	return &App{cfg: cfg, log: log, render: r, proxy: p}, nil
+	a.proxy = p
+	return a, nil
+}
+
+func formats(exts []string) []rules.Format {
+	if exts == nil {
+		return nil
+	}
+	out := []rules.Format{}
+	for _, e := range exts {
+		if f, ok := rules.ParseFormat(e); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (a *App) close() {
+	for _, s := range a.stores {
+		if err := s.Close(); err != nil {
+			a.log.Warn("closing cache", "error", err)
+		}
+	}
+	a.render.Close()
+	renderer.Shutdown()
 }
 
 // shutdownGrace is how long in-flight requests get to finish on SIGTERM.
 const shutdownGrace = 30 * time.Second
 
-// Run serves until ctx ends, then shuts down gracefully: the listener
-// closes, in-flight requests finish, then libvips stops.
+// Run serves until ctx ends, then shuts down gracefully: the listeners
+// close, in-flight requests finish, then the caches close and libvips stops.
 func (a *App) Run(ctx context.Context) error {
-	defer renderer.Shutdown()
-	defer a.render.Close()
+	defer a.close()
 	ln, err := net.Listen("tcp", a.cfg.Address)
 	if err != nil {
 		return fmt.Errorf("Address: %w", err)
 	}
-	srv := a.proxy.Server()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath,
+	servers := []*fasthttp.Server{a.proxy.Server()}
+	lns := []net.Listener{ln}
+	if a.cfg.AdminAddress != "" {
+		aln, err := net.Listen("tcp", a.cfg.AdminAddress)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("AdminAddress: %w", err)
+		}
+		servers = append(servers, a.proxy.AdminServer(a.cfg.AdminToken))
+		lns = append(lns, aln)
+		a.log.Info("serving admin", "address", aln.Addr().String(), "token", a.cfg.AdminToken != "")
+	}
+	errc := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() { errc <- s.Serve(lns[i]) }()
+	}
+	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "cacheDir", a.cfg.CacheDir,
 		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json")
 	select {
 	case err := <-errc:
@@ -79,8 +154,10 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down: finishing in-flight requests", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	for _, s := range servers {
+		if err := s.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
 	}
 	a.log.Info("stopped")
 	return nil

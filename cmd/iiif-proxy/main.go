@@ -2,6 +2,8 @@
 //
 //	iiif-proxy [-config conf/rais.toml] [flags]   serve (see -help)
 //	iiif-proxy samples [-dir samples] [-small]    generate the sample images
+//	iiif-proxy purge IDENTIFIER…                  purge cached derivatives (admin API)
+//	iiif-proxy stats                              print counters (admin API)
 //
 // Configuration: built-in defaults, then the TOML file, then RAIS_*
 // environment variables, then flags; see conf/rais.toml for every key.
@@ -24,11 +26,23 @@ import (
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "samples" {
-		return samplesCmd(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "samples":
+			return samplesCmd(args[1:])
+		case "purge", "stats":
+			return adminCmd(args[0], args[1:])
+		}
 	}
 	if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
-		fmt.Fprintln(os.Stderr, "usage: iiif-proxy [flags]            serve\n       iiif-proxy samples [-dir DIR] [-small]   generate sample images\n\nflags:")
+		fmt.Fprint(os.Stderr, `usage:
+  iiif-proxy [flags]                        serve
+  iiif-proxy samples [-dir DIR] [-small]    generate sample images
+  iiif-proxy purge IDENTIFIER…              purge an image's cached derivatives (also -tier T, -all)
+  iiif-proxy stats                          print cache and renderer counters
+
+flags:
+`)
 		fs := config.Flags()
 		fs.SetOutput(os.Stderr)
 		fs.PrintDefaults()

@@ -60,7 +60,7 @@ func start(t *testing.T, env ...string) *child {
 	t.Helper()
 	c := &child{addr: freePort(t), lines: make(chan string, 1024)}
 	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", c.addr, "-admin-address", freePort(t))
-	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.Env = append(append(os.Environ(), "RAIS_CACHEDIR="+t.TempDir()), env...)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestServesSamplesAndShutsDownGracefully(t *testing.T) {
 		resp.Body.Close()
 		done <- result{resp.StatusCode, len(body), err}
 	}()
-	c.waitFor(t, "msg=rendering")
+	c.waitFor(t, "msg=rendering id=page-plain.jpg canonical=full/max/33/default.png")
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

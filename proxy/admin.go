@@ -1,0 +1,148 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/store"
+)
+
+// Admin endpoints, served on their own listener (RAIS's AdminAddress):
+//
+//	GET    /metrics              Prometheus text format
+//	GET    /stats                per-tier and renderer counters as JSON
+//	DELETE /cache/ids/{id}       purge one identifier (percent-encoded) in every tier
+//	DELETE /cache/tiers/{tier}   purge one tier (tile, thumbnail, info, other)
+//	DELETE /cache                purge everything
+//
+// POST is accepted wherever DELETE is. With a token configured, every
+// request needs "Authorization: Bearer {token}".
+
+// AdminServer returns a fasthttp server for the admin endpoints; token ""
+// means no authentication (the caller keeps that to loopback listeners).
+func (p *Proxy) AdminServer(token string) *fasthttp.Server {
+	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
+	return &fasthttp.Server{
+		Name:                 "iiif-proxy-admin",
+		ReadTimeout:          30 * time.Second,
+		WriteTimeout:         5 * time.Minute,
+		NoDefaultContentType: true,
+		CloseOnShutdown:      true,
+		Logger:               slogPrinter{p.log},
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			if token != "" && !bearer(ctx, token) {
+				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="iiif-proxy admin"`)
+				adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+				return
+			}
+			path := string(ctx.Path())
+			write := ctx.IsDelete() || ctx.IsPost()
+			switch {
+			case path == "/metrics" && ctx.IsGet():
+				metrics(ctx)
+			case path == "/stats" && ctx.IsGet():
+				adminJSON(ctx, p.Stats())
+			case path == "/cache" && write:
+				for _, t := range p.tiers {
+					p.purgeTier(t)
+				}
+				p.sources.RemoveFunc(func(string) bool { return true })
+				adminJSON(ctx, map[string]any{"purged": "all"})
+			case strings.HasPrefix(path, "/cache/tiers/") && write:
+				name := strings.TrimPrefix(path, "/cache/tiers/")
+				t, ok := rules.ParseTier(name)
+				if !ok {
+					adminError(ctx, fasthttp.StatusNotFound, "no tier "+name+": use tile, thumbnail, info or other")
+					return
+				}
+				p.purgeTier(p.tiers[t])
+				adminJSON(ctx, map[string]any{"purged": name})
+			case strings.HasPrefix(path, "/cache/ids/") && write:
+				raw := strings.TrimPrefix(string(ctx.URI().PathOriginal()), "/cache/ids/")
+				id, err := url.PathUnescape(raw)
+				if err != nil || id == "" || strings.ContainsRune(id, 0) {
+					adminError(ctx, fasthttp.StatusBadRequest, "the identifier must be one percent-encoded path segment")
+					return
+				}
+				adminJSON(ctx, map[string]any{"id": id, "purged": p.purgeID(id)})
+			default:
+				adminError(ctx, fasthttp.StatusNotFound,
+					"admin endpoints: GET /metrics, GET /stats, DELETE /cache/ids/{id}, DELETE /cache/tiers/{tier}, DELETE /cache")
+			}
+		},
+	}
+}
+
+func bearer(ctx *fasthttp.RequestCtx, token string) bool {
+	got, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+func adminJSON(ctx *fasthttp.RequestCtx, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		adminError(ctx, fasthttp.StatusInternalServerError, err.Error())
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
+
+func adminError(ctx *fasthttp.RequestCtx, code int, msg string) {
+	ctx.SetStatusCode(code)
+	adminJSON(ctx, map[string]string{"error": msg})
+}
+
+func (p *Proxy) purgeTier(t *tier) {
+	t.mem.RemoveFunc(func(string) bool { return true })
+	if t.cfg.Store != nil {
+		if err := t.cfg.Store.PurgeAll(); err != nil {
+			p.fault(t, "purge", err)
+		}
+	}
+	p.log.Info("purged tier", "tier", t.name)
+}
+
+// TierStats are one tier's counters.
+type TierStats struct {
+	Cached       bool         `json:"cached"`
+	Memory       int          `json:"memoryEntries"`
+	Faults       uint64       `json:"faults"`
+	Store        *store.Stats `json:"store,omitempty"`
+	CacheControl string       `json:"cacheControl"`
+	Revalidate   string       `json:"revalidate"`
+}
+
+// Stats are the proxy's counters, as /stats serves them.
+type Stats struct {
+	Tiers    map[string]TierStats `json:"tiers"`
+	Renderer *renderer.Stats      `json:"renderer,omitempty"`
+}
+
+// Stats returns a snapshot of the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	s := Stats{Tiers: map[string]TierStats{}}
+	for _, t := range p.tiers {
+		ts := TierStats{Cached: t.cfg.Store != nil || t.cfg.MemLen > 0, Memory: t.mem.Len(), Faults: t.faults.Load(),
+			CacheControl: t.cfg.CacheControl, Revalidate: t.cfg.Revalidate.String()}
+		if t.cfg.Store != nil {
+			st := t.cfg.Store.Stats()
+			ts.Store = &st
+		}
+		s.Tiers[t.name] = ts
+	}
+	if r, ok := p.r.(StatsSource); ok {
+		rs := r.Stats()
+		s.Renderer = &rs
+	}
+	return s
+}

@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/iiif-proxy/iiif-proxy/internal/lru"
+	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/store"
+)
+
+// Store is what the proxy needs from one cache tier's disk store.
+type Store interface {
+	Get(key []byte) (store.Entry, error)
+	Put(key []byte, e store.Entry) (store.Entry, error)
+	Refresh(key []byte, storedAt time.Time) error
+	PurgePrefix(prefix []byte) (int, error)
+	PurgeAll() error
+	Stats() store.Stats
+}
+
+var _ Store = (*store.Tier)(nil)
+
+// TierConfig configures one cache tier in the proxy.
+type TierConfig struct {
+	// Store is the tier's disk cache. Nil means the tier is not cached on
+	// disk (off, or its directory could not be opened).
+	Store Store
+	// MemLen is how many entries of the tier stay in memory in front of the
+	// disk (RAIS's TileCacheLen for tiles). Zero means none.
+	MemLen int
+	// Revalidate is the age after which an entry's source is checked before
+	// the entry is served. Zero means never.
+	Revalidate time.Duration
+	// CacheControl is sent with the tier's responses. Empty means none.
+	CacheControl string
+}
+
+// How a response was produced, as X-Cache says.
+const (
+	xHit         = "HIT"         // from memory or disk, fresh
+	xRevalidated = "REVALIDATED" // from cache, after checking the source is unchanged
+	xMiss        = "MISS"        // rendered for this request
+	xCollapsed   = "COLLAPSED"   // rendered for a concurrent request with the same key
+	xBypass      = "BYPASS"      // the tier is not cached (off, or its store failed)
+)
+
+// tier is a cache tier at run time.
+type tier struct {
+	name   string
+	cfg    TierConfig
+	mem    *lru.Cache[string, store.Entry]
+	faults atomic.Uint64
+	logged atomic.Int64 // unix seconds of the last fault logged, to rate-limit
+}
+
+// fault counts a store failure and logs it at most once a second; the
+// request goes on uncached.
+func (p *Proxy) fault(t *tier, op string, err error) {
+	t.faults.Add(1)
+	p.metrics.faults.WithLabelValues(t.name, op).Inc()
+	now := time.Now().Unix()
+	if last := t.logged.Load(); now > last && t.logged.CompareAndSwap(last, now) {
+		p.log.Warn("cache fault: serving uncached", "tier", t.name, "op", op, "error", err)
+	}
+}
+
+// cacheKey is an identifier and what the request renders: "ID\x00x,y,w,h/ow,oh/deg/quality.ext".
+func cacheKey(id string, res rules.Resolved) []byte {
+	k := make([]byte, 0, len(id)+48)
+	k = append(k, id...)
+	k = append(k, 0)
+	return res.AppendKey(k)
+}
+
+func infoKey(id string, v rules.Version, serviceURL string) []byte {
+	k := make([]byte, 0, len(id)+len(serviceURL)+16)
+	k = append(k, id...)
+	k = append(k, 0)
+	k = append(k, "info.json "...)
+	k = append(k, v.String()...)
+	k = append(k, ' ')
+	return append(k, serviceURL...)
+}
+
+// etag is a strong validator for body.
+func etag(body []byte) string {
+	return `"` + strconv.FormatUint(xxhash.Sum64(body), 16) + `"`
+}
+
+// lookup says what the cache had.
+type lookup uint8
+
+const (
+	found   lookup = iota
+	missing        // not cached
+	changed        // cached, but its source changed: every derivative was purged
+)
+
+// cached looks key up in memory, then on disk, revalidating an entry older
+// than the tier's Revalidate against the source's modification time. A
+// changed source purges every derivative of the identifier.
+func (p *Proxy) cached(t *tier, key []byte, id string) (e store.Entry, how string, l lookup) {
+	var ok bool
+	how = xHit
+	if e, ok = t.mem.Get(string(key)); ok {
+		p.metrics.hits[t.name].mem.Inc()
+	} else if t.cfg.Store != nil {
+		var err error
+		e, err = t.cfg.Store.Get(key)
+		switch {
+		case err == nil:
+			ok = true
+			p.metrics.hits[t.name].disk.Inc()
+			t.mem.Add(string(key), e)
+		case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt):
+			p.fault(t, "get", err)
+		}
+	}
+	if !ok {
+		return e, "", missing
+	}
+	if t.cfg.Revalidate > 0 && time.Since(e.StoredAt) > t.cfg.Revalidate {
+		src, err := p.r.Info(context.Background(), id)
+		if err != nil || !src.ModTime.Equal(e.LastModified) {
+			// Changed, gone or unreadable: every derivative is suspect.
+			p.metrics.revalidations[t.name].changed.Inc()
+			p.purgeID(id)
+			return e, "", changed
+		}
+		p.metrics.revalidations[t.name].unchanged.Inc()
+		e.StoredAt = time.Now()
+		if t.cfg.Store != nil {
+			if err := t.cfg.Store.Refresh(key, e.StoredAt); err != nil && !errors.Is(err, store.ErrNotFound) {
+				p.fault(t, "refresh", err)
+			}
+		}
+		t.mem.Add(string(key), e)
+		how = xRevalidated
+	}
+	return e, how, found
+}
+
+// flightResult is what a collapsed render hands its callers; leader tells
+// the caller that started the flight from those that joined it.
+type flightResult struct {
+	e      store.Entry
+	leader *byte
+}
+
+var errRenderWait = errors.New("timed out waiting for a render of the same image")
+
+// fill renders key once however many requests want it at the same time: the
+// render runs detached from any one client, looks in the store again first
+// (a flight only collapses calls that overlap), and stores its result.
+// Errors are never cached.
+func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.Entry, error)) (store.Entry, string, error) {
+	if t.cfg.Store == nil && t.cfg.MemLen <= 0 {
+		p.metrics.misses[t.name].Inc()
+		e, err := render(context.Background())
+		if err != nil {
+			return e, "", err
+		}
+		e.ETag = etag(e.Body)
+		return e, xBypass, nil
+	}
+	mine := new(byte)
+	ch := p.flight.DoChan(string(key), func() (any, error) {
+		if t.cfg.Store != nil {
+			if e, err := t.cfg.Store.Get(key); err == nil {
+				return flightResult{e, mine}, nil
+			}
+		}
+		p.metrics.misses[t.name].Inc()
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.RenderTimeout)
+		defer cancel()
+		e, err := render(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.StoredAt = time.Now()
+		e.ETag = etag(e.Body)
+		if t.cfg.Store != nil {
+			if stored, err := t.cfg.Store.Put(key, e); err != nil {
+				p.fault(t, "put", err)
+			} else {
+				e = stored
+			}
+		}
+		t.mem.Add(string(key), e)
+		return flightResult{e, mine}, nil
+	})
+	timer := time.NewTimer(p.cfg.RenderWait)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return store.Entry{}, "", r.Err
+		}
+		fr := r.Val.(flightResult)
+		if fr.leader != mine {
+			p.metrics.collapsed[t.name].Inc()
+			return fr.e, xCollapsed, nil
+		}
+		return fr.e, xMiss, nil
+	case <-timer.C:
+		return store.Entry{}, "", errRenderWait
+	}
+}
+
+// purgeID drops every cached derivative of id, in every tier, in memory and
+// on disk, and forgets its source description.
+func (p *Proxy) purgeID(id string) int {
+	prefix := append([]byte(id), 0)
+	n := 0
+	for _, t := range p.tiers {
+		t.mem.RemoveFunc(func(k string) bool { return bytes.HasPrefix([]byte(k), prefix) })
+		if t.cfg.Store != nil {
+			m, err := t.cfg.Store.PurgePrefix(prefix)
+			if err != nil {
+				p.fault(t, "purge", err)
+			}
+			n += m
+		}
+	}
+	p.sources.Remove(id)
+	p.log.Info("purged", "id", id, "entries", n)
+	return n
+}
+
+// conditional answers 304 when the client's validators match e. If-None-Match
+// wins over If-Modified-Since, as RFC 9110 says.
+func conditional(ctx *fasthttp.RequestCtx, e store.Entry) bool {
+	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 {
+		return etagMatch(inm, e.ETag)
+	}
+	return !ctx.IfModifiedSince(e.LastModified)
+}
+
+// etagMatch applies the weak comparison of If-None-Match.
+func etagMatch(header []byte, tag string) bool {
+	for part := range bytes.SplitSeq(header, []byte(",")) {
+		part = bytes.TrimSpace(part)
+		part = bytes.TrimPrefix(part, []byte("W/"))
+		if string(part) == "*" || string(part) == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// send writes a cached or rendered entry, or a 304 when the client has it.
+func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how string) {
+	h := &ctx.Response.Header
+	h.Set("ETag", e.ETag)
+	h.SetLastModified(e.LastModified)
+	if t.cfg.CacheControl != "" {
+		h.Set("Cache-Control", t.cfg.CacheControl)
+	}
+	h.Set("X-Cache", how)
+	h.Set("X-Cache-Tier", t.name)
+	h.Set("Access-Control-Expose-Headers", "Link, ETag, X-Cache, X-Cache-Tier")
+	if conditional(ctx, e) {
+		notModified(ctx)
+		return
+	}
+	h.SetContentType(e.ContentType)
+	ctx.Response.SetBodyRaw(e.Body)
+}

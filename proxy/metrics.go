@@ -1,0 +1,155 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/store"
+)
+
+// metrics are the proxy's Prometheus metrics, in a registry of its own so
+// that two proxies can live in one process (tests do). Counters used on every
+// request are resolved to their label values once, here.
+type metrics struct {
+	reg           *prometheus.Registry
+	hits          map[string]struct{ mem, disk prometheus.Counter }
+	misses        map[string]prometheus.Counter
+	collapsed     map[string]prometheus.Counter
+	revalidations map[string]struct{ unchanged, changed prometheus.Counter }
+	faults        *prometheus.CounterVec
+	responses     *prometheus.CounterVec
+	byCode        map[int]prometheus.Counter // responses resolved for common codes; read-only
+	render        *prometheus.HistogramVec
+}
+
+// response counts one response by status code.
+func (m *metrics) response(code int) {
+	if c, ok := m.byCode[code]; ok {
+		c.Inc()
+		return
+	}
+	m.responses.WithLabelValues(strconv.Itoa(code)).Inc()
+}
+
+// StatsSource is what metrics read from the renderer.
+type StatsSource interface{ Stats() renderer.Stats }
+
+func newMetrics(tiers []*tier, r Renderer) *metrics {
+	m := &metrics{
+		reg:           prometheus.NewRegistry(),
+		hits:          map[string]struct{ mem, disk prometheus.Counter }{},
+		misses:        map[string]prometheus.Counter{},
+		collapsed:     map[string]prometheus.Counter{},
+		revalidations: map[string]struct{ unchanged, changed prometheus.Counter }{},
+	}
+	hits := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_hits_total",
+		Help: "Requests answered from the cache, by tier and layer (mem, disk)."}, []string{"tier", "layer"})
+	misses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_misses_total",
+		Help: "Renders started because the cache did not have the response, by tier."}, []string{"tier"})
+	collapsed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_collapsed_total",
+		Help: "Requests that waited for a concurrent request's render instead of rendering, by tier."}, []string{"tier"})
+	reval := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_revalidations_total",
+		Help: "Stale entries checked against their source, by tier and result (unchanged, changed)."}, []string{"tier", "result"})
+	m.faults = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_faults_total",
+		Help: "Cache store failures that made a request go uncached, by tier and operation."}, []string{"tier", "op"})
+	m.responses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_responses_total",
+		Help: "Responses by HTTP status code."}, []string{"code"})
+	m.render = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iiif_render_seconds",
+		Help:    "Time to render a response that was not cached, by tier.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30}}, []string{"tier"})
+	m.reg.MustRegister(hits, misses, collapsed, reval, m.faults, m.responses, m.render)
+	m.byCode = map[int]prometheus.Counter{}
+	for _, code := range []int{200, 204, 303, 304, 400, 404, 405, 422, 500, 503} {
+		m.byCode[code] = m.responses.WithLabelValues(strconv.Itoa(code))
+	}
+	for _, t := range tiers {
+		n := t.name
+		m.hits[n] = struct{ mem, disk prometheus.Counter }{hits.WithLabelValues(n, "mem"), hits.WithLabelValues(n, "disk")}
+		m.misses[n] = misses.WithLabelValues(n)
+		m.collapsed[n] = collapsed.WithLabelValues(n)
+		m.revalidations[n] = struct{ unchanged, changed prometheus.Counter }{reval.WithLabelValues(n, "unchanged"), reval.WithLabelValues(n, "changed")}
+		m.render.WithLabelValues(n)
+	}
+	m.reg.MustRegister(storeCollector{tiers})
+	if s, ok := r.(StatsSource); ok {
+		m.reg.MustRegister(rendererCollector{s})
+	}
+	return m
+}
+
+var (
+	storeDescs = map[string]*prometheus.Desc{
+		"bytes":   prometheus.NewDesc("iiif_cache_bytes", "Bytes of live entries in the tier's disk cache.", []string{"tier"}, nil),
+		"entries": prometheus.NewDesc("iiif_cache_entries", "Entries in the tier's disk cache.", []string{"tier"}, nil),
+		"evicted": prometheus.NewDesc("iiif_cache_evictions_total", "Entries evicted to keep the tier under its byte budget.", []string{"tier"}, nil),
+		"expired": prometheus.NewDesc("iiif_cache_expired_total", "Entries dropped for not being read within the retention.", []string{"tier"}, nil),
+		"corrupt": prometheus.NewDesc("iiif_cache_corrupt_total", "Entries whose checksum failed; dropped, never served.", []string{"tier"}, nil),
+		"errors":  prometheus.NewDesc("iiif_cache_store_errors_total", "Errors from the tier's store.", []string{"tier"}, nil),
+		"touches": prometheus.NewDesc("iiif_cache_touches_total", "Access-time refreshes written on hits.", []string{"tier"}, nil),
+	}
+	renderDescs = map[string]*prometheus.Desc{
+		"renders":     prometheus.NewDesc("iiif_renders_total", "Images rendered by libvips.", nil, nil),
+		"passthrough": prometheus.NewDesc("iiif_tile_passthrough_total", "Tiles served as stored, without decoding.", nil, nil),
+		"failures":    prometheus.NewDesc("iiif_render_failures_total", "Renders that failed in libvips.", nil, nil),
+		"overloaded":  prometheus.NewDesc("iiif_render_overloaded_total", "Renders refused because the queue was full.", nil, nil),
+		"inflight":    prometheus.NewDesc("iiif_renders_in_flight", "Renders running now.", nil, nil),
+		"queued":      prometheus.NewDesc("iiif_renders_queued", "Renders waiting for a worker now.", nil, nil),
+	}
+)
+
+// storeCollector reads the tier stores' counters at scrape time.
+type storeCollector struct{ tiers []*tier }
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range storeDescs {
+		ch <- d
+	}
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c.tiers {
+		if t.cfg.Store != nil {
+			collectStore(ch, t.name, t.cfg.Store.Stats())
+		}
+	}
+}
+
+func collectStore(ch chan<- prometheus.Metric, n string, s store.Stats) {	ch <- prometheus.MustNewConstMetric(storeDescs["bytes"], prometheus.GaugeValue, float64(s.Bytes), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["entries"], prometheus.GaugeValue, float64(s.Entries), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["evicted"], prometheus.CounterValue, float64(s.Evicted), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["expired"], prometheus.CounterValue, float64(s.Expired), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["corrupt"], prometheus.CounterValue, float64(s.Corrupt), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["errors"], prometheus.CounterValue, float64(s.Errors), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["touches"], prometheus.CounterValue, float64(s.Touches), n)
+}
+
+// rendererCollector reads the renderer's counters at scrape time.
+type rendererCollector struct{ r StatsSource }
+
+func (c rendererCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range renderDescs {
+		ch <- d
+	}
+}
+
+func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.r.Stats()
+	ch <- prometheus.MustNewConstMetric(renderDescs["renders"], prometheus.CounterValue, float64(s.Renders))
+	ch <- prometheus.MustNewConstMetric(renderDescs["passthrough"], prometheus.CounterValue, float64(s.Passthrough))
+	ch <- prometheus.MustNewConstMetric(renderDescs["failures"], prometheus.CounterValue, float64(s.Failures))
+	ch <- prometheus.MustNewConstMetric(renderDescs["overloaded"], prometheus.CounterValue, float64(s.Overloaded))
+	ch <- prometheus.MustNewConstMetric(renderDescs["inflight"], prometheus.GaugeValue, float64(s.InFlight))
+	ch <- prometheus.MustNewConstMetric(renderDescs["queued"], prometheus.GaugeValue, float64(s.Queued))
+}
+
+// tierNames in rules.Tier order.
+func tierNames() []string {
+	out := make([]string, rules.NumTiers)
+	for t := range rules.NumTiers {
+		out[t] = t.String()
+	}
+	return out
+}

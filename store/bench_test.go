@@ -1,0 +1,100 @@
+package store
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+func BenchmarkGetHit(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		fs   func() vfs.FS
+	}{
+		{"mem", func() vfs.FS { return vfs.NewMem() }},
+		{"disk", func() vfs.FS { return vfs.Default }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := Config{fs: bc.fs()}
+			if cfg.fs == vfs.Default {
+				cfg.Dir = b.TempDir()
+			}
+			tier := openMem(b, cfg, newClock())
+			key := []byte("img1\x00512,512,512,512/512,/0/default.jpg")
+			mustPut(b, tier, string(key), jpeg(20<<10, 1))
+			b.SetBytes(20 << 10)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tier.Get(key); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkGetHitParallel(b *testing.B) {
+	tier := openMem(b, Config{}, newClock())
+	keys := make([][]byte, 256)
+	for i := range keys {
+		keys[i] = []byte("img1\x00tile" + string(rune('a'+i%26)) + string(rune('a'+i/26)))
+		mustPut(b, tier, string(keys[i]), jpeg(20<<10, byte(i)))
+	}
+	b.SetBytes(20 << 10)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := tier.Get(keys[i%len(keys)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkGetMiss(b *testing.B) {
+	tier := openMem(b, Config{}, newClock())
+	for i := range 10000 {
+		mustPut(b, tier, string(binary.BigEndian.AppendUint32([]byte("img\x00"), uint32(i))), jpeg(100, 1))
+	}
+	key := []byte("absent\x00key")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tier.Get(key); err != ErrNotFound {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPut(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		fs   func() vfs.FS
+	}{
+		{"mem", func() vfs.FS { return vfs.NewMem() }},
+		{"disk", func() vfs.FS { return vfs.Default }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := Config{fs: bc.fs()}
+			if cfg.fs == vfs.Default {
+				cfg.Dir = b.TempDir()
+			}
+			tier := openMem(b, cfg, newClock())
+			e := jpeg(20<<10, 1)
+			key := make([]byte, 0, 64)
+			b.SetBytes(20 << 10)
+			b.ReportAllocs()
+			i := uint32(0)
+			for b.Loop() {
+				key = binary.BigEndian.AppendUint32(append(key[:0], "img1\x00tile"...), i%100000)
+				i++
+				if _, err := tier.Put(key, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

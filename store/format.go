@@ -1,0 +1,265 @@
+package store
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Keyspace. Every Pebble key starts with one byte naming its space:
+//
+//	"a" + access(8, big-endian Unix seconds) + key   access index, empty value
+//	"e" + key                                        entry: header + body
+//	"m"                                              counters (merge operand, see counters.go)
+//	"v"                                              layout version of this keyspace
+//
+// The access index orders entries by last-access bucket, least recent first,
+// so eviction and expiry read it from the front. It is maintained in the same
+// batch as the entry, but readers tolerate stale index keys (the entry is gone
+// or carries another bucket) and simply delete them.
+const (
+	spaceAccess  = 'a'
+	spaceEntry   = 'e'
+	spaceEnd     = 'f' // first byte past the entry space
+	accessKeyLen = 1 + 8
+)
+
+var (
+	keyMeta    = []byte{'m'}
+	keyLayout  = []byte{'v'}
+	layoutV1   = []byte{1}
+	rangeStart = []byte{spaceAccess} // PurgeAll deletes [rangeStart, rangeEnd)
+	rangeEnd   = []byte{'m'}
+)
+
+// Value format, version 1. All integers little-endian.
+//
+//	off  len  field
+//	  0    8  header checksum: xxhash64 of bytes [8, 48+ctLen)
+//	  8    1  format version (1)
+//	  9    1  flags (bit 0: LastModified is set)
+//	 10    2  content type length (ctLen)
+//	 12    4  body length
+//	 16    8  source Last-Modified, Unix seconds
+//	 24    8  stored-at, Unix nanoseconds
+//	 32    8  last-access bucket, Unix seconds
+//	 40    8  body hash: xxhash64 of the body (also the ETag)
+//	 48 ctLen content type
+//	  …       body
+//
+// The header checksum covers every header field, including the body hash,
+// and the body hash covers the body, so together they checksum the whole
+// value with a single pass over the body. A value whose length does not match
+// its header (truncated or padded) fails before any checksum is computed.
+const (
+	formatV1      = 1
+	headerLen     = 48
+	maxCTLen      = 1024
+	maxBodyLen    = 1<<32 - 1
+	flagLastMod   = 1 << 0
+	offVersion    = 8
+	offFlags      = 9
+	offCTLen      = 10
+	offBodyLen    = 12
+	offLastMod    = 16
+	offStoredAt   = 24
+	offAccess     = 32
+	offBodyHash   = 40
+	checksumStart = 8
+)
+
+// header is a decoded value header.
+type header struct {
+	flags     byte
+	ctLen     int
+	bodyLen   int
+	lastMod   int64 // Unix seconds
+	storedAt  int64 // Unix nanoseconds
+	access    int64 // Unix seconds
+	bodyHash  uint64
+	headerSum uint64
+}
+
+// valueLen is the encoded length of an entry with this content type and body.
+func valueLen(contentType string, body []byte) int {
+	return headerLen + len(contentType) + len(body)
+}
+
+// encodeValue writes the value for h, contentType and body into dst, which
+// must be exactly valueLen(contentType, body) long. h.ctLen, h.bodyLen and
+// h.headerSum are filled from the arguments.
+func encodeValue(dst []byte, h *header, contentType string, body []byte) {
+	h.ctLen = len(contentType)
+	h.bodyLen = len(body)
+	copy(dst[headerLen:], contentType)
+	copy(dst[headerLen+h.ctLen:], body)
+	putHeader(dst, h)
+}
+
+// putHeader writes h into v (an encoded value whose content type is already in
+// place) and recomputes the header checksum.
+func putHeader(v []byte, h *header) {
+	v[offVersion] = formatV1
+	v[offFlags] = h.flags
+	binary.LittleEndian.PutUint16(v[offCTLen:], uint16(h.ctLen))
+	binary.LittleEndian.PutUint32(v[offBodyLen:], uint32(h.bodyLen))
+	binary.LittleEndian.PutUint64(v[offLastMod:], uint64(h.lastMod))
+	binary.LittleEndian.PutUint64(v[offStoredAt:], uint64(h.storedAt))
+	binary.LittleEndian.PutUint64(v[offAccess:], uint64(h.access))
+	binary.LittleEndian.PutUint64(v[offBodyHash:], h.bodyHash)
+	h.headerSum = xxhash.Sum64(v[checksumStart : headerLen+h.ctLen])
+	binary.LittleEndian.PutUint64(v[0:], h.headerSum)
+}
+
+// parseHeader decodes and checks the header of v: version, lengths and header
+// checksum. It does not hash the body; see verifyBody.
+func parseHeader(v []byte) (header, bool) {
+	var h header
+	if len(v) < headerLen || v[offVersion] != formatV1 {
+		return h, false
+	}
+	h.flags = v[offFlags]
+	h.ctLen = int(binary.LittleEndian.Uint16(v[offCTLen:]))
+	h.bodyLen = int(binary.LittleEndian.Uint32(v[offBodyLen:]))
+	if h.ctLen > maxCTLen || len(v) != headerLen+h.ctLen+h.bodyLen {
+		return h, false
+	}
+	h.headerSum = binary.LittleEndian.Uint64(v[0:])
+	if xxhash.Sum64(v[checksumStart:headerLen+h.ctLen]) != h.headerSum {
+		return h, false
+	}
+	h.lastMod = int64(binary.LittleEndian.Uint64(v[offLastMod:]))
+	h.storedAt = int64(binary.LittleEndian.Uint64(v[offStoredAt:]))
+	h.access = int64(binary.LittleEndian.Uint64(v[offAccess:]))
+	h.bodyHash = binary.LittleEndian.Uint64(v[offBodyHash:])
+	return h, true
+}
+
+// decodeValue parses the header and verifies the body hash: ok means every
+// byte of v is as Put wrote it.
+func decodeValue(v []byte) (header, bool) {
+	h, ok := parseHeader(v)
+	if !ok {
+		return h, false
+	}
+	return h, xxhash.Sum64(body(v, &h)) == h.bodyHash
+}
+
+// body returns the body part of a value with header h, aliasing v.
+func body(v []byte, h *header) []byte { return v[headerLen+h.ctLen:] }
+
+// contentType returns the content type of a value with header h, interning
+// the common ones so that a hit does not allocate for them.
+func contentType(v []byte, h *header) string {
+	ct := v[headerLen : headerLen+h.ctLen]
+	switch string(ct) {
+	case "":
+		return ""
+	case "image/jpeg":
+		return "image/jpeg"
+	case "image/png":
+		return "image/png"
+	case "image/webp":
+		return "image/webp"
+	case "image/gif":
+		return "image/gif"
+	case "image/tiff":
+		return "image/tiff"
+	case "image/jp2":
+		return "image/jp2"
+	case "application/json":
+		return "application/json"
+	case "application/ld+json":
+		return "application/ld+json"
+	}
+	return string(ct)
+}
+
+// rawAccess reads the access field of a value without checking it, so that
+// the index key of a corrupt value can be deleted on a best-effort basis.
+func rawAccess(v []byte) (int64, bool) {
+	if len(v) < headerLen {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint64(v[offAccess:])), true
+}
+
+// etag formats a body hash as a strong, quoted ETag: "\"0123456789abcdef\"".
+func etag(sum uint64) string {
+	const hexdigits = "0123456789abcdef"
+	var b [18]byte
+	b[0], b[17] = '"', '"'
+	for i := 16; i >= 1; i-- {
+		b[i] = hexdigits[sum&0xf]
+		sum >>= 4
+	}
+	return string(b[:])
+}
+
+// toEntry builds the Entry for a verified value. Body is a private copy.
+func toEntry(v []byte, h *header) Entry {
+	e := Entry{
+		ContentType: contentType(v, h),
+		StoredAt:    time.Unix(0, h.storedAt).UTC(),
+		ETag:        etag(h.bodyHash),
+		Body:        append([]byte(nil), body(v, h)...),
+	}
+	if h.flags&flagLastMod != 0 {
+		e.LastModified = time.Unix(h.lastMod, 0).UTC()
+	}
+	return e
+}
+
+// seconds is the access bucket of t: Unix seconds, never negative.
+func seconds(t time.Time) int64 {
+	s := t.Unix()
+	if s < 0 {
+		return 0
+	}
+	return s
+}
+
+// appendEntryKey appends the entry key of key to dst.
+func appendEntryKey(dst, key []byte) []byte {
+	dst = append(dst, spaceEntry)
+	return append(dst, key...)
+}
+
+// appendAccessKey appends the access-index key of key at bucket access.
+func appendAccessKey(dst []byte, access int64, key []byte) []byte {
+	dst = append(dst, spaceAccess)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(access))
+	return append(dst, key...)
+}
+
+// parseAccessKey splits an access-index key into bucket and user key
+// (aliasing k).
+func parseAccessKey(k []byte) (access int64, key []byte, ok bool) {
+	if len(k) < accessKeyLen || k[0] != spaceAccess {
+		return 0, nil, false
+	}
+	return int64(binary.BigEndian.Uint64(k[1:accessKeyLen])), k[accessKeyLen:], true
+}
+
+// accessBound is the access-index key that sorts before every index key with
+// a bucket >= access.
+func accessBound(access int64) []byte {
+	if access < 0 {
+		access = 0
+	}
+	return binary.BigEndian.AppendUint64([]byte{spaceAccess}, uint64(access))
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p in
+// the entry space, i.e. the exclusive upper bound of "e"+p.
+func prefixEnd(p []byte) []byte {
+	end := appendEntryKey(nil, p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return []byte{spaceEnd} // unreachable: end[0] is 'e'
+}

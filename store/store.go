@@ -1,0 +1,831 @@
+// Package store is the on-disk cache of iiif-proxy: one Tier per cache tier
+// (tiles, thumbnails, info.json, other), each a Pebble database in its own
+// directory, holding HTTP response bodies under opaque keys.
+//
+// The proxy keys an entry as ID + "\x00" + canonical request, e.g.
+//
+//	"book1/p12.tif\x00full/!200,200/0/default.jpg"
+//
+// so that PurgePrefix([]byte("book1/p12.tif\x00")) removes every derivative of
+// one image. IDs never contain NUL.
+//
+// How it works:
+//
+//   - A value is a checksummed header (format version, content type, source
+//     Last-Modified, stored-at, last-access bucket, body length, body hash)
+//     followed by the body; see format.go. Get verifies both checksums on
+//     every read; a value that fails is deleted, counted in Stats.Corrupt and
+//     reported as a miss, never served.
+//   - Beside each entry ("e"+key) the access index ("a"+bucket+key) orders
+//     entries by last access. A background sweeper drops entries not read
+//     for Config.Retention, then the least recently read ones while the tier
+//     holds more than Config.MaxBytes, down to 95% of it. It works in small
+//     batches and never blocks reads.
+//   - A hit rewrites the header and index (one batch) only when its access
+//     bucket is older than Config.TouchEvery, so ordinary hits never write.
+//   - Live bytes and entries are kept in a merge-operator counter written in
+//     the same batch as each change, so Open reads two numbers instead of
+//     scanning, and a crash can never separate an entry from its accounting.
+//   - Writes are not synced (it is a cache): a crash may lose the last
+//     moments of Puts, never tear one, because each change is one atomic
+//     Pebble batch and Get verifies checksums anyway. Purges are synced.
+//
+// Time has a granularity of one second throughout (access buckets, expiry).
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Errors returned by a Tier. Errors from Pebble are wrapped, not replaced.
+var (
+	// ErrNotFound reports a miss: the key is absent, expired, or its value
+	// failed verification (then the error also matches ErrCorrupt).
+	ErrNotFound = errors.New("store: not found")
+	// ErrCorrupt marks a miss caused by a value that failed verification and
+	// was dropped. Every error that matches ErrCorrupt also matches
+	// ErrNotFound, so callers can treat both as a plain miss.
+	ErrCorrupt = errors.New("store: corrupt value dropped")
+	// ErrClosed is returned by every method after Close.
+	ErrClosed = errors.New("store: closed")
+	// ErrTooLarge is returned by Put for an entry that could never fit:
+	// larger than MaxBytes, a body of 4 GiB or more, or a content type
+	// longer than 1024 bytes.
+	ErrTooLarge = errors.New("store: entry too large")
+	// ErrFailed is returned by every method once Pebble has hit an error it
+	// cannot recover from; the tier must be closed and reopened.
+	ErrFailed = errors.New("store: tier failed")
+)
+
+// errCorruptMiss is what Get returns for a dropped corrupt value.
+var errCorruptMiss = fmt.Errorf("%w: %w", ErrNotFound, ErrCorrupt)
+
+// Defaults for zero Config fields.
+const (
+	DefaultSweepEvery = 10 * time.Second
+	DefaultCacheBytes = 64 << 20
+	// DefaultTouchEvery applies when Retention is zero.
+	DefaultTouchEvery = time.Hour
+)
+
+// lowWaterPercent is how far below MaxBytes budget eviction goes, so that
+// every Put at the limit does not start another eviction round.
+const lowWaterPercent = 95
+
+// Config configures a Tier. The zero value of every field but Dir is usable.
+type Config struct {
+	// Dir is the directory of the Pebble database; required. It is created
+	// if missing. Two Tiers cannot share a directory.
+	Dir string
+	// MaxBytes is the byte budget for live entries, counted as
+	// len(key) + len(stored value) (header + content type + body) per entry.
+	// When exceeded, the least recently read entries are evicted down to 95%
+	// of it. Zero means unlimited.
+	MaxBytes int64
+	// Retention drops entries not read for this long (a sliding window: a
+	// read pushes it back). Zero keeps entries until evicted by MaxBytes.
+	Retention time.Duration
+	// TouchEvery: a hit rewrites an entry's access time only when the stored
+	// one is older than this, so ordinary hits never write. Zero means
+	// Retention/16, or one hour when Retention is zero. It must be less than
+	// Retention. Because access times are stale by up to TouchEvery, an
+	// entry read steadily may expire up to TouchEvery before Retention.
+	TouchEvery time.Duration
+	// SweepEvery is how often the background sweeper looks for expired
+	// entries and checks the budget. Zero means 10s. A Put that takes the
+	// tier over MaxBytes also wakes the sweeper at once.
+	SweepEvery time.Duration
+	// CacheBytes sizes Pebble's block cache. Zero means 64 MiB.
+	CacheBytes int64
+	// Logger receives Pebble's messages (Info at Debug, errors at Warn) and
+	// the tier's own. Nil means slog.Default().
+	Logger *slog.Logger
+
+	fs        vfs.FS           // nil means vfs.Default; tests use vfs.NewMem()
+	now       func() time.Time // nil means time.Now
+	noSweeper bool             // tests run sweeps synchronously
+}
+
+// Validate reports every invalid field at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("store: Dir is required"))
+	}
+	if c.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("store: MaxBytes %d is negative", c.MaxBytes))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("store: Retention %v is negative", c.Retention))
+	}
+	if c.TouchEvery < 0 {
+		errs = append(errs, fmt.Errorf("store: TouchEvery %v is negative", c.TouchEvery))
+	}
+	if c.Retention > 0 && c.TouchEvery >= c.Retention {
+		errs = append(errs, fmt.Errorf("store: TouchEvery %v must be less than Retention %v", c.TouchEvery, c.Retention))
+	}
+	if c.SweepEvery < 0 {
+		errs = append(errs, fmt.Errorf("store: SweepEvery %v is negative", c.SweepEvery))
+	}
+	if c.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("store: CacheBytes %d is negative", c.CacheBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.TouchEvery == 0 {
+		c.TouchEvery = DefaultTouchEvery
+		if c.Retention > 0 {
+			c.TouchEvery = c.Retention / 16
+		}
+	}
+	if c.SweepEvery == 0 {
+		c.SweepEvery = DefaultSweepEvery
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.fs == nil {
+		c.fs = vfs.Default
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Entry is one cached response.
+type Entry struct {
+	ContentType string
+	// LastModified is the source image's modification time, kept to whole
+	// seconds. The zero time round-trips as the zero time.
+	LastModified time.Time
+	// StoredAt is when Put stored the entry (or Refresh revalidated it); set
+	// by the Tier, ignored on Put.
+	StoredAt time.Time
+	// ETag is a strong, quoted ETag of Body derived from its 64-bit xxhash,
+	// e.g. "\"9f2c0e51a3b4d6e7\""; set by the Tier, ignored on Put.
+	ETag string
+	// Body is the response body. On Get it is a private copy the caller may
+	// keep and modify.
+	Body []byte
+}
+
+// Stats are a tier's counters. The uint64 fields count events since Open;
+// Bytes and Entries describe the live contents and survive restarts.
+type Stats struct {
+	Hits    uint64 // Gets that returned an entry
+	Misses  uint64 // Gets that returned ErrNotFound (absent, expired or corrupt)
+	Puts    uint64 // entries stored
+	Touches uint64 // access-time rewrites (lazy on Get, Touch, Refresh)
+	Evicted uint64 // entries dropped to stay within MaxBytes
+	Expired uint64 // entries dropped for not being read within Retention
+	Corrupt uint64 // values that failed verification and were dropped
+	Errors  uint64 // Pebble errors (and recovered Pebble panics)
+	Bytes   int64  // live bytes, as counted for MaxBytes
+	Entries int64  // live entries
+}
+
+// stripes is the number of per-key locks. Writers to one key (Put, touches,
+// drops) serialize on its stripe so that reading the old value and writing
+// the new one, with its accounting delta, is atomic.
+const stripes = 256
+
+// Tier is one cache tier backed by one Pebble database. Its methods are safe
+// for concurrent use. Reads take no lock beyond closeMu's read side.
+type Tier struct {
+	cfg Config
+	db  *pebble.DB
+	log *slog.Logger
+
+	// closeMu guards db against Close: every method holds its read side,
+	// Close takes the write side. closed is set first so that new callers
+	// fail fast.
+	closeMu sync.RWMutex
+	closed  atomic.Bool
+	failed  atomic.Bool // Pebble called Fatalf or panicked
+
+	// writeMu orders whole-keyspace writers against per-key writers:
+	// PurgePrefix and PurgeAll hold its write side (their accounting needs
+	// the affected keys to hold still); Put, touches, drops and the sweeper
+	// hold its read side. Get only ever tries it (TryRLock) and skips its
+	// optional write if a purge is running.
+	writeMu sync.RWMutex
+	keyMu   [stripes]sync.Mutex // keyMu[stripe(key)] protects that key's entry and index keys
+
+	bytes   atomic.Int64 // live bytes; mirrors the persisted counters
+	entries atomic.Int64 // live entries; mirrors the persisted counters
+
+	hits, misses, puts, touches atomic.Uint64
+	evicted, expired, corrupt   atomic.Uint64
+	errs                        atomic.Uint64
+	writes                      atomic.Uint64 // batches committed; for tests
+	touchSecs, retentionSecs    int64
+	kick                        chan struct{} // wakes the sweeper; capacity 1
+	done                        chan struct{} // closed by Close
+	sweeperDone                 chan struct{} // closed when the sweeper exits
+	sweepMu                     sync.Mutex    // one sweep at a time
+}
+
+// Open opens (creating if needed) the tier in cfg.Dir. It does not scan the
+// store: start-up costs the same for ten entries or ten million (plus WAL
+// replay, bounded by the memtable size). An error means the tier cannot be
+// used; the proxy then runs without it.
+func Open(cfg Config) (*Tier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.fs.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", cfg.Dir, err)
+	}
+	t := &Tier{
+		cfg:           cfg,
+		log:           cfg.Logger.With("dir", cfg.Dir),
+		touchSecs:     ceilSeconds(cfg.TouchEvery),
+		retentionSecs: ceilSeconds(cfg.Retention),
+		kick:          make(chan struct{}, 1),
+		done:          make(chan struct{}),
+		sweeperDone:   make(chan struct{}),
+	}
+	cache := pebble.NewCache(cfg.CacheBytes)
+	defer cache.Unref() // the DB holds its own reference
+	db, err := openPebble(cfg.Dir, pebbleOptions(&t.cfg, cache, &t.failed))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
+	}
+	t.db = db
+	if err := t.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
+	}
+	if cfg.noSweeper {
+		close(t.sweeperDone)
+	} else {
+		go t.sweeper()
+	}
+	return t, nil
+}
+
+// openPebble calls pebble.Open, turning a panic (Pebble's Fatalf, through
+// pebbleLogger) into an error.
+func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrFailed, r)
+		}
+	}()
+	return pebble.Open(dir, opts)
+}
+
+// load checks the layout version and reads the counters.
+func (t *Tier) load() error {
+	v, closer, err := t.db.Get(keyLayout)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		if err := t.db.Set(keyLayout, layoutV1, pebble.Sync); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		ok := bytes.Equal(v, layoutV1)
+		got := append([]byte(nil), v...)
+		closer.Close()
+		if !ok {
+			return fmt.Errorf("unknown store layout version %x", got)
+		}
+	}
+	v, closer, err = t.db.Get(keyMeta)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	defer closer.Close()
+	c, ok := decodeCounters(v)
+	if !ok {
+		return fmt.Errorf("malformed counters (%d bytes)", len(v))
+	}
+	t.bytes.Store(c.bytes)
+	t.entries.Store(c.entries)
+	return nil
+}
+
+// Close stops the sweeper and closes the database. Methods called after Close
+// return ErrClosed; Close waits for calls in flight. Closing twice returns
+// ErrClosed.
+func (t *Tier) Close() error {
+	if t.closed.Swap(true) {
+		return ErrClosed
+	}
+	close(t.done)
+	<-t.sweeperDone
+	t.closeMu.Lock()
+	defer t.closeMu.Unlock()
+	var err error
+	func() {
+		defer t.recoverPanic(&err)
+		err = t.db.Close()
+	}()
+	if err != nil {
+		return fmt.Errorf("store: close %s: %w", t.cfg.Dir, err)
+	}
+	return nil
+}
+
+// enter admits a call: it holds closeMu's read side until leave.
+func (t *Tier) enter() error {
+	t.closeMu.RLock()
+	if t.closed.Load() {
+		t.closeMu.RUnlock()
+		return ErrClosed
+	}
+	if t.failed.Load() {
+		t.closeMu.RUnlock()
+		return ErrFailed
+	}
+	return nil
+}
+
+func (t *Tier) leave() { t.closeMu.RUnlock() }
+
+// recoverPanic turns a panic from Pebble into ErrFailed and marks the tier
+// failed. Deferred by every method that calls Pebble.
+func (t *Tier) recoverPanic(err *error) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	t.failed.Store(true)
+	t.errs.Add(1)
+	t.log.Error("store: pebble panicked; tier disabled", "panic", r, "stack", string(debug.Stack()))
+	*err = fmt.Errorf("%w: %v", ErrFailed, r)
+}
+
+// pebbleErr counts and wraps an unexpected Pebble error.
+func (t *Tier) pebbleErr(op string, err error) error {
+	t.errs.Add(1)
+	t.log.Warn("store: pebble error", "op", op, "err", err)
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+func (t *Tier) now() time.Time { return t.cfg.now() }
+
+// stripe returns the lock of key's stripe.
+func (t *Tier) stripe(key []byte) int { return int(xxhash.Sum64(key) % stripes) }
+
+// keyBuf is a pooled scratch buffer for Pebble keys; Pebble does not retain
+// keys passed to Get.
+type keyBuf struct{ b []byte }
+
+var keyBufs = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 256)} }}
+
+func getKeyBuf() *keyBuf   { return keyBufs.Get().(*keyBuf) }
+func putKeyBuf(kb *keyBuf) { kb.b = kb.b[:0]; keyBufs.Put(kb) }
+
+// Get returns the entry stored under key, or ErrNotFound. The returned Body is
+// a private copy (Pebble's buffer is only valid until its closer is closed).
+//
+// A value that fails verification is deleted, counted in Stats.Corrupt and
+// reported as ErrNotFound (the error also matches ErrCorrupt). An entry not
+// read within Retention is a miss even if the sweeper has not reached it. A
+// hit writes nothing unless its access bucket is older than TouchEvery; then
+// it rewrites header and index once, best effort (a failure is counted in
+// Stats.Errors but does not fail the Get).
+func (t *Tier) Get(key []byte) (e Entry, err error) {
+	if err := t.enter(); err != nil {
+		return Entry{}, err
+	}
+	defer t.leave()
+	defer t.recoverPanic(&err)
+
+	kb := getKeyBuf()
+	defer putKeyBuf(kb)
+	kb.b = appendEntryKey(kb.b, key)
+	v, closer, err := t.db.Get(kb.b)
+	if errors.Is(err, pebble.ErrNotFound) {
+		t.misses.Add(1)
+		return Entry{}, ErrNotFound
+	}
+	if err != nil {
+		return Entry{}, t.pebbleErr("get", err)
+	}
+	h, ok := decodeValue(v)
+	if !ok {
+		closer.Close()
+		t.misses.Add(1)
+		if t.writeMu.TryRLock() {
+			t.drop(key, dropCorrupt)
+			t.writeMu.RUnlock()
+		}
+		return Entry{}, errCorruptMiss
+	}
+	now := seconds(t.now())
+	if t.isExpired(h.access, now) {
+		closer.Close()
+		t.misses.Add(1)
+		if t.writeMu.TryRLock() {
+			t.drop(key, dropExpired)
+			t.writeMu.RUnlock()
+		}
+		return Entry{}, ErrNotFound
+	}
+	e = toEntry(v, &h) // copies: v dies at closer.Close
+	closer.Close()
+	t.hits.Add(1)
+	if now-h.access >= t.touchSecs && t.writeMu.TryRLock() {
+		_, _ = t.touch(key, now, nil) // best effort; errors are counted
+		t.writeMu.RUnlock()
+	}
+	return e, nil
+}
+
+// isExpired reports whether an entry last read at bucket access is past
+// Retention at now.
+func (t *Tier) isExpired(access, now int64) bool {
+	return t.retentionSecs > 0 && access < now-t.retentionSecs
+}
+
+// Touch marks the entry read now, rewriting its header and index key unless
+// its access bucket is already the current second. ErrNotFound if absent.
+func (t *Tier) Touch(key []byte) (err error) {
+	if err := t.enter(); err != nil {
+		return err
+	}
+	defer t.leave()
+	defer t.recoverPanic(&err)
+	t.writeMu.RLock()
+	defer t.writeMu.RUnlock()
+	_, err = t.touch(key, seconds(t.now()), nil)
+	return err
+}
+
+// Refresh records that the entry was revalidated against its source and found
+// unchanged: StoredAt becomes storedAt (now, if zero) and the entry is marked
+// read now. The body is kept. ErrNotFound if absent.
+func (t *Tier) Refresh(key []byte, storedAt time.Time) (err error) {
+	if err := t.enter(); err != nil {
+		return err
+	}
+	defer t.leave()
+	defer t.recoverPanic(&err)
+	now := t.now()
+	if storedAt.IsZero() {
+		storedAt = now
+	}
+	sa := storedAt.UnixNano()
+	t.writeMu.RLock()
+	defer t.writeMu.RUnlock()
+	_, err = t.touch(key, seconds(now), &sa)
+	return err
+}
+
+// touch rewrites key's header with access bucket now and, if storedAt is not
+// nil, a new stored-at time. It reports whether it wrote. The caller holds
+// writeMu's read side.
+func (t *Tier) touch(key []byte, now int64, storedAt *int64) (bool, error) {
+	mu := &t.keyMu[t.stripe(key)]
+	mu.Lock()
+	defer mu.Unlock()
+
+	kb := getKeyBuf()
+	defer putKeyBuf(kb)
+	kb.b = appendEntryKey(kb.b, key)
+	ek := kb.b
+	v, closer, err := t.db.Get(ek)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, ErrNotFound
+	}
+	if err != nil {
+		return false, t.pebbleErr("touch", err)
+	}
+	defer closer.Close()
+	h, ok := decodeValue(v)
+	if !ok {
+		t.dropLocked(key, ek, v, dropCorrupt)
+		return false, errCorruptMiss
+	}
+	if h.access >= now && (storedAt == nil || *storedAt == h.storedAt) {
+		return false, nil // already current (or from the future: keep it)
+	}
+	old := h.access
+	if now > h.access {
+		h.access = now
+	}
+	if storedAt != nil {
+		h.storedAt = *storedAt
+	}
+	b := t.db.NewBatch()
+	defer b.Close()
+	op := b.SetDeferred(len(ek), len(v))
+	copy(op.Key, ek)
+	copy(op.Value, v)
+	putHeader(op.Value, &h)
+	if err := op.Finish(); err != nil {
+		return false, t.pebbleErr("touch", err)
+	}
+	if old != h.access {
+		ik := appendAccessKey(nil, old, key)
+		if err := b.Delete(ik, nil); err != nil {
+			return false, t.pebbleErr("touch", err)
+		}
+		ik = appendAccessKey(ik[:0], h.access, key)
+		if err := b.Set(ik, nil, nil); err != nil {
+			return false, t.pebbleErr("touch", err)
+		}
+	}
+	if err := t.commit(b, pebble.NoSync); err != nil {
+		return false, t.pebbleErr("touch", err)
+	}
+	t.touches.Add(1)
+	return true, nil
+}
+
+// commit applies b and counts it.
+func (t *Tier) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
+	if err := b.Commit(opts); err != nil {
+		return err
+	}
+	t.writes.Add(1)
+	return nil
+}
+
+// Put stores e under key, replacing any previous entry, and returns the
+// entry as stored: StoredAt is now, ETag is derived from Body, LastModified
+// is truncated to whole seconds. Body is copied; the caller may reuse it.
+func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
+	if len(e.ContentType) > maxCTLen || int64(len(e.Body)) > maxBodyLen {
+		return Entry{}, ErrTooLarge
+	}
+	size := int64(len(key) + valueLen(e.ContentType, e.Body))
+	if t.cfg.MaxBytes > 0 && size > t.cfg.MaxBytes {
+		return Entry{}, ErrTooLarge
+	}
+	if err := t.enter(); err != nil {
+		return Entry{}, err
+	}
+	defer t.leave()
+	defer t.recoverPanic(&err)
+
+	nowT := t.now()
+	now := seconds(nowT)
+	h := header{storedAt: nowT.UnixNano(), access: now, bodyHash: xxhash.Sum64(e.Body)}
+	stored = Entry{
+		ContentType: e.ContentType,
+		StoredAt:    time.Unix(0, h.storedAt).UTC(),
+		ETag:        etag(h.bodyHash),
+		Body:        e.Body,
+	}
+	if !e.LastModified.IsZero() {
+		h.flags |= flagLastMod
+		h.lastMod = e.LastModified.Unix()
+		stored.LastModified = time.Unix(h.lastMod, 0).UTC()
+	}
+
+	// Build the batch before taking the key lock: encoding copies the body.
+	b := t.db.NewBatch()
+	defer b.Close()
+	kb := getKeyBuf()
+	defer putKeyBuf(kb)
+	kb.b = appendEntryKey(kb.b, key)
+	ek := kb.b
+	op := b.SetDeferred(len(ek), valueLen(e.ContentType, e.Body))
+	copy(op.Key, ek)
+	encodeValue(op.Value, &h, e.ContentType, e.Body)
+	if err := op.Finish(); err != nil {
+		return Entry{}, t.pebbleErr("put", err)
+	}
+	ik := appendAccessKey(make([]byte, 0, accessKeyLen+len(key)), now, key)
+
+	t.writeMu.RLock()
+	defer t.writeMu.RUnlock()
+	mu := &t.keyMu[t.stripe(key)]
+	mu.Lock()
+	defer mu.Unlock()
+
+	delta := counters{bytes: size, entries: 1}
+	v, closer, err := t.db.Get(ek)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return Entry{}, t.pebbleErr("put", err)
+	default:
+		delta.bytes -= int64(len(key) + len(v))
+		delta.entries = 0
+		if old, ok := rawAccess(v); ok && old != now {
+			// Best effort if v is corrupt: deleting an absent key is harmless,
+			// and a stale index key left behind is dropped by the sweeper.
+			if err := b.Delete(appendAccessKey(nil, old, key), nil); err != nil {
+				closer.Close()
+				return Entry{}, t.pebbleErr("put", err)
+			}
+		}
+		closer.Close()
+	}
+	if err := b.Set(ik, nil, nil); err != nil {
+		return Entry{}, t.pebbleErr("put", err)
+	}
+	if err := b.Merge(keyMeta, delta.encode(), nil); err != nil {
+		return Entry{}, t.pebbleErr("put", err)
+	}
+	if err := t.commit(b, pebble.NoSync); err != nil {
+		return Entry{}, t.pebbleErr("put", err)
+	}
+	t.puts.Add(1)
+	t.entries.Add(delta.entries)
+	if n := t.bytes.Add(delta.bytes); t.cfg.MaxBytes > 0 && n > t.cfg.MaxBytes {
+		t.wakeSweeper()
+	}
+	return stored, nil
+}
+
+// dropReason says why an entry is dropped, for the counters.
+type dropReason int
+
+const (
+	dropCorrupt dropReason = iota
+	dropExpired
+	dropEvicted
+)
+
+// drop deletes key's entry if it is still corrupt (dropCorrupt) or still
+// expired (dropExpired) once its lock is held. The caller holds writeMu's
+// read side. Errors are counted and logged, not returned: a drop is always
+// someone else's side effect.
+func (t *Tier) drop(key []byte, why dropReason) {
+	mu := &t.keyMu[t.stripe(key)]
+	mu.Lock()
+	defer mu.Unlock()
+	kb := getKeyBuf()
+	defer putKeyBuf(kb)
+	kb.b = appendEntryKey(kb.b, key)
+	v, closer, err := t.db.Get(kb.b)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return
+	}
+	if err != nil {
+		_ = t.pebbleErr("drop", err)
+		return
+	}
+	defer closer.Close()
+	h, ok := decodeValue(v)
+	switch {
+	case !ok:
+		why = dropCorrupt
+	case why == dropExpired && t.isExpired(h.access, seconds(t.now())):
+	default:
+		return // replaced or touched in the meantime
+	}
+	t.dropLocked(key, kb.b, v, why)
+}
+
+// dropLocked deletes the entry ek (user key key, current value v) and its
+// index key, with its accounting, in one batch. The caller holds key's
+// stripe lock and writeMu's read side.
+func (t *Tier) dropLocked(key, ek, v []byte, why dropReason) {
+	b := t.db.NewBatch()
+	defer b.Close()
+	_ = b.DeleteSized(ek, uint32(len(v)), nil)
+	if access, ok := rawAccess(v); ok {
+		_ = b.Delete(appendAccessKey(nil, access, key), nil)
+	}
+	d := counters{bytes: -int64(len(key) + len(v)), entries: -1}
+	_ = b.Merge(keyMeta, d.encode(), nil)
+	if err := t.commit(b, pebble.NoSync); err != nil {
+		_ = t.pebbleErr("drop", err)
+		return
+	}
+	t.bytes.Add(d.bytes)
+	t.entries.Add(d.entries)
+	t.countDrop(why, 1)
+	if why == dropCorrupt {
+		t.log.Warn("store: dropped corrupt value", "key", fmt.Sprintf("%q", key), "len", len(v))
+	}
+}
+
+func (t *Tier) countDrop(why dropReason, n uint64) {
+	switch why {
+	case dropCorrupt:
+		t.corrupt.Add(n)
+	case dropExpired:
+		t.expired.Add(n)
+	case dropEvicted:
+		t.evicted.Add(n)
+	}
+}
+
+// PurgePrefix deletes every entry whose key starts with prefix (for the proxy,
+// one identifier's "ID\x00") and returns how many there were. The entries go
+// in one range deletion; their index keys and the counter update are in the
+// same batch, which is synced. It reads the prefix's values to account for
+// them, so it is meant for small prefixes; Puts wait while it runs, Gets do
+// not.
+func (t *Tier) PurgePrefix(prefix []byte) (n int, err error) {
+	if err := t.enter(); err != nil {
+		return 0, err
+	}
+	defer t.leave()
+	defer t.recoverPanic(&err)
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+
+	lo, hi := appendEntryKey(nil, prefix), prefixEnd(prefix)
+	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, t.pebbleErr("purge", err)
+	}
+	b := t.db.NewBatch()
+	defer b.Close()
+	var d counters
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return 0, t.pebbleErr("purge", err)
+		}
+		key := k[1:]
+		if access, ok := rawAccess(v); ok {
+			_ = b.Delete(appendAccessKey(nil, access, key), nil)
+		}
+		d.bytes -= int64(len(key) + len(v))
+		d.entries--
+	}
+	if err := it.Close(); err != nil {
+		return 0, t.pebbleErr("purge", err)
+	}
+	if d.entries == 0 {
+		return 0, nil
+	}
+	_ = b.DeleteRange(lo, hi, nil)
+	_ = b.Merge(keyMeta, d.encode(), nil)
+	if err := t.commit(b, pebble.Sync); err != nil {
+		return 0, t.pebbleErr("purge", err)
+	}
+	t.bytes.Add(d.bytes)
+	t.entries.Add(d.entries)
+	return int(-d.entries), nil
+}
+
+// PurgeAll deletes every entry and resets the counters, in one synced batch.
+func (t *Tier) PurgeAll() (err error) {
+	if err := t.enter(); err != nil {
+		return err
+	}
+	defer t.leave()
+	defer t.recoverPanic(&err)
+	t.writeMu.Lock()
+	defer t.writeMu.Unlock()
+	b := t.db.NewBatch()
+	defer b.Close()
+	_ = b.DeleteRange(rangeStart, rangeEnd, nil)
+	_ = b.Set(keyMeta, counters{}.encode(), nil)
+	if err := t.commit(b, pebble.Sync); err != nil {
+		return t.pebbleErr("purge all", err)
+	}
+	t.bytes.Store(0)
+	t.entries.Store(0)
+	return nil
+}
+
+// Stats returns the tier's counters. It may be called after Close.
+func (t *Tier) Stats() Stats {
+	return Stats{
+		Hits:    t.hits.Load(),
+		Misses:  t.misses.Load(),
+		Puts:    t.puts.Load(),
+		Touches: t.touches.Load(),
+		Evicted: t.evicted.Load(),
+		Expired: t.expired.Load(),
+		Corrupt: t.corrupt.Load(),
+		Errors:  t.errs.Load(),
+		Bytes:   max(t.bytes.Load(), 0),
+		Entries: max(t.entries.Load(), 0),
+	}
+}
+
+// ceilSeconds rounds d up to whole seconds, at least one.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return max(int64((d+time.Second-1)/time.Second), 1)
+}

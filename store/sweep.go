@@ -1,0 +1,206 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// sweepBatch bounds the work done under one set of locks: this many index
+// keys are read, their stripes locked, their entries checked and deleted in
+// one batch, and the locks released. Gets never wait for it; a Put waits at
+// most one batch (well under a millisecond with a warm cache).
+const sweepBatch = 128
+
+// wakeSweeper asks the sweeper to run soon without waiting for it.
+func (t *Tier) wakeSweeper() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sweeper runs sweep every SweepEvery, and when woken, until Close.
+func (t *Tier) sweeper() {
+	defer close(t.sweeperDone)
+	tick := time.NewTicker(t.cfg.SweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tick.C:
+		case <-t.kick:
+		}
+		if err := t.sweep(); err != nil && !errors.Is(err, ErrClosed) {
+			t.log.Warn("store: sweep failed", "err", err)
+		}
+	}
+}
+
+// sweep makes one pass: first it drops entries whose access bucket is older
+// than Retention, then, while Bytes exceeds MaxBytes, the least recently read
+// entries until Bytes is at most 95% of MaxBytes. It returns early on Close.
+func (t *Tier) sweep() error {
+	t.sweepMu.Lock()
+	defer t.sweepMu.Unlock()
+	if t.retentionSecs > 0 {
+		cutoff := seconds(t.now()) - t.retentionSecs
+		if err := t.dropOldest(accessBound(cutoff), -1, dropExpired); err != nil {
+			return err
+		}
+	}
+	if limit := t.cfg.MaxBytes; limit > 0 && t.bytes.Load() > limit {
+		low := limit - limit/100*(100-lowWaterPercent)
+		if err := t.dropOldest([]byte{spaceAccess + 1}, low, dropEvicted); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropOldest walks the access index from the front up to (not including)
+// upper, deleting entries whose index key is current, and stale index keys,
+// in batches of sweepBatch. With target >= 0 it stops once Bytes <= target.
+func (t *Tier) dropOldest(upper []byte, target int64, why dropReason) error {
+	lower := []byte{spaceAccess}
+	for {
+		select {
+		case <-t.done:
+			return ErrClosed
+		default:
+		}
+		if target >= 0 && t.bytes.Load() <= target {
+			return nil
+		}
+		next, more, err := t.dropBatch(lower, upper, target, why)
+		if err != nil || !more {
+			return err
+		}
+		lower = next
+	}
+}
+
+// candidate is one access-index key read by dropBatch.
+type candidate struct {
+	indexKey []byte
+	access   int64
+	key      []byte // aliases indexKey
+}
+
+// dropBatch handles up to sweepBatch index keys in [lower, upper). It returns
+// the lower bound for the next batch and whether there may be more.
+func (t *Tier) dropBatch(lower, upper []byte, target int64, why dropReason) (next []byte, more bool, err error) {
+	if err := t.enter(); err != nil {
+		return nil, false, err
+	}
+	defer t.leave()
+	defer t.recoverPanic(&err)
+	t.writeMu.RLock()
+	defer t.writeMu.RUnlock()
+
+	cands, err := t.scanIndex(lower, upper)
+	if err != nil || len(cands) == 0 {
+		return nil, false, err
+	}
+	next = append(bytes.Clone(cands[len(cands)-1].indexKey), 0)
+	more = len(cands) == sweepBatch
+
+	// Lock every stripe involved, in ascending order. Only the sweeper holds
+	// more than one stripe (and sweeps are serialized), so this cannot
+	// deadlock with Put or touches, which hold one.
+	var locked [stripes]bool
+	for _, c := range cands {
+		locked[t.stripe(c.key)] = true
+	}
+	for i := range locked {
+		if locked[i] {
+			t.keyMu[i].Lock()
+		}
+	}
+	defer func() {
+		for i := range locked {
+			if locked[i] {
+				t.keyMu[i].Unlock()
+			}
+		}
+	}()
+
+	b := t.db.NewBatch()
+	defer b.Close()
+	var d counters
+	var dropped, corrupt uint64
+	ek := make([]byte, 0, 256)
+	for _, c := range cands {
+		if target >= 0 && t.bytes.Load()+d.bytes <= target {
+			more = false
+			break
+		}
+		ek = appendEntryKey(ek[:0], c.key)
+		v, closer, err := t.db.Get(ek)
+		if errors.Is(err, pebble.ErrNotFound) {
+			_ = b.Delete(c.indexKey, nil) // stale: entry gone
+			continue
+		}
+		if err != nil {
+			return nil, false, t.pebbleErr("sweep", err)
+		}
+		h, ok := parseHeader(v)
+		switch {
+		case !ok:
+			// Corrupt: drop it whatever its real bucket.
+			if access, ok := rawAccess(v); ok && access != c.access {
+				_ = b.Delete(appendAccessKey(nil, access, c.key), nil)
+			}
+			corrupt++
+		case h.access != c.access:
+			_ = b.Delete(c.indexKey, nil) // stale: entry touched since
+			closer.Close()
+			continue
+		default:
+			dropped++
+		}
+		_ = b.DeleteSized(ek, uint32(len(v)), nil)
+		_ = b.Delete(c.indexKey, nil)
+		d.bytes -= int64(len(c.key) + len(v))
+		d.entries--
+		closer.Close()
+	}
+	if b.Empty() {
+		return next, more, nil
+	}
+	if d.entries != 0 {
+		_ = b.Merge(keyMeta, d.encode(), nil)
+	}
+	if err := t.commit(b, pebble.NoSync); err != nil {
+		return nil, false, t.pebbleErr("sweep", err)
+	}
+	t.bytes.Add(d.bytes)
+	t.entries.Add(d.entries)
+	t.countDrop(why, dropped)
+	t.countDrop(dropCorrupt, corrupt)
+	return next, more, nil
+}
+
+// scanIndex copies up to sweepBatch access-index keys from [lower, upper).
+func (t *Tier) scanIndex(lower, upper []byte) ([]candidate, error) {
+	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, t.pebbleErr("sweep", err)
+	}
+	cands := make([]candidate, 0, sweepBatch)
+	for ok := it.First(); ok && len(cands) < sweepBatch; ok = it.Next() {
+		k := bytes.Clone(it.Key())
+		access, key, ok := parseAccessKey(k)
+		if !ok {
+			continue // not an index key; cannot happen within the bounds
+		}
+		cands = append(cands, candidate{indexKey: k, access: access, key: key})
+	}
+	if err := it.Close(); err != nil {
+		return nil, t.pebbleErr("sweep", err)
+	}
+	return cands, nil
+}
