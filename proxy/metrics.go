@@ -117,7 +117,8 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func collectStore(ch chan<- prometheus.Metric, n string, s store.Stats) {	ch <- prometheus.MustNewConstMetric(storeDescs["bytes"], prometheus.GaugeValue, float64(s.Bytes), n)
+func collectStore(ch chan<- prometheus.Metric, n string, s store.Stats) {
+	ch <- prometheus.MustNewConstMetric(storeDescs["bytes"], prometheus.GaugeValue, float64(s.Bytes), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["entries"], prometheus.GaugeValue, float64(s.Entries), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["evicted"], prometheus.CounterValue, float64(s.Evicted), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["expired"], prometheus.CounterValue, float64(s.Expired), n)

@@ -83,7 +83,7 @@ type Proxy struct {
 	cfg     Config
 	r       Renderer
 	log     *slog.Logger
-	prefix  []byte // WebPath without a trailing slash
+	prefix  []byte  // WebPath without a trailing slash
 	tiers   []*tier // indexed by rules.Tier
 	sources *lru.Cache[string, *renderer.Source]
 	flight  singleflight.Group
