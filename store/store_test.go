@@ -71,10 +71,16 @@ func mustPut(t testing.TB, tier *Tier, key string, e Entry) Entry {
 	return got
 }
 
+// jpeg returns an entry whose body is n incompressible bytes determined by
+// seed, like a real JPEG's.
 func jpeg(n int, seed byte) Entry {
 	b := make([]byte, n)
+	x := uint64(seed)*0x9e3779b97f4a7c15 + 1
 	for i := range b {
-		b[i] = byte(i*7) ^ seed
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		b[i] = byte(x >> 32)
 	}
 	return Entry{ContentType: "image/jpeg", LastModified: time.Unix(1700000000, 0), Body: b}
 }

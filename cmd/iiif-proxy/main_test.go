@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -197,5 +200,85 @@ func TestBadConfigurationListsEveryProblem(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output does not mention %s:\n%s", want, out)
 		}
+	}
+}
+
+func fetch(client *http.Client, url string) (int, []byte, string, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, resp.Header.Get("X-Cache"), err
+}
+
+func TestCacheSurvivesSIGKILLUnderLoad(t *testing.T) {
+	dir := samplesDir(t)
+	cacheDir := t.TempDir()
+	var paths []string
+	for y := 0; y < 4000; y += 512 {
+		for x := 0; x < 3000; x += 512 {
+			paths = append(paths,
+				fmt.Sprintf("page.tif/%d,%d,256,256/256,/0/default.jpg", x, y),      // passes through
+				fmt.Sprintf("page.tif/%d,%d,512,512/256,/0/gray.jpg", x, y),         // renders, other tier
+				fmt.Sprintf("page-plain.jpg/%d,%d,512,512/max/0/default.jpg", x, y)) // renders, tile tier
+		}
+	}
+	paths = append(paths, "page.tif/full/300,/0/default.webp", "page-jp2.jp2/full/200,/0/default.png", "page.tif/info.json")
+
+	a := start(t, "RAIS_TILEPATH="+dir, "RAIS_CACHEDIR="+cacheDir)
+	client := &http.Client{Timeout: 30 * time.Second}
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < w+3*len(paths); i++ { // bounded; the kill ends it sooner
+				status, _, _, err := fetch(client, "http://"+a.addr+"/iiif/3/"+paths[i%len(paths)])
+				if err != nil {
+					return
+				}
+				if status == 200 {
+					served.Add(1)
+				}
+			}
+		}()
+	}
+	for i := 0; served.Load() < 60; i++ { // count, then kill mid-load
+		if i > 30_000 {
+			t.Fatal("the server never answered 60 requests")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Wait()
+	wg.Wait()
+
+	b := start(t, "RAIS_TILEPATH="+dir, "RAIS_CACHEDIR="+cacheDir)
+	fresh := start(t, "RAIS_TILEPATH="+dir)
+	hits := 0
+	for _, p := range paths {
+		sb, bb, xb, err := fetch(client, "http://"+b.addr+"/iiif/3/"+p)
+		if err != nil || sb != 200 {
+			t.Fatalf("after the crash, %s: %d %v", p, sb, err)
+		}
+		sf, bf, _, err := fetch(client, "http://"+fresh.addr+"/iiif/3/"+p)
+		if err != nil || sf != 200 {
+			t.Fatalf("fresh server, %s: %d %v", p, sf, err)
+		}
+		if !bytes.Equal(bb, bf) && !strings.HasSuffix(p, "info.json") {
+			t.Errorf("%s: after the crash the cache served %d bytes (%s) that differ from a fresh render (%d bytes)", p, len(bb), xb, len(bf))
+		}
+		if xb == "HIT" {
+			hits++
+		}
+	}
+	t.Logf("%d of %d responses were served from the cache that survived SIGKILL (%d answered before the kill)", hits, len(paths), served.Load())
+	if hits == 0 {
+		t.Error("nothing written before the kill survived it")
 	}
 }

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+)
+
+// TestOpenDoesNotScan fills a tier on disk with many small entries, closes
+// it, and times Open: it must read the counters, not the entries.
+func TestOpenDoesNotScan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 200k entries")
+	}
+	const n = 200_000
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, Logger: quiet, noSweeper: true}
+	tier, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := Entry{ContentType: "application/json", Body: make([]byte, 200)}
+	key := make([]byte, 0, 32)
+	fill := time.Now()
+	for i := range n {
+		key = binary.BigEndian.AppendUint32(append(key[:0], "img\x00"...), uint32(i))
+		if _, err := tier.Put(key, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d Puts took %v", n, time.Since(fill))
+	want := tier.Stats()
+	if err := tier.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	tier, err = Open(cfg)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	t.Logf("Open with %d entries (%d bytes) took %v", n, want.Bytes, took)
+	if got := tier.Stats(); got.Entries != n || got.Bytes != want.Bytes {
+		t.Errorf("after Open Entries=%d Bytes=%d, want %d, %d", got.Entries, got.Bytes, n, want.Bytes)
+	}
+	if took > 2*time.Second { // generous: a shared CI machine; typically tens of ms
+		t.Errorf("Open took %v", took)
+	}
+	if _, err := tier.Get(key); err != nil {
+		t.Errorf("Get(last key): %v", err)
+	}
+}
+
+// failWrites fails every write operation of a file system.
+var failWrites = errorfs.InjectorFunc(func(op errorfs.Op) error {
+	if op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+		return errorfs.ErrInjected
+	}
+	return nil
+})
+
+func TestOpenFails(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	locked := t.TempDir()
+	first, err := Open(Config{Dir: locked, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"invalid config", Config{}},
+		{"dir under a file", Config{Dir: filepath.Join(file, "db")}},
+		{"dir is a file", Config{Dir: file}},
+		{"dir in use", Config{Dir: locked}},
+		{"unwritable fs", Config{Dir: "db", fs: errorfs.Wrap(vfs.NewMem(), failWrites)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.Logger = quiet
+			tier, err := Open(tt.cfg)
+			if err == nil {
+				tier.Close()
+				t.Fatal("Open succeeded")
+			}
+		})
+	}
+}
+
+// TestUnknownLayout refuses a store written in an unknown keyspace layout.
+func TestUnknownLayout(t *testing.T) {
+	fs := vfs.NewMem()
+	tier := openMem(t, Config{fs: fs}, newClock())
+	if err := tier.db.Set(keyLayout, []byte{9}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tier.Close()
+	if _, err := Open(Config{fs: fs, Dir: "db", Logger: quiet}); err == nil || !strings.Contains(err.Error(), "layout") {
+		t.Fatalf("Open = %v, want a layout error", err)
+	}
+}
+
+// TestRuntimeReadErrors injects read errors below Pebble after the data has
+// been flushed to sstables: Get reports an error and counts it, never panics,
+// and works again once the disk does.
+func TestRuntimeReadErrors(t *testing.T) {
+	var failing atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind == errorfs.OpFileReadAt && strings.HasSuffix(op.Path, ".sst") {
+			return errorfs.ErrInjected
+		}
+		return nil
+	})
+	fs := errorfs.Wrap(vfs.NewMem(), inj)
+	tier := openMem(t, Config{fs: fs, CacheBytes: 1}, newClock()) // (almost) no block cache
+	for i := range 200 {
+		mustPut(t, tier, string(rune('a'+i%26))+string(rune('a'+i/26)), jpeg(5000, byte(i)))
+	}
+	if err := tier.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	failing.Store(true)
+	var errs int
+	for i := range 200 {
+		_, err := tier.Get([]byte(string(rune('a'+i%26)) + string(rune('a'+i/26))))
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrNotFound):
+			t.Fatalf("read error reported as a miss: %v", err)
+		default:
+			errs++
+		}
+	}
+	if _, err := tier.Put([]byte("aa"), jpeg(10, 1)); err == nil {
+		errs++ // Put reads the old value first: it may fail too
+	}
+	failing.Store(false)
+	if errs == 0 {
+		t.Fatal("no Get failed with reads failing")
+	}
+	if st := tier.Stats(); st.Errors == 0 || st.Corrupt != 0 {
+		t.Errorf("Stats = %+v, want Errors > 0, Corrupt 0", st)
+	}
+	if _, err := tier.Get([]byte("ba")); err != nil {
+		t.Errorf("Get after the disk recovered: %v", err)
+	}
+}
