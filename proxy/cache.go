@@ -259,18 +259,18 @@ func etagMatch(header []byte, tag string) bool {
 // send writes a cached or rendered entry, or a 304 when the client has it.
 func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how string) {
 	h := &ctx.Response.Header
-	h.Set("ETag", e.ETag)
-	h.SetLastModified(e.LastModified)
+	h.SetCanonical(hdrETag, s2b(e.ETag))
+	h.SetCanonical(hdrLastModified, p.httpDate(e.LastModified))
 	if t.cfg.CacheControl != "" {
-		h.Set("Cache-Control", t.cfg.CacheControl)
+		h.SetCanonical(hdrCacheControl, s2b(t.cfg.CacheControl))
 	}
-	h.Set("X-Cache", how)
-	h.Set("X-Cache-Tier", t.name)
-	h.Set("Access-Control-Expose-Headers", "Link, ETag, X-Cache, X-Cache-Tier")
+	h.SetCanonical(hdrXCache, s2b(how))
+	h.SetCanonical(hdrXCacheTier, s2b(t.name))
+	h.SetCanonical(hdrACEH, exposed)
 	if conditional(ctx, e) {
 		notModified(ctx)
 		return
 	}
-	h.SetContentType(e.ContentType)
+	h.SetContentTypeBytes(s2b(e.ContentType))
 	ctx.Response.SetBodyRaw(e.Body)
 }

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -80,14 +82,15 @@ type Config struct {
 
 // Proxy serves IIIF requests from a Renderer, through its cache tiers.
 type Proxy struct {
-	cfg     Config
-	r       Renderer
-	log     *slog.Logger
-	prefix  []byte  // WebPath without a trailing slash
-	tiers   []*tier // indexed by rules.Tier
-	sources *lru.Cache[string, *renderer.Source]
-	flight  singleflight.Group
-	metrics *metrics
+	cfg      Config
+	r        Renderer
+	log      *slog.Logger
+	prefix   []byte  // WebPath without a trailing slash
+	tiers    []*tier // indexed by rules.Tier
+	sources  *lru.Cache[string, *renderer.Source]
+	lastDate atomic.Pointer[dateCache]
+	flight   singleflight.Group
+	metrics  *metrics
 }
 
 // New returns a Proxy.
@@ -145,7 +148,7 @@ func (s slogPrinter) Printf(format string, args ...any) { s.l.Warn(fmt.Sprintf(f
 // Handle is the fasthttp handler.
 func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
+	ctx.Response.Header.SetCanonical(hdrACAO, star)
 	switch {
 	case ctx.IsGet() || ctx.IsHead():
 		p.serve(ctx)
@@ -174,6 +177,60 @@ var (
 
 // b2s views b as a string without copying; the result dies with b.
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// s2b views s as bytes without copying; the result must not be written.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// Header names in canonical form, so fasthttp need not normalize them.
+var (
+	hdrACAO         = []byte("Access-Control-Allow-Origin")
+	hdrACEH         = []byte("Access-Control-Expose-Headers")
+	hdrCacheControl = []byte("Cache-Control")
+	hdrETag         = []byte("ETag")
+	hdrLastModified = []byte("Last-Modified")
+	hdrLink         = []byte("Link")
+	hdrXCache       = []byte("X-Cache")
+	hdrXCacheTier   = []byte("X-Cache-Tier")
+	star            = []byte("*")
+	exposed         = []byte("Link, ETag, X-Cache, X-Cache-Tier")
+)
+
+// httpDate formats t for a header, reusing the last result: most responses
+// in a burst share their source's modification time.
+func (p *Proxy) httpDate(t time.Time) []byte {
+	if d := p.lastDate.Load(); d != nil && d.t.Equal(t) {
+		return d.b
+	}
+	d := &dateCache{t, fasthttp.AppendHTTPDate(nil, t)}
+	p.lastDate.Store(d)
+	return d.b
+}
+
+type dateCache struct {
+	t time.Time
+	b []byte
+}
+
+var linkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// setLink sets the Link header: the compliance profile and the canonical URL.
+func (p *Proxy) setLink(ctx *fasthttp.RequestCtx, req rules.Request, res rules.Resolved) {
+	bp := linkBufs.Get().(*[]byte)
+	b := append((*bp)[:0], '<')
+	if req.Version == rules.V2 {
+		b = append(b, profile2...)
+	} else {
+		b = append(b, profile3...)
+	}
+	b = append(b, `>;rel="profile",<`...)
+	b = p.appendServiceURL(b, ctx, req.Version, req.ID)
+	b = append(b, '/')
+	b = res.AppendCanonical(b)
+	b = append(b, `>;rel="canonical"`...)
+	ctx.Response.Header.SetCanonical(hdrLink, b)
+	*bp = b
+	linkBufs.Put(bp)
+}
 
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	path := ctx.URI().PathOriginal()
@@ -212,7 +269,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 
 // serviceURL is the image service's base URI: {scheme://host}{WebPath}/{3|2}/{escaped id}.
 func (p *Proxy) serviceURL(ctx *fasthttp.RequestCtx, v rules.Version, id string) string {
-	b := make([]byte, 0, 96+len(id))
+	return string(p.appendServiceURL(make([]byte, 0, 96+len(id)), ctx, v, id))
+}
+
+func (p *Proxy) appendServiceURL(b []byte, ctx *fasthttp.RequestCtx, v rules.Version, id string) []byte {
 	if p.cfg.BaseURL != "" {
 		b = append(b, p.cfg.BaseURL...)
 	} else {
@@ -229,8 +289,7 @@ func (p *Proxy) serviceURL(ctx *fasthttp.RequestCtx, v rules.Version, id string)
 	} else {
 		b = append(b, "/3/"...)
 	}
-	b = rules.AppendEscapedID(b, id)
-	return string(b)
+	return rules.AppendEscapedID(b, id)
 }
 
 // safeHost returns host if it is a plausible host[:port], else "localhost":
@@ -327,11 +386,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 	t := p.tiers[p.cfg.Classifier.Classify(req, res)]
 	key := cacheKey(req.ID, res)
 	h := &ctx.Response.Header
-	profile := profile3
-	if req.Version == rules.V2 {
-		profile = profile2
-	}
-	h.Set("Link", "<"+profile+`>;rel="profile",<`+p.serviceURL(ctx, req.Version, req.ID)+"/"+res.Canonical()+`>;rel="canonical"`)
+	p.setLink(ctx, req, res)
 	e, how, l := p.cached(t, key, req.ID)
 	if l == changed {
 		return false // start over with the source's new description
@@ -339,9 +394,9 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 	if l == missing {
 		// A client that has the current version needs no render.
 		if len(ctx.Request.Header.Peek("If-None-Match")) == 0 && !ctx.IfModifiedSince(src.ModTime) {
-			h.SetLastModified(src.ModTime)
+			h.SetCanonical(hdrLastModified, p.httpDate(src.ModTime))
 			if t.cfg.CacheControl != "" {
-				h.Set("Cache-Control", t.cfg.CacheControl)
+				h.SetCanonical(hdrCacheControl, s2b(t.cfg.CacheControl))
 			}
 			notModified(ctx)
 			return true

@@ -81,7 +81,9 @@ func TestCrashRecovery(t *testing.T) {
 	for round, killAfter := range []int{300, 1500, 4000} {
 		last := runAndKill(t, dir, next, next+killAfter)
 		next = last + 1
+		opened := time.Now()
 		tier, err := Open(Config{Dir: dir, MaxBytes: crashMaxBytes, Logger: quiet, noSweeper: true})
+		took := time.Since(opened)
 		if err != nil {
 			t.Fatalf("round %d: Open after SIGKILL: %v", round, err)
 		}
@@ -104,8 +106,8 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		checkAccounting(t, tier)
 		st := tier.Stats()
-		t.Logf("round %d: killed after put %d; %d entries readable, Stats Entries %d Bytes %d Corrupt %d",
-			round, last, found, st.Entries, st.Bytes, st.Corrupt)
+		t.Logf("round %d: killed after put %d; Open took %v; %d entries readable, Stats Entries %d Bytes %d Corrupt %d",
+			round, last, took, found, st.Entries, st.Bytes, st.Corrupt)
 		if st.Corrupt != 0 || st.Entries != int64(found) {
 			t.Errorf("round %d: Corrupt %d, Entries %d, readable %d", round, st.Corrupt, st.Entries, found)
 		}

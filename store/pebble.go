@@ -15,8 +15,10 @@ import (
 // Pebble settings that are not worth a Config field.
 const (
 	// memTableSize bounds both the memory a tier holds before flushing and
-	// the WAL replayed at Open (a few tens of milliseconds at most).
-	memTableSize = 16 << 20
+	// the WAL replayed by Open after a crash (Close flushes, so a clean
+	// restart replays nothing). Replay costs about 1 s per 50 MB of small
+	// entries on a slow machine, so keep it modest.
+	memTableSize = 8 << 20
 	// bloomBitsPerKey gives about a 1% false-positive rate, so a miss
 	// (common in a cache) rarely reads a data block.
 	bloomBitsPerKey = 10

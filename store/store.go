@@ -91,7 +91,9 @@ type Config struct {
 	// MaxBytes is the byte budget for live entries, counted as
 	// len(key) + len(stored value) (header + content type + body) per entry.
 	// When exceeded, the least recently read entries are evicted down to 95%
-	// of it. Zero means unlimited.
+	// of it. Zero means unlimited. Disk use is somewhat higher: the access
+	// index (9 bytes + key per entry), Pebble's metadata, and space held by
+	// deleted or overwritten values until compaction reclaims it.
 	MaxBytes int64
 	// Retention drops entries not read for this long (a sliding window: a
 	// read pushes it back). Zero keeps entries until evicted by MaxBytes.
@@ -112,9 +114,10 @@ type Config struct {
 	// the tier's own. Nil means slog.Default().
 	Logger *slog.Logger
 
-	fs        vfs.FS           // nil means vfs.Default; tests use vfs.NewMem()
-	now       func() time.Time // nil means time.Now
-	noSweeper bool             // tests run sweeps synchronously
+	fs         vfs.FS           // nil means vfs.Default; tests use vfs.NewMem()
+	now        func() time.Time // nil means time.Now
+	noSweeper  bool             // tests run sweeps synchronously
+	afterSweep func()           // called by the sweeper after each pass; tests
 }
 
 // Validate reports every invalid field at once.
@@ -279,6 +282,7 @@ func Open(cfg Config) (*Tier, error) {
 		close(t.sweeperDone)
 	} else {
 		go t.sweeper()
+		t.wakeSweeper() // a first pass now: MaxBytes or Retention may have shrunk
 	}
 	return t, nil
 }
@@ -329,9 +333,9 @@ func (t *Tier) load() error {
 	return nil
 }
 
-// Close stops the sweeper and closes the database. Methods called after Close
-// return ErrClosed; Close waits for calls in flight. Closing twice returns
-// ErrClosed.
+// Close stops the sweeper, flushes the memtable and closes the database.
+// Methods called after Close return ErrClosed; Close waits for calls in
+// flight. Closing twice returns ErrClosed.
 func (t *Tier) Close() error {
 	if t.closed.Swap(true) {
 		return ErrClosed
@@ -343,6 +347,14 @@ func (t *Tier) Close() error {
 	var err error
 	func() {
 		defer t.recoverPanic(&err)
+		// Flush so that the next Open has no WAL to replay; a crash
+		// instead replays at most a memtable or two.
+		if t.failed.Load() {
+			return // Pebble cannot be trusted to flush or close cleanly
+		}
+		if ferr := t.db.Flush(); ferr != nil {
+			t.log.Warn("store: flush at close", "err", ferr)
+		}
 		err = t.db.Close()
 	}()
 	if err != nil {
@@ -360,6 +372,7 @@ func (t *Tier) enter() error {
 	}
 	if t.failed.Load() {
 		t.closeMu.RUnlock()
+		t.errs.Add(1)
 		return ErrFailed
 	}
 	return nil
@@ -432,30 +445,43 @@ func (t *Tier) Get(key []byte) (e Entry, err error) {
 	if !ok {
 		closer.Close()
 		t.misses.Add(1)
-		if t.writeMu.TryRLock() {
-			t.drop(key, dropCorrupt)
-			t.writeMu.RUnlock()
-		}
+		t.tryDrop(key, dropCorrupt)
 		return Entry{}, errCorruptMiss
 	}
 	now := seconds(t.now())
 	if t.isExpired(h.access, now) {
 		closer.Close()
 		t.misses.Add(1)
-		if t.writeMu.TryRLock() {
-			t.drop(key, dropExpired)
-			t.writeMu.RUnlock()
-		}
+		t.tryDrop(key, dropExpired)
 		return Entry{}, ErrNotFound
 	}
 	e = toEntry(v, &h) // copies: v dies at closer.Close
 	closer.Close()
 	t.hits.Add(1)
-	if now-h.access >= t.touchSecs && t.writeMu.TryRLock() {
-		_, _ = t.touch(key, now, nil) // best effort; errors are counted
-		t.writeMu.RUnlock()
+	if now-h.access >= t.touchSecs {
+		t.tryTouch(key, now)
 	}
 	return e, nil
+}
+
+// tryTouch is Get's lazy touch: skipped while a purge holds writeMu, and
+// best effort (touch counts its own errors).
+func (t *Tier) tryTouch(key []byte, now int64) {
+	if !t.writeMu.TryRLock() {
+		return
+	}
+	defer t.writeMu.RUnlock()
+	_, _ = t.touch(key, now, nil)
+}
+
+// tryDrop is Get's removal of a corrupt or expired entry: skipped while a
+// purge holds writeMu (the next Get or the sweeper will do it).
+func (t *Tier) tryDrop(key []byte, why dropReason) {
+	if !t.writeMu.TryRLock() {
+		return
+	}
+	defer t.writeMu.RUnlock()
+	t.drop(key, why)
 }
 
 // isExpired reports whether an entry last read at bucket access is past

@@ -493,7 +493,14 @@ func TestBudgetEvictsLeastRecentlyRead(t *testing.T) {
 }
 
 func TestBudgetWakesSweeper(t *testing.T) {
-	cfg := Config{fs: vfs.NewMem(), Dir: "db", MaxBytes: 50 << 10, SweepEvery: time.Hour, Logger: quiet}
+	swept := make(chan struct{}, 1)
+	cfg := Config{fs: vfs.NewMem(), Dir: "db", MaxBytes: 50 << 10, SweepEvery: time.Hour, Logger: quiet,
+		afterSweep: func() {
+			select {
+			case swept <- struct{}{}:
+			default:
+			}
+		}}
 	tier, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -502,14 +509,16 @@ func TestBudgetWakesSweeper(t *testing.T) {
 	for i := range 100 {
 		mustPut(t, tier, fmt.Sprint(i), jpeg(1000, byte(i)))
 	}
-	// The sweeper runs asynchronously: wait for it by polling its result,
-	// bounded, rather than sleeping a guessed time.
-	deadline := time.Now().Add(10 * time.Second)
+	// SweepEvery is an hour: only Puts going over budget wake the sweeper.
+	// Each pass signals; once the pass woken by the last Put has run, the
+	// tier is within budget.
+	timeout := time.After(10 * time.Second)
 	for tier.Stats().Bytes > cfg.MaxBytes {
-		if time.Now().After(deadline) {
+		select {
+		case <-swept:
+		case <-timeout:
 			t.Fatalf("Bytes %d still over budget %d", tier.Stats().Bytes, cfg.MaxBytes)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	if tier.Stats().Evicted == 0 {
 		t.Error("nothing evicted")

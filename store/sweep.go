@@ -37,6 +37,9 @@ func (t *Tier) sweeper() {
 		if err := t.sweep(); err != nil && !errors.Is(err, ErrClosed) {
 			t.log.Warn("store: sweep failed", "err", err)
 		}
+		if t.cfg.afterSweep != nil {
+			t.cfg.afterSweep()
+		}
 	}
 }
 
