@@ -157,20 +157,11 @@ type flightResult struct {
 
 var errRenderWait = errors.New("timed out waiting for a render of the same image")
 
-// fill renders key once however many requests want it at the same time: the
-// render runs detached from any one client, looks in the store again first
-// (a flight only collapses calls that overlap), and stores its result.
-// Errors are never cached.
+// fill renders key once however many requests want it at the same time,
+// cached tier or not: the render runs detached from any one client, looks in
+// the store again first (a flight only collapses calls that overlap), and
+// stores its result. Errors are never cached.
 func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.Entry, error)) (store.Entry, string, error) {
-	if t.cfg.Store == nil && t.cfg.MemLen <= 0 {
-		p.metrics.misses[t.name].Inc()
-		e, err := render(context.Background())
-		if err != nil {
-			return e, "", err
-		}
-		e.ETag = etag(e.Body)
-		return e, xBypass, nil
-	}
 	mine := new(byte)
 	ch := p.flight.DoChan(string(key), func() (any, error) {
 		if t.cfg.Store != nil {
@@ -205,9 +196,12 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 			return store.Entry{}, "", r.Err
 		}
 		fr := r.Val.(flightResult)
-		if fr.leader != mine {
+		switch {
+		case fr.leader != mine:
 			p.metrics.collapsed[t.name].Inc()
 			return fr.e, xCollapsed, nil
+		case t.cfg.Store == nil && t.cfg.MemLen <= 0:
+			return fr.e, xBypass, nil
 		}
 		return fr.e, xMiss, nil
 	case <-timer.C:

@@ -64,7 +64,9 @@ var (
 	// longer than 1024 bytes.
 	ErrTooLarge = errors.New("store: entry too large")
 	// ErrFailed is returned by every method once Pebble has hit an error it
-	// cannot recover from; the tier must be closed and reopened.
+	// cannot recover from (it panicked, or logged a fatal error). The tier
+	// stays unusable; Close then leaves the database as it is (it cannot be
+	// trusted to flush), so recovering means restarting the process.
 	ErrFailed = errors.New("store: tier failed")
 )
 
@@ -491,7 +493,8 @@ func (t *Tier) isExpired(access, now int64) bool {
 }
 
 // Touch marks the entry read now, rewriting its header and index key unless
-// its access bucket is already the current second. ErrNotFound if absent.
+// its access bucket is already the current second. ErrNotFound if absent or
+// past Retention (then it is dropped).
 func (t *Tier) Touch(key []byte) (err error) {
 	if err := t.enter(); err != nil {
 		return err
@@ -506,7 +509,7 @@ func (t *Tier) Touch(key []byte) (err error) {
 
 // Refresh records that the entry was revalidated against its source and found
 // unchanged: StoredAt becomes storedAt (now, if zero) and the entry is marked
-// read now. The body is kept. ErrNotFound if absent.
+// read now. The body is kept. ErrNotFound if absent or past Retention.
 func (t *Tier) Refresh(key []byte, storedAt time.Time) (err error) {
 	if err := t.enter(); err != nil {
 		return err
@@ -548,6 +551,10 @@ func (t *Tier) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	if !ok {
 		t.dropLocked(key, ek, v, dropCorrupt)
 		return false, errCorruptMiss
+	}
+	if t.isExpired(h.access, now) {
+		t.dropLocked(key, ek, v, dropExpired) // reading it now must not revive it
+		return false, ErrNotFound
 	}
 	if h.access >= now && (storedAt == nil || *storedAt == h.storedAt) {
 		return false, nil // already current (or from the future: keep it)
@@ -596,7 +603,9 @@ func (t *Tier) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 
 // Put stores e under key, replacing any previous entry, and returns the
 // entry as stored: StoredAt is now, ETag is derived from Body, LastModified
-// is truncated to whole seconds. Body is copied; the caller may reuse it.
+// is truncated to whole seconds. Body is copied into the store, so the caller
+// may reuse its buffer once it is done with the returned Entry, whose Body is
+// e.Body itself.
 func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
 	if len(e.ContentType) > maxCTLen || int64(len(e.Body)) > maxBodyLen {
 		return Entry{}, ErrTooLarge

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -802,5 +803,50 @@ func TestConcurrentAccounting(t *testing.T) {
 	checkAccounting(t, tier)
 	if st := tier.Stats(); st.Errors != 0 || st.Corrupt != 0 {
 		t.Errorf("Stats = %+v", st)
+	}
+}
+
+func TestTouchDoesNotReviveExpired(t *testing.T) {
+	clk := newClock()
+	tier := openMem(t, Config{Retention: time.Hour}, clk)
+	mustPut(t, tier, "k", jpeg(100, 1))
+	clk.Advance(2 * time.Hour)
+	if err := tier.Touch([]byte("k")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Touch(expired) = %v, want ErrNotFound", err)
+	}
+	if err := tier.Refresh([]byte("k"), time.Time{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Refresh(expired) = %v, want ErrNotFound", err)
+	}
+	if st := tier.Stats(); st.Expired != 1 || st.Entries != 0 {
+		t.Errorf("Stats = %+v, want Expired 1, Entries 0", st)
+	}
+	checkAccounting(t, tier)
+}
+
+// TestPanicBecomesErrFailed: a panic under a method (as Pebble's Fatalf
+// raises through pebbleLogger) is recovered, counted, and disables the tier.
+func TestPanicBecomesErrFailed(t *testing.T) {
+	var boom atomic.Bool
+	clk := newClock()
+	tier := openMem(t, Config{now: func() time.Time {
+		if boom.Load() {
+			panic("boom")
+		}
+		return clk.Now()
+	}}, nil)
+	mustPut(t, tier, "k", jpeg(100, 1))
+	boom.Store(true)
+	if _, err := tier.Get([]byte("k")); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Get = %v, want ErrFailed", err)
+	}
+	boom.Store(false)
+	if _, err := tier.Put([]byte("k2"), jpeg(1, 1)); !errors.Is(err, ErrFailed) {
+		t.Errorf("Put after failure = %v, want ErrFailed", err)
+	}
+	if st := tier.Stats(); st.Errors != 2 {
+		t.Errorf("Errors = %d, want 2", st.Errors)
+	}
+	if err := tier.Close(); err != nil {
+		t.Errorf("Close after failure: %v", err)
 	}
 }

@@ -150,10 +150,12 @@ write_config() {
       # mod_headers' output filter (AP_FTYPE_CONTENT_SET) runs before
       # mod_cache's CACHE_SAVE (CONTENT_SET+1), so these edits are what
       # mod_cache judges and stores. "expr" limits them to 200s.
-      force="Header always set Cache-Control \"public, max-age=$TTL\" \"expr=%{REQUEST_STATUS} == 200\"
-    Header always unset Expires \"expr=%{REQUEST_STATUS} == 200\"
-    Header always unset Set-Cookie \"expr=%{REQUEST_STATUS} == 200\"
-    Header always unset Vary \"expr=%{REQUEST_STATUS} == 200\""
+      # (Not "Header always": that edits err_headers_out, and the origin's
+      # Cache-Control in headers_out would stay, giving two.)
+      force="Header set Cache-Control \"public, max-age=$TTL\" \"expr=%{REQUEST_STATUS} == 200\"
+    Header unset Expires \"expr=%{REQUEST_STATUS} == 200\"
+    Header unset Set-Cookie \"expr=%{REQUEST_STATUS} == 200\"
+    Header unset Vary \"expr=%{REQUEST_STATUS} == 200\""
       store="CacheStoreNoStore On
 CacheStorePrivate On"
       ;;
@@ -236,7 +238,7 @@ CacheLockMaxAge 5
 
 <Location />
     # the origin's own X-Cache is not ours (CacheHeader sets X-Cache later)
-    Header always unset X-Cache
+    Header unset X-Cache
     $force
 </Location>
 EOF

@@ -230,7 +230,7 @@ cmd_status() {
   echo "nginx-cache: running pid $pid (http $listen -> origin $origin, cpus $(cpus_of "$pid"))"
   kids=$(children "$pid")
   for k in $kids; do
-    echo "  child $k: $(tr '\0' ' ' </proc/"$k"/cmdline 2>/dev/null) (cpus $(cpus_of "$k"))"
+    echo "  child $k: $(tr '\0' ' ' </proc/"$k"/cmdline 2>/dev/null | sed 's/ *$//') (cpus $(cpus_of "$k"))"
   done
   if curl -fsS -m 5 -o /dev/null "http://$listen$HEALTH"; then echo "http:   ok"; else echo "http:   not answering"; rc=1; fi
   echo "cache:  $(find "$DIR/cache" -type f 2>/dev/null | wc -l) files, $(du -sh "$DIR/cache" 2>/dev/null | cut -f1)"
