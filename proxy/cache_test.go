@@ -27,6 +27,11 @@ type cachedProxy struct {
 }
 
 func serveCached(t *testing.T, tilePath string, revalidate time.Duration, token string) *cachedProxy {
+	return serveTiers(t, tilePath, revalidate, token, true)
+}
+
+// serveTiers starts a proxy whose tiers are all cached on disk, or none.
+func serveTiers(t *testing.T, tilePath string, revalidate time.Duration, token string, cached bool) *cachedProxy {
 	t.Helper()
 	r, err := renderer.New(renderer.Config{TilePath: tilePath, TilePassthrough: true})
 	if err != nil {
@@ -36,6 +41,9 @@ func serveCached(t *testing.T, tilePath string, revalidate time.Duration, token 
 	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SourceCacheLen: 100}
 	dir := t.TempDir()
 	for tr := range rules.NumTiers {
+		if !cached {
+			break
+		}
 		s, err := store.Open(store.Config{Dir: filepath.Join(dir, tr.String())})
 		if err != nil {
 			t.Fatal(err)
@@ -43,7 +51,9 @@ func serveCached(t *testing.T, tilePath string, revalidate time.Duration, token 
 		cp.stores[tr] = s
 		cfg.Tiers[tr] = TierConfig{Store: s, Revalidate: revalidate, CacheControl: "public, max-age=" + tr.String()}
 	}
-	cfg.Tiers[rules.TierTile].MemLen = 50
+	if cached {
+		cfg.Tiers[rules.TierTile].MemLen = 50
+	}
 	p, err := New(cfg, r)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +77,9 @@ func serveCached(t *testing.T, tilePath string, revalidate time.Duration, token 
 		<-done
 		<-done
 		for _, s := range cp.stores {
-			s.Close()
+			if s != nil {
+				s.Close()
+			}
 		}
 		r.Close()
 	})
@@ -143,7 +155,12 @@ func TestCacheHitsETagsAndConditionalRequests(t *testing.T) {
 }
 
 func TestConcurrentMissesCollapseIntoOneRender(t *testing.T) {
-	cp := serveCached(t, tilePath, 0, "")
+	t.Run("cached", func(t *testing.T) { testCollapse(t, true, "MISS") })
+	t.Run("uncached", func(t *testing.T) { testCollapse(t, false, "BYPASS") })
+}
+
+func testCollapse(t *testing.T, cached bool, leader string) {
+	cp := serveTiers(t, tilePath, 0, "", cached)
 	// A big, slow render, so that all requests overlap it.
 	url := cp.base + "pattern.tif/0,0,1200,900/1000,/0/default.jpg"
 	const clients = 200
@@ -182,8 +199,8 @@ func TestConcurrentMissesCollapseIntoOneRender(t *testing.T) {
 			t.Fatalf("client %d got different bytes", i)
 		}
 	}
-	if count["MISS"] != 1 || count["MISS"]+count["COLLAPSED"]+count["HIT"] != clients {
-		t.Errorf("X-Cache counts %v, want one MISS and the rest COLLAPSED or HIT", count)
+	if count[leader] != 1 || count[leader]+count["COLLAPSED"]+count["HIT"] != clients {
+		t.Errorf("X-Cache counts %v, want one %s and the rest COLLAPSED or HIT", count, leader)
 	}
 	t.Logf("X-Cache: %v", count)
 }

@@ -139,7 +139,8 @@ write_config() {
     force)
       # Cache-Control/Expires/X-Accel-Expires from the origin would override
       # proxy_cache_valid; Set-Cookie and Vary: * would make nginx skip caching.
-      ignore="proxy_ignore_headers Cache-Control Expires X-Accel-Expires Set-Cookie Vary;"
+      ignore="proxy_ignore_headers Cache-Control Expires X-Accel-Expires Set-Cookie Vary;
+            proxy_hide_header Set-Cookie;"
       ;;
     origin) ;;
     *) die "TTL_MODE=$TTL_MODE: force or origin" ;;
