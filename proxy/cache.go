@@ -19,8 +19,10 @@ import (
 // Store is what the proxy needs from one cache tier's disk store.
 type Store interface {
 	Get(key []byte) (store.Entry, error)
+	GetAppend(key, dst []byte) (store.Entry, []byte, error)
 	Put(key []byte, e store.Entry) (store.Entry, error)
 	Refresh(key []byte, storedAt time.Time) error
+	Touch(key []byte) error
 	PurgePrefix(prefix []byte) (int, error)
 	PurgeAll() error
 	Stats() store.Stats
@@ -56,10 +58,21 @@ const (
 type tier struct {
 	name   string
 	cfg    TierConfig
-	mem    *lru.Cache[string, store.Entry]
+	mem    *lru.Cache[string, memEntry]
 	faults atomic.Uint64
 	logged atomic.Int64 // unix seconds of the last fault logged, to rate-limit
 }
+
+// memEntry is an entry held in memory, and when its disk copy was last
+// marked as read: hits served from memory never reach the store, so they
+// touch it now and then lest a hot entry expire on disk.
+type memEntry struct {
+	store.Entry
+	touched time.Time
+}
+
+// memTouchEvery is how often a memory hit marks its disk copy as read.
+const memTouchEvery = time.Hour
 
 // fault counts a store failure and logs it at most once a second; the
 // request goes on uncached.
@@ -107,19 +120,38 @@ const (
 // cached looks key up in memory, then on disk, revalidating an entry older
 // than the tier's Revalidate against the source's modification time. A
 // changed source purges every derivative of the identifier.
-func (p *Proxy) cached(t *tier, key []byte, id string) (e store.Entry, how string, l lookup) {
+//
+// A disk hit is read straight into ctx's pooled response buffer: the
+// returned entry's Body aliases it, and send must not set it again.
+func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string) (e store.Entry, how string, l lookup) {
 	var ok bool
 	how = xHit
-	if e, ok = t.mem.Get(string(key)); ok {
+	var m memEntry
+	if m, ok = t.mem.Get(string(key)); ok {
+		e = m.Entry
 		p.metrics.hits[t.name].mem.Inc()
+		if t.cfg.Store != nil && time.Since(m.touched) > memTouchEvery {
+			if err := t.cfg.Store.Touch(key); err != nil && !errors.Is(err, store.ErrNotFound) {
+				p.fault(t, "touch", err)
+			}
+			m.touched = time.Now()
+			t.mem.Add(string(key), m)
+		}
 	} else if t.cfg.Store != nil {
 		var err error
-		e, err = t.cfg.Store.Get(key)
+		buf := ctx.Response.SwapBody(nil)
+		e, buf, err = t.cfg.Store.GetAppend(key, buf[:0])
+		ctx.Response.SwapBody(buf)
 		switch {
 		case err == nil:
 			ok = true
 			p.metrics.hits[t.name].disk.Inc()
-			t.mem.Add(string(key), e)
+			if t.cfg.MemLen > 0 {
+				mem := e
+				mem.Body = bytes.Clone(e.Body)
+				t.mem.Add(string(key), memEntry{mem, time.Now()})
+			}
+			e.Body = nil // it is in the response already
 		case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt):
 			p.fault(t, "get", err)
 		}
@@ -133,6 +165,7 @@ func (p *Proxy) cached(t *tier, key []byte, id string) (e store.Entry, how strin
 			// Changed, gone or unreadable: every derivative is suspect.
 			p.metrics.revalidations[t.name].changed.Inc()
 			p.purgeID(id)
+			ctx.Response.ResetBody()
 			return e, "", changed
 		}
 		p.metrics.revalidations[t.name].unchanged.Inc()
@@ -142,7 +175,9 @@ func (p *Proxy) cached(t *tier, key []byte, id string) (e store.Entry, how strin
 				p.fault(t, "refresh", err)
 			}
 		}
-		t.mem.Add(string(key), e)
+		if e.Body != nil {
+			t.mem.Add(string(key), memEntry{e, time.Now()})
+		}
 		how = xRevalidated
 	}
 	return e, how, found
@@ -185,7 +220,7 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 				e = stored
 			}
 		}
-		t.mem.Add(string(key), e)
+		t.mem.Add(string(key), memEntry{e, time.Now()})
 		return flightResult{e, mine}, nil
 	})
 	timer := time.NewTimer(p.cfg.RenderWait)
@@ -251,6 +286,7 @@ func etagMatch(header []byte, tag string) bool {
 }
 
 // send writes a cached or rendered entry, or a 304 when the client has it.
+// An entry with a nil Body is already in the response buffer (a disk hit).
 func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how string) {
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrETag, s2b(e.ETag))
@@ -266,5 +302,7 @@ func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how strin
 		return
 	}
 	h.SetContentTypeBytes(s2b(e.ContentType))
-	ctx.Response.SetBodyRaw(e.Body)
+	if e.Body != nil {
+		ctx.Response.SetBodyRaw(e.Body)
+	}
 }

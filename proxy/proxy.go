@@ -119,7 +119,7 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 		sources: lru.New[string, *renderer.Source](cfg.SourceCacheLen)}
 	for i, name := range tierNames() {
 		tc := cfg.Tiers[i]
-		p.tiers = append(p.tiers, &tier{name: name, cfg: tc, mem: lru.New[string, store.Entry](tc.MemLen)})
+		p.tiers = append(p.tiers, &tier{name: name, cfg: tc, mem: lru.New[string, memEntry](tc.MemLen)})
 	}
 	p.metrics = newMetrics(p.tiers, r)
 	return p, nil
@@ -328,7 +328,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 	t := p.tiers[rules.TierInfo]
 	svc := p.serviceURL(ctx, req.Version, req.ID)
 	key := infoKey(req.ID, req.Version, svc)
-	e, how, l := p.cached(t, key, req.ID)
+	e, how, l := p.cached(ctx, t, key, req.ID)
 	if l != found {
 		if src, err = p.source(req.ID); err != nil { // a revalidation may have purged it
 			p.fail(ctx, err)
@@ -387,7 +387,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 	key := cacheKey(req.ID, res)
 	h := &ctx.Response.Header
 	p.setLink(ctx, req, res)
-	e, how, l := p.cached(t, key, req.ID)
+	e, how, l := p.cached(ctx, t, key, req.ID)
 	if l == changed {
 		return false // start over with the source's new description
 	}

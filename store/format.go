@@ -198,17 +198,19 @@ func etag(sum uint64) string {
 }
 
 // toEntry builds the Entry for a verified value. Body is a private copy.
-func toEntry(v []byte, h *header) Entry {
+func toEntry(v []byte, h *header, dst []byte) (Entry, []byte) {
+	start := len(dst)
+	dst = append(dst, body(v, h)...)
 	e := Entry{
 		ContentType: contentType(v, h),
 		StoredAt:    time.Unix(0, h.storedAt).UTC(),
 		ETag:        etag(h.bodyHash),
-		Body:        append([]byte(nil), body(v, h)...),
+		Body:        dst[start:len(dst):len(dst)],
 	}
 	if h.flags&flagLastMod != 0 {
 		e.LastModified = time.Unix(h.lastMod, 0).UTC()
 	}
-	return e
+	return e, dst
 }
 
 // seconds is the access bucket of t: Unix seconds, never negative.

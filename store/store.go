@@ -241,6 +241,7 @@ type Tier struct {
 	evicted, expired, corrupt   atomic.Uint64
 	errs                        atomic.Uint64
 	writes                      atomic.Uint64 // batches committed; for tests
+	unsynced                    atomic.Bool   // a NoSync batch was committed since the last WAL sync
 	touchSecs, retentionSecs    int64
 	kick                        chan struct{} // wakes the sweeper; capacity 1
 	done                        chan struct{} // closed by Close
@@ -425,9 +426,19 @@ func putKeyBuf(kb *keyBuf) { kb.b = kb.b[:0]; keyBufs.Put(kb) }
 // hit writes nothing unless its access bucket is older than TouchEvery; then
 // it rewrites header and index once, best effort (a failure is counted in
 // Stats.Errors but does not fail the Get).
-func (t *Tier) Get(key []byte) (e Entry, err error) {
+func (t *Tier) Get(key []byte) (Entry, error) {
+	e, _, err := t.GetAppend(key, nil)
+	return e, err
+}
+
+// GetAppend is Get appending the body to dst, so a caller with a reusable
+// buffer (a server's response buffer) reads a hit without allocating it: the
+// returned Entry's Body is the tail of the returned slice. On error the
+// slice is dst unchanged.
+func (t *Tier) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
+	out = dst
 	if err := t.enter(); err != nil {
-		return Entry{}, err
+		return Entry{}, out, err
 	}
 	defer t.leave()
 	defer t.recoverPanic(&err)
@@ -438,32 +449,32 @@ func (t *Tier) Get(key []byte) (e Entry, err error) {
 	v, closer, err := t.db.Get(kb.b)
 	if errors.Is(err, pebble.ErrNotFound) {
 		t.misses.Add(1)
-		return Entry{}, ErrNotFound
+		return Entry{}, out, ErrNotFound
 	}
 	if err != nil {
-		return Entry{}, t.pebbleErr("get", err)
+		return Entry{}, out, t.pebbleErr("get", err)
 	}
 	h, ok := decodeValue(v)
 	if !ok {
 		closer.Close()
 		t.misses.Add(1)
 		t.tryDrop(key, dropCorrupt)
-		return Entry{}, errCorruptMiss
+		return Entry{}, out, errCorruptMiss
 	}
 	now := seconds(t.now())
 	if t.isExpired(h.access, now) {
 		closer.Close()
 		t.misses.Add(1)
 		t.tryDrop(key, dropExpired)
-		return Entry{}, ErrNotFound
+		return Entry{}, out, ErrNotFound
 	}
-	e = toEntry(v, &h) // copies: v dies at closer.Close
+	e, out = toEntry(v, &h, dst) // copies: v dies at closer.Close
 	closer.Close()
 	t.hits.Add(1)
 	if now-h.access >= t.touchSecs {
 		t.tryTouch(key, now)
 	}
-	return e, nil
+	return e, out, nil
 }
 
 // tryTouch is Get's lazy touch: skipped while a purge holds writeMu, and
@@ -598,7 +609,30 @@ func (t *Tier) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
 		return err
 	}
 	t.writes.Add(1)
+	if opts != pebble.Sync {
+		t.unsynced.Store(true)
+	}
 	return nil
+}
+
+// walSyncEvery bounds what a crash of the process (not only of the machine)
+// can lose. Puts do not sync, and Pebble keeps the last partial WAL block in
+// the process until the block fills or something syncs: without this, the
+// newest entries of a quiet server could stay unwritten indefinitely.
+const walSyncEvery = time.Second
+
+// syncWAL makes the WAL durable if anything was written since the last sync.
+func (t *Tier) syncWAL() {
+	if !t.unsynced.Swap(false) {
+		return
+	}
+	if err := t.enter(); err != nil {
+		return
+	}
+	defer t.leave()
+	if err := t.db.LogData(nil, pebble.Sync); err != nil {
+		t.pebbleErr("sync", err)
+	}
 }
 
 // Put stores e under key, replacing any previous entry, and returns the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -848,5 +850,62 @@ func TestPanicBecomesErrFailed(t *testing.T) {
 	}
 	if err := tier.Close(); err != nil {
 		t.Errorf("Close after failure: %v", err)
+	}
+}
+
+func TestGetAppendReadsIntoTheCallersBuffer(t *testing.T) {
+	tier := openMem(t, Config{}, newClock())
+	want := mustPut(t, tier, "k", jpeg(20_000, 3))
+	buf := append(make([]byte, 0, 32<<10), "prefix"...)
+	e, out, err := tier.GetAppend([]byte("k"), buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out[:6]) != "prefix" || !bytes.Equal(out[6:], want.Body) || !bytes.Equal(e.Body, want.Body) {
+		t.Fatal("GetAppend did not append the body after the prefix")
+	}
+	if &out[0] != &buf[:1][0] {
+		t.Error("GetAppend reallocated a buffer that had room")
+	}
+	if e.ETag != want.ETag || e.ContentType != want.ContentType {
+		t.Errorf("entry %+v, want %+v", e, want)
+	}
+	allocs := testing.AllocsPerRun(100, func() { _, _, _ = tier.GetAppend([]byte("k"), buf[:0]) })
+	if allocs > 2 {
+		t.Errorf("GetAppend into a big enough buffer: %.0f allocations, want at most the ETag's", allocs)
+	}
+	if _, out, err := tier.GetAppend([]byte("missing"), buf); !errors.Is(err, ErrNotFound) || len(out) != len(buf) {
+		t.Errorf("miss: %v, %d bytes", err, len(out))
+	}
+}
+
+// TestLoneWritesReachTheWAL: Puts do not sync, and Pebble holds the last
+// partial WAL block in the process, so without the periodic sync a quiet
+// server killed after one write would lose it.
+func TestLoneWritesReachTheWAL(t *testing.T) {
+	dir := t.TempDir()
+	tier, err := Open(Config{Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	e := jpeg(3000, 9)
+	mustPut(t, tier, "lonely", e)
+	for i := 0; tier.unsynced.Load(); i++ { // bounded: the sync runs every walSyncEvery
+		if i > 500 {
+			t.Fatal("the WAL was never synced")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	found := false
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err == nil && bytes.Contains(b, e.Body[:512]) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("after the sync, no WAL file in %v holds the entry", logs)
 	}
 }

@@ -22,15 +22,21 @@ func (t *Tier) wakeSweeper() {
 	}
 }
 
-// sweeper runs sweep every SweepEvery, and when woken, until Close.
+// sweeper runs sweep every SweepEvery, and when woken, until Close; in
+// between it syncs the WAL every walSyncEvery if anything was written.
 func (t *Tier) sweeper() {
 	defer close(t.sweeperDone)
 	tick := time.NewTicker(t.cfg.SweepEvery)
 	defer tick.Stop()
+	syncTick := time.NewTicker(walSyncEvery)
+	defer syncTick.Stop()
 	for {
 		select {
 		case <-t.done:
 			return
+		case <-syncTick.C:
+			t.syncWAL()
+			continue
 		case <-tick.C:
 		case <-t.kick:
 		}
