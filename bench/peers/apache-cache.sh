@@ -237,8 +237,11 @@ CacheLockPath $DIR/run/cache-lock
 CacheLockMaxAge 5
 
 <Location />
-    # the origin's own X-Cache is not ours (CacheHeader sets X-Cache later)
-    Header unset X-Cache
+    # Replaces the origin's own X-Cache. mod_cache's CacheHeader overwrites
+    # it (MISS/HIT/REVALIDATE from ...) whenever the cache handles the
+    # request; it stays BYPASS when mod_cache stepped aside, e.g. a cold miss
+    # while another request for the URL holds the CacheLock.
+    Header set X-Cache BYPASS
     $force
 </Location>
 EOF
@@ -282,7 +285,7 @@ cmd_start() {
     find "$DIR/cache" -mindepth 1 -delete
   fi
   rm -rf "$DIR/run"/*
-  chown -R nobody:nogroup "$DIR/cache" "$DIR/run"
+  chown -R nobody:nogroup "$DIR/cache" "$DIR/run" 2>/dev/null || true
   write_config
   echo "$LISTEN" >"$DIR/listen"
   echo "$ORIGIN" >"$DIR/origin"

@@ -257,7 +257,7 @@ cmd_start() {
   if [ "$KEEP_CACHE" != 1 ]; then
     find "$DIR/cache" -mindepth 1 -delete
   fi
-  chown -R nobody:nogroup "$DIR/tmp" "$DIR/cache"
+  chown -R nobody:nogroup "$DIR/tmp" "$DIR/cache" 2>/dev/null || true
   write_config
   echo "$LISTEN" >"$DIR/listen"
   echo "$ORIGIN" >"$DIR/origin"
@@ -273,6 +273,7 @@ cmd_start() {
     cmd_stop; die "nginx did not come up on $LISTEN"
   fi
   log "started: http://$LISTEN/... -> http://$ORIGIN/... (TTL_MODE=$TTL_MODE TTL=$TTL)"
+  sleep 0.3 # let the workers retitle themselves before status lists them
   cmd_status
 }
 

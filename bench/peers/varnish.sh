@@ -277,8 +277,11 @@ cmd_start() {
     -p syslog_cli_traffic=off)
   [ "$TTL_MODE" = origin ] && args+=(-p default_ttl="$(ttl_seconds "$TTL")")
   # compile the VCL first, so errors show here rather than in varnishd.out
-  "$VARNISHD" -C "${args[@]}" >/dev/null 2>"$DIR/vcl-check.err" \
-    || { cat "$DIR/vcl-check.err" >&2; die "VCL does not compile ($DIR/default.vcl)"; }
+  # (-C writes the generated C, or the compiler's complaint, to stderr)
+  if ! "$VARNISHD" -C "${args[@]}" >/dev/null 2>"$DIR/vcl-check.err"; then
+    tail -30 "$DIR/vcl-check.err" >&2; die "VCL does not compile ($DIR/default.vcl)"
+  fi
+  rm -f "$DIR/vcl-check.err"
 
   # -F: the manager stays in the foreground, so $! is its PID; it forks the
   # cache child (which serves) and both inherit the affinity.
