@@ -32,7 +32,7 @@ samples: build
 run: samples
 	./iiif-proxy -config conf/rais.toml -tile-path $(SAMPLES)
 
-test: deps
+test: deps viewer-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
@@ -44,3 +44,26 @@ fuzz: deps
 
 clean:
 	rm -rf iiif-proxy $(SAMPLES)
+
+# viewer-deps installs what the browser test (cmd/iiif-proxy/viewer_test.go)
+# needs: Debian's Chromium if /usr/bin/chromium is missing, and test/viewer's
+# npm packages (`npm ci`) if they are missing or package-lock.json changed.
+# Without node and npm it only says so, and the test skips.
+VIEWER := test/viewer
+.PHONY: viewer-deps
+viewer-deps:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		echo "viewer-deps: no node or npm on PATH: TestViewerInChromium will skip (it needs Node.js 20 or later)"; \
+		exit 0; \
+	fi; \
+	if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing: chromium"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null || exit 1; \
+	fi; \
+	lock=$$(sha256sum $(VIEWER)/package-lock.json | cut -d' ' -f1); \
+	if [ "$$(cat $(VIEWER)/node_modules/.package-lock.sha256 2>/dev/null)" != "$$lock" ]; then \
+		echo "npm ci in $(VIEWER)"; \
+		(cd $(VIEWER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) && \
+		echo "$$lock" > $(VIEWER)/node_modules/.package-lock.sha256; \
+	fi
