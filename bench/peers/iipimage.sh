@@ -325,15 +325,17 @@ cpu_busy() {
 }
 
 # quiet_wait: other workloads on this 2-core box wreck the figures; wait up to
-# 120 s for the machine to be idle (<10% busy), else record a warning.
+# BENCH_QUIET_MAX (300) s for 5 consecutive idle (<10% busy) seconds, else
+# record a warning.
 quiet_wait() {
-  local i busy=100
-  for ((i = 0; i < 120; i++)); do
+  local i busy=100 ok=0
+  for ((i = 0; i < ${BENCH_QUIET_MAX:-300}; i++)); do
     busy=$(cpu_busy)
-    [ "$busy" -lt 10 ] && return 0
+    if [ "$busy" -lt 10 ]; then ok=$((ok + 1)); else ok=0; fi
+    [ "$ok" -ge 5 ] && return 0
   done
-  log "warning: machine still ${busy}% busy before this run"
-  echo "WARNING: machine ${busy}% busy before run $1" >>"$BENCH_DIR/notes.txt"
+  log "warning: machine not idle for 5 s (last ${busy}% busy) before this run"
+  echo "WARNING: machine not idle for 5 s (last ${busy}% busy) before run $1" >>"$BENCH_DIR/notes.txt"
 }
 
 # wrk_summary FILE -> "req/s p50 p99 non2xx repeats" from wrk --latency output
@@ -358,15 +360,20 @@ server_ticks() {
   echo "$sum"
 }
 
-# busy_ticks: CPU ticks all CPUs spent on anything but idle/iowait/steal
-busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+# busy_ticks [N]: CPU ticks spent on anything but idle/iowait/steal, by all
+# CPUs or by CPU N
+busy_ticks() { awk -v c="cpu${1:-}" '$1 == c {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 
 # run NAME [VAR=value ...] -- wrk args...   (wrk runs on BENCH_CPU)
-# Besides wrk's figures it records "foreign" CPU: machine busy time minus what
-# iipsrv, nginx and wrk used, in % of one core. Other workloads on this 2-core
-# box distort the result; runs with foreign > 5% are marked DISTURBED.
+# Besides wrk's figures it records "foreign" CPU, in % of one core: busy time
+# of the server core (IIP_CPU) not used by iipsrv/nginx ("srv"), and busy time
+# of the whole machine not used by iipsrv/nginx/wrk ("all"). Other workloads on
+# this 2-core box distort results: runs with srv > 5% are marked DISTURBED
+# (throughput suspect), with all > 20% client-busy (wrk was starved, so latency
+# tails are suspect), else clean.
 bench_run() {
-  local name=$1 r f hz p0 p1 b0 b1 times wall wu ws foreign; shift
+  local name=$1 r f hz p0 p1 b0 b1 c0 c1 times wall wu ws foreign fsrv scpu=; shift
+  [[ $CPU =~ ^[0-9]+$ ]] && scpu=$CPU
   local vars=()
   hz=$(getconf CLK_TCK)
   while [ "$1" != "--" ]; do vars+=("$1"); shift; done
@@ -376,16 +383,20 @@ bench_run() {
     quiet_wait "$name.$r"
     f=$BENCH_DIR/$name.$r.txt
     echo "+ ${vars[*]} taskset -c $BENCH_CPU wrk $*" | tee "$f"
-    p0=$(server_ticks); b0=$(busy_ticks)
+    p0=$(server_ticks); b0=$(busy_ticks); c0=$(busy_ticks "$scpu")
     times=$( { TIMEFORMAT='%R %U %S'; time env "${vars[@]}" taskset -c "$BENCH_CPU" wrk "$@" >>"$f" 2>&1; } 2>&1 )
-    p1=$(server_ticks); b1=$(busy_ticks)
+    p1=$(server_ticks); b1=$(busy_ticks); c1=$(busy_ticks "$scpu")
     read -r wall wu ws <<<"$times"
     foreign=$(awk -v b=$((b1 - b0)) -v p=$((p1 - p0)) -v hz="$hz" -v wall="$wall" -v wu="$wu" -v ws="$ws" \
       'BEGIN {printf "%.0f", 100 * ((b - p) / hz - wu - ws) / wall}')
-    echo "cpu: server $(awk -v p=$((p1 - p0)) -v hz="$hz" -v w="$wall" 'BEGIN{printf "%.0f", 100*p/hz/w}')% of a core, wrk $(awk -v a="$wu" -v b="$ws" -v w="$wall" 'BEGIN{printf "%.0f", 100*(a+b)/w}')%, foreign ${foreign}%" >>"$f"
+    fsrv=$(awk -v c=$((c1 - c0)) -v p=$((p1 - p0)) -v hz="$hz" -v wall="$wall" \
+      'BEGIN {printf "%.0f", 100 * ((c - p) / hz) / wall}')
+    [ -z "$scpu" ] && fsrv=$foreign
+    echo "cpu: server $(awk -v p=$((p1 - p0)) -v hz="$hz" -v w="$wall" 'BEGIN{printf "%.0f", 100*p/hz/w}')% of a core, wrk $(awk -v a="$wu" -v b="$ws" -v w="$wall" 'BEGIN{printf "%.0f", 100*(a+b)/w}')%, foreign on server core ${fsrv}%, on machine ${foreign}%" >>"$f"
     grep -v '^+ ' "$f"
-    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$r" "$(wrk_summary "$f")" "$foreign%" \
-      "$([ "$foreign" -gt 5 ] && echo DISTURBED || echo clean)" >>"$BENCH_DIR/summary.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$r" "$(wrk_summary "$f")" "$fsrv%" "$foreign%" \
+      "$(if [ "$fsrv" -gt 5 ]; then echo DISTURBED; elif [ "$foreign" -gt 20 ]; then echo client-busy; else echo clean; fi)" \
+      >>"$BENCH_DIR/summary.tsv"
   done
 }
 
@@ -398,7 +409,7 @@ cmd_bench() {
   cmd_status >/dev/null || die "server not running (start it first)"
   read -r W H < <(vipsheader -f width "$IMAGES/$img" | tr '\n' ' '; vipsheader -f height "$IMAGES/$img")
   mkdir -p "$BENCH_DIR"
-  printf 'run\trep\treq/s\tp50\tp99\tnon2xx\trepeats\tforeign\tstate\n' >"$BENCH_DIR/summary.tsv"
+  printf 'run\trep\treq/s\tp50\tp99\tnon2xx\trepeats\tforeign-srv\tforeign-all\tstate\n' >"$BENCH_DIR/summary.tsv"
   log "bench: results in $BENCH_DIR (wrk on cpu $BENCH_CPU, server on cpu $CPU, $BENCH_REPEAT x $dur)"
   {
     echo "date: $(date -u +%FT%TZ)"

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/iiif-proxy/iiif-proxy/bench/harness/report"
+)
+
+const info2 = `{"@context":"http://iiif.io/api/image/2/context.json","@id":"http://x/iiif/2/a",
+"protocol":"http://iiif.io/api/image","width":1000,"height":700,
+"tiles":[{"width":256,"scaleFactors":[1,2,4]}],"profile":["http://iiif.io/api/image/2/level2.json"]}`
+
+func TestRunEndToEnd(t *testing.T) {
+	var mu sync.Mutex // protects uris
+	uris := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		uris[r.RequestURI] = true
+		mu.Unlock()
+		w.Header().Set("X-Cache", "HIT")
+		if strings.HasSuffix(r.URL.Path, "/info.json") {
+			w.Write([]byte(info2))
+			return
+		}
+		w.Write([]byte("jpeg"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	jsonPath, svgPath := filepath.Join(dir, "out.json"), filepath.Join(dir, "out.svg")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"-target", srv.URL + "/iiif/2", "-ids", "a,box 1/b.tif",
+		"-workload", "viewer,info", "-n", "300", "-warmup", "0", "-c", "3", "-viewport", "300x200",
+		"-json", jsonPath, "-plot", svgPath, "-progress", "0"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	t.Log("\n" + out.String())
+	for _, want := range []string{"A: 2 images at " + srv.URL + "/iiif/2 (IIIF 2.1)", "== viewer · closed loop, 3 users", "== info"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	var doc report.Document
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Runs) != 2 || doc.Runs[0].Workload != "viewer" || doc.Runs[1].Targets[0].Tiers[0].Requests != 300 {
+		t.Errorf("JSON runs %+v", doc.Runs)
+	}
+	if svg, err := os.ReadFile(svgPath); err != nil || !bytes.Contains(svg, []byte("<polyline")) {
+		t.Errorf("plot: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The identifier with a slash and a space travels as one segment, and
+	// the viewer sends 2.1 sizes.
+	for _, want := range []string{"/iiif/2/box%201%2Fb.tif/info.json", "/iiif/2/a/0,0,512,512/256,/0/default.jpg"} {
+		if !uris[want] {
+			t.Errorf("server never saw %s", want)
+		}
+	}
+}
+
+func TestRunReportsEveryConfigError(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"-weights", "tile=x", "-viewport", "big", "-workload", "nope"}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"-target is required", "weights", "viewport", "no identifiers", `workload "nope"`} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("errors lack %q:\n%s", want, errb.String())
+		}
+	}
+}
+
+func TestImagesIn(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.tif", "sub/b.JPG", "sub/c.jp2", ".tmp-x.tif", ".hidden/d.tif", "notes.txt"} {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := imagesIn(dir)
+	if want := []string{"a.tif", "sub/b.JPG", "sub/c.jp2"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("imagesIn = %v, %v; want %v", got, err, want)
+	}
+	ids, err := identifiers(list{"a.tif", "x"}, "", dir)
+	if want := []string{"a.tif", "x", "sub/b.JPG", "sub/c.jp2"}; err != nil || !slices.Equal(ids, want) {
+		t.Errorf("identifiers = %v, %v; want %v without duplicates", ids, err, want)
+	}
+}
