@@ -12,6 +12,9 @@
 --            BASE=/iiif/big-%04d.tif COPIES=300 -> big-0001.tif..big-0300.tif
 --            (iipimage.sh links N makes such symlinks).             (required)
 --   COPIES   see BASE                                                  [1]
+--   COPIES_FROM  first number for the BASE pattern; give each run its own
+--            range (e.g. 1, 21, 41 ...) when the server under test keeps a
+--            cache between runs                                        [1]
 --   WIDTH, HEIGHT  full-resolution image size in pixels               (required)
 --   TILE     tile edge in full-resolution pixels at scale 1           [256]
 --   SCALES   comma list of scale factors, e.g. 1 or 8 or 1,2,4,8       [1]
@@ -60,13 +63,15 @@ local function build_urls()
   if #bases == 0 or not W or not H then
     error("tiles.lua needs BASE, WIDTH and HEIGHT in the environment")
   end
-  -- BASE=/iiif/big-%03d.tif COPIES=N expands to N identifiers 1..N
+  -- BASE=/iiif/big-%04d.tif COPIES=N expands to N identifiers
+  -- COPIES_FROM .. COPIES_FROM+N-1
   local copies = env_num("COPIES", 1)
+  local from = env_num("COPIES_FROM", 1)
   local expanded = {}
   for _, base in ipairs(bases) do
     base = base:gsub("/+$", "")
     if base:find("%%") then
-      for i = 1, copies do expanded[#expanded + 1] = string.format(base, i) end
+      for i = from, from + copies - 1 do expanded[#expanded + 1] = string.format(base, i) end
     else
       expanded[#expanded + 1] = base
     end
