@@ -137,7 +137,10 @@ func (p *Proxy) Server() *fasthttp.Server {
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
-		Logger:                        slogPrinter{p.log},
+		// Big enough for the headers and a typical tile or thumbnail, so a
+		// response leaves in one write instead of two.
+		WriteBufferSize: 64 << 10,
+		Logger:          slogPrinter{p.log},
 	}
 }
 

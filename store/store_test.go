@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -311,6 +312,7 @@ func TestCorruptValueDropped(t *testing.T) {
 		{"body bit flip", func(v []byte) []byte { v[len(v)-1] ^= 1; return v }},
 		{"header bit flip", func(v []byte) []byte { v[offStoredAt] ^= 0x10; return v }},
 		{"body hash changed", func(v []byte) []byte { v[offBodyHash] ^= 1; return v }},
+		{"body checksum changed", func(v []byte) []byte { v[offBodyCRC] ^= 1; return v }},
 		{"content type changed", func(v []byte) []byte { v[headerLen] = 'X'; return v }},
 		{"checksum changed", func(v []byte) []byte { v[0] ^= 1; return v }},
 		{"truncated body", func(v []byte) []byte { return v[:len(v)-100] }},
@@ -907,5 +909,37 @@ func TestLoneWritesReachTheWAL(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("after the sync, no WAL file in %v holds the entry", logs)
+	}
+}
+
+// TestVersion1ValuesStayReadable: values written before the CRC32C body
+// checksum (format 1, xxhash64 body check) are still served and still checked.
+func TestVersion1ValuesStayReadable(t *testing.T) {
+	tier := openMem(t, Config{}, newClock())
+	body := jpeg(5000, 7).Body
+	v1 := func(body []byte) []byte {
+		h := header{version: formatV1, hlen: headerLenV1, flags: flagLastMod, ctLen: len("image/jpeg"),
+			bodyLen: len(body), lastMod: 1700000000, storedAt: 1, access: seconds(newClock().Now()), bodyHash: xxhash.Sum64(body)}
+		v := make([]byte, headerLenV1+h.ctLen+len(body))
+		copy(v[headerLenV1:], "image/jpeg")
+		copy(v[headerLenV1+h.ctLen:], body)
+		putHeader(v, &h)
+		return v
+	}
+	for name, flip := range map[string]bool{"intact": false, "flipped body bit": true} {
+		v := v1(body)
+		if flip {
+			v[len(v)-1] ^= 1
+		}
+		if err := tier.db.Set(appendEntryKey(nil, []byte(name)), v, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		e, err := tier.Get([]byte(name))
+		switch {
+		case flip && !errors.Is(err, ErrCorrupt):
+			t.Errorf("%s: Get = %v, want ErrCorrupt", name, err)
+		case !flip && (err != nil || !bytes.Equal(e.Body, body) || e.ContentType != "image/jpeg" || e.ETag != etag(xxhash.Sum64(body))):
+			t.Errorf("%s: Get = %+v, %v", name, e.ContentType, err)
+		}
 	}
 }
