@@ -46,7 +46,9 @@ type Config struct {
 	// InfoCacheLen is how many sources' info stay in memory (RAIS).
 	// Default 10000; 0 turns it off.
 	InfoCacheLen int
-	// TileCacheLen is how many tiles stay in memory (RAIS). Default 0 (off).
+	// TileCacheLen is how many tiles stay in memory in front of the disk
+	// tier (RAIS's meaning). Default 1000 (about 20 MB; RAIS's default is
+	// 0, which a site's rais.toml that says so keeps); 0 turns it off.
 	TileCacheLen int
 	// JPGQuality is the JPEG and WebP quality, 1–100 (RAIS). Default 75.
 	JPGQuality int
@@ -124,6 +126,7 @@ func Default() Config {
 		LogLevel:        "INFO",
 		IIIFWebPath:     "/iiif",
 		InfoCacheLen:    10000,
+		TileCacheLen:    1000,
 		JPGQuality:      75,
 		ImageMaxArea:    104857600,
 		ImageMaxWidth:   20480,
