@@ -120,7 +120,10 @@ int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, ch
 		VipsBandFormat fmt = cur->BandFmt;
 		if (alpha) STEP(vips_premultiply(cur, &t[i], NULL));
 		double hs = (double)job->ow / job->w, vs = (double)job->oh / job->h;
-		STEP(vips_resize(cur, &t[i], hs, "vscale", vs, NULL));
+		// Bicubic, not libvips' default lanczos3: after level selection the
+		// scale is between 1/2 and 1 (or an upscale), where lanczos3 is
+		// barely sharper and costs a third more of a thumbnail's CPU.
+		STEP(vips_resize(cur, &t[i], hs, "vscale", vs, "kernel", VIPS_KERNEL_CUBIC, NULL));
 		if (alpha) {
 			STEP(vips_unpremultiply(cur, &t[i], NULL));
 			STEP(vips_cast(cur, &t[i], fmt, NULL));
