@@ -184,10 +184,12 @@ func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string)
 }
 
 // flightResult is what a collapsed render hands its callers; leader tells
-// the caller that started the flight from those that joined it.
+// the caller that started the flight from those that joined it, rendered
+// whether the flight rendered or found the entry stored meanwhile.
 type flightResult struct {
-	e      store.Entry
-	leader *byte
+	e        store.Entry
+	leader   *byte
+	rendered bool
 }
 
 var errRenderWait = errors.New("timed out waiting for a render of the same image")
@@ -201,7 +203,7 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 	ch := p.flight.DoChan(string(key), func() (any, error) {
 		if t.cfg.Store != nil {
 			if e, err := t.cfg.Store.Get(key); err == nil {
-				return flightResult{e, mine}, nil
+				return flightResult{e, mine, false}, nil
 			}
 		}
 		p.metrics.misses[t.name].Inc()
@@ -221,7 +223,7 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 			}
 		}
 		t.mem.Add(string(key), memEntry{e, time.Now()})
-		return flightResult{e, mine}, nil
+		return flightResult{e, mine, true}, nil
 	})
 	timer := time.NewTimer(p.cfg.RenderWait)
 	defer timer.Stop()
@@ -232,6 +234,9 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 		}
 		fr := r.Val.(flightResult)
 		switch {
+		case !fr.rendered:
+			p.metrics.hits[t.name].disk.Inc()
+			return fr.e, xHit, nil
 		case fr.leader != mine:
 			p.metrics.collapsed[t.name].Inc()
 			return fr.e, xCollapsed, nil

@@ -165,6 +165,7 @@ func testCollapse(t *testing.T, cached bool, leader string) {
 	url := cp.base + "pattern.tif/0,0,1200,900/1000,/0/default.jpg"
 	const clients = 200
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
+	defer client.CloseIdleConnections() // or the server's shutdown waits for 200 idle connections
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	bodies := make([][]byte, clients)
