@@ -199,14 +199,14 @@ func viewerTools(t *testing.T) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not on PATH: this test needs Node.js 20 or later, then `make viewer-deps` (run by `make test`) installs the rest")
+		skipOutsideCI(t, "node is not on PATH: this test needs Node.js 20 or later, then `make viewer-deps` (run by `make test`) installs the rest")
 	}
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("%s not found; `make viewer-deps` (run by `make test`) installs it", chromiumPath)
+		skipOutsideCI(t, "%s not found; `make viewer-deps` (run by `make test`) installs it", chromiumPath)
 	}
 	for _, f := range []string{"node_modules/playwright-core/package.json", "node_modules/openseadragon/build/openseadragon/openseadragon.min.js"} {
 		if _, err := os.Stat(filepath.Join(viewerDir, f)); err != nil {
-			t.Skipf("test/viewer/%s not found; `make viewer-deps` (run by `make test`) installs it", f)
+			skipOutsideCI(t, "test/viewer/%s not found; `make viewer-deps` (run by `make test`) installs it", f)
 		}
 	}
 	return node
@@ -521,4 +521,15 @@ func TestPyramidTileOf(t *testing.T) {
 	bad("3", "0,0,256,256/256,256/90/default.jpg")
 	bad("3", "0,0,256,256/256,256/0/gray.jpg")
 	bad("2", "0,0,256,256/full/0/default.jpg")
+}
+
+// skipOutsideCI skips when the browser test's tools are missing, except in CI
+// (CI set), where `make test` has installed them and a skip would hide a
+// broken install.
+func skipOutsideCI(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
 }
