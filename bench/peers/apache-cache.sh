@@ -32,6 +32,8 @@
 set -euo pipefail
 
 NAME=apache-cache
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DIR=${PEER_DIR:-/tmp/peers/$NAME}
 LISTEN=${LISTEN:-127.0.0.1:18083}
 ORIGIN=${ORIGIN:-127.0.0.1:12415}
@@ -46,15 +48,6 @@ MODS=/usr/lib/apache2/modules
 PIDF=$DIR/httpd.pid
 HEALTH=/_peer/health
 
-log() { printf '[%s] %s\n' "$NAME" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-require_loopback() {
-  case $2 in
-    127.0.0.1:[0-9]*) ;;
-    *) die "$1=$2: only 127.0.0.1:PORT is allowed" ;;
-  esac
-}
 
 # ---------------------------------------------------------------- install
 ensure_installed() {
@@ -75,28 +68,7 @@ ensure_installed() {
   fi
 }
 
-# ---------------------------------------------------------------- pid helpers
-# pid_alive FILE EXE: prints the PID if FILE names a live process whose
-# executable is EXE (guards against PID reuse), else prints nothing.
-pid_alive() {
-  local file=$1 exe=$2 pid
-  [ -s "$file" ] || return 0
-  pid=$(cat "$file")
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] || return 0
-  echo "$pid"
-}
 
-# wait_gone PID TENTHS: bounded wait for PID to exit.
-wait_gone() {
-  local pid=$1 n=$2 i
-  for ((i = 0; i < n; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 children() { cat /proc/"$1"/task/*/children 2>/dev/null || true; }
 
@@ -126,15 +98,6 @@ stop_pid() {
   rm -f "$file"
 }
 
-# wait_listen ADDR TENTHS
-wait_listen() {
-  local addr=$1 n=$2 i
-  for ((i = 0; i < n; i++)); do
-    ss -Hltn "sport = :${addr##*:}" | grep -q . && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 port_busy() { ss -Hltn "sport = :${1##*:}" | grep -q .; }
 

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PEERS=/tmp/peers
 RUN=${IIP_RUN:-$PEERS/run}
 IMAGES=${IIP_IMAGES:-$PEERS/images}
@@ -82,28 +84,7 @@ ensure_installed() {
   fi
 }
 
-# ---------------------------------------------------------------- pid helpers
-# pid_alive FILE EXE: prints the PID if FILE names a live process whose
-# executable is EXE (guards against PID reuse), else prints nothing.
-pid_alive() {
-  local file=$1 exe=$2 pid
-  [ -s "$file" ] || return 0
-  pid=$(cat "$file")
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] || return 0
-  echo "$pid"
-}
 
-# wait_gone PID TENTHS: bounded wait for PID to exit.
-wait_gone() {
-  local pid=$1 n=$2 i
-  for ((i = 0; i < n; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # stop_pid NAME FILE EXE
 stop_pid() {

@@ -26,6 +26,8 @@
 set -euo pipefail
 
 NAME=origin
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 DIR=${PEER_DIR:-/tmp/peers/$NAME}
@@ -38,15 +40,6 @@ KEEP_CACHE=${KEEP_CACHE:-0}
 BIN=${BIN:-/tmp/peers/iiif-proxy}
 PIDF=$DIR/iiif-proxy.pid
 
-log() { printf '[%s] %s\n' "$NAME" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-require_loopback() {
-  case $2 in
-    127.0.0.1:[0-9]*) ;;
-    *) die "$1=$2: only 127.0.0.1:PORT is allowed" ;;
-  esac
-}
 
 # pid_alive FILE: prints the PID if FILE names a live process running $BIN
 # (also after a rebuild replaced the file: "... (deleted)"), else nothing.
@@ -61,23 +54,7 @@ pid_alive() {
   echo "$pid"
 }
 
-wait_gone() {
-  local pid=$1 n=$2 i
-  for ((i = 0; i < n; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  return 1
-}
 
-wait_listen() {
-  local addr=$1 n=$2 i
-  for ((i = 0; i < n; i++)); do
-    ss -Hltn "sport = :${addr##*:}" | grep -q . && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 port_busy() { ss -Hltn "sport = :${1##*:}" | grep -q .; }
 
