@@ -5,6 +5,8 @@
 #include <string.h>
 #include <math.h>
 #include <vips/vips.h>
+#include <malloc.h>
+#include <stdlib.h>
 
 #include "shim.h"
 
@@ -221,6 +223,15 @@ out:
 }
 
 void iiif_free(void *p) { g_free(p); }
+
+void iiif_tune_malloc(void) {
+	// glibc raises its mmap threshold dynamically, so a server that renders
+	// many similar images keeps mapping, faulting in and unmapping the same
+	// sizes of buffer. Fixed thresholds keep those pages in the heap.
+	// MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment win.
+	if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL) mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	if (getenv("MALLOC_TRIM_THRESHOLD_") == NULL) mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
 
 static const char *sample_text =
     "<b>Liber sextus.</b> Quod in principio erat verbum, et verbum erat apud deum. Incipit prologus "

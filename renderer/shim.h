@@ -57,6 +57,9 @@ void iiif_unref(VipsImage *im);
 // select a pyramid level as in iiif_job.
 int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err);
 
+// iiif_tune_malloc fixes glibc's mmap and trim thresholds (see shim.c).
+void iiif_tune_malloc(void);
+
 // iiif_free releases memory returned by the functions above.
 void iiif_free(void *p);
 

@@ -86,6 +86,10 @@ var started atomic.Bool
 // Startup starts libvips once for the process. libvips' operation cache is
 // switched off: it caches file loads by name, which would serve stale pixels
 // after a source changes, and our own cache sits above the renderer anyway.
+// It also fixes glibc's malloc mmap and trim thresholds (32 and 64 MB; the
+// MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ environment variables
+// win): with glibc's dynamic threshold, every render mapped, faulted in and
+// unmapped its buffers again, about a tenth of a re-encoded tile's cost.
 func Startup(o Options) error {
 	if !started.CompareAndSwap(false, true) {
 		return errors.New("renderer: libvips already started")
@@ -112,6 +116,7 @@ func Startup(o Options) error {
 	if conc <= 0 {
 		conc = 1
 	}
+	C.iiif_tune_malloc()
 	return vips.Startup(&vips.Config{ConcurrencyLevel: conc, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
 }
 
