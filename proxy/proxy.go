@@ -322,18 +322,16 @@ func (p *Proxy) source(id string) (*renderer.Source, error) {
 	return src, nil
 }
 
+// info serves info.json. Its cache key needs no description of the source,
+// so a hit touches neither the file nor libvips; only a miss describes it.
 func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
-	src, err := p.source(req.ID)
-	if err != nil {
-		p.fail(ctx, err)
-		return
-	}
 	t := p.tiers[rules.TierInfo]
 	svc := p.serviceURL(ctx, req.Version, req.ID)
 	key := infoKey(req.ID, req.Version, svc)
 	e, how, l := p.cached(ctx, t, key, req.ID)
 	if l != found {
-		if src, err = p.source(req.ID); err != nil { // a revalidation may have purged it
+		src, err := p.source(req.ID)
+		if err != nil {
 			p.fail(ctx, err)
 			return
 		}
