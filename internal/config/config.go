@@ -391,17 +391,29 @@ var flagNames = map[string]string{
 
 // Flags returns a FlagSet describing every flag, for -help.
 func Flags() *flag.FlagSet {
+	cfg := Default()
+	fset := flagSet(&cfg, true)
+	fset.String("config", "", "TOML configuration file (default: conf/rais.toml, rais.toml or /etc/rais.toml, whichever exists)")
+	return fset
+}
+
+// flagSet has one flag per key of cfg, setting it; help adds each key's
+// name and environment variable to its usage.
+func flagSet(cfg *Config, help bool) *flag.FlagSet {
 	fset := flag.NewFlagSet("iiif-proxy", flag.ContinueOnError)
 	var fs []field
-	cfg := Default()
-	leaves(reflect.ValueOf(&cfg).Elem(), nil, &fs)
-	fset.String("config", "", "TOML configuration file (default: conf/rais.toml, rais.toml or /etc/rais.toml, whichever exists)")
+	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
 	for _, f := range fs {
-		name, ok := flagNames[strings.Join(f.path, ".")]
+		key := strings.Join(f.path, ".")
+		name, ok := flagNames[key]
 		if !ok {
 			name = strings.ToLower(strings.Join(f.path, "-"))
 		}
-		fset.Var(flagValue{f.v}, name, fmt.Sprintf("%s (env %s)", strings.Join(f.path, "."), envName(f.path)))
+		usage := ""
+		if help {
+			usage = fmt.Sprintf("%s (env %s)", key, envName(f.path))
+		}
+		fset.Var(flagValue{f.v}, name, usage)
 	}
 	return fset
 }
@@ -425,17 +437,8 @@ func (f flagValue) Set(s string) error { return set(f.v, s) }
 func (f flagValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
 
 func applyFlags(cfg *Config, args []string) error {
-	fset := flag.NewFlagSet("iiif-proxy", flag.ContinueOnError)
+	fset := flagSet(cfg, false)
 	fset.SetOutput(discard{})
-	var fs []field
-	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
-	for _, f := range fs {
-		name, ok := flagNames[strings.Join(f.path, ".")]
-		if !ok {
-			name = strings.ToLower(strings.Join(f.path, "-"))
-		}
-		fset.Var(flagValue{f.v}, name, "")
-	}
 	if err := fset.Parse(args); err != nil {
 		return fmt.Errorf("flags: %w", err)
 	}
