@@ -481,7 +481,7 @@ func (c *Config) validate() []error {
 		errs = append(errs, errors.New("TilePath: required: the directory of source images (env RAIS_TILEPATH, flag -tile-path)"))
 	} else if fi, err := os.Stat(c.TilePath); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("TilePath: %q does not exist", c.TilePath))
+			errs = append(errs, fmt.Errorf("TilePath: %q does not exist: point it at your images (-tile-path DIR, RAIS_TILEPATH), or generate samples there with `iiif-proxy samples -dir %s`", c.TilePath, c.TilePath))
 		} else {
 			errs = append(errs, fmt.Errorf("TilePath: %w", err))
 		}
