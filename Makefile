@@ -39,8 +39,12 @@ test: deps viewer-deps
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./rules/ ./renderer/
 
+# fuzz runs each fuzz target for FUZZTIME (the URL parser and the identifier
+# resolver); `make fuzz FUZZTIME=30m` for a long run.
+FUZZTIME ?= 60s
 fuzz: deps
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./rules/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules/
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./renderer/
 
 clean:
 	rm -rf iiif-proxy $(SAMPLES)
