@@ -11,7 +11,7 @@ SAMPLES ?= samples
 # and pkg-config to find it.
 DEB_PACKAGES := libvips-dev pkg-config gcc
 
-.PHONY: deps build run samples test bench fuzz clean
+.PHONY: deps build run samples test bench fuzz soak clean
 
 deps:
 	@missing=""; \
@@ -45,6 +45,11 @@ FUZZTIME ?= 60s
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules/
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./renderer/
+
+# soak runs the harness's mix workload for DURATION (30m) against the binary
+# and plots RSS, goroutines, open files and disk per tier (bench/soak.sh).
+soak: deps
+	bash bench/soak.sh
 
 clean:
 	rm -rf iiif-proxy $(SAMPLES)
