@@ -32,6 +32,11 @@ type viewer struct {
 	fit    float64
 	steps  int
 	seen   map[iiif.Tile]struct{} // tiles this session has fetched
+	// dive, when set, picks a point of interest for each session: the
+	// session zooms towards it by doubling before it walks at random.
+	dive   func(image int) Point
+	goal   iiif.View // the point of interest, until reached
+	diving bool
 
 	queue   []Request // requests of the current view
 	qi      int       // next in queue
@@ -68,6 +73,11 @@ func (g *viewer) open(i int) {
 	g.view = g.im.Home(g.vp)
 	g.steps = 0
 	clear(g.seen)
+	if g.dive != nil {
+		p := g.dive(i)
+		g.goal = p.View(g.im, g.vp)
+		g.diving = g.goal.Zoom > g.fit*(1+1e-9)
+	}
 	if g.sendInfo {
 		g.queue = append(g.queue, Request{URL: g.prefix + "info.json", Tier: TierInfo})
 	}
@@ -93,6 +103,15 @@ func (g *viewer) step() {
 	maxZoom := math.Max(g.fit, MaxZoom)
 	canIn, canOut := v.Zoom < maxZoom*(1-1e-9), v.Zoom > g.fit*(1+1e-9)
 	hw, hh := float64(g.vp.Width)/(2*v.Zoom), float64(g.vp.Height)/(2*v.Zoom)
+	if g.diving {
+		// Double the zoom, centred on the point of interest, as a viewer
+		// zooming into a detail does (a click there, or a drag and a scroll).
+		z := math.Min(v.Zoom*2, g.goal.Zoom)
+		g.diving = z < g.goal.Zoom*(1-1e-9)
+		g.view = iiif.View{X: g.goal.X, Y: g.goal.Y, Zoom: z}
+		g.show()
+		return
+	}
 	// At the fitted zoom a viewer can only zoom in: panning shows nothing new.
 	if zoom := !canOut || g.rng.Float64() < zoomShare; zoom && (canIn || canOut) {
 		f := 0.5

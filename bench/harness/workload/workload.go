@@ -22,6 +22,10 @@
 //     info.json, chosen by Weights; the image is drawn from a Zipf
 //     distribution of exponent Skew over the corpus, the same popularity
 //     order for every user.
+//
+// Spec.NewPopular makes viewer sessions for request traces (iiif-bench
+// trace gen): images by Zipf popularity, and in each session a dive to a
+// point of interest of the image, itself drawn by Zipf popularity.
 package workload
 
 import (

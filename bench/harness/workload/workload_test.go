@@ -254,3 +254,84 @@ func TestSpecValidate(t *testing.T) {
 		t.Error("empty corpus accepted")
 	}
 }
+
+func TestPopularDivesToPointsOfInterest(t *testing.T) {
+	full := func(id string, w, h int) iiif.Image {
+		return iiif.Image{ID: id, Version: iiif.V3, Width: w, Height: h,
+			Tiles: []iiif.TileSpec{{Width: 256, Height: 256, ScaleFactors: []int{1, 2, 4, 8, 16, 32, 64, 128}}}}
+	}
+	ims := []iiif.Image{full("a", 20000, 15000), full("b", 12000, 9000), full("c", 8000, 8000)}
+	c := Corpus{Base: "http://h", Images: ims}
+	s := Spec{Walk: 10, Skew: 1, Seed: 5}
+	g, err := s.NewPopular(c, 0, Popular{Points: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := g.(*viewer)
+	sessions := map[string]int{}
+	goals := map[iiif.View]int{}
+	reached := 0
+	// goalTile is the URL of the tile at the centre of the session's point
+	// of interest, at the level a viewer draws its zoom with.
+	goalTile := ""
+	seen := map[string]bool{}
+	for range 200000 {
+		r := v.Next()
+		if !strings.HasSuffix(r.URL, "/info.json") {
+			seen[r.URL] = true
+			continue
+		}
+		if seen[goalTile] {
+			reached++
+		}
+		clear(seen)
+		sessions[r.URL]++
+		goals[v.goal]++
+		lv := v.im.Levels()
+		l := lv[iiif.LevelFor(lv, v.goal.Zoom)]
+		goalTile = r.URL[:len(r.URL)-len("info.json")] + v.im.TileURL(l,
+			int(v.goal.X)/(l.TileWidth*l.Scale), int(v.goal.Y)/(l.TileHeight*l.Scale))
+	}
+	if seen[goalTile] {
+		reached++
+	}
+	n := 0
+	for _, k := range sessions {
+		n += k
+	}
+	if n < 1000 || reached < n-1 { // the last session may not have got there
+
+		t.Fatalf("%d sessions, %d reached their point of interest", n, reached)
+	}
+	// Zipf(1) over 3 images: 6/11 of sessions on the top one; over 4 points
+	// 12/25 of the sessions on an image go to its top point.
+	top := slices.Max(slices.Collect(func(yield func(int) bool) {
+		for _, k := range sessions {
+			yield(k)
+		}
+	}))
+	if share := float64(top) / float64(n); math.Abs(share-6.0/11) > 0.05 {
+		t.Errorf("top image share %.3f, want %.3f", share, 6.0/11)
+	}
+	if len(goals) > 12 {
+		t.Errorf("%d distinct goals, want at most 3 images × 4 points", len(goals))
+	}
+	topGoal := slices.Max(slices.Collect(func(yield func(int) bool) {
+		for _, k := range goals {
+			yield(k)
+		}
+	}))
+	if share, want := float64(topGoal)/float64(n), 6.0/11*12/25; math.Abs(share-want) > 0.05 {
+		t.Errorf("top point share %.3f, want %.3f", share, want)
+	}
+	// Users share the popularity order and the points, not the stream.
+	g2, _ := s.NewPopular(c, 1, Popular{Points: 4})
+	g3, _ := s.NewPopular(c, 1, Popular{Points: 4})
+	a, b := next(t, g2, 300), next(t, g3, 300)
+	if !slices.Equal(a, b) {
+		t.Error("same seed and user gave different streams")
+	}
+	if v2 := g2.(*viewer); v2.dive(0) == (Point{}) {
+		t.Error("no point of interest")
+	}
+}
