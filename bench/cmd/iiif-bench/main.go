@@ -6,6 +6,7 @@
 //
 //	iiif-bench -target URL -ids ID,… [flags]    run workloads, print a table per workload and tier
 //	iiif-bench corpus [flags] DIR               generate test images into DIR
+//	iiif-bench trace gen|replay|sim [flags]     make a request trace, replay it, simulate cache policies on it
 //
 // Examples:
 //
@@ -65,6 +66,14 @@
 // of ratios. -json FILE writes everything for machines ("-" for stdout),
 // -plot FILE.svg the latency-by-percentile curves.
 //
+// The trace subcommands measure cache policies (see iiif-bench trace -help):
+// gen writes a trace of viewer sessions with Zipf popularity over images
+// and over points of interest, optionally with a crawler mixed in; replay
+// sends it to any server at a fixed rate and records X-Cache, tier and size
+// per request; sim runs the same trace offline through FIFO, LRU, SIEVE,
+// S3-FIFO, Belady's OPT and the compulsory-miss bound with the same byte
+// budget and prints hit ratios against LRU.
+//
 // The corpus subcommand writes deterministic scans (paper texture and text)
 // as pyramidal TIFF, plain JPEG and JPEG 2000, 4,000 to 30,000 pixels a side;
 // see iiif-bench corpus -help. The default corpus (12 images up to 20,000
@@ -116,6 +125,7 @@ func (l *list) Set(s string) error {
 
 const usage = `usage: iiif-bench -target URL (-ids ID,… | -ids-file FILE | -ids-dir DIR) [flags]
        iiif-bench corpus [flags] DIR     (generate test images; iiif-bench corpus -help)
+       iiif-bench trace gen|replay|sim   (request traces for cache policies; iiif-bench trace -help)
 
 Load-tests IIIF image servers over HTTP with what deep-zoom viewers ask for.
 -target is a base URL before the identifier (http://127.0.0.1:12415/iiif/3, or
@@ -143,6 +153,9 @@ Flags:
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "corpus" {
 		return corpusCmd(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "trace" {
+		return traceCmd(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("iiif-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

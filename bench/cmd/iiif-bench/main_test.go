@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -106,5 +107,90 @@ func TestImagesIn(t *testing.T) {
 	ids, err := identifiers(list{"a.tif", "x"}, "", dir)
 	if want := []string{"a.tif", "x", "sub/b.JPG", "sub/c.jp2"}; err != nil || !slices.Equal(ids, want) {
 		t.Errorf("identifiers = %v, %v; want %v without duplicates", ids, err, want)
+	}
+}
+
+func pct(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+const bigInfo = `{"@context":"http://iiif.io/api/image/2/context.json","@id":"http://x/iiif/2/a",
+"protocol":"http://iiif.io/api/image","width":12000,"height":9000,
+"tiles":[{"width":256,"scaleFactors":[1,2,4,8,16,32,64]}],"profile":["http://iiif.io/api/image/2/level2.json"]}`
+
+func TestTraceGenReplaySim(t *testing.T) {
+	// A server that caches everything forever: its hit ratio is the
+	// compulsory bound, which the simulator must report for it too.
+	var mu sync.Mutex // protects seen
+	seen := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/info.json") {
+			w.Write([]byte(bigInfo))
+			return
+		}
+		mu.Lock()
+		hit := seen[r.URL.Path]
+		seen[r.URL.Path] = true
+		mu.Unlock()
+		w.Header().Set("X-Cache", map[bool]string{true: "HIT", false: "MISS"}[hit])
+		w.Header().Set("X-Cache-Tier", "tile")
+		w.Write(bytes.Repeat([]byte("j"), 100+len(r.URL.Path)))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	tr, recs := filepath.Join(dir, "t.txt"), filepath.Join(dir, "r.csv")
+	cmd := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		return out.String()
+	}
+	gen := []string{"trace", "gen", "-target", srv.URL + "/iiif/2", "-ids", "a,b", "-n", "600", "-users", "3",
+		"-viewport", "300x200", "-crawl", "0.1", "-seed", "4"}
+	cmd(append(gen, "-o", tr)...)
+	again := cmd(gen...) // to stdout
+	first, err := os.ReadFile(tr)
+	if err != nil || string(first) != again {
+		t.Fatalf("the same options gave another trace (%v)", err)
+	}
+	if !strings.HasPrefix(again, "# iiif-bench trace: requests=600 users=3 seed=4 skew=1 points=32 crawl=0.1") ||
+		!strings.Contains(again, "\tcrawl\n") {
+		t.Errorf("trace:\n%.300s", again)
+	}
+	out := cmd("trace", "replay", "-target", srv.URL+"/iiif/2", "-trace", tr, "-rate", "0", "-c", "2",
+		"-records", recs, "-progress", "0")
+	t.Log("\n" + out)
+	if !strings.Contains(out, "replayed 600 of 600 requests") {
+		t.Errorf("replay output:\n%s", out)
+	}
+	out = cmd("trace", "sim", "-trace", tr, "-records", recs, "-budget", "100%,5%")
+	t.Log("\n" + out)
+	// With room for everything every policy meets the bound, and so did
+	// the server; 5% leaves LRU below it.
+	var bound, server, lru []string
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "compulsory bound"):
+			bound = append(bound, f[4])
+		case strings.HasPrefix(strings.TrimSpace(line), "server (replay)"):
+			server = append(server, f[4])
+		case strings.HasPrefix(strings.TrimSpace(line), "LRU"):
+			lru = append(lru, f[3])
+		}
+	}
+	if len(bound) != 2 || len(server) != 2 || server[0] != bound[0] || len(lru) != 2 || lru[0] != bound[0] ||
+		pct(lru[1]) >= pct(bound[1]) || pct(lru[1]) == 0 {
+		t.Fatalf("bound %v, server %v, LRU %v", bound, server, lru)
+	}
+	if !strings.Contains(out, "(sizes: ") || !strings.Contains(out, "0 from the model)") ||
+		!strings.Contains(out, "LRU") || !strings.Contains(out, "1.000") || !strings.Contains(out, "NP-hard") {
+		t.Errorf("sim output:\n%s", out)
 	}
 }
