@@ -32,6 +32,11 @@
 // Concurrency clients, each with a connection already open, wait at a
 // barrier and then send the same never-seen URL at once.
 //
+// Replay is different again: it sends a fixed request trace (package
+// trace) to one server in the trace's order, open loop, and keeps what the
+// server said to each request, so that the server's hit ratio can be set
+// against offline simulations of the same trace (package cachesim).
+//
 // Responses are filed by target and tier: X-Cache-Tier when the server sends
 // it, else the request's shape. Latencies go into HDR histograms (1 µs to
 // 1 h, 3 significant digits), merged across workers at the end.
