@@ -45,6 +45,8 @@ against a server and simulated offline with the same byte budget.
           and prints hit ratios and ratios to LRU. Sizes and tiers come from
           -records (a replay of the same trace) where it has them, else from
           a model (-bytes-per-pixel of output, 1000 bytes an info.json).
+          With -records the replayed server's own hit ratio is shown beside
+          the first budget: list first the budget the server ran with.
 
 Example (budget: 20 % of the distinct tile payload, on the server and offline):
   iiif-bench trace gen -target http://127.0.0.1:12415/iiif/3 -ids-dir samples -n 30000 -o t.txt
@@ -271,7 +273,7 @@ func traceSim(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	var budgets, policies list
 	file := fs.String("trace", "", "trace `file` (from trace gen)")
 	records := fs.String("records", "", "replay records `file` of the same trace: object sizes and tiers, and the server's own hit ratio")
-	fs.Var(&budgets, "budget", "byte budget(s), comma-separated: a size (7.5MB, 512KiB, bytes) or a percentage of the tier's distinct payload (default 20%)")
+	fs.Var(&budgets, "budget", "byte budget(s), comma-separated: a size (7.5MB, 512KiB, bytes) or a percentage of the tier's distinct payload; with -records the first is the one the server ran with (default 20%)")
 	tier := fs.String("tier", "tile", "tier to simulate (the server's X-Cache-Tier, else by URL shape); all for every request")
 	bpp := fs.Float64("bytes-per-pixel", 0.075, "size model for objects without a record: JPEG bytes per output pixel")
 	fs.Var(&policies, "policies", "policies to run (default "+strings.Join(cachesim.Policies, ",")+")")
@@ -338,9 +340,10 @@ func traceSim(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		if err := trace.PrintSim(stdout, results, measured); err != nil {
 			return fail(err)
 		}
+		measured = nil // the server ran with one budget: the first one listed
 	}
-	if measured != nil {
-		fmt.Fprintln(stdout, "\nThe server (replay) line is the replayed server's, with the budget it ran with, repeated beside each simulated budget.")
+	if recs != nil {
+		fmt.Fprintln(stdout, "\nThe server (replay) line is the replayed server's own, shown with the first budget: list first the budget it ran with.")
 	}
 	fmt.Fprintln(stdout, trace.OPTNote)
 	if err := errors.Join(errs...); err != nil {
