@@ -336,7 +336,8 @@ func traceSim(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 			}
 			results = append(results, r)
 		}
-		fmt.Fprintf(stdout, "\nbudget %s = %s (%.1f %% of the distinct payload)\n", b, mb(bytes), 100*float64(bytes)/float64(max(payload, 1)))
+		fmt.Fprintf(stdout, "\nbudget %s = %d bytes (%s, %.1f %% of the distinct payload)\n", b, bytes, mb(bytes),
+			100*float64(bytes)/float64(max(payload, 1)))
 		if err := trace.PrintSim(stdout, results, measured); err != nil {
 			return fail(err)
 		}
