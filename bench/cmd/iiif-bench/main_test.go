@@ -194,3 +194,35 @@ func TestTraceGenReplaySim(t *testing.T) {
 		t.Errorf("sim output:\n%s", out)
 	}
 }
+
+func TestTraceReportsEveryConfigError(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"trace", "gen", "-crawl", "1", "-viewport", "x", "-n", "0"},
+			[]string{"-target is required", "viewport", "no identifiers", "requests 0", "crawl 1"}},
+		{[]string{"trace", "replay", "-rate", "-1", "-c", "0"}, []string{"-target is required", "-trace is required", "-c 0"}},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), tc.args, &out, &errb); code != 1 {
+			t.Errorf("%v: exit %d", tc.args, code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errb.String(), w) {
+				t.Errorf("%v: errors lack %q:\n%s", tc.args, w, errb.String())
+			}
+		}
+	}
+	dir := t.TempDir()
+	tr := filepath.Join(dir, "t.txt")
+	if err := os.WriteFile(tr, []byte("a/0,0,256,256/256,256/0/default.jpg\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"trace", "sim", "-trace", tr, "-budget", "5%,bogus", "-policies", "LRU,MRU"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), `budget "bogus"`) || !strings.Contains(errb.String(), `policy "MRU"`) ||
+		strings.Contains(out.String(), "policy") {
+		t.Errorf("sim with a bad budget and policy: exit %d, %s%s", code, out.String(), errb.String())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,7 +135,11 @@ func traceGen(ctx context.Context, fs *flag.FlagSet, args []string, stdout, stde
 	if *users < 1 || *points < 1 {
 		errs = append(errs, errors.New("-users and -points must be ≥ 1"))
 	}
-	if err := o.Validate(); err != nil && vp != (iiif.Viewport{}) {
+	check := o
+	if vp == (iiif.Viewport{}) {
+		check.Viewer.Viewport = iiif.Viewport{Width: 1, Height: 1} // already reported
+	}
+	if err := check.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -322,12 +327,22 @@ func traceSim(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var errs []error
-	for _, b := range budgets {
-		bytes, err := trace.Budget(b, payload)
-		if err != nil {
+	sizes := make([]int64, len(budgets))
+	for i, b := range budgets {
+		if sizes[i], err = trace.Budget(b, payload); err != nil {
 			errs = append(errs, err)
-			continue
 		}
+	}
+	for _, p := range policies {
+		if !slices.Contains(cachesim.Policies, p) {
+			errs = append(errs, fmt.Errorf("policy %q: want one of %s", p, strings.Join(cachesim.Policies, ", ")))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fail(err)
+	}
+	for i, b := range budgets {
+		bytes := sizes[i]
 		var results []cachesim.Result
 		for _, p := range policies {
 			r, err := cachesim.Simulate(sim.Trace, p, bytes)
@@ -347,9 +362,6 @@ func traceSim(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "\nThe server (replay) line is the replayed server's own, shown with the first budget: list first the budget it ran with.")
 	}
 	fmt.Fprintln(stdout, trace.OPTNote)
-	if err := errors.Join(errs...); err != nil {
-		return fail(err)
-	}
 	return 0
 }
 
