@@ -26,13 +26,13 @@ const (
 	FaultIO             // EIO and every other error (a deleted directory: ENOENT)
 	FaultCorrupt        // a checksum failed in Pebble, or the layout is not ours
 	FaultLocked         // another process holds the directory's lock
-	numFaults
+	NumFaults // the number of kinds
 )
 
-var faultNames = [numFaults]string{"none", "nospace", "readonly", "io", "corrupt", "locked"}
+var faultNames = [NumFaults]string{"none", "nospace", "readonly", "io", "corrupt", "locked"}
 
 func (f Fault) String() string {
-	if f < numFaults {
+	if f < NumFaults {
 		return faultNames[f]
 	}
 	return "unknown"

@@ -249,7 +249,7 @@ type Stats struct {
 
 // FaultCounts counts faults by kind; it marshals to JSON as an object keyed
 // by the kinds' names ("nospace", "readonly", "io", "corrupt", "locked").
-type FaultCounts [numFaults]uint64
+type FaultCounts [NumFaults]uint64
 
 // Of returns the count of kind f.
 func (c FaultCounts) Of(f Fault) uint64 { return c[f] }
@@ -257,7 +257,7 @@ func (c FaultCounts) Of(f Fault) uint64 { return c[f] }
 // MarshalJSON implements json.Marshaler.
 func (c FaultCounts) MarshalJSON() ([]byte, error) {
 	b := []byte{'{'}
-	for f := FaultNoSpace; f < numFaults; f++ {
+	for f := FaultNoSpace; f < NumFaults; f++ {
 		if f > FaultNoSpace {
 			b = append(b, ',')
 		}

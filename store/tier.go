@@ -126,7 +126,7 @@ type Tier struct {
 	minFree     atomic.Int64 // MinFree in bytes at the last statfs
 	written     atomic.Int64 // bytes written since the last statfs
 
-	faults      [numFaults]atomic.Uint64
+	faults      [NumFaults]atomic.Uint64
 	unavailable atomic.Uint64 // calls answered ErrUnavailable
 	retired     Stats         // counters of engines no longer in service; guarded by retiredMu
 	retiredMu   sync.Mutex
@@ -312,7 +312,7 @@ func (t *Tier) Stats() Stats {
 	s.FreeBytes = t.free.Load()
 	s.MinFreeBytes = t.minFree.Load()
 	s.Unavailable = t.unavailable.Load()
-	for f := FaultNoSpace; f < numFaults; f++ {
+	for f := FaultNoSpace; f < NumFaults; f++ {
 		s.Faults[f] = t.faults[f].Load()
 	}
 	return s
