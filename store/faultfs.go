@@ -26,7 +26,7 @@ const (
 	FaultIO             // EIO and every other error (a deleted directory: ENOENT)
 	FaultCorrupt        // a checksum failed in Pebble, or the layout is not ours
 	FaultLocked         // another process holds the directory's lock
-	NumFaults // the number of kinds
+	NumFaults           // the number of kinds
 )
 
 var faultNames = [NumFaults]string{"none", "nospace", "readonly", "io", "corrupt", "locked"}
