@@ -43,7 +43,7 @@ func classify(err error) Fault {
 	switch {
 	case err == nil:
 		return FaultNone
-	case errors.Is(err, pebble.ErrCorruption), errors.Is(err, errLayout):
+	case err != nil && pebble.IsCorruptionError(err), errors.Is(err, errLayout):
 		return FaultCorrupt
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return FaultNoSpace
@@ -51,6 +51,21 @@ func classify(err error) Fault {
 		return FaultReadOnly
 	}
 	return FaultIO
+}
+
+// openFault says what kind of fault an error of pebble.Open is: an error
+// that carries no errno (a WAL or MANIFEST Pebble cannot parse, a missing
+// file it expected) means the store cannot be read, as corrupt.
+func openFault(err error) Fault {
+	var errno syscall.Errno
+	var le *lockedError
+	switch {
+	case errors.As(err, &le):
+		return FaultLocked
+	case errors.As(err, &errno):
+		return classify(err)
+	}
+	return FaultCorrupt
 }
 
 // errRefused is what faultFS returns instead of creating a data file while

@@ -435,7 +435,7 @@ func (t *engine) leave() { t.closeMu.RUnlock() }
 // once a minute per operation.
 func (t *engine) pebbleErr(op string, err error) error {
 	t.errs.Add(1)
-	if errors.Is(err, pebble.ErrCorruption) {
+	if pebble.IsCorruptionError(err) {
 		t.hooks.fault(FaultCorrupt, err)
 	}
 	if t.hooks.allowLog("pebble error " + op) {
@@ -491,7 +491,7 @@ func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 		t.misses.Add(1)
 		return Entry{}, out, ErrNotFound
 	}
-	if errors.Is(err, pebble.ErrCorruption) {
+	if pebble.IsCorruptionError(err) {
 		// A block failed Pebble's checksum. Shadow the key with a deletion
 		// so that it can be cached again (a Put's newer value is read
 		// before the bad block); the Tier counts the corruption and
@@ -782,7 +782,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	v, closer, err := t.db.Get(ek)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
-	case errors.Is(err, pebble.ErrCorruption):
+	case pebble.IsCorruptionError(err):
 		// The old value is unreadable: replace it anyway (its size is
 		// unknown, see tryForget), or the key could never be cached again.
 		t.hooks.fault(FaultCorrupt, err)

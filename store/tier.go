@@ -352,6 +352,7 @@ type hooks struct {
 	t        *Tier
 	fail     atomic.Uint32 // the Fault that retires this engine; 0 while healthy
 	fatalErr atomic.Bool   // Pebble called Fatalf: abandon, do not close
+	fatalCh  chan struct{} // closed when fatalErr is set
 	corrupt  atomic.Int64  // read-time corruptions seen
 	lastErr  atomic.Pointer[error]
 }
@@ -359,8 +360,8 @@ type hooks struct {
 // fault records a fault seen while this engine was in service. Corruption
 // found by a read retires the engine only from the corruptRebuild-th on.
 func (h *hooks) fault(f Fault, err error) {
-	if h == nil || h.t == nil || f == FaultNone {
-		return
+	if h == nil || h.t == nil || f == FaultNone || h.failed() {
+		return // an engine already retired: its faults were counted once
 	}
 	h.t.faults[f].Add(1)
 	if f == FaultCorrupt && h.corrupt.Add(1) < corruptRebuild {
@@ -386,7 +387,9 @@ func (h *hooks) fatal(err error) {
 	if h == nil || h.t == nil {
 		return
 	}
-	h.fatalErr.Store(true)
+	if !h.fatalErr.Swap(true) {
+		close(h.fatalCh)
+	}
 	h.fault(FaultIO, err)
 }
 
@@ -549,11 +552,7 @@ func (t *Tier) shed(e *engine) {
 func (t *Tier) open() (err error) {
 	defer func() {
 		if err != nil {
-			f := classify(err)
-			var le *lockedError
-			if errors.As(err, &le) {
-				f = FaultLocked
-			}
+			f := openFault(err)
 			t.faults[f].Add(1)
 			t.setOut(StateDegraded, fmt.Sprintf("%s: %v", f, err))
 			if t.allowLog("open " + f.String()) {
@@ -578,10 +577,10 @@ func (t *Tier) open() (err error) {
 	}
 	onDefault := isOnDefault(t.cfg.fs)
 	if onDefault && !lockDir(t.cfg.Dir) {
-		return fmt.Errorf("store: %s is already open in this process", t.cfg.Dir)
+		return &lockedError{lock: t.cfg.Dir, holder: "this process: two tiers cannot share a directory"}
 	}
 	e, err := t.openEngine()
-	if classify(err) == FaultCorrupt {
+	if err != nil && openFault(err) == FaultCorrupt {
 		t.faults[FaultCorrupt].Add(1)
 		aside := t.moveAside("corrupt")
 		t.log.Warn("store: corrupt cache tier moved aside and recreated empty", "aside", aside, "err", err)
@@ -605,7 +604,7 @@ func (t *Tier) open() (err error) {
 
 // openEngine opens a database on a fresh faultFS and hooks.
 func (t *Tier) openEngine() (*engine, error) {
-	h := &hooks{t: t}
+	h := &hooks{t: t, fatalCh: make(chan struct{})}
 	cfg := t.cfg
 	cfg.fs = &faultFS{FS: vfs.OnDiskFull(t.cfg.fs, t.releaseReserve), h: h}
 	t.ensureReserve()
@@ -706,6 +705,8 @@ func (t *Tier) retire(e *engine, why string) {
 			if err != nil && t.allowLog("close") {
 				t.log.Warn("store: closing a faulty database (logged at most once a minute)", "err", err)
 			}
+		case <-h.fatalCh:
+			abandoned = true // Close waits on Pebble's lock forever: leaked
 		case <-time.After(closeTimeout):
 			abandoned = true // the goroutine above is leaked with it
 		}
