@@ -220,15 +220,17 @@ func (t *engine) scanIndex(lower, upper []byte) ([]candidate, error) {
 // room for its output; below the reserve faultFS refuses it and the Tier
 // retires the engine until space comes back.
 func (t *engine) shed(want int64) error {
+	if !t.hooks.canFlush() {
+		// Below the reserve no flush or compaction may run, so deletions
+		// would free nothing: keep the entries, and serve them.
+		return nil
+	}
 	t.sweepMu.Lock()
 	target := max(t.bytes.Load()-want, 0)
 	err := t.dropOldest([]byte{spaceAccess + 1}, target, dropEvicted)
 	t.sweepMu.Unlock()
 	if err != nil {
 		return err
-	}
-	if !t.hooks.canFlush() {
-		return nil
 	}
 	if err := t.enter(); err != nil {
 		return err

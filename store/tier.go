@@ -595,10 +595,15 @@ func (t *Tier) open() (err error) {
 	if onDefault {
 		_ = os.WriteFile(filepath.Join(t.cfg.Dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	}
+	was := t.State()
 	t.eng.Store(e)
 	t.state.Store(int32(StateOK))
 	t.checkSpace()
-	t.log.Debug("store: cache tier open", "state", t.State().String())
+	if was == StateDegraded {
+		t.log.Info("store: cache tier recovered", "state", t.State().String())
+	} else {
+		t.log.Debug("store: cache tier open", "state", t.State().String())
+	}
 	return nil
 }
 
