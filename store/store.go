@@ -26,9 +26,15 @@
 //   - Live bytes and entries are kept in a merge-operator counter written in
 //     the same batch as each change, so Open reads two numbers instead of
 //     scanning, and a crash can never separate an entry from its accounting.
-//   - Writes are not synced (it is a cache): a crash may lose the last
-//     moments of Puts, never tear one, because each change is one atomic
-//     Pebble batch and Get verifies checksums anyway. Purges are synced.
+//   - There is no WAL (it is a cache): writes reach the memtable, which the
+//     sweeper flushes every 2 s, so a crash may lose the last 2 s of Puts,
+//     never tear one, because each change is one atomic Pebble batch, a
+//     memtable is flushed whole, and Get verifies checksums anyway. Purges
+//     flush at once.
+//   - A Tier (tier.go) supervises the database: no fault of its directory
+//     (full, read-only, failing, corrupt, locked, deleted) stops the server;
+//     the tier serves uncached (ErrUnavailable) and recovers by itself.
+//     Pebble is never driven into its fatal paths; see tier.go for how.
 //
 // Time has a granularity of one second throughout (access buckets, expiry).
 package store
@@ -235,7 +241,7 @@ type Stats struct {
 	Evicted uint64 // entries dropped to stay within MaxBytes
 	Expired uint64 // entries dropped for not being read within Retention
 	Corrupt uint64 // values that failed verification and were dropped
-	Errors  uint64 // Pebble errors (and recovered Pebble panics)
+	Errors  uint64 // Pebble errors
 	Bytes   int64  // live bytes, as counted for MaxBytes
 	Entries int64  // live entries
 
