@@ -165,6 +165,48 @@ func TestFullDisk(t *testing.T) {
 	}
 }
 
+// TestCacheFillsItsOwnDisk: with no byte budget, the tier's own entries
+// fill the file system (a memtable flush takes it below the reserve); below
+// MinFree it stops storing, gives space back, and is back above MinFree
+// (storing again) without anyone's help.
+func TestCacheFillsItsOwnDisk(t *testing.T) {
+	mnt := mountTmpfs(t, "8m")
+	tier, err := Open(Config{Dir: filepath.Join(mnt, "tile"), MinFreeBytes: 3 << 20, SweepEvery: 100 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	refused := 0
+	for i := 0; i < 3000 && refused < 200; i++ {
+		_, err := tier.Put(fmt.Appendf(nil, "k%d", i), jpeg(20_000, byte(i)))
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			refused++
+			time.Sleep(5 * time.Millisecond)
+		case err != nil:
+			t.Fatalf("Put %d: %v", i, err)
+		}
+	}
+	if refused == 0 {
+		t.Fatal("the tier never refused a Put on a full disk")
+	}
+	eventually(t, "the tier gives space back until it is above MinFree", func() bool { return tier.State() == StateOK })
+	st := tier.Stats()
+	t.Logf("refused %d Puts; then state %s, free %d of min %d, %d entries, %d evicted, faults %s",
+		refused, st.State, st.FreeBytes, st.MinFreeBytes, st.Entries, st.Evicted, mustJSON(st.Faults))
+	// Two ways back: eviction and compaction while there is room to
+	// compact, or, below the reserve, dropping the tier's contents.
+	if st.Evicted == 0 && st.Faults.Of(FaultNoSpace) == 0 {
+		t.Error("neither evictions nor a drop for space counted")
+	}
+	if st.FreeBytes < st.MinFreeBytes {
+		t.Errorf("free %d < MinFree %d in state ok", st.FreeBytes, st.MinFreeBytes)
+	}
+	if !works(tier, "after") {
+		t.Error("the tier does not store after evicting")
+	}
+}
+
 func mustJSON(c FaultCounts) string {
 	b, _ := c.MarshalJSON()
 	return string(b)

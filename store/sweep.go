@@ -215,11 +215,13 @@ func (t *engine) scanIndex(lower, upper []byte) ([]candidate, error) {
 }
 
 // shed evicts the least recently read entries worth about want bytes, then
-// flushes and compacts the keyspace so that the file system gets the space
-// back: the Tier's answer to a file system below MinFree. Compaction needs
-// room for its output; below the reserve faultFS refuses it and the Tier
-// retires the engine until space comes back.
-func (t *engine) shed(want int64) error {
+// flushes, so that the file system can get the space back: the Tier's answer
+// to a file system below MinFree. Space returns when compactions rewrite
+// the sstables that held the entries; the deletions carry the size of what
+// they delete (DeleteSized), which makes Pebble's picker prefer those
+// files. When the whole keyspace can be rewritten within the free space
+// (free above the live bytes plus the reserve), it is compacted at once.
+func (t *engine) shed(want int64, free int64) error {
 	if !t.hooks.canFlush() {
 		// Below the reserve no flush or compaction may run, so deletions
 		// would free nothing: keep the entries, and serve them.
@@ -240,5 +242,8 @@ func (t *engine) shed(want int64) error {
 		return err
 	}
 	t.dirty.Store(false)
+	if free < 0 || free < t.bytes.Load()+t.hooks.reserve() {
+		return nil
+	}
 	return t.db.Compact(context.Background(), rangeStart, rangeEnd, false)
 }

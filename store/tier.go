@@ -39,6 +39,11 @@ import (
 //     16 MiB) faultFS refuses to create sstables, so Pebble's flushes and
 //     compactions fail cleanly before writing; Pebble never meets a full
 //     disk with data in hand.
+//   - Below the reserve for emergencyAfter (5 s), eviction cannot help: it
+//     needs room to flush and compact. The tier then closes its database and
+//     deletes its directory, giving all its space back (a cache may; nginx's
+//     cache manager would evict everything too), and starts empty once the
+//     file system is above twice the reserve.
 //   - A reserve file ("<dir>.reserve", the reserve's size, like CockroachDB's
 //     emergency ballast) is released by vfs.OnDiskFull when a write meets
 //     ENOSPC anyway (another process filled the disk between two checks),
@@ -104,10 +109,11 @@ const (
 	retryMin       = 250 * time.Millisecond // first re-open attempt after a fault
 	retryMax       = 5 * time.Second        // backoff cap
 	closeTimeout   = 10 * time.Second       // a close that takes longer is abandoned
-	shedEvery      = 2 * time.Second        // at most one eviction round for space this often
+	shedEvery      = 3 * time.Second        // at most one eviction round for space this often
 	logEvery       = time.Minute            // rate limit of fault log lines, per kind
 	keepAside      = 2                      // moved-aside directories kept per tier
 	corruptRebuild = 16                     // read-time corruptions that trigger a rebuild
+	emergencyAfter = 5 * time.Second        // below the reserve this long: drop the tier's contents
 	probeSize      = 4096
 )
 
@@ -139,6 +145,7 @@ type Tier struct {
 	supDone  chan struct{} // closed when the supervisor exits
 	firstTry chan error    // the first open attempt's result, for Open
 	closed   atomic.Bool
+	lowSince time.Time // since when the file system is below the reserve; supervisor only
 }
 
 // New returns a Tier for cfg at once and opens its database in the
@@ -404,6 +411,13 @@ func (h *hooks) canWrite() bool {
 	return !h.failed() && h.t.State() == StateOK
 }
 
+func (h *hooks) reserve() int64 {
+	if h == nil || h.t == nil {
+		return 0
+	}
+	return h.t.reserve()
+}
+
 // canFlush: flushes and new sstables are allowed (above the reserve).
 func (h *hooks) canFlush() bool {
 	if h == nil || h.t == nil {
@@ -524,6 +538,12 @@ func (t *Tier) supervise() {
 			continue
 		}
 		t.checkSpace()
+		if t.emergency(t.free.Load()) {
+			t.retire(e, "below the free-space reserve")
+			t.setOut(StateDegraded, "cache file system below its free-space reserve")
+			t.dropContents()
+			continue
+		}
 		if t.State() == StateFull && time.Since(lastShed) >= shedEvery {
 			lastShed = time.Now()
 			t.shed(e)
@@ -532,16 +552,16 @@ func (t *Tier) supervise() {
 }
 
 // shed evicts, from a tier below MinFree, the least recently read entries
-// worth twice the missing space (at least a fiftieth of the tier), then
-// flushes and compacts so that the space is given back. Any engine may find
-// the file system full; each gives back what it can.
+// worth the missing space (at least a fiftieth of the tier), at most every
+// shedEvery, and lets compaction give the space back (engine.shed). Every
+// tier on the file system does the same, each giving back what it can.
 func (t *Tier) shed(e *engine) {
 	deficit := t.minFree.Load() + t.minFree.Load()/10 - t.free.Load()
 	if deficit <= 0 {
 		return
 	}
-	want := max(2*deficit, e.bytes.Load()/50)
-	if err := e.shed(want); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnavailable) && t.allowLog("shed") {
+	want := max(deficit, e.bytes.Load()/50)
+	if err := e.shed(want, t.free.Load()); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnavailable) && t.allowLog("shed") {
 		t.log.Warn("store: evicting for space failed (logged at most once a minute)", "err", err)
 	}
 }
@@ -567,6 +587,10 @@ func (t *Tier) open() (err error) {
 	free := t.statfs()
 	if free >= 0 && free < 2*t.reserve() {
 		t.removeAside(0)
+		free = t.statfs()
+	}
+	if t.emergency(free) {
+		t.dropContents()
 		free = t.statfs()
 	}
 	if free >= 0 && free < 2*t.reserve() {
@@ -605,6 +629,34 @@ func (t *Tier) open() (err error) {
 		t.log.Debug("store: cache tier open", "state", t.State().String())
 	}
 	return nil
+}
+
+// emergency reports whether the file system has been below the reserve
+// for emergencyAfter: then eviction cannot help (it needs room to flush and
+// compact), and the tier gives back its whole directory, as a cache may.
+func (t *Tier) emergency(free int64) bool {
+	if free < 0 || free >= t.reserve() {
+		t.lowSince = time.Time{}
+		return false
+	}
+	if t.lowSince.IsZero() {
+		t.lowSince = time.Now()
+		return false
+	}
+	return time.Since(t.lowSince) >= emergencyAfter
+}
+
+// dropContents deletes the tier's directory (the database is closed) to
+// give its space back; the next open starts empty.
+func (t *Tier) dropContents() {
+	t.lowSince = time.Time{}
+	t.removeAside(0)
+	t.faults[FaultNoSpace].Add(1)
+	t.log.Warn("store: cache file system below its free-space reserve for a while: dropping this tier's contents to give the space back",
+		"reserve", t.reserve(), "free", t.free.Load())
+	if err := t.cfg.fs.RemoveAll(t.cfg.Dir); err != nil && t.allowLog("drop") {
+		t.log.Warn("store: dropping the tier's contents failed (logged at most once a minute)", "err", err)
+	}
 }
 
 // openEngine opens a database on a fresh faultFS and hooks.
