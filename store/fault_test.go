@@ -35,11 +35,7 @@ func mountTmpfs(t *testing.T, size string) string {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
 	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	t.Cleanup(func() { unmount(t, dir) })
 	return dir
 }
 
@@ -501,4 +497,19 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// unmount unmounts dir, retrying for a few seconds while it is busy, and
+// lazily as a last resort, so that no test leaves a mount behind.
+func unmount(t *testing.T, dir string) {
+	var out []byte
+	var err error
+	for range 20 {
+		if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	_ = exec.Command("umount", "-l", dir).Run()
+	t.Errorf("umount %s: %v: %s (unmounted lazily)", dir, err, out)
 }

@@ -62,11 +62,7 @@ func mountTmpfs(t *testing.T, size string) string {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
 	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	t.Cleanup(func() { unmount(t, dir) })
 	return dir
 }
 
@@ -336,4 +332,19 @@ func TestUnwritableCacheDir(t *testing.T) {
 	hitsAgain(t, client, srv, "page.tif/1024,1024,512,512/128,/0/default.jpg")
 	checkAll(t, client, srv, ref, paths[:10])
 	logs.alive(t)
+}
+
+// unmount unmounts dir, retrying for a few seconds while it is busy, and
+// lazily as a last resort, so that no test leaves a mount behind.
+func unmount(t *testing.T, dir string) {
+	var out []byte
+	var err error
+	for range 20 {
+		if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	_ = exec.Command("umount", "-l", dir).Run()
+	t.Errorf("umount %s: %v: %s (unmounted lazily)", dir, err, out)
 }
