@@ -428,7 +428,9 @@ func (t *engine) enter() error {
 		t.closeMu.RUnlock()
 		return ErrClosed
 	}
-	if t.halted.Load() {
+	if t.halted.Load() || t.hooks.failed() {
+		// A fault was seen: no call goes further into this database,
+		// even before the Tier retires it.
 		t.closeMu.RUnlock()
 		return ErrUnavailable
 	}
@@ -644,6 +646,11 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	}
 	if h.access >= now && (storedAt == nil || *storedAt == h.storedAt) {
 		return false, nil // already current (or from the future: keep it)
+	}
+	if !t.hooks.canWrite() {
+		// Below MinFree nothing is stored, access times included: the entry
+		// may expire or be evicted a little early, which a cache can afford.
+		return false, nil
 	}
 	old := h.access
 	if now > h.access {
