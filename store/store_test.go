@@ -871,22 +871,20 @@ func TestLoneWritesAreFlushed(t *testing.T) {
 	defer tier.Close()
 	e := jpeg(3000, 9)
 	mustPut(t, tier, "lonely", e)
-	for i := 0; tier.eng.Load().dirty.Load(); i++ { // bounded: the flush runs every flushEvery
-		if i > 500 {
-			t.Fatal("the memtable was never flushed")
+	inSSTable := func() bool {
+		ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+		for _, l := range ssts {
+			if b, err := os.ReadFile(l); err == nil && bytes.Contains(b, e.Body[:512]) {
+				return true
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		return false
 	}
-	ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-	found := false
-	for _, l := range ssts {
-		b, err := os.ReadFile(l)
-		if err == nil && bytes.Contains(b, e.Body[:512]) {
-			found = true
+	for i := 0; !inSSTable(); i++ { // bounded: the flush runs every flushEvery
+		if i > 100 {
+			t.Fatalf("after %v no sstable holds the entry", 100*50*time.Millisecond)
 		}
-	}
-	if !found {
-		t.Errorf("after the flush, no sstable in %v holds the entry", ssts)
+		time.Sleep(50 * time.Millisecond)
 	}
 	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	for _, l := range logs {
