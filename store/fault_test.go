@@ -274,6 +274,48 @@ func TestInjectedWriteErrors(t *testing.T) {
 	}
 }
 
+// TestPurgeWhileDegraded: a purge that arrives while the tier is out of
+// service (a source changed) is applied when it comes back, so the old
+// derivatives are never served again.
+func TestPurgeWhileDegraded(t *testing.T) {
+	var failing atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
+			return &os.PathError{Op: "write", Path: op.Path, Err: syscall.EIO}
+		}
+		return nil
+	})
+	tier, err := Open(Config{Dir: filepath.Join(t.TempDir(), "tile"), Logger: quiet, fs: errorfs.Wrap(vfs.Default, inj)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	for _, k := range []string{"a.tif\x00t1", "a.tif\x00t2", "b.tif\x00t1"} {
+		mustPut(t, tier, k, jpeg(3000, k[0]))
+	}
+	if err := tier.eng.Load().db.Flush(); err != nil { // on disk, as after flushEvery
+		t.Fatal(err)
+	}
+	failing.Store(true)
+	for round := 0; tier.State() == StateOK; round++ {
+		if round > 300 {
+			t.Fatal("the tier never noticed the write errors")
+		}
+		callsAnswer(t, tier, round)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := tier.PurgePrefix([]byte("a.tif\x00")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("PurgePrefix while degraded = %v, want ErrUnavailable", err)
+	}
+	failing.Store(false)
+	eventually(t, "the tier recovers", func() bool { return works(tier, "after") })
+	for k, want := range map[string]bool{"a.tif\x00t1": false, "a.tif\x00t2": false, "b.tif\x00t1": true} {
+		if _, err := tier.Get([]byte(k)); (err == nil) != want {
+			t.Errorf("Get(%q) after recovery: %v, want found=%v", k, err, want)
+		}
+	}
+}
+
 // TestDirectoryDeleted removes the tier's directory while it runs.
 func TestDirectoryDeleted(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tile")

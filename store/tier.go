@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -136,6 +137,10 @@ type Tier struct {
 	unavailable atomic.Uint64 // calls answered ErrUnavailable
 	retired     Stats         // counters of engines no longer in service; guarded by retiredMu
 	retiredMu   sync.Mutex
+
+	pendMu  sync.Mutex // protects pending and pendAll
+	pending [][]byte   // prefixes purged while out of service, applied at the next open
+	pendAll bool       // PurgeAll while out of service, or too many pending prefixes
 
 	logMu   sync.Mutex           // protects logLast
 	logLast map[string]time.Time // rate limit of log lines
@@ -278,23 +283,77 @@ func (t *Tier) Refresh(key []byte, storedAt time.Time) error {
 }
 
 // PurgePrefix deletes every entry whose key starts with prefix; see
-// engine.PurgePrefix.
+// engine.PurgePrefix. While the tier is out of service the purge is kept
+// and applied when the database opens again (ErrUnavailable still says it
+// has not happened yet), so a source that changed meanwhile never has its
+// old derivatives served after the tier recovers.
 func (t *Tier) PurgePrefix(prefix []byte) (int, error) {
 	e, err := t.engine()
 	if err != nil {
+		t.defer1(prefix, false)
 		return 0, err
 	}
 	n, err := e.PurgePrefix(prefix)
-	return n, t.mapErr(err)
+	if err = t.mapErr(err); errors.Is(err, ErrUnavailable) {
+		t.defer1(prefix, false)
+	}
+	return n, err
 }
 
-// PurgeAll deletes every entry; see engine.PurgeAll.
+// PurgeAll deletes every entry; see engine.PurgeAll. Out of service, it is
+// kept for the next open, as PurgePrefix.
 func (t *Tier) PurgeAll() error {
 	e, err := t.engine()
 	if err != nil {
+		t.defer1(nil, true)
 		return err
 	}
-	return t.mapErr(e.PurgeAll())
+	if err = t.mapErr(e.PurgeAll()); errors.Is(err, ErrUnavailable) {
+		t.defer1(nil, true)
+	}
+	return err
+}
+
+// maxPending bounds the purges kept while out of service; past it the
+// whole tier is purged at the next open.
+const maxPending = 10000
+
+// defer1 keeps a purge for the next open.
+func (t *Tier) defer1(prefix []byte, all bool) {
+	if t.closed.Load() {
+		return
+	}
+	t.pendMu.Lock()
+	defer t.pendMu.Unlock()
+	if all || len(t.pending) >= maxPending {
+		t.pendAll, t.pending = true, nil
+		return
+	}
+	if !t.pendAll {
+		t.pending = append(t.pending, bytes.Clone(prefix))
+	}
+}
+
+// applyPending applies the purges kept while out of service to e, before
+// it serves; those that fail stay pending.
+func (t *Tier) applyPending(e *engine) error {
+	t.pendMu.Lock()
+	defer t.pendMu.Unlock()
+	if t.pendAll {
+		if err := e.PurgeAll(); err != nil {
+			return err
+		}
+		t.pendAll, t.pending = false, nil
+		return nil
+	}
+	for len(t.pending) > 0 {
+		if _, err := e.PurgePrefix(t.pending[0]); err != nil {
+			return err
+		}
+		t.pending = t.pending[1:]
+	}
+	t.pending = nil
+	return nil
 }
 
 // Stats returns the tier's counters: those of every database it has run
@@ -618,6 +677,14 @@ func (t *Tier) open() (err error) {
 	}
 	if onDefault {
 		_ = os.WriteFile(filepath.Join(t.cfg.Dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+	}
+	if err := t.applyPending(e); err != nil {
+		e.halted.Store(true)
+		_ = e.Close()
+		if onDefault {
+			unlockDir(t.cfg.Dir)
+		}
+		return fmt.Errorf("store: purges kept while out of service: %w", err)
 	}
 	was := t.State()
 	t.eng.Store(e)
