@@ -74,13 +74,14 @@ type memEntry struct {
 // memTouchEvery is how often a memory hit marks its disk copy as read.
 const memTouchEvery = time.Hour
 
-// fault counts a store failure and logs it at most once a second; the
-// request goes on uncached.
+// fault counts a store failure and logs it at most once a minute per tier
+// (a degraded tier fails every request until it recovers); the request goes
+// on uncached.
 func (p *Proxy) fault(t *tier, op string, err error) {
 	t.faults.Add(1)
 	p.metrics.faults.WithLabelValues(t.name, op).Inc()
 	now := time.Now().Unix()
-	if last := t.logged.Load(); now > last && t.logged.CompareAndSwap(last, now) {
+	if last := t.logged.Load(); now >= last+60 && t.logged.CompareAndSwap(last, now) {
 		p.log.Warn("cache fault: serving uncached", "tier", t.name, "op", op, "error", err)
 	}
 }

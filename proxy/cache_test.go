@@ -303,7 +303,8 @@ func TestPurgeStatsAndMetricsOnTheAdminListener(t *testing.T) {
 	}
 	m := do(t, http.MethodGet, cp.admin+"/metrics", auth)
 	for _, want := range []string{`iiif_cache_hits_total{layer="disk",tier="thumbnail"}`, `iiif_cache_misses_total{tier="tile"} 2`,
-		"iiif_cache_bytes{tier=", "iiif_render_seconds_bucket", "iiif_renders_total", `iiif_responses_total{code="200"}`} {
+		"iiif_cache_bytes{tier=", `iiif_cache_state{tier="tile"} 0`, "iiif_cache_free_bytes{tier=",
+		`iiif_cache_store_faults_total{kind="nospace",tier="tile"} 0`, "iiif_render_seconds_bucket", "iiif_renders_total", `iiif_responses_total{code="200"}`} {
 		if !strings.Contains(string(m.body), want) {
 			t.Errorf("metrics lack %s", want)
 		}

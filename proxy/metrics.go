@@ -89,6 +89,13 @@ var (
 		"corrupt": prometheus.NewDesc("iiif_cache_corrupt_total", "Entries whose checksum failed; dropped, never served.", []string{"tier"}, nil),
 		"errors":  prometheus.NewDesc("iiif_cache_store_errors_total", "Errors from the tier's store.", []string{"tier"}, nil),
 		"touches": prometheus.NewDesc("iiif_cache_touches_total", "Access-time refreshes written on hits.", []string{"tier"}, nil),
+		"state": prometheus.NewDesc("iiif_cache_state",
+			"The tier's disk cache: 0 ok, 1 full (below CacheMinFree: storing nothing, evicting), 2 degraded (a fault: serving uncached), 3 opening.", []string{"tier"}, nil),
+		"free":        prometheus.NewDesc("iiif_cache_free_bytes", "Free bytes of the file system holding the tier's disk cache (-1 unknown).", []string{"tier"}, nil),
+		"minfree":     prometheus.NewDesc("iiif_cache_min_free_bytes", "CacheMinFree in bytes on the tier's file system.", []string{"tier"}, nil),
+		"unavailable": prometheus.NewDesc("iiif_cache_unavailable_total", "Store calls answered uncached because the tier was opening, full or degraded.", []string{"tier"}, nil),
+		"faults": prometheus.NewDesc("iiif_cache_store_faults_total",
+			"Faults of the tier's cache directory, by kind (nospace, readonly, io, corrupt, locked).", []string{"tier", "kind"}, nil),
 	}
 	renderDescs = map[string]*prometheus.Desc{
 		"renders":     prometheus.NewDesc("iiif_renders_total", "Images rendered by libvips.", nil, nil),
@@ -125,6 +132,13 @@ func collectStore(ch chan<- prometheus.Metric, n string, s store.Stats) {
 	ch <- prometheus.MustNewConstMetric(storeDescs["corrupt"], prometheus.CounterValue, float64(s.Corrupt), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["errors"], prometheus.CounterValue, float64(s.Errors), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["touches"], prometheus.CounterValue, float64(s.Touches), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["state"], prometheus.GaugeValue, float64(s.State), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["free"], prometheus.GaugeValue, float64(s.FreeBytes), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["minfree"], prometheus.GaugeValue, float64(s.MinFreeBytes), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["unavailable"], prometheus.CounterValue, float64(s.Unavailable), n)
+	for f := store.FaultNoSpace; f < store.NumFaults; f++ {
+		ch <- prometheus.MustNewConstMetric(storeDescs["faults"], prometheus.CounterValue, float64(s.Faults.Of(f)), n, f.String())
+	}
 }
 
 // rendererCollector reads the renderer's counters at scrape time.

@@ -104,7 +104,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			found++
 		}
-		checkAccounting(t, tier)
+		checkAccounting(t, tier.eng.Load())
 		st := tier.Stats()
 		t.Logf("round %d: killed after put %d; Open took %v; %d entries readable, Stats Entries %d Bytes %d Corrupt %d",
 			round, last, took, found, st.Entries, st.Bytes, st.Corrupt)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
@@ -106,16 +107,34 @@ func TestOpenFails(t *testing.T) {
 	}
 }
 
-// TestUnknownLayout refuses a store written in an unknown keyspace layout.
+// TestUnknownLayout: a store written in an unknown keyspace layout is not
+// ours to read: it is moved aside and the tier starts empty.
 func TestUnknownLayout(t *testing.T) {
-	fs := vfs.NewMem()
-	tier := openMem(t, Config{fs: fs}, newClock())
-	if err := tier.db.Set(keyLayout, []byte{9}, nil); err != nil {
+	dir := filepath.Join(t.TempDir(), "tile")
+	cfg := Config{Dir: dir, Logger: quiet}
+	e, err := openEngine(cfg.withDefaults(), nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	tier.Close()
-	if _, err := Open(Config{fs: fs, Dir: "db", Logger: quiet}); err == nil || !strings.Contains(err.Error(), "layout") {
-		t.Fatalf("Open = %v, want a layout error", err)
+	mustPut(t, e, "k", jpeg(100, 1))
+	if err := e.db.Set(keyLayout, []byte{9}, pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	tier, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open = %v, want the store moved aside and recreated", err)
+	}
+	defer tier.Close()
+	if _, err := tier.Get([]byte("k")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get = %v, want a miss in the recreated store", err)
+	}
+	mustPut(t, tier, "k2", jpeg(100, 2))
+	if st := tier.Stats(); st.Faults.Of(FaultCorrupt) != 1 || st.State != StateOK {
+		t.Errorf("Stats = %+v, want one corrupt fault and state ok", st)
+	}
+	if aside, _ := filepath.Glob(dir + ".corrupt-*"); len(aside) != 1 {
+		t.Errorf("moved-aside directories: %v, want one", aside)
 	}
 }
 

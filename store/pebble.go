@@ -2,10 +2,10 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -35,7 +35,13 @@ const (
 //   - the default 4 KB block size: a large value is a block of its own, so a
 //     point read loads just that value;
 //   - a shared block cache of cfg.CacheBytes.
-func pebbleOptions(cfg *Config, cache *pebble.Cache, failed *atomic.Bool) *pebble.Options {
+//
+// Fault handling (see tier.go): no WAL, so the commit path never writes a
+// file and cannot hit Pebble's fatal commit and WAL-rotation paths; cfg.fs
+// is the Tier's faultFS, which sees every file error first; background
+// errors and corruption are reported to the Tier and logged at most once a
+// minute per kind, so a failing disk cannot flood the log.
+func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 	log := cfg.Logger.With("dir", cfg.Dir)
 	opts := &pebble.Options{
 		FS:                 cfg.fs,
@@ -43,18 +49,32 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, failed *atomic.Bool) *pebbl
 		Merger:             counterMerger,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       memTableSize,
-		Logger:             pebbleLogger{log: log, failed: failed},
+		DisableWAL:         true,
+		Logger:             pebbleLogger{log: log, h: h},
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) {
-				log.Warn("store: pebble background error", "err", err)
+				f := classify(err)
+				if f == FaultCorrupt {
+					h.backgroundCorrupt(err)
+				} else {
+					h.fault(f, err)
+				}
+				if h.allowLog("background " + f.String()) {
+					log.Warn("store: pebble background error (logged at most once a minute)", "fault", f.String(), "err", err)
+				}
 			},
 			DataCorruption: func(info pebble.DataCorruptionInfo) {
 				// Pebble's default is Fatalf; for a cache a failed read is
-				// an error on that read, not a reason to exit.
-				log.Error("store: pebble data corruption", "info", info.String())
+				// an error on that read (counted there), and the Tier
+				// rebuilds the store when a compaction meets it.
+				if h.allowLog("corruption") {
+					log.Error("store: pebble data corruption (logged at most once a minute)", "info", info.String())
+				}
 			},
 			DiskSlow: func(info pebble.DiskSlowInfo) {
-				log.Warn("store: slow disk", "info", info.String())
+				if h.allowLog("slow") {
+					log.Warn("store: slow disk (logged at most once a minute)", "info", info.String())
+				}
 			},
 		},
 	}
@@ -66,12 +86,19 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, failed *atomic.Bool) *pebbl
 }
 
 // pebbleLogger routes Pebble's own log lines to slog: Infof at Debug, Errorf
-// at Warn. Fatalf means Pebble cannot safely continue: it logs at Error,
-// marks the tier failed and panics; the Tier's methods recover that panic and
-// return ErrFailed from then on.
+// at Warn (at most once a minute). Fatalf means Pebble cannot safely
+// continue, and Pebble is not panic-safe: a panic unwinding through its
+// locks can turn into an unrecoverable "unlock of unlocked mutex". So
+// Fatalf reports the fault, which makes the Tier abandon this database and
+// start a fresh one in a new directory, and then blocks its goroutine
+// forever. That goroutine, and whatever it holds of the abandoned
+// database, is leaked: the price of never unwinding through Pebble. It
+// cannot happen on the paths the Tier guards (no WAL; writes refused below
+// the free-space reserve); what remains is a MANIFEST write failing with
+// EIO, or with ENOSPC once the reserve file is gone too.
 type pebbleLogger struct {
-	log    *slog.Logger
-	failed *atomic.Bool
+	log *slog.Logger
+	h   *hooks
 }
 
 func (l pebbleLogger) Infof(format string, args ...any) {
@@ -79,14 +106,16 @@ func (l pebbleLogger) Infof(format string, args ...any) {
 }
 
 func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Warn("pebble: " + fmt.Sprintf(format, args...))
+	if l.h.allowLog("pebble errorf") {
+		l.log.Warn("pebble (logged at most once a minute): " + fmt.Sprintf(format, args...))
+	}
 }
 
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.log.Error("pebble: fatal: " + msg)
-	l.failed.Store(true)
-	panic(fmt.Errorf("%w: %s", ErrFailed, msg))
+	l.log.Error("pebble: fatal: abandoning this database; the tier starts a fresh one: " + msg)
+	l.h.fatal(errors.New(msg))
+	select {} // never return, never unwind: see pebbleLogger
 }
 
 // counters is the persisted accounting of a tier: live bytes and entries.

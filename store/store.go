@@ -26,9 +26,15 @@
 //   - Live bytes and entries are kept in a merge-operator counter written in
 //     the same batch as each change, so Open reads two numbers instead of
 //     scanning, and a crash can never separate an entry from its accounting.
-//   - Writes are not synced (it is a cache): a crash may lose the last
-//     moments of Puts, never tear one, because each change is one atomic
-//     Pebble batch and Get verifies checksums anyway. Purges are synced.
+//   - There is no WAL (it is a cache): writes reach the memtable, which the
+//     sweeper flushes every 2 s, so a crash may lose the last 2 s of Puts,
+//     never tear one, because each change is one atomic Pebble batch, a
+//     memtable is flushed whole, and Get verifies checksums anyway. Purges
+//     flush at once.
+//   - A Tier (tier.go) supervises the database: no fault of its directory
+//     (full, read-only, failing, corrupt, locked, deleted) stops the server;
+//     the tier serves uncached (ErrUnavailable) and recovers by itself.
+//     Pebble is never driven into its fatal paths; see tier.go for how.
 //
 // Time has a granularity of one second throughout (access buckets, expiry).
 package store
@@ -38,7 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,12 +69,20 @@ var (
 	// larger than MaxBytes, a body of 4 GiB or more, or a content type
 	// longer than 1024 bytes.
 	ErrTooLarge = errors.New("store: entry too large")
-	// ErrFailed is returned by every method once Pebble has hit an error it
-	// cannot recover from (it panicked, or logged a fatal error). The tier
-	// stays unusable; Close then leaves the database as it is (it cannot be
-	// trusted to flush), so recovering means restarting the process.
-	ErrFailed = errors.New("store: tier failed")
+	// ErrUnavailable is returned while the tier cannot serve: it is
+	// opening, or degraded after a fault of its directory (full, read-only,
+	// failing, locked by another process, corrupt), and Put also returns it
+	// while the file system is below MinFree. The request goes on
+	// uncached; the Tier recovers by itself (see tier.go).
+	ErrUnavailable = errors.New("store: tier unavailable")
 )
+
+// errNoRoom is Put's error while the cache file system is below MinFree.
+var errNoRoom = fmt.Errorf("%w: cache file system below its minimum free space", ErrUnavailable)
+
+// errLayout marks a database that opened but is not one of ours, or whose
+// accounting is unreadable: the Tier moves it aside like a corrupt one.
+var errLayout = errors.New("store: unknown layout")
 
 // errCorruptMiss is what Get returns for a dropped corrupt value.
 var errCorruptMiss = fmt.Errorf("%w: %w", ErrNotFound, ErrCorrupt)
@@ -77,6 +91,9 @@ var errCorruptMiss = fmt.Errorf("%w: %w", ErrNotFound, ErrCorrupt)
 const (
 	DefaultSweepEvery = 10 * time.Second
 	DefaultCacheBytes = 64 << 20
+	// DefaultMinFreePercent applies when MinFreeBytes and MinFreePercent
+	// are both zero.
+	DefaultMinFreePercent = 5
 	// DefaultTouchEvery applies when Retention is zero.
 	DefaultTouchEvery = time.Hour
 )
@@ -112,6 +129,13 @@ type Config struct {
 	SweepEvery time.Duration
 	// CacheBytes sizes Pebble's block cache. Zero means 64 MiB.
 	CacheBytes int64
+	// MinFreeBytes and MinFreePercent are the free space the cache file
+	// system must keep, as nginx's proxy_cache_path min_free: the larger of
+	// MinFreeBytes and MinFreePercent of the file system's size. Below it
+	// the tier stores nothing and evicts until it is back above (see
+	// tier.go). Both zero means DefaultMinFreePercent.
+	MinFreeBytes   int64
+	MinFreePercent float64
 	// Logger receives Pebble's messages (Info at Debug, errors at Warn) and
 	// the tier's own. Nil means slog.Default().
 	Logger *slog.Logger
@@ -143,10 +167,25 @@ func (c *Config) Validate() error {
 	if c.SweepEvery < 0 {
 		errs = append(errs, fmt.Errorf("store: SweepEvery %v is negative", c.SweepEvery))
 	}
+	if c.MinFreeBytes < 0 {
+		errs = append(errs, fmt.Errorf("store: MinFreeBytes %d is negative", c.MinFreeBytes))
+	}
+	if c.MinFreePercent < 0 || c.MinFreePercent >= 100 {
+		errs = append(errs, fmt.Errorf("store: MinFreePercent %v must be in [0, 100)", c.MinFreePercent))
+	}
 	if c.CacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("store: CacheBytes %d is negative", c.CacheBytes))
 	}
 	return errors.Join(errs...)
+}
+
+// minFree is the free space to keep on a file system of total bytes.
+func (c *Config) minFree(total int64) int64 {
+	pct := c.MinFreePercent
+	if pct == 0 && c.MinFreeBytes == 0 {
+		pct = DefaultMinFreePercent
+	}
+	return max(c.MinFreeBytes, int64(float64(total)*pct/100))
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -202,9 +241,38 @@ type Stats struct {
 	Evicted uint64 // entries dropped to stay within MaxBytes
 	Expired uint64 // entries dropped for not being read within Retention
 	Corrupt uint64 // values that failed verification and were dropped
-	Errors  uint64 // Pebble errors (and recovered Pebble panics)
+	Errors  uint64 // Pebble errors
 	Bytes   int64  // live bytes, as counted for MaxBytes
 	Entries int64  // live entries
+
+	// Health of the tier (see tier.go).
+	State        State       // what the tier is doing now
+	FreeBytes    int64       // free space of the cache file system at the last check; -1 unknown
+	MinFreeBytes int64       // MinFree in bytes on that file system
+	Unavailable  uint64      // calls answered ErrUnavailable (served uncached)
+	Faults       FaultCounts // faults seen, by kind
+}
+
+// FaultCounts counts faults by kind; it marshals to JSON as an object keyed
+// by the kinds' names ("nospace", "readonly", "io", "corrupt", "locked").
+type FaultCounts [NumFaults]uint64
+
+// Of returns the count of kind f.
+func (c FaultCounts) Of(f Fault) uint64 { return c[f] }
+
+// MarshalJSON implements json.Marshaler.
+func (c FaultCounts) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for f := FaultNoSpace; f < NumFaults; f++ {
+		if f > FaultNoSpace {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, f.String()...)
+		b = append(b, `":`...)
+		b = strconv.AppendUint(b, c[f], 10)
+	}
+	return append(b, '}'), nil
 }
 
 // stripes is the number of per-key locks. Writers to one key (Put, touches,
@@ -212,19 +280,24 @@ type Stats struct {
 // the new one, with its accounting delta, is atomic.
 const stripes = 256
 
-// Tier is one cache tier backed by one Pebble database. Its methods are safe
-// for concurrent use. Reads take no lock beyond closeMu's read side.
-type Tier struct {
-	cfg Config
-	db  *pebble.DB
-	log *slog.Logger
+// engine is one open Pebble database of a tier: the keyspace, the
+// accounting and the sweeper. A Tier runs one engine at a time and replaces
+// it after a fault (see tier.go); every lock here belongs to one engine, so
+// an engine abandoned with a call stuck inside Pebble holds nothing the next
+// one needs. Its methods are safe for concurrent use. Reads take no lock
+// beyond closeMu's read side.
+type engine struct {
+	cfg   Config
+	db    *pebble.DB
+	log   *slog.Logger
+	hooks *hooks
 
 	// closeMu guards db against Close: every method holds its read side,
 	// Close takes the write side. closed is set first so that new callers
 	// fail fast.
 	closeMu sync.RWMutex
 	closed  atomic.Bool
-	failed  atomic.Bool // Pebble called Fatalf or panicked
+	halted  atomic.Bool // the Tier retired this engine: every call fails fast
 
 	// writeMu orders whole-keyspace writers against per-key writers:
 	// PurgePrefix and PurgeAll hold its write side (their accounting needs
@@ -241,7 +314,7 @@ type Tier struct {
 	evicted, expired, corrupt   atomic.Uint64
 	errs                        atomic.Uint64
 	writes                      atomic.Uint64 // batches committed; for tests
-	unsynced                    atomic.Bool   // a NoSync batch was committed since the last WAL sync
+	dirty                       atomic.Bool   // the memtable holds writes not yet flushed
 	touchSecs, retentionSecs    int64
 	kick                        chan struct{} // wakes the sweeper; capacity 1
 	done                        chan struct{} // closed by Close
@@ -249,20 +322,17 @@ type Tier struct {
 	sweepMu                     sync.Mutex    // one sweep at a time
 }
 
-// Open opens (creating if needed) the tier in cfg.Dir. It does not scan the
-// store: start-up costs the same for ten entries or ten million (plus WAL
-// replay, bounded by the memtable size). An error means the tier cannot be
-// used; the proxy then runs without it.
-func Open(cfg Config) (*Tier, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+// openEngine opens (creating if needed) the Pebble database in cfg.Dir,
+// whose fields are already defaulted. It does not scan the store: start-up
+// costs the same for ten entries or ten million. h connects the engine to
+// its Tier; nil means no Tier (tests of the keyspace).
+func openEngine(cfg Config, h *hooks) (*engine, error) {
+	if h == nil {
+		h = &hooks{}
 	}
-	cfg = cfg.withDefaults()
-	if err := cfg.fs.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("store: create %s: %w", cfg.Dir, err)
-	}
-	t := &Tier{
+	t := &engine{
 		cfg:           cfg,
+		hooks:         h,
 		log:           cfg.Logger.With("dir", cfg.Dir),
 		touchSecs:     ceilSeconds(cfg.TouchEvery),
 		retentionSecs: ceilSeconds(cfg.Retention),
@@ -272,7 +342,7 @@ func Open(cfg Config) (*Tier, error) {
 	}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
-	db, err := openPebble(cfg.Dir, pebbleOptions(&t.cfg, cache, &t.failed))
+	db, err := pebble.Open(cfg.Dir, pebbleOptions(&t.cfg, cache, h))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
@@ -290,25 +360,15 @@ func Open(cfg Config) (*Tier, error) {
 	return t, nil
 }
 
-// openPebble calls pebble.Open, turning a panic (Pebble's Fatalf, through
-// pebbleLogger) into an error.
-func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrFailed, r)
-		}
-	}()
-	return pebble.Open(dir, opts)
-}
-
 // load checks the layout version and reads the counters.
-func (t *Tier) load() error {
+func (t *engine) load() error {
 	v, closer, err := t.db.Get(keyLayout)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
-		if err := t.db.Set(keyLayout, layoutV1, pebble.Sync); err != nil {
+		if err := t.db.Set(keyLayout, layoutV1, pebble.NoSync); err != nil {
 			return err
 		}
+		t.dirty.Store(true)
 	case err != nil:
 		return err
 	default:
@@ -316,7 +376,7 @@ func (t *Tier) load() error {
 		got := append([]byte(nil), v...)
 		closer.Close()
 		if !ok {
-			return fmt.Errorf("unknown store layout version %x", got)
+			return fmt.Errorf("%w: unknown store layout version %x", errLayout, got)
 		}
 	}
 	v, closer, err = t.db.Get(keyMeta)
@@ -329,7 +389,7 @@ func (t *Tier) load() error {
 	defer closer.Close()
 	c, ok := decodeCounters(v)
 	if !ok {
-		return fmt.Errorf("malformed counters (%d bytes)", len(v))
+		return fmt.Errorf("%w: malformed counters (%d bytes)", errLayout, len(v))
 	}
 	t.bytes.Store(c.bytes)
 	t.entries.Store(c.entries)
@@ -338,8 +398,10 @@ func (t *Tier) load() error {
 
 // Close stops the sweeper, flushes the memtable and closes the database.
 // Methods called after Close return ErrClosed; Close waits for calls in
-// flight. Closing twice returns ErrClosed.
-func (t *Tier) Close() error {
+// flight. Closing twice returns ErrClosed. A halted engine (retired after a
+// fault) is closed without the flush: its disk is failing, and without a
+// WAL what the memtable holds is simply lost, as after a crash.
+func (t *engine) Close() error {
 	if t.closed.Swap(true) {
 		return ErrClosed
 	}
@@ -347,66 +409,53 @@ func (t *Tier) Close() error {
 	<-t.sweeperDone
 	t.closeMu.Lock()
 	defer t.closeMu.Unlock()
-	var err error
-	func() {
-		defer t.recoverPanic(&err)
-		// Flush so that the next Open has no WAL to replay; a crash
-		// instead replays at most a memtable or two.
-		if t.failed.Load() {
-			return // Pebble cannot be trusted to flush or close cleanly
+	if !t.halted.Load() && t.hooks.canFlush() {
+		// Without a WAL, what is not flushed is lost.
+		if err := t.db.Flush(); err != nil {
+			t.log.Warn("store: flush at close", "err", err)
 		}
-		if ferr := t.db.Flush(); ferr != nil {
-			t.log.Warn("store: flush at close", "err", ferr)
-		}
-		err = t.db.Close()
-	}()
-	if err != nil {
+	}
+	if err := t.db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", t.cfg.Dir, err)
 	}
 	return nil
 }
 
 // enter admits a call: it holds closeMu's read side until leave.
-func (t *Tier) enter() error {
+func (t *engine) enter() error {
 	t.closeMu.RLock()
 	if t.closed.Load() {
 		t.closeMu.RUnlock()
 		return ErrClosed
 	}
-	if t.failed.Load() {
+	if t.halted.Load() || t.hooks.failed() {
+		// A fault was seen: no call goes further into this database,
+		// even before the Tier retires it.
 		t.closeMu.RUnlock()
-		t.errs.Add(1)
-		return ErrFailed
+		return ErrUnavailable
 	}
 	return nil
 }
 
-func (t *Tier) leave() { t.closeMu.RUnlock() }
+func (t *engine) leave() { t.closeMu.RUnlock() }
 
-// recoverPanic turns a panic from Pebble into ErrFailed and marks the tier
-// failed. Deferred by every method that calls Pebble.
-func (t *Tier) recoverPanic(err *error) {
-	r := recover()
-	if r == nil {
-		return
+// pebbleErr counts and wraps an unexpected Pebble error, and logs it at most
+// once a minute per operation.
+func (t *engine) pebbleErr(op string, err error) error {
+	t.errs.Add(1)
+	if pebble.IsCorruptionError(err) {
+		t.hooks.fault(FaultCorrupt, err)
 	}
-	t.failed.Store(true)
-	t.errs.Add(1)
-	t.log.Error("store: pebble panicked; tier disabled", "panic", r, "stack", string(debug.Stack()))
-	*err = fmt.Errorf("%w: %v", ErrFailed, r)
-}
-
-// pebbleErr counts and wraps an unexpected Pebble error.
-func (t *Tier) pebbleErr(op string, err error) error {
-	t.errs.Add(1)
-	t.log.Warn("store: pebble error", "op", op, "err", err)
+	if t.hooks.allowLog("pebble error " + op) {
+		t.log.Warn("store: pebble error (logged at most once a minute)", "op", op, "err", err)
+	}
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
-func (t *Tier) now() time.Time { return t.cfg.now() }
+func (t *engine) now() time.Time { return t.cfg.now() }
 
 // stripe returns the lock of key's stripe.
-func (t *Tier) stripe(key []byte) int { return int(xxhash.Sum64(key) % stripes) }
+func (t *engine) stripe(key []byte) int { return int(xxhash.Sum64(key) % stripes) }
 
 // keyBuf is a pooled scratch buffer for Pebble keys; Pebble does not retain
 // keys passed to Get.
@@ -426,7 +475,7 @@ func putKeyBuf(kb *keyBuf) { kb.b = kb.b[:0]; keyBufs.Put(kb) }
 // hit writes nothing unless its access bucket is older than TouchEvery; then
 // it rewrites header and index once, best effort (a failure is counted in
 // Stats.Errors but does not fail the Get).
-func (t *Tier) Get(key []byte) (Entry, error) {
+func (t *engine) Get(key []byte) (Entry, error) {
 	e, _, err := t.GetAppend(key, nil)
 	return e, err
 }
@@ -435,13 +484,12 @@ func (t *Tier) Get(key []byte) (Entry, error) {
 // buffer (a server's response buffer) reads a hit without allocating it: the
 // returned Entry's Body is the tail of the returned slice. On error the
 // slice is dst unchanged.
-func (t *Tier) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
+func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 	out = dst
 	if err := t.enter(); err != nil {
 		return Entry{}, out, err
 	}
 	defer t.leave()
-	defer t.recoverPanic(&err)
 
 	kb := getKeyBuf()
 	defer putKeyBuf(kb)
@@ -450,6 +498,17 @@ func (t *Tier) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 	if errors.Is(err, pebble.ErrNotFound) {
 		t.misses.Add(1)
 		return Entry{}, out, ErrNotFound
+	}
+	if pebble.IsCorruptionError(err) {
+		// A block failed Pebble's checksum. Shadow the key with a deletion
+		// so that it can be cached again (a Put's newer value is read
+		// before the bad block); the Tier counts the corruption and
+		// rebuilds the database if it keeps happening.
+		t.misses.Add(1)
+		t.corrupt.Add(1)
+		t.hooks.fault(FaultCorrupt, err)
+		t.tryForget(key)
+		return Entry{}, out, fmt.Errorf("%w: %w", errCorruptMiss, err)
 	}
 	if err != nil {
 		return Entry{}, out, t.pebbleErr("get", err)
@@ -479,17 +538,37 @@ func (t *Tier) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 
 // tryTouch is Get's lazy touch: skipped while a purge holds writeMu, and
 // best effort (touch counts its own errors).
-func (t *Tier) tryTouch(key []byte, now int64) {
-	if !t.writeMu.TryRLock() {
+func (t *engine) tryTouch(key []byte, now int64) {
+	if !t.hooks.canWrite() || !t.writeMu.TryRLock() {
 		return
 	}
 	defer t.writeMu.RUnlock()
 	_, _ = t.touch(key, now, nil)
 }
 
+// tryForget deletes key's entry without reading it (its block is corrupt),
+// skipped while a purge holds writeMu. Its index key stays behind until the
+// sweeper finds it stale; the accounting cannot know the entry's size, so
+// the live byte count stays too high until the entry's space is reclaimed by
+// the Tier's rebuild (bounded drift, and only on a corrupt disk).
+func (t *engine) tryForget(key []byte) {
+	if !t.hooks.canWrite() || !t.writeMu.TryRLock() {
+		return
+	}
+	defer t.writeMu.RUnlock()
+	mu := &t.keyMu[t.stripe(key)]
+	mu.Lock()
+	defer mu.Unlock()
+	if err := t.db.Delete(appendEntryKey(nil, key), pebble.NoSync); err != nil {
+		_ = t.pebbleErr("forget", err)
+		return
+	}
+	t.dirty.Store(true)
+}
+
 // tryDrop is Get's removal of a corrupt or expired entry: skipped while a
 // purge holds writeMu (the next Get or the sweeper will do it).
-func (t *Tier) tryDrop(key []byte, why dropReason) {
+func (t *engine) tryDrop(key []byte, why dropReason) {
 	if !t.writeMu.TryRLock() {
 		return
 	}
@@ -499,19 +578,18 @@ func (t *Tier) tryDrop(key []byte, why dropReason) {
 
 // isExpired reports whether an entry last read at bucket access is past
 // Retention at now.
-func (t *Tier) isExpired(access, now int64) bool {
+func (t *engine) isExpired(access, now int64) bool {
 	return t.retentionSecs > 0 && access < now-t.retentionSecs
 }
 
 // Touch marks the entry read now, rewriting its header and index key unless
 // its access bucket is already the current second. ErrNotFound if absent or
 // past Retention (then it is dropped).
-func (t *Tier) Touch(key []byte) (err error) {
+func (t *engine) Touch(key []byte) (err error) {
 	if err := t.enter(); err != nil {
 		return err
 	}
 	defer t.leave()
-	defer t.recoverPanic(&err)
 	t.writeMu.RLock()
 	defer t.writeMu.RUnlock()
 	_, err = t.touch(key, seconds(t.now()), nil)
@@ -521,12 +599,11 @@ func (t *Tier) Touch(key []byte) (err error) {
 // Refresh records that the entry was revalidated against its source and found
 // unchanged: StoredAt becomes storedAt (now, if zero) and the entry is marked
 // read now. The body is kept. ErrNotFound if absent or past Retention.
-func (t *Tier) Refresh(key []byte, storedAt time.Time) (err error) {
+func (t *engine) Refresh(key []byte, storedAt time.Time) (err error) {
 	if err := t.enter(); err != nil {
 		return err
 	}
 	defer t.leave()
-	defer t.recoverPanic(&err)
 	now := t.now()
 	if storedAt.IsZero() {
 		storedAt = now
@@ -541,7 +618,7 @@ func (t *Tier) Refresh(key []byte, storedAt time.Time) (err error) {
 // touch rewrites key's header with access bucket now and, if storedAt is not
 // nil, a new stored-at time. It reports whether it wrote. The caller holds
 // writeMu's read side.
-func (t *Tier) touch(key []byte, now int64, storedAt *int64) (bool, error) {
+func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	mu := &t.keyMu[t.stripe(key)]
 	mu.Lock()
 	defer mu.Unlock()
@@ -570,6 +647,11 @@ func (t *Tier) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	if h.access >= now && (storedAt == nil || *storedAt == h.storedAt) {
 		return false, nil // already current (or from the future: keep it)
 	}
+	if !t.hooks.canWrite() {
+		// Below MinFree nothing is stored, access times included: the entry
+		// may expire or be evicted a little early, which a cache can afford.
+		return false, nil
+	}
 	old := h.access
 	if now > h.access {
 		h.access = now
@@ -596,42 +678,59 @@ func (t *Tier) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 			return false, t.pebbleErr("touch", err)
 		}
 	}
-	if err := t.commit(b, pebble.NoSync); err != nil {
+	if err := t.commit(b); err != nil {
 		return false, t.pebbleErr("touch", err)
 	}
 	t.touches.Add(1)
 	return true, nil
 }
 
-// commit applies b and counts it.
-func (t *Tier) commit(b *pebble.Batch, opts *pebble.WriteOptions) error {
-	if err := b.Commit(opts); err != nil {
+// commit applies b and counts it. Nothing is synced: the database runs
+// without a WAL (see tier.go), so a commit only reaches the memtable, which
+// the sweeper flushes every flushEvery.
+func (t *engine) commit(b *pebble.Batch) error {
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
 	t.writes.Add(1)
-	if opts != pebble.Sync {
-		t.unsynced.Store(true)
+	t.dirty.Store(true)
+	return nil
+}
+
+// commitDurable applies b and flushes the memtable, so that b survives a
+// crash: purges must, or a crash could bring back what they removed.
+func (t *engine) commitDurable(b *pebble.Batch) error {
+	if err := t.commit(b); err != nil {
+		return err
+	}
+	t.dirty.Store(false)
+	if err := t.db.Flush(); err != nil {
+		t.dirty.Store(true)
+		return err
 	}
 	return nil
 }
 
-// walSyncEvery bounds what a crash of the process (not only of the machine)
-// can lose. Puts do not sync, and Pebble keeps the last partial WAL block in
-// the process until the block fills or something syncs: without this, the
-// newest entries of a quiet server could stay unwritten indefinitely.
-const walSyncEvery = time.Second
+// flushEvery bounds what a crash of the process can lose: without a WAL,
+// writes live in the memtable until it is flushed to an sstable. Each flush
+// with something in it writes one small sstable, which compactions merge.
+const flushEvery = 2 * time.Second
 
-// syncWAL makes the WAL durable if anything was written since the last sync.
-func (t *Tier) syncWAL() {
-	if !t.unsynced.Swap(false) {
+// flushIfDirty writes the memtable to an sstable if anything was written
+// since the last flush and the file system has room; otherwise it tries
+// again next time.
+func (t *engine) flushIfDirty() {
+	if !t.dirty.Load() || !t.hooks.canWrite() {
 		return
 	}
 	if err := t.enter(); err != nil {
 		return
 	}
 	defer t.leave()
-	if err := t.db.LogData(nil, pebble.Sync); err != nil {
-		t.pebbleErr("sync", err)
+	t.dirty.Store(false)
+	if err := t.db.Flush(); err != nil {
+		t.dirty.Store(true)
+		_ = t.pebbleErr("flush", err)
 	}
 }
 
@@ -640,7 +739,7 @@ func (t *Tier) syncWAL() {
 // is truncated to whole seconds. Body is copied into the store, so the caller
 // may reuse its buffer once it is done with the returned Entry, whose Body is
 // e.Body itself.
-func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
+func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	if len(e.ContentType) > maxCTLen || int64(len(e.Body)) > maxBodyLen {
 		return Entry{}, ErrTooLarge
 	}
@@ -648,11 +747,13 @@ func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
 	if t.cfg.MaxBytes > 0 && size > t.cfg.MaxBytes {
 		return Entry{}, ErrTooLarge
 	}
+	if !t.hooks.canWrite() {
+		return Entry{}, errNoRoom
+	}
 	if err := t.enter(); err != nil {
 		return Entry{}, err
 	}
 	defer t.leave()
-	defer t.recoverPanic(&err)
 
 	nowT := t.now()
 	now := seconds(nowT)
@@ -694,6 +795,10 @@ func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
 	v, closer, err := t.db.Get(ek)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
+	case pebble.IsCorruptionError(err):
+		// The old value is unreadable: replace it anyway (its size is
+		// unknown, see tryForget), or the key could never be cached again.
+		t.hooks.fault(FaultCorrupt, err)
 	case err != nil:
 		return Entry{}, t.pebbleErr("put", err)
 	default:
@@ -715,7 +820,7 @@ func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
 	if err := b.Merge(keyMeta, delta.encode(), nil); err != nil {
 		return Entry{}, t.pebbleErr("put", err)
 	}
-	if err := t.commit(b, pebble.NoSync); err != nil {
+	if err := t.commit(b); err != nil {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	t.puts.Add(1)
@@ -739,7 +844,7 @@ const (
 // expired (dropExpired) once its lock is held. The caller holds writeMu's
 // read side. Errors are counted and logged, not returned: a drop is always
 // someone else's side effect.
-func (t *Tier) drop(key []byte, why dropReason) {
+func (t *engine) drop(key []byte, why dropReason) {
 	mu := &t.keyMu[t.stripe(key)]
 	mu.Lock()
 	defer mu.Unlock()
@@ -769,7 +874,7 @@ func (t *Tier) drop(key []byte, why dropReason) {
 // dropLocked deletes the entry ek (user key key, current value v) and its
 // index key, with its accounting, in one batch. The caller holds key's
 // stripe lock and writeMu's read side.
-func (t *Tier) dropLocked(key, ek, v []byte, why dropReason) {
+func (t *engine) dropLocked(key, ek, v []byte, why dropReason) {
 	b := t.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteSized(ek, uint32(len(v)), nil)
@@ -778,7 +883,7 @@ func (t *Tier) dropLocked(key, ek, v []byte, why dropReason) {
 	}
 	d := counters{bytes: -int64(len(key) + len(v)), entries: -1}
 	_ = b.Merge(keyMeta, d.encode(), nil)
-	if err := t.commit(b, pebble.NoSync); err != nil {
+	if err := t.commit(b); err != nil {
 		_ = t.pebbleErr("drop", err)
 		return
 	}
@@ -790,7 +895,7 @@ func (t *Tier) dropLocked(key, ek, v []byte, why dropReason) {
 	}
 }
 
-func (t *Tier) countDrop(why dropReason, n uint64) {
+func (t *engine) countDrop(why dropReason, n uint64) {
 	switch why {
 	case dropCorrupt:
 		t.corrupt.Add(n)
@@ -807,12 +912,11 @@ func (t *Tier) countDrop(why dropReason, n uint64) {
 // same batch, which is synced. It reads the prefix's values to account for
 // them, so it is meant for small prefixes; Puts wait while it runs, Gets do
 // not.
-func (t *Tier) PurgePrefix(prefix []byte) (n int, err error) {
+func (t *engine) PurgePrefix(prefix []byte) (n int, err error) {
 	if err := t.enter(); err != nil {
 		return 0, err
 	}
 	defer t.leave()
-	defer t.recoverPanic(&err)
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
 
@@ -846,7 +950,7 @@ func (t *Tier) PurgePrefix(prefix []byte) (n int, err error) {
 	}
 	_ = b.DeleteRange(lo, hi, nil)
 	_ = b.Merge(keyMeta, d.encode(), nil)
-	if err := t.commit(b, pebble.Sync); err != nil {
+	if err := t.commitDurable(b); err != nil {
 		return 0, t.pebbleErr("purge", err)
 	}
 	t.bytes.Add(d.bytes)
@@ -855,19 +959,18 @@ func (t *Tier) PurgePrefix(prefix []byte) (n int, err error) {
 }
 
 // PurgeAll deletes every entry and resets the counters, in one synced batch.
-func (t *Tier) PurgeAll() (err error) {
+func (t *engine) PurgeAll() (err error) {
 	if err := t.enter(); err != nil {
 		return err
 	}
 	defer t.leave()
-	defer t.recoverPanic(&err)
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
 	b := t.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange(rangeStart, rangeEnd, nil)
 	_ = b.Set(keyMeta, counters{}.encode(), nil)
-	if err := t.commit(b, pebble.Sync); err != nil {
+	if err := t.commitDurable(b); err != nil {
 		return t.pebbleErr("purge all", err)
 	}
 	t.bytes.Store(0)
@@ -876,7 +979,7 @@ func (t *Tier) PurgeAll() (err error) {
 }
 
 // Stats returns the tier's counters. It may be called after Close.
-func (t *Tier) Stats() Stats {
+func (t *engine) Stats() Stats {
 	return Stats{
 		Hits:    t.hits.Load(),
 		Misses:  t.misses.Load(),

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 const sweepBatch = 128
 
 // wakeSweeper asks the sweeper to run soon without waiting for it.
-func (t *Tier) wakeSweeper() {
+func (t *engine) wakeSweeper() {
 	select {
 	case t.kick <- struct{}{}:
 	default:
@@ -23,19 +24,19 @@ func (t *Tier) wakeSweeper() {
 }
 
 // sweeper runs sweep every SweepEvery, and when woken, until Close; in
-// between it syncs the WAL every walSyncEvery if anything was written.
-func (t *Tier) sweeper() {
+// between it flushes the memtable every flushEvery if anything was written.
+func (t *engine) sweeper() {
 	defer close(t.sweeperDone)
 	tick := time.NewTicker(t.cfg.SweepEvery)
 	defer tick.Stop()
-	syncTick := time.NewTicker(walSyncEvery)
-	defer syncTick.Stop()
+	flushTick := time.NewTicker(flushEvery)
+	defer flushTick.Stop()
 	for {
 		select {
 		case <-t.done:
 			return
-		case <-syncTick.C:
-			t.syncWAL()
+		case <-flushTick.C:
+			t.flushIfDirty()
 			continue
 		case <-tick.C:
 		case <-t.kick:
@@ -52,7 +53,7 @@ func (t *Tier) sweeper() {
 // sweep makes one pass: first it drops entries whose access bucket is older
 // than Retention, then, while Bytes exceeds MaxBytes, the least recently read
 // entries until Bytes is at most 95% of MaxBytes. It returns early on Close.
-func (t *Tier) sweep() error {
+func (t *engine) sweep() error {
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
 	if t.retentionSecs > 0 {
@@ -73,7 +74,7 @@ func (t *Tier) sweep() error {
 // dropOldest walks the access index from the front up to (not including)
 // upper, deleting entries whose index key is current, and stale index keys,
 // in batches of sweepBatch. With target >= 0 it stops once Bytes <= target.
-func (t *Tier) dropOldest(upper []byte, target int64, why dropReason) error {
+func (t *engine) dropOldest(upper []byte, target int64, why dropReason) error {
 	lower := []byte{spaceAccess}
 	for {
 		select {
@@ -101,12 +102,11 @@ type candidate struct {
 
 // dropBatch handles up to sweepBatch index keys in [lower, upper). It returns
 // the lower bound for the next batch and whether there may be more.
-func (t *Tier) dropBatch(lower, upper []byte, target int64, why dropReason) (next []byte, more bool, err error) {
+func (t *engine) dropBatch(lower, upper []byte, target int64, why dropReason) (next []byte, more bool, err error) {
 	if err := t.enter(); err != nil {
 		return nil, false, err
 	}
 	defer t.leave()
-	defer t.recoverPanic(&err)
 	t.writeMu.RLock()
 	defer t.writeMu.RUnlock()
 
@@ -183,7 +183,7 @@ func (t *Tier) dropBatch(lower, upper []byte, target int64, why dropReason) (nex
 	if d.entries != 0 {
 		_ = b.Merge(keyMeta, d.encode(), nil)
 	}
-	if err := t.commit(b, pebble.NoSync); err != nil {
+	if err := t.commit(b); err != nil {
 		return nil, false, t.pebbleErr("sweep", err)
 	}
 	t.bytes.Add(d.bytes)
@@ -194,7 +194,7 @@ func (t *Tier) dropBatch(lower, upper []byte, target int64, why dropReason) (nex
 }
 
 // scanIndex copies up to sweepBatch access-index keys from [lower, upper).
-func (t *Tier) scanIndex(lower, upper []byte) ([]candidate, error) {
+func (t *engine) scanIndex(lower, upper []byte) ([]candidate, error) {
 	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, t.pebbleErr("sweep", err)
@@ -212,4 +212,38 @@ func (t *Tier) scanIndex(lower, upper []byte) ([]candidate, error) {
 		return nil, t.pebbleErr("sweep", err)
 	}
 	return cands, nil
+}
+
+// shed evicts the least recently read entries worth about want bytes, then
+// flushes, so that the file system can get the space back: the Tier's answer
+// to a file system below MinFree. Space returns when compactions rewrite
+// the sstables that held the entries; the deletions carry the size of what
+// they delete (DeleteSized), which makes Pebble's picker prefer those
+// files. When the whole keyspace can be rewritten within the free space
+// (free above the live bytes plus the reserve), it is compacted at once.
+func (t *engine) shed(want int64, free int64) error {
+	if !t.hooks.canFlush() {
+		// Below the reserve no flush or compaction may run, so deletions
+		// would free nothing: keep the entries, and serve them.
+		return nil
+	}
+	t.sweepMu.Lock()
+	target := max(t.bytes.Load()-want, 0)
+	err := t.dropOldest([]byte{spaceAccess + 1}, target, dropEvicted)
+	t.sweepMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := t.enter(); err != nil {
+		return err
+	}
+	defer t.leave()
+	if err := t.db.Flush(); err != nil {
+		return err
+	}
+	t.dirty.Store(false)
+	if free < 0 || free < t.bytes.Load()+t.hooks.reserve() {
+		return nil
+	}
+	return t.db.Compact(context.Background(), rangeStart, rangeEnd, false)
 }

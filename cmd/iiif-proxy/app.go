@@ -27,9 +27,9 @@ type App struct {
 	proxy  *proxy.Proxy
 }
 
-// New starts libvips, opens the cache tiers and builds the parts. A tier
-// whose store cannot be opened runs uncached, with a warning: a cache fault
-// never stops the server.
+// New starts libvips, starts opening the cache tiers in the background and
+// builds the parts. A tier whose store is opening or faulty runs uncached:
+// a cache fault never stops or delays the server.
 func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	if err := renderer.Startup(renderer.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
 		return nil, err
@@ -60,6 +60,10 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		},
 		Logger: log,
 	}
+	minFree := cfg.CacheMinFree
+	if minFree.Bytes == 0 && minFree.Percent == 0 {
+		minFree.Bytes = 1 // "0": no headroom beyond the store's small reserve (zero would mean the store's default)
+	}
 	for t, tc := range map[rules.Tier]config.Tier{rules.TierTile: cfg.Tiers.Tile, rules.TierThumbnail: cfg.Tiers.Thumbnail,
 		rules.TierInfo: cfg.Tiers.Info, rules.TierOther: cfg.Tiers.Other} {
 		pt := proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl}
@@ -74,10 +78,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			pt.MemLen = cfg.InfoCacheLen
 		}
 		if cfg.CacheDir != "" {
-			s, err := store.Open(store.Config{Dir: filepath.Join(cfg.CacheDir, t.String()), MaxBytes: int64(tc.MaxBytes),
-				Retention: tc.Retention.Std(), Logger: log.With("tier", t.String())})
+			// New opens the tier's database in the background: start-up never
+			// waits on the cache, and a tier that is opening or faulty serves
+			// uncached until it is usable (see store/tier.go).
+			s, err := store.New(store.Config{Dir: filepath.Join(cfg.CacheDir, t.String()), MaxBytes: int64(tc.MaxBytes),
+				Retention: tc.Retention.Std(), MinFreeBytes: minFree.Bytes, MinFreePercent: minFree.Percent,
+				Logger: log.With("tier", t.String())})
 			if err != nil {
-				log.Warn("cache tier unavailable: serving it uncached", "tier", t.String(), "error", err)
+				log.Warn("cache tier misconfigured: serving it uncached", "tier", t.String(), "error", err)
 			} else {
 				pt.Store = s
 				a.stores = append(a.stores, s)

@@ -79,6 +79,11 @@ type Config struct {
 	// CacheDir holds one Pebble database per tier (CacheDir/tile, …).
 	// Default "cache"; "" turns the disk cache off.
 	CacheDir string
+	// CacheMinFree is the free space the cache file system must keep, as
+	// nginx's proxy_cache_path min_free: a size ("1GB") or a percentage of
+	// the file system ("5%"). Below it the tiers store nothing and evict
+	// until it is back. Default "5%".
+	CacheMinFree FreeSpace
 	// AdminToken is the bearer token the admin endpoints require. Required
 	// when AdminAddress is not a loopback address; "" on loopback means none.
 	AdminToken string
@@ -136,6 +141,7 @@ func Default() Config {
 		UntiledTileSize: 1024,
 		TilePassthrough: true,
 		CacheDir:        "cache",
+		CacheMinFree:    FreeSpace{Percent: 5},
 		RenderWait:      Duration(30 * time.Second),
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
@@ -216,6 +222,40 @@ func (b ByteSize) MarshalText() ([]byte, error) {
 		}
 	}
 	return []byte(strconv.FormatInt(int64(b), 10)), nil
+}
+
+// FreeSpace is an amount of free disk space: a size ("1GB", as ByteSize) or
+// a percentage of the file system's size ("5%").
+type FreeSpace struct {
+	Bytes   int64
+	Percent float64
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (f *FreeSpace) UnmarshalText(t []byte) error {
+	s := strings.TrimSpace(string(t))
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v < 0 || v >= 100 {
+			return fmt.Errorf("%q is not a percentage from 0%% to below 100%%", t)
+		}
+		*f = FreeSpace{Percent: v}
+		return nil
+	}
+	var b ByteSize
+	if err := b.UnmarshalText(t); err != nil {
+		return fmt.Errorf("%q is not a size like \"1GB\" or a percentage like \"5%%\"", t)
+	}
+	*f = FreeSpace{Bytes: int64(b)}
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (f FreeSpace) MarshalText() ([]byte, error) {
+	if f.Bytes == 0 {
+		return []byte(strconv.FormatFloat(f.Percent, 'f', -1, 64) + "%"), nil
+	}
+	return ByteSize(f.Bytes).MarshalText()
 }
 
 // Load builds the configuration. file is the TOML file to read ("" = none);
@@ -386,7 +426,7 @@ var flagNames = map[string]string{
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
 	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough",
-	"CacheDir": "cache-dir", "AdminToken": "admin-token", "RenderWait": "render-wait",
+	"CacheDir": "cache-dir", "CacheMinFree": "cache-min-free", "AdminToken": "admin-token", "RenderWait": "render-wait",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.

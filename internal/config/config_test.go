@@ -165,3 +165,29 @@ func TestByteSize(t *testing.T) {
 		t.Errorf("MarshalText = %s", s)
 	}
 }
+
+func TestFreeSpace(t *testing.T) {
+	for in, want := range map[string]FreeSpace{"5%": {Percent: 5}, " 0.5 % ": {Percent: 0.5}, "1GB": {Bytes: 1 << 30},
+		"512MB": {Bytes: 512 << 20}, "0": {}} {
+		var f FreeSpace
+		if err := f.UnmarshalText([]byte(in)); err != nil || f != want {
+			t.Errorf("%q = %+v, %v; want %+v", in, f, err, want)
+		}
+	}
+	for _, in := range []string{"", "100%", "-1%", "x%", "-1GB", "lots"} {
+		var f FreeSpace
+		if err := f.UnmarshalText([]byte(in)); err == nil {
+			t.Errorf("%q accepted as %+v", in, f)
+		}
+	}
+	cfg, _, err := Load("", []string{"RAIS_TILEPATH=.", "RAIS_CACHEMINFREE=2MB"}, []string{"-cache-min-free", "3%"})
+	if err != nil || cfg.CacheMinFree != (FreeSpace{Percent: 3}) {
+		t.Errorf("flag over environment: %+v, %v", cfg.CacheMinFree, err)
+	}
+	if Default().CacheMinFree != (FreeSpace{Percent: 5}) {
+		t.Errorf("default %+v, want 5%%", Default().CacheMinFree)
+	}
+	if s, _ := (FreeSpace{Bytes: 1 << 30}).MarshalText(); string(s) != "1GB" {
+		t.Errorf("MarshalText = %s", s)
+	}
+}
