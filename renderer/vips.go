@@ -205,7 +205,7 @@ type Vips struct {
 	slots chan struct{}                   // one token per running render
 	stats struct {
 		renders, passthrough, failures, cancelled, overloaded, ns atomic.Uint64
-		inflight, queued                               atomic.Int64
+		inflight, queued                                          atomic.Int64
 	}
 }
 
