@@ -234,3 +234,17 @@ func TestReplacedFileWithSameSizeAndMtimeIsANewIdentity(t *testing.T) {
 		t.Errorf("after: pixel %v is still the old red", p)
 	}
 }
+
+// TestRotatedRendersStayWithinTheLimits renders "max" at awkward angles under
+// tight limits: what libvips sends must fit them (rules computes the rotated
+// box rounded up; libvips rounds it to the nearest pixel).
+func TestRotatedRendersStayWithinTheLimits(t *testing.T) {
+	lim := rules.Limits{MaxArea: 300_000, MaxWidth: 700, MaxHeight: 600}
+	v := newVips(t, Config{Limits: lim})
+	for _, deg := range []string{"1", "22.5", "45", "89.999", "!135.5", "300", "90", "270"} {
+		_, d := render(t, v, ids["png"], "x/full/max/"+deg+"/default.png")
+		if d.w > lim.MaxWidth || d.h > lim.MaxHeight || int64(d.w)*int64(d.h) > lim.MaxArea {
+			t.Errorf("full/max/%s: sent %d×%d, beyond %+v", deg, d.w, d.h, lim)
+		}
+	}
+}
