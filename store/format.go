@@ -271,8 +271,8 @@ func toEntry(v []byte, h *header, dst []byte) (Entry, []byte) {
 		ContentType:    contentType(v, h),
 		SourceIdentity: sourceIdentity(v, h),
 		StoredAt:       time.Unix(0, h.storedAt).UTC(),
-		ETag:        etag(h.bodyHash),
-		Body:        dst[start:len(dst):len(dst)],
+		ETag:           etag(h.bodyHash),
+		Body:           dst[start:len(dst):len(dst)],
 	}
 	if h.flags&flagLastMod != 0 {
 		e.LastModified = time.Unix(h.lastMod, 0).UTC()

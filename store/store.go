@@ -13,7 +13,7 @@
 //
 //   - A value is a checksummed header (format version, content type, source
 //     Last-Modified, stored-at, last-access bucket, body length, body hash)
-//     followed by the body; see format.go. Get verifies both checksums on
+//     followed by the source identity and the body; see format.go. Get verifies both checksums on
 //     every read; a value that fails is deleted, counted in Stats.Corrupt and
 //     reported as a miss, never served.
 //   - Beside each entry ("e"+key) the access index ("a"+bucket+key) orders
