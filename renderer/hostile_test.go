@@ -235,6 +235,22 @@ func TestReplacedFileWithSameSizeAndMtimeIsANewIdentity(t *testing.T) {
 	}
 }
 
+// TestEveryImageCarriesItsSourceIdentity, passed-through tiles included: the
+// proxy stores it with the entry and revalidates against it.
+func TestEveryImageCarriesItsSourceIdentity(t *testing.T) {
+	v := newVips(t, Config{TilePassthrough: true})
+	for _, path := range []string{"x/0,0,256,256/256,256/0/default.jpg", "x/full/100,/0/default.png"} {
+		src, err := v.Info(context.Background(), ids["pyramid"])
+		must(t, err)
+		before := v.Stats().Passthrough
+		img, err := v.Render(context.Background(), src, resolve(t, src, path))
+		must(t, err)
+		if img.Identity != src.Identity || img.Identity == (Identity{}) {
+			t.Errorf("%s (passthrough: %v): identity %+v, want %+v", path, v.Stats().Passthrough > before, img.Identity, src.Identity)
+		}
+	}
+}
+
 // TestRotatedRendersStayWithinTheLimits renders "max" at awkward angles under
 // tight limits: what libvips sends must fit them (rules computes the rotated
 // box rounded up; libvips rounds it to the nearest pixel).

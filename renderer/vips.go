@@ -583,7 +583,7 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	lv, x, y, w, h := plan(src, res)
 	if body, ok := v.passthrough(f, lv, x, y, w, h, res); ok {
 		v.stats.passthrough.Add(1)
-		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime}, nil
+		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Identity}, nil
 	}
 	if err := v.checkDecode(src, lv); err != nil {
 		return Image{}, err
