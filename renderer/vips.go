@@ -34,6 +34,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -616,12 +617,8 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	start := time.Now()
 	rc, killed := runPipeline(ctx, o.im, &job, &buf, &n, &cerr)
 	v.stats.ns.Add(uint64(time.Since(start)))
-	// What a big render freed goes back to the kernel now: glibc only
-	// trims the top of each arena by itself, and a 177 MB PNG leaves
-	// hundreds of MB of free heap behind it otherwise.
-	if big := int64(n) > trimBytes || int64(w)*int64(h) > trimPixels ||
-		int64(res.Width)*int64(res.Height) > trimPixels; big {
-		defer trim()
+	if int64(n) > bigBytes || int64(w)*int64(h) > bigPixels || int64(res.Width)*int64(res.Height) > bigPixels {
+		releaseSoon()
 	}
 	if rc != 0 {
 		msg := strings.TrimSpace(C.GoString(cerr))
@@ -675,20 +672,34 @@ func runPipeline(ctx context.Context, im *C.VipsImage, job *C.iiif_job, buf *uns
 // testHookRendering, when set by a test, runs just before the pipeline.
 var testHookRendering func()
 
-// A render is big, and worth a malloc_trim afterwards, when it decodes or
-// outputs more than trimPixels pixels or encodes more than trimBytes bytes.
-// A trim of a large heap takes milliseconds; a tile never pays for one.
+// A render is big, and worth giving memory back after, when it decodes or
+// outputs more than bigPixels pixels or encodes more than bigBytes bytes. A
+// tile never is.
 const (
-	trimPixels = 16 << 20
-	trimBytes  = 16 << 20
+	bigPixels = 16 << 20
+	bigBytes  = 16 << 20
 )
 
-var trimming atomic.Bool // one trim at a time: the heap is process-wide
+// releaseDelay is how long after a big render its memory is given back: long
+// enough for the response to be on its way (its body is live until then),
+// and at most once per delay however many big renders run.
+const releaseDelay = time.Second
 
-func trim() {
-	if trimming.CompareAndSwap(false, true) {
-		C.iiif_trim()
-		trimming.Store(false)
+var releasing atomic.Bool // a release is scheduled
+
+// releaseSoon schedules giving freed memory back to the kernel. Both heaps
+// keep what a big render freed: glibc only trims the top of each arena by
+// itself (libvips' buffers are spread over many), and Go's heap, grown to
+// hold a 177 MB body, is only scavenged slowly after its next collection,
+// which an idle server may not run for minutes. Measured in
+// docs/RELIABILITY.md ("Memory").
+func releaseSoon() {
+	if releasing.CompareAndSwap(false, true) {
+		time.AfterFunc(releaseDelay, func() {
+			releasing.Store(false)
+			debug.FreeOSMemory()
+			C.iiif_trim()
+		})
 	}
 }
 
