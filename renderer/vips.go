@@ -15,6 +15,13 @@
 // encode) runs in one C call (shim.c) because govips can only load a file by
 // reading all of it into memory first.
 //
+// Hostile and heavy inputs: decoders fail on errors (JPEG on warnings too),
+// and an open file that failed once is never reused (see discard); a source
+// with no tiles is not decoded past Config.MaxSourcePixels; a render whose
+// context ends is killed inside libvips (cancel.go); big renders give their
+// memory back to the kernel (memory.go). One Identity (identity.go) says
+// whether a file changed, for every cache here and above.
+//
 // libvips is process-global: call Startup once before New and Shutdown once
 // at exit (cmd/iiif-proxy does both).
 package renderer
@@ -34,7 +41,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -646,61 +652,6 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	body := C.GoBytes(buf, C.int(n))
 	v.stats.renders.Add(1)
 	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Identity}, nil
-}
-
-// runPipeline runs the C pipeline, killing it if ctx ends first. killed reports
-// that the kill was set, whatever the pipeline made of it.
-func runPipeline(ctx context.Context, im *C.VipsImage, job *C.iiif_job, buf *unsafe.Pointer, n *C.size_t, cerr **C.char) (rc C.int, killed bool) {
-	kill := C.iiif_kill_new()
-	defer C.iiif_kill_free(kill)
-	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		C.iiif_kill_set(kill)
-		close(done)
-	})
-	if testHookRendering != nil {
-		testHookRendering()
-	}
-	rc = C.iiif_render(im, job, kill, buf, n, cerr)
-	if !stop() {
-		<-done // the kill is being set: wait before freeing it
-		return rc, true
-	}
-	return rc, false
-}
-
-// testHookRendering, when set by a test, runs just before the pipeline.
-var testHookRendering func()
-
-// A render is big, and worth giving memory back after, when it decodes or
-// outputs more than bigPixels pixels or encodes more than bigBytes bytes. A
-// tile never is.
-const (
-	bigPixels = 16 << 20
-	bigBytes  = 16 << 20
-)
-
-// releaseDelay is how long after a big render its memory is given back: long
-// enough for the response to be on its way (its body is live until then),
-// and at most once per delay however many big renders run.
-const releaseDelay = time.Second
-
-var releasing atomic.Bool // a release is scheduled
-
-// releaseSoon schedules giving freed memory back to the kernel. Both heaps
-// keep what a big render freed: glibc only trims the top of each arena by
-// itself (libvips' buffers are spread over many), and Go's heap, grown to
-// hold a 177 MB body, is only scavenged slowly after its next collection,
-// which an idle server may not run for minutes. Measured in
-// docs/RELIABILITY.md ("Memory").
-func releaseSoon() {
-	if releasing.CompareAndSwap(false, true) {
-		time.AfterFunc(releaseDelay, func() {
-			releasing.Store(false)
-			debug.FreeOSMemory()
-			C.iiif_trim()
-		})
-	}
 }
 
 // checkDecode refuses, before anything is decoded, a render that would have
