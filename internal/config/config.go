@@ -504,7 +504,7 @@ func (c *Config) validate() []error {
 	}
 	for name, n := range map[string]int64{"InfoCacheLen": int64(c.InfoCacheLen), "TileCacheLen": int64(c.TileCacheLen),
 		"ImageMaxArea": c.ImageMaxArea, "ImageMaxWidth": int64(c.ImageMaxWidth), "ImageMaxHeight": int64(c.ImageMaxHeight),
-		"MaxSourcePixels": c.MaxSourcePixels,
+		"MaxSourcePixels":   c.MaxSourcePixels,
 		"RenderConcurrency": int64(c.RenderConcurrency), "VipsConcurrency": int64(c.VipsConcurrency)} {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d must be >= 0", name, n))
