@@ -17,7 +17,7 @@ func TestSourceIdentityIsStoredAndChecked(t *testing.T) {
 	clk := newClock()
 	tier := openMem(t, Config{}, clk)
 	e := jpeg(3000, 3)
-	e.SourceIdentity = "v1:803:1a2b:4d2:17f0e1c2d3b4a596:17f0e1c2d3b4a597"
+	e.SourceIdentity = "v1:1a2b:4d2:17f0e1c2d3b4a596:17f0e1c2d3b4a597"
 	stored, err := tier.Put([]byte("k"), e)
 	if err != nil || stored.SourceIdentity != e.SourceIdentity {
 		t.Fatalf("Put = %q, %v", stored.SourceIdentity, err)
