@@ -17,10 +17,11 @@ const (
 	bigBytes  = 16 << 20
 )
 
-// releaseDelay is how long after a big render its memory is given back: long
-// enough for the response to be on its way (its body is live until then),
-// and at most once per delay however many big renders run.
-const releaseDelay = time.Second
+// releaseDelays are when, after a big render, its memory is given back:
+// soon, and once more when even a slow client has had time to take the
+// response (its body is live until it is sent). A burst of big renders
+// schedules one release, not one each.
+var releaseDelays = [...]time.Duration{time.Second, 10 * time.Second}
 
 var releasing atomic.Bool // a release is scheduled
 
@@ -28,14 +29,21 @@ var releasing atomic.Bool // a release is scheduled
 // keep what a big render freed: glibc only trims the top of each arena by
 // itself (libvips' buffers are spread over many), and Go's heap, grown to
 // hold a 177 MB body, is only scavenged slowly after its next collection,
-// which an idle server may not run for minutes. Measured in
-// docs/RELIABILITY.md ("Memory").
+// which an idle server may not run for minutes. Each release costs a
+// collection of the live heap and a walk of malloc's free lists: a few
+// milliseconds, against seconds for the render that asked for it. Measured
+// in docs/RELIABILITY.md ("Memory").
 func releaseSoon() {
 	if releasing.CompareAndSwap(false, true) {
-		time.AfterFunc(releaseDelay, func() {
+		time.AfterFunc(releaseDelays[0], func() {
 			releasing.Store(false)
-			debug.FreeOSMemory()
-			C.iiif_trim()
+			release()
+			time.AfterFunc(releaseDelays[1]-releaseDelays[0], release)
 		})
 	}
+}
+
+func release() {
+	debug.FreeOSMemory()
+	C.iiif_trim()
 }
