@@ -264,3 +264,16 @@ func TestRotatedRendersStayWithinTheLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestLibvipsOperationCacheStaysEmpty: Startup turns libvips' operation
+// cache off; renders must leave nothing in it (it caches loads by file name
+// and would hold their memory and file descriptors).
+func TestLibvipsOperationCacheStaysEmpty(t *testing.T) {
+	v := newVips(t, Config{})
+	for _, fixture := range []string{"pyramid", "jpeg", "png", "jp2"} {
+		render(t, v, ids[fixture], "x/full/300,/22.5/default.png")
+	}
+	if n := opCacheSize(); n != 0 {
+		t.Errorf("%d operations in libvips' cache, want 0", n)
+	}
+}

@@ -47,3 +47,7 @@ func release() {
 	debug.FreeOSMemory()
 	C.iiif_trim()
 }
+
+// opCacheSize is the number of operations in libvips' cache, which Startup
+// turns off.
+func opCacheSize() int { return int(C.iiif_cache_size()) }
