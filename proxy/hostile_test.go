@@ -179,6 +179,9 @@ func TestAbandonedRenderIsCancelled(t *testing.T) {
 	if r := get(t, cp.base+"pattern.tif/0,0,256,256/256,/0/default.jpg"); r.status != 200 {
 		t.Errorf("next request: %d", r.status)
 	}
+	if m := get(t, cp.admin+"/metrics"); !strings.Contains(string(m.body), "iiif_renders_cancelled_total 1") {
+		t.Errorf("metrics do not count the cancelled render")
+	}
 }
 
 // TestRenderLimitsAtTheEdge: rotation cannot get past the output limits, and
