@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -119,8 +120,9 @@ const (
 )
 
 // cached looks key up in memory, then on disk, revalidating an entry older
-// than the tier's Revalidate against the source's modification time. A
-// changed source purges every derivative of the identifier.
+// than the tier's Revalidate against the source's identity
+// (renderer.Identity). A changed source purges every derivative of the
+// identifier, in every tier, info.json included.
 //
 // A disk hit is read straight into ctx's pooled response buffer: the
 // returned entry's Body aliases it, and send must not set it again.
@@ -162,7 +164,13 @@ func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string)
 	}
 	if t.cfg.Revalidate > 0 && time.Since(e.StoredAt) > t.cfg.Revalidate {
 		src, err := p.r.Info(context.Background(), id)
-		if err != nil || !src.ModTime.Equal(e.LastModified) {
+		// The source's identity (inode, size, mtime and ctime in ns), not
+		// its mtime: cp -p, rsync -a and tar x keep the mtime of a file they
+		// replace. An entry stored before identities were (store format
+		// 2) has none and counts as changed: comparing its whole-second
+		// mtime is exactly what let replaced files be served for ever, and
+		// the price is one render per image the first time it revalidates.
+		if err != nil || e.SourceIdentity == "" || src.Identity.String() != e.SourceIdentity {
 			// Changed, gone or unreadable: every derivative is suspect.
 			p.metrics.revalidations[t.name].changed.Inc()
 			p.purgeID(id)
@@ -195,58 +203,130 @@ type flightResult struct {
 
 var errRenderWait = errors.New("timed out waiting for a render of the same image")
 
+// waiters counts the requests waiting on each flight, so that a render
+// nobody waits for any more stops (the renderer kills its libvips pipeline
+// when its context ends) instead of holding a worker until RenderTimeout.
+type waiters struct {
+	mu sync.Mutex // protects m
+	m  map[string]*flightCtx
+}
+
+// flightCtx is the context of one flight and how many requests wait on it.
+type flightCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	n      int // requests waiting; protected by waiters.mu
+}
+
+// join counts one more request waiting on key's flight, creating its
+// context (bounded by timeout) for the first one.
+func (w *waiters) join(key string, timeout time.Duration) *flightCtx {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fc := w.m[key]
+	if fc == nil {
+		if w.m == nil {
+			w.m = make(map[string]*flightCtx)
+		}
+		fc = &flightCtx{}
+		fc.ctx, fc.cancel = context.WithTimeout(context.Background(), timeout)
+		w.m[key] = fc
+	}
+	fc.n++
+	return fc
+}
+
+// leave counts a request that stopped waiting (it got its result, or gave up
+// at RenderWait). When the last one leaves, the flight's context is
+// cancelled: nobody is left to serve the render to.
+func (w *waiters) leave(key string, fc *flightCtx) {
+	w.mu.Lock()
+	fc.n--
+	last := fc.n == 0
+	if last && w.m[key] == fc {
+		delete(w.m, key)
+	}
+	w.mu.Unlock()
+	if last {
+		fc.cancel()
+	}
+}
+
+// done forgets key's flight context once its flight has finished, so the
+// next request starts afresh.
+func (w *waiters) done(key string, fc *flightCtx) {
+	w.mu.Lock()
+	if w.m[key] == fc {
+		delete(w.m, key)
+	}
+	w.mu.Unlock()
+	fc.cancel()
+}
+
 // fill renders key once however many requests want it at the same time,
 // cached tier or not: the render runs detached from any one client, looks in
 // the store again first (a flight only collapses calls that overlap), and
-// stores its result. Errors are never cached.
+// stores its result. Errors are never cached. The render's context ends at
+// RenderTimeout, or as soon as every request waiting for it has given up
+// (see waiters).
 func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.Entry, error)) (store.Entry, string, error) {
 	mine := new(byte)
-	ch := p.flight.DoChan(string(key), func() (any, error) {
-		if t.cfg.Store != nil {
-			if e, err := t.cfg.Store.Get(key); err == nil {
-				return flightResult{e, mine, false}, nil
-			}
-		}
-		p.metrics.misses[t.name].Inc()
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.RenderTimeout)
-		defer cancel()
-		e, err := render(ctx)
-		if err != nil {
-			return nil, err
-		}
-		e.StoredAt = time.Now()
-		e.ETag = etag(e.Body)
-		if t.cfg.Store != nil {
-			if stored, err := t.cfg.Store.Put(key, e); err != nil {
-				p.fault(t, "put", err)
-			} else {
-				e = stored
-			}
-		}
-		t.mem.Add(string(key), memEntry{e, time.Now()})
-		return flightResult{e, mine, true}, nil
-	})
+	k := string(key)
 	timer := time.NewTimer(p.cfg.RenderWait)
 	defer timer.Stop()
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return store.Entry{}, "", r.Err
+	for attempt := 0; ; attempt++ {
+		fc := p.waits.join(k, p.cfg.RenderTimeout)
+		ch := p.flight.DoChan(k, func() (any, error) {
+			defer p.waits.done(k, fc)
+			if t.cfg.Store != nil {
+				if e, err := t.cfg.Store.Get(key); err == nil {
+					return flightResult{e, mine, false}, nil
+				}
+			}
+			p.metrics.misses[t.name].Inc()
+			e, err := render(fc.ctx)
+			if err != nil {
+				return nil, err
+			}
+			e.StoredAt = time.Now()
+			e.ETag = etag(e.Body)
+			if t.cfg.Store != nil {
+				if stored, err := t.cfg.Store.Put(key, e); err != nil {
+					p.fault(t, "put", err)
+				} else {
+					e = stored
+				}
+			}
+			t.mem.Add(string(key), memEntry{e, time.Now()})
+			return flightResult{e, mine, true}, nil
+		})
+		select {
+		case r := <-ch:
+			p.waits.leave(k, fc)
+			if r.Err != nil {
+				if errors.Is(r.Err, context.Canceled) && attempt == 0 {
+					// This request joined a flight just as its last
+					// waiters abandoned it: start one of its own.
+					continue
+				}
+				return store.Entry{}, "", r.Err
+			}
+			fr := r.Val.(flightResult)
+			switch {
+			case !fr.rendered:
+				p.metrics.hits[t.name].disk.Inc()
+				return fr.e, xHit, nil
+			case fr.leader != mine:
+				p.metrics.collapsed[t.name].Inc()
+				return fr.e, xCollapsed, nil
+			case t.cfg.Store == nil && t.cfg.MemLen <= 0:
+				return fr.e, xBypass, nil
+			}
+			return fr.e, xMiss, nil
+		case <-timer.C:
+			p.waits.leave(k, fc)
+			return store.Entry{}, "", errRenderWait
 		}
-		fr := r.Val.(flightResult)
-		switch {
-		case !fr.rendered:
-			p.metrics.hits[t.name].disk.Inc()
-			return fr.e, xHit, nil
-		case fr.leader != mine:
-			p.metrics.collapsed[t.name].Inc()
-			return fr.e, xCollapsed, nil
-		case t.cfg.Store == nil && t.cfg.MemLen <= 0:
-			return fr.e, xBypass, nil
-		}
-		return fr.e, xMiss, nil
-	case <-timer.C:
-		return store.Entry{}, "", errRenderWait
 	}
 }
 

@@ -33,12 +33,21 @@ func serveCached(t *testing.T, tilePath string, revalidate time.Duration, token 
 // serveTiers starts a proxy whose tiers are all cached on disk, or none.
 func serveTiers(t *testing.T, tilePath string, revalidate time.Duration, token string, cached bool) *cachedProxy {
 	t.Helper()
-	r, err := renderer.New(renderer.Config{TilePath: tilePath, TilePassthrough: true})
+	return serveWith(t, renderer.Config{TilePath: tilePath, TilePassthrough: true}, Config{}, revalidate, token, cached)
+}
+
+// serveWith starts a proxy on a renderer made with rcfg and the proxy
+// settings in cfg (a test logger and SourceCacheLen are filled in), whose
+// tiers are all cached on disk with the given revalidation age, or none.
+func serveWith(t *testing.T, rcfg renderer.Config, cfg Config, revalidate time.Duration, token string, cached bool) *cachedProxy {
+	t.Helper()
+	r, err := renderer.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cp := &cachedProxy{r: r}
-	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SourceCacheLen: 100}
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.SourceCacheLen = 100
 	dir := t.TempDir()
 	for tr := range rules.NumTiers {
 		if !cached {

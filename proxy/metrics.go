@@ -102,6 +102,7 @@ var (
 		"passthrough": prometheus.NewDesc("iiif_tile_passthrough_total", "Tiles served as stored, without decoding.", nil, nil),
 		"failures":    prometheus.NewDesc("iiif_render_failures_total", "Renders that failed in libvips.", nil, nil),
 		"overloaded":  prometheus.NewDesc("iiif_render_overloaded_total", "Renders refused because the queue was full.", nil, nil),
+		"cancelled":   prometheus.NewDesc("iiif_renders_cancelled_total", "Renders stopped because every request waiting for them gave up, or RenderTimeout passed.", nil, nil),
 		"inflight":    prometheus.NewDesc("iiif_renders_in_flight", "Renders running now.", nil, nil),
 		"queued":      prometheus.NewDesc("iiif_renders_queued", "Renders waiting for a worker now.", nil, nil),
 	}
@@ -156,6 +157,7 @@ func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(renderDescs["passthrough"], prometheus.CounterValue, float64(s.Passthrough))
 	ch <- prometheus.MustNewConstMetric(renderDescs["failures"], prometheus.CounterValue, float64(s.Failures))
 	ch <- prometheus.MustNewConstMetric(renderDescs["overloaded"], prometheus.CounterValue, float64(s.Overloaded))
+	ch <- prometheus.MustNewConstMetric(renderDescs["cancelled"], prometheus.CounterValue, float64(s.Cancelled))
 	ch <- prometheus.MustNewConstMetric(renderDescs["inflight"], prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(renderDescs["queued"], prometheus.GaugeValue, float64(s.Queued))
 }

@@ -90,6 +90,7 @@ type Proxy struct {
 	sources  *lru.Cache[string, *renderer.Source]
 	lastDate atomic.Pointer[dateCache]
 	flight   singleflight.Group
+	waits    waiters // requests waiting on each flight
 	metrics  *metrics
 }
 
@@ -337,7 +338,8 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 		}
 		e, how, err = p.fill(t, key, func(context.Context) (store.Entry, error) {
 			body, err := infoJSON(req.Version, svc, src, p.r.Sizes(src), p.r.Limits())
-			return store.Entry{ContentType: "application/json", LastModified: src.ModTime, Body: body}, err
+			return store.Entry{ContentType: "application/json", LastModified: src.ModTime,
+				SourceIdentity: src.Identity.String(), Body: body}, err
 		})
 		if err != nil {
 			p.fail(ctx, err)
@@ -412,7 +414,8 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 				return store.Entry{}, err
 			}
 			p.metrics.render.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
-			return store.Entry{ContentType: img.MIME, LastModified: img.ModTime, Body: img.Body}, nil
+			return store.Entry{ContentType: img.MIME, LastModified: img.ModTime,
+				SourceIdentity: img.Identity.String(), Body: img.Body}, nil
 		})
 		if errors.Is(err, renderer.ErrSourceChanged) {
 			p.purgeID(req.ID)
@@ -439,6 +442,7 @@ func notModified(ctx *fasthttp.RequestCtx) {
 func status(err error) (int, string) {
 	var re *rules.Error
 	var se *renderer.SourceError
+	var tl *renderer.SourceTooLargeError
 	switch {
 	case errors.As(err, &re):
 		return fasthttp.StatusBadRequest, re.Error()
@@ -446,9 +450,15 @@ func status(err error) (int, string) {
 		return fasthttp.StatusNotFound, "no image with that identifier"
 	case errors.As(err, &se):
 		return fasthttp.StatusUnprocessableEntity, fmt.Sprintf("image %q exists but cannot be decoded", se.ID)
+	case errors.As(err, &tl):
+		// 422, not 413 (which is about the request's own body) nor 400 (the
+		// request is well formed and within the output limits): like an
+		// undecodable file, it is this source that the server will not
+		// decode, and the message says how to get an image out of it.
+		return fasthttp.StatusUnprocessableEntity, tl.Error()
 	case errors.Is(err, renderer.ErrOverloaded), errors.Is(err, renderer.ErrSourceChanged):
 		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errRenderWait):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errRenderWait):
 		return fasthttp.StatusServiceUnavailable, "timed out waiting for a render; retry shortly"
 	case errors.Is(err, errMethod):
 		return fasthttp.StatusMethodNotAllowed, err.Error()

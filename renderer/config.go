@@ -32,9 +32,24 @@ type Config struct {
 	// ImageMaxArea, ImageMaxWidth, ImageMaxHeight). Zero fields mean no limit.
 	Limits rules.Limits
 
+	// MaxSourcePixels is the most pixels a render may decode from a source
+	// that cannot be read in pieces (no internal tiles: plain JPEG, PNG,
+	// WebP, GIF, stripped TIFF, single-tile JPEG 2000), counted at the
+	// pyramid level or JPEG shrink-on-load factor the request reads. Such a
+	// decode streams through every pixel whatever the request asks for, so
+	// one request for a small tile of a decompression bomb (a few KB of PNG
+	// declaring 50,000 × 50,000) would hold a worker for minutes. Requests
+	// over it fail before decoding (SourceTooLargeError). Zero means 1
+	// gigapixel (1,073,741,824): about 10 s of libjpeg and 20 s of libpng at
+	// the 50-100 megapixels a second one core decodes, inside the default
+	// RenderTimeout of 60 s, and more than any flat scan a site serves today
+	// (the 236-megapixel sample decodes in about 2.5 s). Negative means no
+	// limit.
+	MaxSourcePixels int64
+
 	// MetaCacheLen is how many sources' headers (size, pyramid levels, tile
 	// size) are kept in memory; each is re-validated against the file's
-	// inode, size and mtime on use. Zero means 4096.
+	// Identity on use. Zero means 4096.
 	MetaCacheLen int
 
 	// OpenCacheLen is how many opened pyramid levels of tiled TIFF and JPEG
@@ -68,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.JPGQuality == 0 {
 		c.JPGQuality = 75
+	}
+	if c.MaxSourcePixels == 0 {
+		c.MaxSourcePixels = 1 << 30
 	}
 	if c.MetaCacheLen == 0 {
 		c.MetaCacheLen = 4096

@@ -22,8 +22,12 @@ static int fail(char **err) {
 }
 
 // open_source builds "path[opts]" so one call works for every loader.
-static VipsImage *open_source(const char *path, int page, int subifd, int shrink, int sequential) {
+// fail_on=error makes truncation and decoder errors fail the load or the
+// render that meets them, instead of libvips' default of filling the missing
+// pixels with black; strict (fail_on=warning) also fails on warnings.
+static VipsImage *open_source(const char *path, int page, int subifd, int shrink, int sequential, int strict) {
 	char opts[160] = "fail_on=error";
+	if (strict) g_strlcpy(opts, "fail_on=warning", sizeof opts);
 	size_t n = strlen(opts);
 	if (page >= 0) n += snprintf(opts + n, sizeof opts - n, ",page=%d", page);
 	if (subifd >= 0) n += snprintf(opts + n, sizeof opts - n, ",subifd=%d", subifd);
@@ -35,9 +39,9 @@ static VipsImage *open_source(const char *path, int page, int subifd, int shrink
 	return im;
 }
 
-VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, char **err) {
+VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, int strict, char **err) {
 	*err = NULL;
-	VipsImage *im = open_source(path, page, subifd, shrink, sequential);
+	VipsImage *im = open_source(path, page, subifd, shrink, sequential, strict);
 	if (im == NULL) fail(err);
 	return im;
 }
@@ -45,7 +49,7 @@ VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int seq
 void iiif_unref(VipsImage *im) { g_object_unref(im); }
 
 int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err) {
-	VipsImage *im = open_source(path, page, subifd, 1, 0);
+	VipsImage *im = open_source(path, page, subifd, 1, 0, 0);
 	if (im == NULL) return fail(err);
 	memset(out, 0, sizeof *out);
 	out->width = vips_image_get_width(im);
@@ -94,7 +98,59 @@ static int to_srgb8(VipsImage *in, VipsImage **t, int *i, VipsImage **out) {
 	return 0;
 }
 
-int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, char **err) {
+struct iiif_kill {
+	GMutex lock;    // protects im and set
+	VipsImage *im;  // the image being evaluated now, referenced; or NULL
+	int set;
+};
+
+iiif_kill *iiif_kill_new(void) {
+	iiif_kill *k = g_new0(iiif_kill, 1);
+	g_mutex_init(&k->lock);
+	return k;
+}
+
+void iiif_kill_set(iiif_kill *k) {
+	g_mutex_lock(&k->lock);
+	k->set = 1;
+	if (k->im) vips_image_set_kill(k->im, TRUE);
+	g_mutex_unlock(&k->lock);
+}
+
+int iiif_kill_isset(iiif_kill *k) {
+	g_mutex_lock(&k->lock);
+	int set = k->set;
+	g_mutex_unlock(&k->lock);
+	return set;
+}
+
+void iiif_kill_free(iiif_kill *k) {
+	if (k == NULL) return;
+	if (k->im) g_object_unref(k->im);
+	g_mutex_clear(&k->lock);
+	g_free(k);
+}
+
+// watch registers im as the image about to be evaluated (NULL: none), so
+// that iiif_kill_set can stop it. It fails when the render is already
+// killed. Only images private to this render are ever registered: the kill
+// flag of a source shared with other renders must never be set.
+static int watch(iiif_kill *k, VipsImage *im) {
+	if (k == NULL) return 0;
+	g_mutex_lock(&k->lock);
+	if (k->im) g_object_unref(k->im);
+	k->im = im;
+	if (im) {
+		g_object_ref(im);
+		if (k->set) vips_image_set_kill(im, TRUE);
+	}
+	int set = k->set;
+	g_mutex_unlock(&k->lock);
+	if (set) vips_error("iiif", "render cancelled");
+	return set ? -1 : 0;
+}
+
+int iiif_render(VipsImage *src, const iiif_job *job, iiif_kill *kill, void **buf, size_t *len, char **err) {
 	*buf = NULL;
 	*len = 0;
 	*err = NULL;
@@ -144,6 +200,10 @@ int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, ch
 	double angle = job->angle;
 	int right = fmod(angle, 90.0) == 0.0;
 	if (job->sequential && angle != 0.0) { // rotations need random access
+		// The copy evaluates the pipeline so far: a private image (the
+		// crop at least; never the shared source, since a sequential
+		// source is single-use anyway).
+		if (watch(kill, cur)) goto out;
 		if (!(t[i] = vips_image_copy_memory(cur))) goto out;
 		cur = t[i++];
 	}
@@ -185,6 +245,11 @@ int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, ch
 		if (bitonal) STEP(vips_relational_const1(cur, &t[i], VIPS_OPERATION_RELATIONAL_MOREEQ, 128, NULL));
 	}
 
+	// Saving evaluates cur. When no step ran, cur is the shared source
+	// itself: wrap it in a private copy so a kill stops this render only.
+	if (cur == src) STEP(vips_copy(cur, &t[i], NULL));
+	if (watch(kill, cur)) goto out;
+
 	switch (job->format) {
 	case IIIF_F_JPG:
 		rc = vips_jpegsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
@@ -212,6 +277,8 @@ int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, ch
 	}
 #undef STEP
 out:
+	watch(kill, NULL);
+	if (kill && iiif_kill_isset(kill)) rc = -1; // a killed evaluation may still "succeed" with holes
 	g_object_unref(scope);
 	if (rc != 0) {
 		g_free(*buf);
@@ -224,13 +291,22 @@ out:
 
 void iiif_free(void *p) { g_free(p); }
 
-void iiif_tune_malloc(void) {
+void iiif_trim(void) { malloc_trim(0); }
+
+int iiif_cache_size(void) { return vips_cache_get_size(); }
+
+void iiif_tune_malloc(int arenas) {
 	// glibc raises its mmap threshold dynamically, so a server that renders
 	// many similar images keeps mapping, faulting in and unmapping the same
 	// sizes of buffer. Fixed thresholds keep those pages in the heap.
 	// MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment win.
 	if (getenv("MALLOC_MMAP_THRESHOLD_") == NULL) mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	if (getenv("MALLOC_TRIM_THRESHOLD_") == NULL) mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	// glibc creates up to 8 arenas per core, one per thread that contends,
+	// and each keeps its own free memory: libvips' worker threads spread a
+	// big render's buffers over many arenas that are then only trimmed at
+	// their top. Fewer arenas bound what is kept. MALLOC_ARENA_MAX wins.
+	if (arenas > 0 && getenv("MALLOC_ARENA_MAX") == NULL) mallopt(M_ARENA_MAX, arenas);
 }
 
 static const char *sample_text =

@@ -43,12 +43,24 @@ typedef struct {
 // subifd a TIFF sub-IFD level (-1 = not used for either); shrink is the JPEG
 // shrink-on-load factor (1 = none). A random-access image may be shared by
 // concurrent renders; a sequential one serves exactly one. Release it with
-// iiif_unref.
-VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, char **err);
+// iiif_unref. strict makes decoder warnings fail the render, as errors do.
+VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, int strict, char **err);
+
+// iiif_kill lets another thread stop a render that is running: iiif_render
+// registers each image it evaluates with it, and iiif_kill_set sets libvips'
+// kill flag on that image (libvips checks it before computing every region,
+// so the evaluation stops within a tile or strip) and makes every later step
+// of the render fail at once. One per render; thread-safe.
+typedef struct iiif_kill iiif_kill;
+iiif_kill *iiif_kill_new(void);
+void iiif_kill_set(iiif_kill *k);
+int iiif_kill_isset(iiif_kill *k);
+void iiif_kill_free(iiif_kill *k);
 
 // iiif_render runs job on src and leaves an encoded image in *buf (free with
-// iiif_free). On failure it returns non-zero and *err holds a message.
-int iiif_render(VipsImage *src, const iiif_job *job, void **buf, size_t *len, char **err);
+// iiif_free). On failure it returns non-zero and *err holds a message. kill
+// may be NULL.
+int iiif_render(VipsImage *src, const iiif_job *job, iiif_kill *kill, void **buf, size_t *len, char **err);
 
 // iiif_unref drops a reference to an image from iiif_open.
 void iiif_unref(VipsImage *im);
@@ -57,8 +69,15 @@ void iiif_unref(VipsImage *im);
 // select a pyramid level as in iiif_job.
 int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err);
 
-// iiif_tune_malloc fixes glibc's mmap and trim thresholds (see shim.c).
-void iiif_tune_malloc(void);
+// iiif_tune_malloc fixes glibc's mmap and trim thresholds and bounds its
+// arenas (see shim.c). arenas <= 0 leaves the arena count alone.
+void iiif_tune_malloc(int arenas);
+
+// iiif_trim gives freed heap memory back to the kernel (malloc_trim).
+void iiif_trim(void);
+
+// iiif_cache_size is the number of operations in libvips' cache.
+int iiif_cache_size(void);
 
 // iiif_free releases memory returned by the functions above.
 void iiif_free(void *p);

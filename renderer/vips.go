@@ -15,6 +15,13 @@
 // encode) runs in one C call (shim.c) because govips can only load a file by
 // reading all of it into memory first.
 //
+// Hostile and heavy inputs: decoders fail on errors (JPEG on warnings too),
+// and an open file that failed once is never reused (see discard); a source
+// with no tiles is not decoded past Config.MaxSourcePixels; a render whose
+// context ends is killed inside libvips (cancel.go); big renders give their
+// memory back to the kernel (memory.go). One Identity (identity.go) says
+// whether a file changed, for every cache here and above.
+//
 // libvips is process-global: call Startup once before New and Shutdown once
 // at exit (cmd/iiif-proxy does both).
 package renderer
@@ -33,10 +40,10 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -68,6 +75,19 @@ func (e *SourceError) Error() string {
 	return fmt.Sprintf("image %q cannot be decoded: %s", e.ID, e.Detail)
 }
 
+// SourceTooLargeError says a render would have to decode more pixels of an
+// untiled source than Config.MaxSourcePixels allows. Nothing was decoded.
+type SourceTooLargeError struct {
+	ID            string
+	Width, Height int   // what the render would decode
+	Max           int64 // Config.MaxSourcePixels
+}
+
+func (e *SourceTooLargeError) Error() string {
+	return fmt.Sprintf("image %q has no tiles or pyramid level to read from: this request would decode all %d×%d pixels of it, more than this server's MaxSourcePixels (%d); ask for a smaller size, or convert it to a tiled pyramidal TIFF",
+		e.ID, e.Width, e.Height, e.Max)
+}
+
 // Options configure libvips itself, once per process.
 type Options struct {
 	// Concurrency is libvips' own worker threads per pipeline. Zero means 1:
@@ -79,6 +99,10 @@ type Options struct {
 	Debug bool
 	// Logger receives libvips' messages. Nil means slog.Default().
 	Logger *slog.Logger
+	// MallocArenas bounds glibc's malloc arenas (M_ARENA_MAX; the
+	// MALLOC_ARENA_MAX environment variable wins). Zero means 2 per CPU;
+	// negative leaves glibc's default of 8 per CPU.
+	MallocArenas int
 }
 
 var started atomic.Bool
@@ -116,7 +140,11 @@ func Startup(o Options) error {
 	if conc <= 0 {
 		conc = 1
 	}
-	C.iiif_tune_malloc()
+	arenas := o.MallocArenas
+	if arenas == 0 {
+		arenas = 2 * runtime.NumCPU()
+	}
+	C.iiif_tune_malloc(C.int(arenas))
 	return vips.Startup(&vips.Config{ConcurrencyLevel: conc, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
 }
 
@@ -147,30 +175,20 @@ type Source struct {
 	// pyramid's levels, then powers of two until the image fits in a tile.
 	ScaleFactors []int
 	// Levels are what the file can be read at, largest first.
-	Levels  []Level
-	ModTime time.Time
-	ident   fileIdent
-	seq     bool // open with sequential access
-}
-
-type fileIdent struct {
-	dev, ino   uint64
-	size, nsec int64
-}
-
-func identOf(fi fs.FileInfo) fileIdent {
-	id := fileIdent{size: fi.Size(), nsec: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		id.dev, id.ino = uint64(st.Dev), st.Ino
-	}
-	return id
+	Levels []Level
+	// ModTime is the file's modification time to whole seconds, for
+	// Last-Modified; Identity, not ModTime, says whether the file changed.
+	ModTime  time.Time
+	Identity Identity
+	seq      bool // open with sequential access
 }
 
 // Image is a rendered image.
 type Image struct {
-	Body    []byte
-	MIME    string
-	ModTime time.Time // the source's modification time
+	Body     []byte
+	MIME     string
+	ModTime  time.Time // the source's modification time
+	Identity Identity  // the identity of the source file rendered
 }
 
 // Stats are the renderer's counters since start.
@@ -178,6 +196,7 @@ type Stats struct {
 	Renders     uint64 // successful renders by libvips
 	Passthrough uint64 // tiles served as stored, without decoding
 	Failures    uint64 // renders that failed in libvips
+	Cancelled   uint64 // renders stopped because their context ended
 	Overloaded  uint64 // renders refused because the queue was full
 	InFlight    int64  // renders running now
 	Queued      int64  // renders waiting for a worker now
@@ -192,8 +211,8 @@ type Vips struct {
 	open_ *lru.Cache[openKey, *openImage] // random-access sources kept open
 	slots chan struct{}                   // one token per running render
 	stats struct {
-		renders, passthrough, failures, overloaded, ns atomic.Uint64
-		inflight, queued                               atomic.Int64
+		renders, passthrough, failures, cancelled, overloaded, ns atomic.Uint64
+		inflight, queued                                          atomic.Int64
 	}
 }
 
@@ -225,18 +244,21 @@ func (v *Vips) Close() error {
 	return v.root.Close()
 }
 
-// openKey names one level of one version of a file: a changed file (new
-// inode, size or mtime) never reuses a handle opened on the old one.
+// openKey names one level of one version of a file: a changed file (see
+// Identity) never reuses a handle opened on the old one.
 type openKey struct {
-	ident        fileIdent
+	ident        Identity
 	page, subifd int
 }
 
 // openImage is a libvips image shared by concurrent renders. refs counts the
 // cache's reference plus one per render using it; the last release unrefs.
 type openImage struct {
-	im   *C.VipsImage
-	refs atomic.Int32
+	im     *C.VipsImage
+	key    openKey
+	cached bool        // in Vips.open_
+	failed atomic.Bool // a render from it failed: never trust it again
+	refs   atomic.Int32
 }
 
 func (o *openImage) release() {
@@ -245,15 +267,15 @@ func (o *openImage) release() {
 	}
 }
 
-// image returns src's level lv opened from f, and the function that gives it
-// back. Tiled and JPEG 2000 sources stay open across renders (re-opening a
-// big pyramidal TIFF costs more than rendering a tile from it); sequential
+// image returns src's level lv opened from f; give it back with release.
+// Tiled and JPEG 2000 sources stay open across renders (re-opening a big
+// pyramidal TIFF costs more than rendering a tile from it); sequential
 // sources are single-use.
-func (v *Vips) image(f *os.File, src *Source, lv Level) (*C.VipsImage, func(), error) {
-	key := openKey{src.ident, lv.page, lv.subifd}
+func (v *Vips) image(f *os.File, src *Source, lv Level) (*openImage, error) {
+	key := openKey{src.Identity, lv.page, lv.subifd}
 	if !src.seq {
 		if o, ok := v.open_.Get(key); ok && o.refs.Add(1) > 1 {
-			return o.im, o.release, nil
+			return o, nil
 		}
 		// refs was 0: evicted meanwhile and already unreffed; open anew.
 	}
@@ -264,19 +286,43 @@ func (v *Vips) image(f *os.File, src *Source, lv Level) (*C.VipsImage, func(), e
 	if src.seq {
 		seq = 1
 	}
-	im := C.iiif_open(cp, C.int(lv.page), C.int(lv.subifd), C.int(lv.shrink), seq, &cerr)
+	// libjpeg reports a corrupt entropy-coded segment only as a warning
+	// ("Corrupt JPEG data: premature end of data segment") and goes on with
+	// garbage pixels; for JPEG sources its warnings therefore fail the
+	// render. Other decoders warn about harmless things (libpng about
+	// iCCP profiles, libtiff about unknown tags), so for them only errors do.
+	strict := C.int(0)
+	if src.Format == "jpegload" {
+		strict = 1
+	}
+	im := C.iiif_open(cp, C.int(lv.page), C.int(lv.subifd), C.int(lv.shrink), seq, strict, &cerr)
 	if im == nil {
 		msg := strings.ReplaceAll(strings.TrimSpace(C.GoString(cerr)), fdPath(f), src.ID)
 		C.iiif_free(unsafe.Pointer(cerr))
-		return nil, nil, &SourceError{ID: src.ID, Detail: msg}
+		return nil, &SourceError{ID: src.ID, Detail: msg}
 	}
-	o := &openImage{im: im}
+	o := &openImage{im: im, key: key, cached: !src.seq}
 	o.refs.Store(1)
-	if !src.seq {
+	if o.cached {
 		o.refs.Add(1) // the cache's reference
 		v.open_.Add(key, o)
 	}
-	return im, o.release, nil
+	return o, nil
+}
+
+// discard marks o as failed and drops it from the open-handle cache. A
+// decoder that reported an error (a truncated or corrupt file) may have left
+// state behind that makes the next read "succeed" with blank pixels (libvips'
+// JPEG 2000 loader does), so a handle that failed once is never reused: the
+// next request opens the file again and sees the error again.
+func (v *Vips) discard(o *openImage) {
+	o.failed.Store(true)
+	if !o.cached {
+		return
+	}
+	if cur, ok := v.open_.Get(o.key); ok && cur == o {
+		v.open_.Remove(o.key)
+	}
 }
 
 // Limits returns the output limits in force.
@@ -288,6 +334,7 @@ func (v *Vips) Stats() Stats {
 		Renders:     v.stats.renders.Load(),
 		Passthrough: v.stats.passthrough.Load(),
 		Failures:    v.stats.failures.Load(),
+		Cancelled:   v.stats.cancelled.Load(),
 		Overloaded:  v.stats.overloaded.Load(),
 		InFlight:    v.stats.inflight.Load(),
 		Queued:      v.stats.queued.Load(),
@@ -340,8 +387,8 @@ func (v *Vips) Info(ctx context.Context, id string) (*Source, error) {
 }
 
 func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*Source, error) {
-	ident := identOf(fi)
-	if s, ok := v.meta.Get(id); ok && s.ident == ident {
+	ident := IdentityOf(fi)
+	if s, ok := v.meta.Get(id); ok && s.Identity == ident {
 		return s, nil
 	}
 	s, err := v.probe(id, f)
@@ -349,7 +396,7 @@ func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*Source, error) 
 		return nil, err
 	}
 	s.ModTime = fi.ModTime().UTC().Truncate(time.Second) // HTTP dates have whole seconds
-	s.ident = ident
+	s.Identity = ident
 	v.meta.Add(id, s)
 	return s, nil
 }
@@ -537,24 +584,27 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 		return Image{}, err
 	}
 	defer f.Close()
-	if identOf(fi) != src.ident {
+	if IdentityOf(fi) != src.Identity {
 		return Image{}, ErrSourceChanged
 	}
 	lv, x, y, w, h := plan(src, res)
 	if body, ok := v.passthrough(f, lv, x, y, w, h, res); ok {
 		v.stats.passthrough.Add(1)
-		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime}, nil
+		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Identity}, nil
+	}
+	if err := v.checkDecode(src, lv); err != nil {
+		return Image{}, err
 	}
 	if err := v.acquire(ctx); err != nil {
 		return Image{}, err
 	}
 	defer v.release()
-	im, done, err := v.image(f, src, lv)
+	o, err := v.image(f, src, lv)
 	if err != nil {
 		v.stats.failures.Add(1)
 		return Image{}, err
 	}
-	defer done()
+	defer o.release()
 	job := C.iiif_job{
 		x: C.int(x), y: C.int(y), w: C.int(w), h: C.int(h),
 		ow: C.int(res.Width), oh: C.int(res.Height),
@@ -571,18 +621,53 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	var n C.size_t
 	var cerr *C.char
 	start := time.Now()
-	rc := C.iiif_render(im, &job, &buf, &n, &cerr)
+	rc, killed := runPipeline(ctx, o.im, &job, &buf, &n, &cerr)
 	v.stats.ns.Add(uint64(time.Since(start)))
+	if int64(n) > bigBytes || int64(w)*int64(h) > bigPixels || int64(res.Width)*int64(res.Height) > bigPixels {
+		releaseSoon()
+	}
 	if rc != 0 {
 		msg := strings.TrimSpace(C.GoString(cerr))
 		C.iiif_free(unsafe.Pointer(cerr))
+		if killed {
+			// Stopped because nobody waits for it any more: the source
+			// is fine, the handle stays usable.
+			v.stats.cancelled.Add(1)
+			if err := ctx.Err(); err != nil {
+				return Image{}, err
+			}
+			return Image{}, context.Canceled
+		}
 		v.stats.failures.Add(1)
+		v.discard(o)
 		return Image{}, &SourceError{ID: src.ID, Detail: msg}
 	}
+	defer C.iiif_free(buf)
+	if o.failed.Load() {
+		// Another render from the same handle failed meanwhile: whatever
+		// this one read may be just as broken, so it is not served.
+		v.stats.failures.Add(1)
+		return Image{}, &SourceError{ID: src.ID, Detail: "a concurrent read of the same file failed"}
+	}
 	body := C.GoBytes(buf, C.int(n))
-	C.iiif_free(buf)
 	v.stats.renders.Add(1)
-	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime}, nil
+	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Identity}, nil
+}
+
+// checkDecode refuses, before anything is decoded, a render that would have
+// to decode more than MaxSourcePixels pixels of a source that cannot be read
+// in pieces: one with no internal tiles (a plain JPEG, PNG, WebP, GIF,
+// stripped TIFF, or a JPEG 2000 made of one tile), read at level lv. Pyramid
+// levels and JPEG shrink-on-load count: a request they serve reads only them.
+func (v *Vips) checkDecode(src *Source, lv Level) error {
+	max := v.cfg.MaxSourcePixels
+	if max <= 0 || src.Tiled {
+		return nil
+	}
+	if px := int64(lv.Width) * int64(lv.Height); px > max {
+		return &SourceTooLargeError{ID: src.ID, Width: lv.Width, Height: lv.Height, Max: max}
+	}
+	return nil
 }
 
 // passthrough serves a request that is exactly one stored JPEG tile of a

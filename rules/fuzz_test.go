@@ -75,8 +75,9 @@ func checkResolve(t *testing.T, r Request, escapedID string, info ImageInfo, lim
 	if res.Width < 1 || res.Height < 1 {
 		t.Fatalf("%+v on %+v: output %dx%d", r, info, res.Width, res.Height)
 	}
-	if !fits(int64(res.Width), int64(res.Height), lim) {
-		t.Fatalf("%+v on %+v: output %dx%d breaks %+v", r, info, res.Width, res.Height, lim)
+	// The limits bound the image sent: the output once rotated.
+	if bw, bh := rotatedBox(int64(res.Width), int64(res.Height), res.Rotation.Degrees); !fits(bw, bh, lim) {
+		t.Fatalf("%+v on %+v: output %dx%d, rotated %dx%d, breaks %+v", r, info, res.Width, res.Height, bw, bh, lim)
 	}
 	if res.Upscaled != (res.Width > g.W || res.Height > g.H) {
 		t.Fatalf("%+v on %+v: Upscaled is %v for %dx%d from %+v", r, info, res.Upscaled, res.Width, res.Height, g)

@@ -28,6 +28,11 @@ import (
 //     limit is an error naming the limit. "max", "^max" and "!w,h" shrink to
 //     fit instead: the spec defines them as "as large as possible" within the
 //     limits.
+//   - The limits bound the image sent, so they apply after rotation: a
+//     rotated output's bounding box (see rotatedBox) must fit them. "max",
+//     "^max" and "!w,h" shrink until it does; an explicit size whose rotated
+//     box breaks a limit is an error naming the size and the rotation. (A
+//     45° turn of a 20480 × 11520 "max" was 15085 × 15085 before this rule.)
 //   - An output with a zero width or height is an error.
 //
 // Every error is an *Error. Resolve does not allocate unless it fails.
@@ -57,21 +62,34 @@ func (r Request) Resolve(info ImageInfo, lim Limits) (Resolved, error) {
 	res.Region = reg
 	res.Full = reg == Rect{0, 0, W, H}
 
-	// Size.
-	res.MaxW, res.MaxH = fitLimits(reg.W, reg.H, lim, false)
-	res.UpMaxW, res.UpMaxH = fitLimits(reg.W, reg.H, lim, true)
+	// Size, within the limits once rotated.
+	d := r.Rotation.Degrees
+	fitDeg := d
+	if !(d >= 0 && d <= 360) { // reported below, after the size's own errors
+		fitDeg = 0
+	}
+	res.MaxW, res.MaxH = fitLimits(reg.W, reg.H, lim, false, fitDeg)
+	res.UpMaxW, res.UpMaxH = fitLimits(reg.W, reg.H, lim, true, fitDeg)
 	if res.Width, res.Height, e = r.resolveSize(res, lim); e != nil {
 		return Resolved{}, e
 	}
 	res.Upscaled = res.Width > reg.W || res.Height > reg.H
 
 	// Rotation.
-	d := r.Rotation.Degrees
 	if !(d >= 0 && d <= 360) { // also catches NaN
 		return Resolved{}, &Error{Segment: "rotation", Value: r.Rotation.String(), Reason: "degrees must be between 0 and 360"}
 	}
 	if d == 360 {
 		res.Rotation.Degrees = 0
+	}
+	if bw, bh := rotatedBox(int64(res.Width), int64(res.Height), res.Rotation.Degrees); !fits(bw, bh, lim) {
+		// An explicit size, or nothing fits at all (a 1×1 output turned
+		// 45° is 2×2): the size must give.
+		reason := overLimit(bw, bh, lim)
+		if res.Rotation.Degrees != 0 {
+			reason = "rotated by " + ftoa(res.Rotation.Degrees) + "°, " + reason
+		}
+		return Resolved{}, &Error{Segment: "size", Value: r.Size.String(), Reason: reason}
 	}
 	if r.Quality > QualityBitonal {
 		return Resolved{}, &Error{Segment: "quality", Value: r.Quality.String(), Reason: `expected "default", "color", "gray" or "bitonal"`}
@@ -256,14 +274,40 @@ func (r Request) resolveSize(res Resolved, lim Limits) (int, int, *Error) {
 	if w > MaxDimension || h > MaxDimension {
 		return bad("the output would be larger than " + itoa(MaxDimension) + " pixels on a side")
 	}
-	if !fits(w, h, lim) {
-		return bad(overLimit(w, h, lim))
-	}
+	// The limits are checked by Resolve, on the output once rotated.
 	return int(w), int(h), nil
 }
 
-// fitLimits returns the size of an rw×rh region scaled to fit lim, keeping
-// its aspect ratio. Without up the region is only ever shrunk: that is "max".
+// rotatedBox is the size of the bounding box of a w×h image rotated by deg
+// degrees: exact for multiples of 90°, otherwise the exact box rounded up.
+// libvips' vips_rotate makes the box rounded to the nearest pixel, so this is
+// never smaller than what it outputs.
+func rotatedBox(w, h int64, deg float64) (int64, int64) {
+	switch deg {
+	case 0, 180, 360:
+		return w, h
+	case 90, 270:
+		return h, w
+	}
+	fw, fh := rotatedExact(float64(w), float64(h), deg)
+	return int64(math.Ceil(fw - 1e-9)), int64(math.Ceil(fh - 1e-9))
+}
+
+// rotatedExact is the exact bounding box of a w×h rectangle rotated by deg.
+func rotatedExact(w, h, deg float64) (float64, float64) {
+	switch deg {
+	case 0, 180, 360:
+		return w, h
+	case 90, 270:
+		return h, w
+	}
+	sin, cos := math.Sincos(deg * math.Pi / 180)
+	sin, cos = math.Abs(sin), math.Abs(cos)
+	return w*cos + h*sin, w*sin + h*cos
+}
+
+// fitLimits returns the size of an rw×rh region scaled to fit lim once
+// rotated by deg degrees, keeping its aspect ratio. Without up the region is only ever shrunk: that is "max".
 // With up it is scaled up or down to the limits: that is 3.0 "^max"; when lim
 // sets no limit at all "^max" has nothing to scale to and is the region.
 //
@@ -273,26 +317,27 @@ func (r Request) resolveSize(res Resolved, lim Limits) (int, int, *Error) {
 // so a "max" bound by the width equals the "{maxWidth}," request. d is the
 // largest value, no more than one above the float estimate of the scale,
 // whose pair satisfies every limit.
-func fitLimits(rw, rh int, lim Limits, up bool) (int, int) {
-	if fits(int64(rw), int64(rh), lim) && (!up || (lim.MaxWidth <= 0 && lim.MaxHeight <= 0 && lim.MaxArea <= 0)) {
+func fitLimits(rw, rh int, lim Limits, up bool, deg float64) (int, int) {
+	if bw, bh := rotatedBox(int64(rw), int64(rh), deg); fits(bw, bh, lim) &&
+		(!up || (lim.MaxWidth <= 0 && lim.MaxHeight <= 0 && lim.MaxArea <= 0)) {
 		return rw, rh
 	}
 	// Make the driver the first coordinate.
 	long, short := rw, rh
-	maxLong, maxShort := lim.MaxWidth, lim.MaxHeight
 	if rh > rw {
 		long, short = rh, rw
-		maxLong, maxShort = lim.MaxHeight, lim.MaxWidth
 	}
+	// The scale of the region that makes its rotated box fit.
+	fw, fh := rotatedExact(float64(rw), float64(rh), deg)
 	s := math.Inf(1)
-	if maxLong > 0 {
-		s = min(s, float64(maxLong)/float64(long))
+	if lim.MaxWidth > 0 {
+		s = min(s, float64(lim.MaxWidth)/fw)
 	}
-	if maxShort > 0 {
-		s = min(s, float64(maxShort)/float64(short))
+	if lim.MaxHeight > 0 {
+		s = min(s, float64(lim.MaxHeight)/fh)
 	}
 	if lim.MaxArea > 0 {
-		s = min(s, math.Sqrt(float64(lim.MaxArea)/(float64(long)*float64(short))))
+		s = min(s, math.Sqrt(float64(lim.MaxArea)/(fw*fh)))
 	}
 	if !up {
 		s = min(s, 1)
@@ -306,14 +351,17 @@ func fitLimits(rw, rh int, lim Limits, up bool) (int, int) {
 	}
 	other := func(d int64) int64 { return max(1, roundDiv(int64(short)*d, int64(long))) }
 	ok := func(d int64) bool {
-		o := other(d)
+		w, h := d, other(d)
 		if rh > rw {
-			return fits(o, d, lim)
+			w, h = h, w
 		}
-		return fits(d, o, lim)
+		bw, bh := rotatedBox(w, h, deg)
+		return fits(bw, bh, lim)
 	}
-	// ok is monotone (false from some d on) and ok(1) holds: every set
-	// limit is >= 1 and other(1) == 1. Binary search the largest d <= hi.
+	// ok is monotone (false from some d on) and, unrotated, ok(1) holds:
+	// every set limit is >= 1 and other(1) == 1. (Rotated, 1×1 can be 2×2:
+	// then nothing fits and Resolve says so.) Binary search the largest
+	// d <= hi.
 	lo := int64(1)
 	if hi > 2 && ok(hi-1) {
 		lo = hi - 1

@@ -326,7 +326,7 @@ func TestFitLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w, h := fitLimits(tt.rw, tt.rh, tt.lim, tt.up)
+			w, h := fitLimits(tt.rw, tt.rh, tt.lim, tt.up, 0)
 			if w != tt.w || h != tt.h {
 				t.Errorf("fitLimits(%d, %d, %+v, %v) = %dx%d, want %dx%d", tt.rw, tt.rh, tt.lim, tt.up, w, h, tt.w, tt.h)
 			}
@@ -359,7 +359,7 @@ func TestFitLimitsProperties(t *testing.T) {
 			lim.MaxArea = int64(dim()) * int64(dim())
 		}
 		up := rng.IntN(2) == 0
-		w, h := fitLimits(rw, rh, lim, up)
+		w, h := fitLimits(rw, rh, lim, up, 0)
 		bad := func(why string) {
 			t.Fatalf("fitLimits(%d, %d, %+v, %v) = %dx%d: %s", rw, rh, lim, up, w, h, why)
 		}

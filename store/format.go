@@ -34,12 +34,12 @@ var (
 	rangeEnd   = []byte{'m'}
 )
 
-// Value format, version 2 (written) and 1 (still read). All integers
+// Value format, version 3 (written), 2 and 1 (still read). All integers
 // little-endian.
 //
 //	off  len  field
-//	  0    8  header checksum: xxhash64 of bytes [8, hlen+ctLen)
-//	  8    1  format version (2; 1 in older values)
+//	  0    8  header checksum: xxhash64 of bytes [8, hlen+ctLen+idLen)
+//	  8    1  format version (3; 2 or 1 in older values)
 //	  9    1  flags (bit 0: LastModified is set)
 //	 10    2  content type length (ctLen)
 //	 12    4  body length
@@ -47,23 +47,29 @@ var (
 //	 24    8  stored-at, Unix nanoseconds
 //	 32    8  last-access bucket, Unix seconds
 //	 40    8  body hash: xxhash64 of the body, the ETag (computed once, at Put)
-//	 48    4  body checksum: CRC32C of the body (version 2 only)
-//	 52    4  zero (version 2 only)
-//	hlen ctLen content type (hlen = 56 in version 2, 48 in version 1)
+//	 48    4  body checksum: CRC32C of the body (versions 2 and 3)
+//	 52    2  source identity length (idLen; version 3; zero in version 2)
+//	 54    2  zero (versions 2 and 3)
+//	hlen ctLen content type (hlen = 56 in versions 2 and 3, 48 in version 1)
+//	  …  idLen source identity (version 3): Entry.SourceIdentity
 //	  …       body
 //
 // The header checksum covers every header field, including the body's
-// checksums, and the body checksum covers the body, so together they check
-// the whole value with a single pass over the body: CRC32C in version 2,
-// hardware-accelerated and twice as fast as xxhash64 here, which version 1
-// used for both the ETag and the check. A value whose length does not match
-// its header (truncated or padded) fails before any checksum is computed.
+// checksums and the source identity, and the body checksum covers the body,
+// so together they check the whole value with a single pass over the body:
+// CRC32C since version 2, hardware-accelerated and twice as fast as xxhash64
+// here, which version 1 used for both the ETag and the check. A value whose
+// length does not match its header (truncated or padded) fails before any
+// checksum is computed. Values of versions 1 and 2 read back with an empty
+// SourceIdentity.
 const (
 	formatV1      = 1
 	formatV2      = 2
+	formatV3      = 3
 	headerLenV1   = 48
-	headerLen     = 56 // of version 2, the format written
+	headerLen     = 56 // of versions 2 and 3
 	maxCTLen      = 1024
+	maxIdentLen   = 1024
 	maxBodyLen    = 1<<32 - 1
 	flagLastMod   = 1 << 0
 	offVersion    = 8
@@ -75,6 +81,7 @@ const (
 	offAccess     = 32
 	offBodyHash   = 40
 	offBodyCRC    = 48
+	offIdentLen   = 52
 	checksumStart = 8
 )
 
@@ -93,31 +100,41 @@ type header struct {
 	storedAt  int64 // Unix nanoseconds
 	access    int64 // Unix seconds
 	bodyHash  uint64
-	bodyCRC   uint32 // version 2
+	bodyCRC   uint32 // versions 2 and 3
+	idLen     int    // version 3
 	headerSum uint64
 }
 
-// valueLen is the encoded length of an entry with this content type and body.
+// valueLen is the encoded length of an entry with this content type and body
+// and no source identity.
 func valueLen(contentType string, body []byte) int {
 	return headerLen + len(contentType) + len(body)
 }
 
-// encodeValue writes the value for h, contentType and body into dst, which
-// must be exactly valueLen(contentType, body) long, in the current format.
-// h.version, h.hlen, h.ctLen, h.bodyLen, h.bodyCRC and h.headerSum are filled
-// from the arguments; h.bodyHash is the caller's.
-func encodeValue(dst []byte, h *header, contentType string, body []byte) {
-	h.version, h.hlen = formatV2, headerLen
-	h.bodyCRC = bodyCRC(body)
-	h.ctLen = len(contentType)
-	h.bodyLen = len(body)
-	copy(dst[headerLen:], contentType)
-	copy(dst[headerLen+h.ctLen:], body)
+// entryLen is the encoded length of e.
+func entryLen(e *Entry) int {
+	return headerLen + len(e.ContentType) + len(e.SourceIdentity) + len(e.Body)
+}
+
+// encodeEntry writes the value for h and e into dst, which must be exactly
+// entryLen(e) long, in the current format. h.version, h.hlen, h.ctLen,
+// h.idLen, h.bodyLen, h.bodyCRC and h.headerSum are filled from e; the other
+// fields are the caller's.
+func encodeEntry(dst []byte, h *header, e *Entry) {
+	h.version, h.hlen = formatV3, headerLen
+	h.bodyCRC = bodyCRC(e.Body)
+	h.ctLen = len(e.ContentType)
+	h.idLen = len(e.SourceIdentity)
+	h.bodyLen = len(e.Body)
+	copy(dst[headerLen:], e.ContentType)
+	copy(dst[headerLen+h.ctLen:], e.SourceIdentity)
+	copy(dst[headerLen+h.ctLen+h.idLen:], e.Body)
 	putHeader(dst, h)
 }
 
 // putHeader writes h into v (an encoded value of h's version whose content
-// type is already in place) and recomputes the header checksum.
+// type and source identity are already in place) and recomputes the header
+// checksum.
 func putHeader(v []byte, h *header) {
 	v[offVersion] = h.version
 	v[offFlags] = h.flags
@@ -127,11 +144,12 @@ func putHeader(v []byte, h *header) {
 	binary.LittleEndian.PutUint64(v[offStoredAt:], uint64(h.storedAt))
 	binary.LittleEndian.PutUint64(v[offAccess:], uint64(h.access))
 	binary.LittleEndian.PutUint64(v[offBodyHash:], h.bodyHash)
-	if h.version == formatV2 {
+	if h.version >= formatV2 {
 		binary.LittleEndian.PutUint32(v[offBodyCRC:], h.bodyCRC)
-		binary.LittleEndian.PutUint32(v[offBodyCRC+4:], 0)
+		binary.LittleEndian.PutUint16(v[offIdentLen:], uint16(h.idLen))
+		binary.LittleEndian.PutUint16(v[offIdentLen+2:], 0)
 	}
-	h.headerSum = xxhash.Sum64(v[checksumStart : h.hlen+h.ctLen])
+	h.headerSum = xxhash.Sum64(v[checksumStart : h.hlen+h.ctLen+h.idLen])
 	binary.LittleEndian.PutUint64(v[0:], h.headerSum)
 }
 
@@ -143,7 +161,7 @@ func parseHeader(v []byte) (header, bool) {
 		return h, false
 	}
 	switch h.version = v[offVersion]; h.version {
-	case formatV2:
+	case formatV2, formatV3:
 		h.hlen = headerLen
 	case formatV1:
 		h.hlen = headerLenV1
@@ -153,14 +171,17 @@ func parseHeader(v []byte) (header, bool) {
 	h.flags = v[offFlags]
 	h.ctLen = int(binary.LittleEndian.Uint16(v[offCTLen:]))
 	h.bodyLen = int(binary.LittleEndian.Uint32(v[offBodyLen:]))
-	if h.ctLen > maxCTLen || len(v) != h.hlen+h.ctLen+h.bodyLen {
+	if h.version == formatV3 {
+		h.idLen = int(binary.LittleEndian.Uint16(v[offIdentLen:]))
+	}
+	if h.ctLen > maxCTLen || h.idLen > maxIdentLen || len(v) != h.hlen+h.ctLen+h.idLen+h.bodyLen {
 		return h, false
 	}
 	h.headerSum = binary.LittleEndian.Uint64(v[0:])
-	if xxhash.Sum64(v[checksumStart:h.hlen+h.ctLen]) != h.headerSum {
+	if xxhash.Sum64(v[checksumStart:h.hlen+h.ctLen+h.idLen]) != h.headerSum {
 		return h, false
 	}
-	if h.version == formatV2 {
+	if h.version >= formatV2 {
 		h.bodyCRC = binary.LittleEndian.Uint32(v[offBodyCRC:])
 	}
 	h.lastMod = int64(binary.LittleEndian.Uint64(v[offLastMod:]))
@@ -184,7 +205,15 @@ func decodeValue(v []byte) (header, bool) {
 }
 
 // body returns the body part of a value with header h, aliasing v.
-func body(v []byte, h *header) []byte { return v[h.hlen+h.ctLen:] }
+func body(v []byte, h *header) []byte { return v[h.hlen+h.ctLen+h.idLen:] }
+
+// sourceIdentity returns the source identity of a value with header h.
+func sourceIdentity(v []byte, h *header) string {
+	if h.idLen == 0 {
+		return ""
+	}
+	return string(v[h.hlen+h.ctLen : h.hlen+h.ctLen+h.idLen])
+}
 
 // contentType returns the content type of a value with header h, interning
 // the common ones so that a hit does not allocate for them.
@@ -239,10 +268,11 @@ func toEntry(v []byte, h *header, dst []byte) (Entry, []byte) {
 	start := len(dst)
 	dst = append(dst, body(v, h)...)
 	e := Entry{
-		ContentType: contentType(v, h),
-		StoredAt:    time.Unix(0, h.storedAt).UTC(),
-		ETag:        etag(h.bodyHash),
-		Body:        dst[start:len(dst):len(dst)],
+		ContentType:    contentType(v, h),
+		SourceIdentity: sourceIdentity(v, h),
+		StoredAt:       time.Unix(0, h.storedAt).UTC(),
+		ETag:           etag(h.bodyHash),
+		Body:           dst[start:len(dst):len(dst)],
 	}
 	if h.flags&flagLastMod != 0 {
 		e.LastModified = time.Unix(h.lastMod, 0).UTC()

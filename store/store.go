@@ -13,7 +13,7 @@
 //
 //   - A value is a checksummed header (format version, content type, source
 //     Last-Modified, stored-at, last-access bucket, body length, body hash)
-//     followed by the body; see format.go. Get verifies both checksums on
+//     followed by the source identity and the body; see format.go. Get verifies both checksums on
 //     every read; a value that fails is deleted, counted in Stats.Corrupt and
 //     reported as a miss, never served.
 //   - Beside each entry ("e"+key) the access index ("a"+bucket+key) orders
@@ -220,6 +220,11 @@ type Entry struct {
 	// LastModified is the source image's modification time, kept to whole
 	// seconds. The zero time round-trips as the zero time.
 	LastModified time.Time
+	// SourceIdentity identifies the version of the source the entry was
+	// made from (renderer.Identity's String), so that revalidation can tell
+	// a replaced file from an unchanged one. Opaque to the store; at most
+	// 1024 bytes. Entries stored before format version 3 read back with "".
+	SourceIdentity string
 	// StoredAt is when Put stored the entry (or Refresh revalidated it); set
 	// by the Tier, ignored on Put.
 	StoredAt time.Time
@@ -740,10 +745,10 @@ func (t *engine) flushIfDirty() {
 // may reuse its buffer once it is done with the returned Entry, whose Body is
 // e.Body itself.
 func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
-	if len(e.ContentType) > maxCTLen || int64(len(e.Body)) > maxBodyLen {
+	if len(e.ContentType) > maxCTLen || len(e.SourceIdentity) > maxIdentLen || int64(len(e.Body)) > maxBodyLen {
 		return Entry{}, ErrTooLarge
 	}
-	size := int64(len(key) + valueLen(e.ContentType, e.Body))
+	size := int64(len(key) + entryLen(&e))
 	if t.cfg.MaxBytes > 0 && size > t.cfg.MaxBytes {
 		return Entry{}, ErrTooLarge
 	}
@@ -759,10 +764,11 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	now := seconds(nowT)
 	h := header{storedAt: nowT.UnixNano(), access: now, bodyHash: xxhash.Sum64(e.Body)}
 	stored = Entry{
-		ContentType: e.ContentType,
-		StoredAt:    time.Unix(0, h.storedAt).UTC(),
-		ETag:        etag(h.bodyHash),
-		Body:        e.Body,
+		ContentType:    e.ContentType,
+		SourceIdentity: e.SourceIdentity,
+		StoredAt:       time.Unix(0, h.storedAt).UTC(),
+		ETag:           etag(h.bodyHash),
+		Body:           e.Body,
 	}
 	if !e.LastModified.IsZero() {
 		h.flags |= flagLastMod
@@ -777,9 +783,9 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	defer putKeyBuf(kb)
 	kb.b = appendEntryKey(kb.b, key)
 	ek := kb.b
-	op := b.SetDeferred(len(ek), valueLen(e.ContentType, e.Body))
+	op := b.SetDeferred(len(ek), entryLen(&e))
 	copy(op.Key, ek)
-	encodeValue(op.Value, &h, e.ContentType, e.Body)
+	encodeEntry(op.Value, &h, &e)
 	if err := op.Finish(); err != nil {
 		return Entry{}, t.pebbleErr("put", err)
 	}

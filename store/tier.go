@@ -109,6 +109,7 @@ const (
 	spaceBytes     = 4 << 20                // and after this many bytes written
 	retryMin       = 250 * time.Millisecond // first re-open attempt after a fault
 	retryMax       = 5 * time.Second        // backoff cap
+	stableAfter    = 30 * time.Second       // a database that fails sooner than this after opening keeps the backoff growing
 	closeTimeout   = 10 * time.Second       // a close that takes longer is abandoned
 	shedEvery      = 3 * time.Second        // at most one eviction round for space this often
 	logEvery       = time.Minute            // rate limit of fault log lines, per kind
@@ -564,7 +565,16 @@ func (t *Tier) supervise() {
 	retry := retryMin
 	tick := time.NewTicker(spaceEvery)
 	defer tick.Stop()
-	var lastShed time.Time
+	var lastShed, openedAt time.Time
+	wait := func() bool { // false when the tier is closing
+		select {
+		case <-t.done:
+			return false
+		case <-time.After(retry):
+		}
+		retry = min(retry*2, retryMax)
+		return true
+	}
 	for {
 		e := t.eng.Load()
 		if e == nil {
@@ -574,15 +584,12 @@ func (t *Tier) supervise() {
 				first = false
 			}
 			if err != nil {
-				select {
-				case <-t.done:
+				if !wait() {
 					return
-				case <-time.After(retry):
 				}
-				retry = min(retry*2, retryMax)
 				continue
 			}
-			retry = retryMin
+			openedAt = time.Now()
 			continue
 		}
 		select {
@@ -594,6 +601,16 @@ func (t *Tier) supervise() {
 		}
 		if e.hooks.failed() {
 			t.retire(e, "")
+			// A fault the probe cannot see (say EIO on sstables only)
+			// fails a fresh database again at once: back off as for a
+			// failed open rather than re-open twice a second forever.
+			if time.Since(openedAt) < stableAfter {
+				if !wait() {
+					return
+				}
+			} else {
+				retry = retryMin
+			}
 			continue
 		}
 		t.checkSpace()

@@ -34,8 +34,13 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	if err := renderer.Startup(renderer.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
 		return nil, err
 	}
+	maxSource := cfg.MaxSourcePixels
+	if maxSource == 0 {
+		maxSource = -1 // the renderer's "no limit"; its zero is its default
+	}
 	r, err := renderer.New(renderer.Config{
 		TilePath:        cfg.TilePath,
+		MaxSourcePixels: maxSource,
 		Concurrency:     cfg.RenderConcurrency,
 		QueueLen:        cfg.RenderQueueLen,
 		JPGQuality:      cfg.JPGQuality,

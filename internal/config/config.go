@@ -59,6 +59,13 @@ type Config struct {
 	ImageMaxWidth int
 	// ImageMaxHeight is the tallest response (RAIS). Default 20480; 0 = no limit.
 	ImageMaxHeight int
+	// MaxSourcePixels is the most pixels a render may decode from a source
+	// with no tiles (plain JPEG, PNG, WebP, GIF, stripped TIFF, one-tile
+	// JPEG 2000), counted at the pyramid level or JPEG shrink it reads;
+	// such a decode goes through every pixel whatever the request. Requests
+	// over it get 422 before anything is decoded. Default 1073741824 (1
+	// gigapixel); 0 means no limit.
+	MaxSourcePixels int64
 
 	// RenderConcurrency is how many renders run at once. Default 0 = one per core.
 	RenderConcurrency int
@@ -136,6 +143,7 @@ func Default() Config {
 		ImageMaxArea:    104857600,
 		ImageMaxWidth:   20480,
 		ImageMaxHeight:  20480,
+		MaxSourcePixels: 1 << 30,
 		RenderTimeout:   Duration(60 * time.Second),
 		VipsConcurrency: 1,
 		UntiledTileSize: 1024,
@@ -422,7 +430,7 @@ var flagNames = map[string]string{
 	"Address": "address", "AdminAddress": "admin-address", "LogLevel": "log-level", "TilePath": "tile-path",
 	"IIIFWebPath": "iiif-web-path", "IIIFBaseURL": "iiif-base-url", "InfoCacheLen": "iiif-info-cache-size",
 	"TileCacheLen": "tile-cache-size", "JPGQuality": "jpg-quality", "ImageMaxArea": "image-max-area",
-	"ImageMaxWidth": "image-max-width", "ImageMaxHeight": "image-max-height",
+	"ImageMaxWidth": "image-max-width", "ImageMaxHeight": "image-max-height", "MaxSourcePixels": "max-source-pixels",
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
 	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough",
@@ -536,6 +544,7 @@ func (c *Config) validate() []error {
 	}
 	for name, n := range map[string]int64{"InfoCacheLen": int64(c.InfoCacheLen), "TileCacheLen": int64(c.TileCacheLen),
 		"ImageMaxArea": c.ImageMaxArea, "ImageMaxWidth": int64(c.ImageMaxWidth), "ImageMaxHeight": int64(c.ImageMaxHeight),
+		"MaxSourcePixels":   c.MaxSourcePixels,
 		"RenderConcurrency": int64(c.RenderConcurrency), "VipsConcurrency": int64(c.VipsConcurrency)} {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d must be >= 0", name, n))
