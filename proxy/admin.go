@@ -112,28 +112,56 @@ func (p *Proxy) purgeTier(t *tier) {
 	p.log.Info("purged tier", "tier", t.name)
 }
 
-// TierStats are one tier's counters.
+// TierStats are one tier's counters. Every request that reaches a tier
+// counts once in MemoryHits, DiskHits, Misses or Collapsed, so HitRatio is
+// (MemoryHits+DiskHits) / all four. The store's own counters (Store) count
+// its Gets, which a miss makes twice (the lookup and the flight's second
+// look): read hit ratios here, not there.
 type TierStats struct {
-	Cached       bool         `json:"cached"`
-	Memory       int          `json:"memoryEntries"`
-	Faults       uint64       `json:"faults"`
-	Store        *store.Stats `json:"store,omitempty"`
-	CacheControl string       `json:"cacheControl"`
-	Revalidate   string       `json:"revalidate"`
+	Cached        bool         `json:"cached"`
+	Memory        int          `json:"memoryEntries"`
+	MemoryHits    uint64       `json:"memoryHits"`
+	DiskHits      uint64       `json:"diskHits"`
+	Misses        uint64       `json:"misses"`
+	Collapsed     uint64       `json:"collapsed"`
+	HitRatio      float64      `json:"hitRatio"`
+	TooLarge      uint64       `json:"tooLarge"`
+	Faults        uint64       `json:"faults"`
+	Store         *store.Stats `json:"store,omitempty"`
+	CacheControl  string       `json:"cacheControl"`
+	Revalidate    string       `json:"revalidate"`
+	MaxEntryBytes int64        `json:"maxEntryBytes"`
+}
+
+// InFlightStats describe the response bytes being written to clients.
+type InFlightStats struct {
+	Bytes     int64  `json:"bytes"`
+	Responses int64  `json:"responses"`
+	Limit     int64  `json:"limit"`
+	Refused   uint64 `json:"refused"`
 }
 
 // Stats are the proxy's counters, as /stats serves them.
 type Stats struct {
 	Tiers    map[string]TierStats `json:"tiers"`
+	InFlight InFlightStats        `json:"inFlight"`
 	Renderer *renderer.Stats      `json:"renderer,omitempty"`
 }
 
 // Stats returns a snapshot of the proxy's counters.
 func (p *Proxy) Stats() Stats {
-	s := Stats{Tiers: map[string]TierStats{}}
+	s := Stats{Tiers: map[string]TierStats{}, InFlight: InFlightStats{Bytes: p.budget.used.Load(),
+		Responses: p.budget.inFlight.Load(), Limit: p.budget.limit.Load(), Refused: p.budget.refused.Load()}}
 	for _, t := range p.tiers {
+		live := t.conf()
+		m := p.metrics
 		ts := TierStats{Cached: t.cfg.Store != nil || t.cfg.MemLen > 0, Memory: t.mem.Len(), Faults: t.faults.Load(),
-			CacheControl: t.cfg.CacheControl, Revalidate: t.cfg.Revalidate.String()}
+			MemoryHits: value(m.hits[t.name].mem), DiskHits: value(m.hits[t.name].disk),
+			Misses: value(m.misses[t.name]), Collapsed: value(m.collapsed[t.name]), TooLarge: value(m.tooLarge[t.name]),
+			CacheControl: live.CacheControl, Revalidate: live.Revalidate.String(), MaxEntryBytes: live.MaxEntryBytes}
+		if all := ts.MemoryHits + ts.DiskHits + ts.Misses + ts.Collapsed; all > 0 {
+			ts.HitRatio = float64(ts.MemoryHits+ts.DiskHits) / float64(all)
+		}
 		if t.cfg.Store != nil {
 			st := t.cfg.Store.Stats()
 			ts.Store = &st

@@ -43,6 +43,10 @@ type TierConfig struct {
 	Revalidate time.Duration
 	// CacheControl is sent with the tier's responses. Empty means none.
 	CacheControl string
+	// MaxEntryBytes is the largest response the tier stores, on disk and in
+	// memory; larger ones are served but not stored (and counted). Zero
+	// means no bound beyond the store's own budget.
+	MaxEntryBytes int64
 }
 
 // How a response was produced, as X-Cache says.
@@ -57,7 +61,8 @@ const (
 // tier is a cache tier at run time.
 type tier struct {
 	name   string
-	cfg    TierConfig
+	cfg    TierConfig                 // Store and MemLen; the rest is read from live
+	live   atomic.Pointer[TierConfig] // the settings SIGHUP may change
 	mem    *lru.Cache[string, memEntry]
 	faults atomic.Uint64
 	logged atomic.Int64 // unix seconds of the last fault logged, to rate-limit
@@ -140,6 +145,9 @@ func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string)
 	} else if t.cfg.Store != nil {
 		var err error
 		buf := ctx.Response.SwapBody(nil)
+		if buf == nil {
+			buf = getBodyBuf() // send hands the last one to the socket
+		}
 		e, buf, err = t.cfg.Store.GetAppend(key, buf[:0])
 		ctx.Response.SwapBody(buf)
 		switch {
@@ -159,7 +167,7 @@ func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string)
 	if !ok {
 		return e, "", missing
 	}
-	if t.cfg.Revalidate > 0 && time.Since(e.StoredAt) > t.cfg.Revalidate {
+	if rv := t.conf().Revalidate; rv > 0 && time.Since(e.StoredAt) > rv {
 		src, err := p.r.Info(context.Background(), id)
 		if err != nil || !src.ModTime.Equal(e.LastModified) {
 			// Changed, gone or unreadable: every derivative is suspect.
@@ -207,7 +215,7 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 			}
 		}
 		p.metrics.misses[t.name].Inc()
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.RenderTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeouts.Load().render)
 		defer cancel()
 		e, err := render(ctx)
 		if err != nil {
@@ -215,6 +223,10 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 		}
 		e.StoredAt = time.Now()
 		e.ETag = etag(e.Body)
+		if max := t.conf().MaxEntryBytes; max > 0 && int64(len(e.Body)) > max {
+			p.metrics.tooLarge[t.name].Inc()
+			return flightResult{e, mine, true}, nil // served, not stored
+		}
 		if t.cfg.Store != nil {
 			if stored, err := t.cfg.Store.Put(key, e); err != nil {
 				p.fault(t, "put", err)
@@ -225,7 +237,7 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 		t.mem.Add(string(key), memEntry{e, time.Now()})
 		return flightResult{e, mine, true}, nil
 	})
-	timer := time.NewTimer(p.cfg.RenderWait)
+	timer := time.NewTimer(p.timeouts.Load().wait)
 	defer timer.Stop()
 	select {
 	case r := <-ch:
@@ -296,8 +308,8 @@ func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how strin
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrETag, s2b(e.ETag))
 	h.SetCanonical(hdrLastModified, p.httpDate(e.LastModified))
-	if t.cfg.CacheControl != "" {
-		h.SetCanonical(hdrCacheControl, s2b(t.cfg.CacheControl))
+	if cc := t.conf().CacheControl; cc != "" {
+		h.SetCanonical(hdrCacheControl, s2b(cc))
 	}
 	h.SetCanonical(hdrXCache, s2b(how))
 	h.SetCanonical(hdrXCacheTier, s2b(t.name))
@@ -307,7 +319,16 @@ func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how strin
 		return
 	}
 	h.SetContentTypeBytes(s2b(e.ContentType))
-	if e.Body != nil {
-		ctx.Response.SetBodyRaw(e.Body)
+	body, pooled := e.Body, false
+	if body == nil {
+		body, pooled = ctx.Response.SwapBody(nil), true // a disk hit, read into the response
 	}
+	if !p.budget.acquire(int64(len(body))) {
+		if pooled {
+			putBodyBuf(body)
+		}
+		p.fail(ctx, errBusy)
+		return
+	}
+	ctx.Response.SetBodyStream(&bodyReader{b: body, budget: &p.budget, pooled: pooled}, len(body))
 }

@@ -63,6 +63,15 @@ type Config struct {
 	// client gets 503 while the render goes on and is cached. Zero means 30s.
 	RenderWait time.Duration
 
+	// MaxInFlightBytes bounds the bytes of response bodies being written
+	// at once, so slow readers cannot pin more memory than this; a response
+	// that would go over it gets 503 with Retry-After. Zero means no bound.
+	MaxInFlightBytes int64
+
+	// WriteTimeout bounds how long writing one response may take; a client
+	// that reads slower is cut off and its bytes released. Zero means 2m.
+	WriteTimeout time.Duration
+
 	// Tiers configures each cache tier, indexed by rules.Tier. A zero
 	// TierConfig is an uncached tier.
 	Tiers [rules.NumTiers]TierConfig
@@ -91,6 +100,8 @@ type Proxy struct {
 	lastDate atomic.Pointer[dateCache]
 	flight   singleflight.Group
 	metrics  *metrics
+	budget   budget                   // response bytes in flight
+	timeouts atomic.Pointer[timeouts] // RenderTimeout and RenderWait, live
 }
 
 // New returns a Proxy.
@@ -112,6 +123,9 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	if cfg.RenderWait == 0 {
 		cfg.RenderWait = 30 * time.Second
 	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 2 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -119,9 +133,13 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 		sources: lru.New[string, *renderer.Source](cfg.SourceCacheLen)}
 	for i, name := range tierNames() {
 		tc := cfg.Tiers[i]
-		p.tiers = append(p.tiers, &tier{name: name, cfg: tc, mem: lru.New[string, memEntry](tc.MemLen)})
+		t := &tier{name: name, cfg: tc, mem: lru.New[string, memEntry](tc.MemLen)}
+		t.live.Store(&tc)
+		p.tiers = append(p.tiers, t)
 	}
-	p.metrics = newMetrics(p.tiers, r)
+	p.budget.limit.Store(cfg.MaxInFlightBytes)
+	p.timeouts.Store(&timeouts{render: cfg.RenderTimeout, wait: cfg.RenderWait})
+	p.metrics = newMetrics(p.tiers, r, &p.budget)
 	return p, nil
 }
 
@@ -131,7 +149,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 		Handler:                       p.Handle,
 		Name:                          "iiif-proxy",
 		ReadTimeout:                   30 * time.Second,
-		WriteTimeout:                  2 * time.Minute,
+		WriteTimeout:                  p.cfg.WriteTimeout,
 		IdleTimeout:                   2 * time.Minute,
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
@@ -396,8 +414,8 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 		// A client that has the current version needs no render.
 		if len(ctx.Request.Header.Peek("If-None-Match")) == 0 && !ctx.IfModifiedSince(src.ModTime) {
 			h.SetCanonical(hdrLastModified, p.httpDate(src.ModTime))
-			if t.cfg.CacheControl != "" {
-				h.SetCanonical(hdrCacheControl, s2b(t.cfg.CacheControl))
+			if cc := t.conf().CacheControl; cc != "" {
+				h.SetCanonical(hdrCacheControl, s2b(cc))
 			}
 			notModified(ctx)
 			return true
@@ -447,6 +465,8 @@ func status(err error) (int, string) {
 	case errors.As(err, &se):
 		return fasthttp.StatusUnprocessableEntity, fmt.Sprintf("image %q exists but cannot be decoded", se.ID)
 	case errors.Is(err, renderer.ErrOverloaded), errors.Is(err, renderer.ErrSourceChanged):
+		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
+	case errors.Is(err, errBusy):
 		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errRenderWait):
 		return fasthttp.StatusServiceUnavailable, "timed out waiting for a render; retry shortly"

@@ -49,11 +49,13 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: log, render: r}
 	pcfg := proxy.Config{
-		WebPath:        cfg.IIIFWebPath,
-		BaseURL:        cfg.IIIFBaseURL,
-		RenderTimeout:  cfg.RenderTimeout.Std(),
-		RenderWait:     cfg.RenderWait.Std(),
-		SourceCacheLen: cfg.InfoCacheLen,
+		WebPath:          cfg.IIIFWebPath,
+		BaseURL:          cfg.IIIFBaseURL,
+		RenderTimeout:    cfg.RenderTimeout.Std(),
+		RenderWait:       cfg.RenderWait.Std(),
+		SourceCacheLen:   cfg.InfoCacheLen,
+		MaxInFlightBytes: int64(cfg.MaxInFlightBytes),
+		WriteTimeout:     cfg.WriteTimeout.Std(),
 		Classifier: rules.Classifier{
 			TileMaxSize: cfg.Tiers.Tile.MaxSize, TileFormats: formats(cfg.Tiers.Tile.Formats),
 			ThumbnailMaxSize: cfg.Tiers.Thumbnail.MaxSize, ThumbnailFormats: formats(cfg.Tiers.Thumbnail.Formats),
@@ -62,7 +64,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	for t, tc := range map[rules.Tier]config.Tier{rules.TierTile: cfg.Tiers.Tile, rules.TierThumbnail: cfg.Tiers.Thumbnail,
 		rules.TierInfo: cfg.Tiers.Info, rules.TierOther: cfg.Tiers.Other} {
-		pt := proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl}
+		pt := proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl, MaxEntryBytes: int64(tc.MaxEntryBytes)}
 		if !tc.Enabled {
 			pcfg.Tiers[t] = pt
 			continue

@@ -86,6 +86,18 @@ type Config struct {
 	// render of the same key (a collapsed miss) before it gets 503.
 	// Default "30s".
 	RenderWait Duration
+	// MaxInFlightBytes bounds the bytes of response bodies being written to
+	// clients at once ("512MB"). A body stays in memory until its client
+	// has read it, so without a bound slow readers of large images pin
+	// gigabytes; a response that would go over it gets 503 with
+	// Retry-After. Default "512MB": room for two of the largest responses
+	// the default image limits allow (a 100-megapixel PNG is about 180 MB)
+	// beside thousands of tiles, and a quarter of a 2 GB machine. "0"
+	// means no bound.
+	MaxInFlightBytes ByteSize
+	// WriteTimeout bounds how long writing one response may take; a client
+	// that reads slower is cut off and its bytes released. Default "2m".
+	WriteTimeout Duration
 	// Tiers configures each cache tier.
 	Tiers Tiers
 }
@@ -110,6 +122,10 @@ type Tier struct {
 	Revalidate Duration
 	// CacheControl is the Cache-Control header of this tier's responses.
 	CacheControl string
+	// MaxEntryBytes is the largest response the tier stores ("64MB");
+	// larger ones are served but not stored, and counted. Defaults: tile
+	// 4MB, thumbnail 16MB, info 1MB, other 64MB. "0" means no bound.
+	MaxEntryBytes ByteSize
 	// MaxSize (tile and thumbnail only) is the largest output, in pixels on
 	// each side, that still belongs to the tier.
 	MaxSize int
@@ -121,33 +137,35 @@ type Tier struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Address:         ":12415",
-		AdminAddress:    "127.0.0.1:12416",
-		LogLevel:        "INFO",
-		IIIFWebPath:     "/iiif",
-		InfoCacheLen:    10000,
-		TileCacheLen:    1000,
-		JPGQuality:      75,
-		ImageMaxArea:    104857600,
-		ImageMaxWidth:   20480,
-		ImageMaxHeight:  20480,
-		RenderTimeout:   Duration(60 * time.Second),
-		VipsConcurrency: 1,
-		UntiledTileSize: 1024,
-		TilePassthrough: true,
-		CacheDir:        "cache",
-		RenderWait:      Duration(30 * time.Second),
+		Address:          ":12415",
+		AdminAddress:     "127.0.0.1:12416",
+		LogLevel:         "INFO",
+		IIIFWebPath:      "/iiif",
+		InfoCacheLen:     10000,
+		TileCacheLen:     1000,
+		JPGQuality:       75,
+		ImageMaxArea:     104857600,
+		ImageMaxWidth:    20480,
+		ImageMaxHeight:   20480,
+		RenderTimeout:    Duration(60 * time.Second),
+		VipsConcurrency:  1,
+		UntiledTileSize:  1024,
+		TilePassthrough:  true,
+		CacheDir:         "cache",
+		RenderWait:       Duration(30 * time.Second),
+		MaxInFlightBytes: 512 << 20,
+		WriteTimeout:     Duration(2 * time.Minute),
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
-				MaxSize: 1024, Formats: []string{"jpg"}},
+				MaxEntryBytes: 4 << 20, MaxSize: 1024, Formats: []string{"jpg"}},
 			Thumbnail: Tier{Enabled: true, MaxBytes: 5 << 30, Retention: Duration(8760 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=604800",
-				MaxSize: 1000, Formats: []string{"jpg", "png", "webp"}},
+				MaxEntryBytes: 16 << 20, MaxSize: 1000, Formats: []string{"jpg", "png", "webp"}},
 			Info: Tier{Enabled: true, MaxBytes: 1 << 30, Retention: Duration(8760 * time.Hour),
-				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600"},
+				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 1 << 20},
 			Other: Tier{Enabled: true, MaxBytes: 2 << 30, Retention: Duration(168 * time.Hour),
-				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600"},
+				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 64 << 20},
 		},
 	}
 }
@@ -516,6 +534,12 @@ func (c *Config) validate() []error {
 	if c.RenderWait <= 0 {
 		errs = append(errs, errors.New("RenderWait: must be > 0"))
 	}
+	if c.MaxInFlightBytes < 0 {
+		errs = append(errs, errors.New("MaxInFlightBytes: must be >= 0"))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("WriteTimeout: must be > 0"))
+	}
 	if c.AdminToken == "" && c.AdminAddress != "" && !loopback(c.AdminAddress) {
 		errs = append(errs, fmt.Errorf("AdminToken: required because AdminAddress %q is not a loopback address", c.AdminAddress))
 	}
@@ -523,6 +547,9 @@ func (c *Config) validate() []error {
 		key := "Tiers." + name + "."
 		if t.MaxBytes < 0 {
 			errs = append(errs, fmt.Errorf("%sMaxBytes: must be >= 0", key))
+		}
+		if t.MaxEntryBytes < 0 {
+			errs = append(errs, fmt.Errorf("%sMaxEntryBytes: must be >= 0", key))
 		}
 		if (name == "Tile" || name == "Thumbnail") && (t.MaxSize < 1 || t.MaxSize > 100000) {
 			errs = append(errs, fmt.Errorf("%sMaxSize: %d must be between 1 and 100000", key, t.MaxSize))
