@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -25,11 +24,13 @@ import (
 //	DELETE /cache                purge everything
 //
 // POST is accepted wherever DELETE is. With a token configured, every
-// request needs "Authorization: Bearer {token}".
+// request needs "Authorization: Bearer {token}" (see auth.go).
 
 // AdminServer returns a fasthttp server for the admin endpoints; token ""
 // means no authentication (the caller keeps that to loopback listeners).
+// SetAdminToken changes the token while it serves.
 func (p *Proxy) AdminServer(token string) *fasthttp.Server {
+	p.SetAdminToken(token)
 	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
 	return &fasthttp.Server{
 		Name:                 "iiif-proxy-admin",
@@ -39,9 +40,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 		CloseOnShutdown:      true,
 		Logger:               slogPrinter{p.log},
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			if token != "" && !bearer(ctx, token) {
-				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="iiif-proxy admin"`)
-				adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+			if !p.authorize(ctx) {
 				return
 			}
 			path := string(ctx.Path())
@@ -82,10 +81,9 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	}
 }
 
-func bearer(ctx *fasthttp.RequestCtx, token string) bool {
-	got, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
-}
+// SetAdminToken sets the bearer token the admin endpoints require; ""
+// means none.
+func (p *Proxy) SetAdminToken(token string) { p.adminToken.Store(&token) }
 
 func adminJSON(ctx *fasthttp.RequestCtx, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")

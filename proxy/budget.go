@@ -51,16 +51,28 @@ func (b *budget) release(n int64) {
 
 // bodyReader is a response body counted against a budget: fasthttp copies it
 // to the connection with WriteTo and then calls Close, which releases its
-// bytes (once) and hands a pooled buffer back.
+// bytes. fasthttp closes a body stream once (it forgets the stream as it
+// closes it), so readers are pooled; spare carries a disk hit's buffer back
+// to the next disk hit, so the steady state allocates nothing.
 type bodyReader struct {
 	b      []byte
 	off    int
 	budget *budget
-	pooled bool // b came from bodyBufs and goes back to it
-	closed atomic.Bool
+	pooled bool   // b is a disk hit's buffer, to reuse
+	spare  []byte // a buffer for getBodyBuf
 }
 
 var _ io.WriterTo = (*bodyReader)(nil)
+
+var bodyReaders = sync.Pool{New: func() any { return new(bodyReader) }}
+
+// newBodyReader returns a reader of b that holds len(b) bytes of budget
+// until it is closed.
+func newBodyReader(b []byte, bud *budget, pooled bool) *bodyReader {
+	r := bodyReaders.Get().(*bodyReader)
+	r.b, r.off, r.budget, r.pooled = b, 0, bud, pooled
+	return r
+}
 
 func (r *bodyReader) Read(p []byte) (int, error) {
 	if r.off >= len(r.b) {
@@ -78,37 +90,27 @@ func (r *bodyReader) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// Close releases the body's bytes; fasthttp may call it more than once.
+// Close releases the body's bytes and recycles the reader.
 func (r *bodyReader) Close() error {
-	if r.closed.Swap(true) {
-		return nil
-	}
 	r.budget.release(int64(len(r.b)))
-	if r.pooled {
-		putBodyBuf(r.b)
+	if r.pooled && r.spare == nil && cap(r.b) <= maxPooledBody {
+		r.spare = r.b[:0]
 	}
-	r.b = nil
+	r.b, r.budget = nil, nil
+	bodyReaders.Put(r)
 	return nil
 }
 
-// bodyBufs hold disk hits between the store and the socket. Buffers above
-// maxPooledBody are left to the GC, so one huge response does not stay
-// pinned in the pool.
-var bodyBufs sync.Pool
-
+// maxPooledBody is the largest disk-hit buffer kept for reuse: one huge
+// response must not stay pinned in the pool.
 const maxPooledBody = 1 << 20
 
+// getBodyBuf returns a buffer for a disk hit, empty but with capacity when
+// a closed reader left one.
 func getBodyBuf() []byte {
-	if b, ok := bodyBufs.Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return nil
-}
-
-func putBodyBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooledBody {
-		return
-	}
-	b = b[:0]
-	bodyBufs.Put(&b)
+	r := bodyReaders.Get().(*bodyReader)
+	b := r.spare
+	r.spare = nil
+	bodyReaders.Put(r)
+	return b
 }

@@ -98,14 +98,14 @@ func cacheKey(id string, res rules.Resolved) []byte {
 	return res.AppendKey(k)
 }
 
-func infoKey(id string, v rules.Version, serviceURL string) []byte {
-	k := make([]byte, 0, len(id)+len(serviceURL)+16)
+// infoKey is "ID\x00info.json 3": one entry per image and version, never
+// per Host (see Proxy.info).
+func infoKey(id string, v rules.Version) []byte {
+	k := make([]byte, 0, len(id)+16)
 	k = append(k, id...)
 	k = append(k, 0)
 	k = append(k, "info.json "...)
-	k = append(k, v.String()...)
-	k = append(k, ' ')
-	return append(k, serviceURL...)
+	return append(k, v.String()...)
 }
 
 // etag is a strong validator for body.
@@ -324,11 +324,8 @@ func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how strin
 		body, pooled = ctx.Response.SwapBody(nil), true // a disk hit, read into the response
 	}
 	if !p.budget.acquire(int64(len(body))) {
-		if pooled {
-			putBodyBuf(body)
-		}
 		p.fail(ctx, errBusy)
 		return
 	}
-	ctx.Response.SetBodyStream(&bodyReader{b: body, budget: &p.budget, pooled: pooled}, len(body))
+	ctx.Response.SetBodyStream(newBodyReader(body, &p.budget, pooled), len(body))
 }

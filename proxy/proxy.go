@@ -84,6 +84,10 @@ type Config struct {
 	// (RAIS's InfoCacheLen). Zero means none.
 	SourceCacheLen int
 
+	// Signer protects identifiers under its prefixes with signed URLs.
+	// Nil means no image is protected.
+	Signer *Signer
+
 	// Logger receives request logs; the level follows the status. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -102,6 +106,10 @@ type Proxy struct {
 	metrics  *metrics
 	budget   budget                   // response bytes in flight
 	timeouts atomic.Pointer[timeouts] // RenderTimeout and RenderWait, live
+	signer   atomic.Pointer[Signer]   // live: keys rotate on SIGHUP
+	// adminToken is the admin bearer token, live; authFails limits failures.
+	adminToken atomic.Pointer[string]
+	authFails  *failLimiter
 }
 
 // New returns a Proxy.
@@ -138,6 +146,9 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 		p.tiers = append(p.tiers, t)
 	}
 	p.budget.limit.Store(cfg.MaxInFlightBytes)
+	p.signer.Store(cfg.Signer)
+	p.SetAdminToken("")
+	p.authFails = newFailLimiter()
 	p.timeouts.Store(&timeouts{render: cfg.RenderTimeout, wait: cfg.RenderWait})
 	p.metrics = newMetrics(p.tiers, r, &p.budget)
 	return p, nil
@@ -261,6 +272,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rest, ok := bytes.CutPrefix(path, p.prefix)
+	var sig []byte
+	if ok {
+		sig, rest = cutSignature(rest)
+	}
 	var v rules.Version
 	switch {
 	case ok && bytes.HasPrefix(rest, []byte("/3/")):
@@ -277,6 +292,16 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req.ID = strings.Clone(req.ID) // it aliased the request buffer
+	// A protected image is refused before anything looks at its file.
+	if s := p.signer.Load(); s.Protected(req.ID) {
+		if err := s.Check(req.ID, b2s(sig), time.Now()); err != nil {
+			p.fail(ctx, err)
+			return
+		}
+	}
+	if len(sig) > 0 {
+		ctx.SetUserValue(sigKey, string(sig)) // ids and links carry it on
+	}
 	switch req.Kind {
 	case rules.KindBase:
 		ctx.Response.Header.Set("Location", p.serviceURL(ctx, v, req.ID)+"/info.json")
@@ -288,12 +313,30 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// serviceURL is the image service's base URI: {scheme://host}{WebPath}/{3|2}/{escaped id}.
+// sigKey is the user value holding a request's signature segment.
+const sigKey = "iiif-proxy.sig"
+
+// serviceURL is the image service's base URI:
+// {scheme://host}{WebPath}[/signed/{signature}]/{3|2}/{escaped id}.
 func (p *Proxy) serviceURL(ctx *fasthttp.RequestCtx, v rules.Version, id string) string {
 	return string(p.appendServiceURL(make([]byte, 0, 96+len(id)), ctx, v, id))
 }
 
 func (p *Proxy) appendServiceURL(b []byte, ctx *fasthttp.RequestCtx, v rules.Version, id string) []byte {
+	b = p.appendBase(b, ctx)
+	if v == rules.V2 {
+		b = append(b, "/2/"...)
+	} else {
+		b = append(b, "/3/"...)
+	}
+	return rules.AppendEscapedID(b, id)
+}
+
+// appendBase appends what precedes the version in the request's URLs:
+// {scheme://host}{WebPath}[/signed/{signature}]. Everything in it comes from
+// the request (Host, X-Forwarded-Proto, the signature), which is why cached
+// info.json documents leave it out and have it spliced in per request.
+func (p *Proxy) appendBase(b []byte, ctx *fasthttp.RequestCtx) []byte {
 	if p.cfg.BaseURL != "" {
 		b = append(b, p.cfg.BaseURL...)
 	} else {
@@ -305,12 +348,11 @@ func (p *Proxy) appendServiceURL(b []byte, ctx *fasthttp.RequestCtx, v rules.Ver
 		b = append(b, safeHost(ctx.Host())...)
 	}
 	b = append(b, p.cfg.WebPath...)
-	if v == rules.V2 {
-		b = append(b, "/2/"...)
-	} else {
-		b = append(b, "/3/"...)
+	if sig, ok := ctx.UserValue(sigKey).(string); ok {
+		b = append(b, signedSegment...)
+		b = append(b, sig...)
 	}
-	return rules.AppendEscapedID(b, id)
+	return b
 }
 
 // safeHost returns host if it is a plausible host[:port], else "localhost":
@@ -342,10 +384,14 @@ func (p *Proxy) source(id string) (*renderer.Source, error) {
 
 // info serves info.json. Its cache key needs no description of the source,
 // so a hit touches neither the file nor libvips; only a miss describes it.
+//
+// The document is cached once per image and version, whatever the request's
+// Host: its id is stored without the base (scheme, host, WebPath,
+// signature), behind a mark, and the base is spliced in per request. Keying
+// the cache by Host let forged Host headers fill it, one entry each.
 func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 	t := p.tiers[rules.TierInfo]
-	svc := p.serviceURL(ctx, req.Version, req.ID)
-	key := infoKey(req.ID, req.Version, svc)
+	key := infoKey(req.ID, req.Version)
 	e, how, l := p.cached(ctx, t, key, req.ID)
 	if l != found {
 		src, err := p.source(req.ID)
@@ -354,7 +400,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 			return
 		}
 		e, how, err = p.fill(t, key, func(context.Context) (store.Entry, error) {
-			body, err := infoJSON(req.Version, svc, src, p.r.Sizes(src), p.r.Limits())
+			body, err := infoJSON(req.Version, infoIDMark+relativeID(req.Version, req.ID), src, p.r.Sizes(src), p.r.Limits())
 			return store.Entry{ContentType: "application/json", LastModified: src.ModTime, Body: body}, err
 		})
 		if err != nil {
@@ -362,6 +408,12 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 			return
 		}
 	}
+	raw := e.Body
+	if raw == nil {
+		raw = ctx.Response.Body() // a disk hit
+	}
+	e.Body = p.spliceBase(make([]byte, 0, len(raw)+128), raw, ctx)
+	e.ETag = etag(e.Body) // the bytes differ by base, so must their tag
 	h := &ctx.Response.Header
 	h.Set("Vary", "Accept")
 	ctxURL := context3
@@ -466,6 +518,8 @@ func status(err error) (int, string) {
 		return fasthttp.StatusUnprocessableEntity, fmt.Sprintf("image %q exists but cannot be decoded", se.ID)
 	case errors.Is(err, renderer.ErrOverloaded), errors.Is(err, renderer.ErrSourceChanged):
 		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
+	case errors.Is(err, errUnsigned), errors.Is(err, errExpired), errors.Is(err, errSignature):
+		return fasthttp.StatusForbidden, err.Error()
 	case errors.Is(err, errBusy):
 		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errRenderWait):
@@ -519,11 +573,21 @@ func (p *Proxy) logRequest(ctx *fasthttp.RequestCtx, start time.Time) {
 		slog.String("method", string(ctx.Method())),
 		slog.String("path", string(ctx.URI().PathOriginal())),
 		slog.Int("status", code),
-		slog.Int("bytes", len(ctx.Response.Body())),
+		slog.Int("bytes", bodyLen(&ctx.Response)),
 		slog.Duration("took", time.Since(start)),
 	}
 	if err, ok := ctx.UserValue(errKey).(error); ok {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	p.log.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+// bodyLen is the response body's length. Body() would drain a body stream
+// (and release its budget before it is written), so streams answer by their
+// Content-Length.
+func bodyLen(r *fasthttp.Response) int {
+	if r.IsBodyStream() {
+		return r.Header.ContentLength()
+	}
+	return len(r.Body())
 }
