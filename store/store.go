@@ -242,7 +242,8 @@ type Tier struct {
 	errs                        atomic.Uint64
 	writes                      atomic.Uint64 // batches committed; for tests
 	unsynced                    atomic.Bool   // a NoSync batch was committed since the last WAL sync
-	touchSecs, retentionSecs    int64
+	touchSecs                   int64
+	retentionSecs, maxBytes     atomic.Int64  // cfg.Retention and cfg.MaxBytes; SetLimits changes them live
 	kick                        chan struct{} // wakes the sweeper; capacity 1
 	done                        chan struct{} // closed by Close
 	sweeperDone                 chan struct{} // closed when the sweeper exits
@@ -262,14 +263,15 @@ func Open(cfg Config) (*Tier, error) {
 		return nil, fmt.Errorf("store: create %s: %w", cfg.Dir, err)
 	}
 	t := &Tier{
-		cfg:           cfg,
-		log:           cfg.Logger.With("dir", cfg.Dir),
-		touchSecs:     ceilSeconds(cfg.TouchEvery),
-		retentionSecs: ceilSeconds(cfg.Retention),
-		kick:          make(chan struct{}, 1),
-		done:          make(chan struct{}),
-		sweeperDone:   make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger.With("dir", cfg.Dir),
+		touchSecs:   ceilSeconds(cfg.TouchEvery),
+		kick:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		sweeperDone: make(chan struct{}),
 	}
+	t.retentionSecs.Store(ceilSeconds(cfg.Retention))
+	t.maxBytes.Store(cfg.MaxBytes)
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := openPebble(cfg.Dir, pebbleOptions(&t.cfg, cache, &t.failed))
@@ -500,7 +502,8 @@ func (t *Tier) tryDrop(key []byte, why dropReason) {
 // isExpired reports whether an entry last read at bucket access is past
 // Retention at now.
 func (t *Tier) isExpired(access, now int64) bool {
-	return t.retentionSecs > 0 && access < now-t.retentionSecs
+	r := t.retentionSecs.Load()
+	return r > 0 && access < now-r
 }
 
 // Touch marks the entry read now, rewriting its header and index key unless
@@ -645,7 +648,7 @@ func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, ErrTooLarge
 	}
 	size := int64(len(key) + valueLen(e.ContentType, e.Body))
-	if t.cfg.MaxBytes > 0 && size > t.cfg.MaxBytes {
+	if max := t.maxBytes.Load(); max > 0 && size > max {
 		return Entry{}, ErrTooLarge
 	}
 	if err := t.enter(); err != nil {
@@ -720,7 +723,7 @@ func (t *Tier) Put(key []byte, e Entry) (stored Entry, err error) {
 	}
 	t.puts.Add(1)
 	t.entries.Add(delta.entries)
-	if n := t.bytes.Add(delta.bytes); t.cfg.MaxBytes > 0 && n > t.cfg.MaxBytes {
+	if n, max := t.bytes.Add(delta.bytes), t.maxBytes.Load(); max > 0 && n > max {
 		t.wakeSweeper()
 	}
 	return stored, nil

@@ -81,7 +81,12 @@ type Config struct {
 	CacheDir string
 	// AdminToken is the bearer token the admin endpoints require. Required
 	// when AdminAddress is not a loopback address; "" on loopback means none.
+	// Prefer AdminTokenFile or RAIS_ADMINTOKEN: a flag shows in ps.
 	AdminToken string
+	// AdminTokenFile is a file holding AdminToken (surrounding white space
+	// trimmed), so the token shows neither in ps nor in this file. Default
+	// "": none. Setting both is an error.
+	AdminTokenFile string
 	// RenderWait bounds how long a request waits for another request's
 	// render of the same key (a collapsed miss) before it gets 503.
 	// Default "30s".
@@ -98,6 +103,19 @@ type Config struct {
 	// WriteTimeout bounds how long writing one response may take; a client
 	// that reads slower is cut off and its bytes released. Default "2m".
 	WriteTimeout Duration
+	// SignedPrefixes are identifier prefixes whose images are served only
+	// to signed URLs ({IIIFWebPath}/signed/{expiry}.{mac}/3/{identifier}/…,
+	// made by `iiif-proxy sign`); others get 403. "" protects every
+	// image. Default none.
+	SignedPrefixes []string
+	// SigningKeys are the HMAC-SHA256 keys of signed URLs, at least 32
+	// bytes each: the first signs, every one verifies, so a new key can be
+	// put first while URLs signed with the old one still work. Prefer
+	// SigningKeyFile or RAIS_SIGNINGKEYS. Default none.
+	SigningKeys []string
+	// SigningKeyFile is a file of signing keys, one a line (blank lines and
+	// lines starting with # skipped), used instead of SigningKeys. Default "".
+	SigningKeyFile string
 	// Tiers configures each cache tier.
 	Tiers Tiers
 }
@@ -263,6 +281,7 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 	if err := applyFlags(&cfg, args); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, cfg.readSecrets()...)
 	errs = append(errs, cfg.validate()...)
 	return cfg, warnings, errors.Join(errs...)
 }
@@ -486,6 +505,45 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// readSecrets reads AdminTokenFile and SigningKeyFile into AdminToken and
+// SigningKeys. It runs on every Load, so SIGHUP picks up a rotated file.
+func (c *Config) readSecrets() []error {
+	var errs []error
+	if c.AdminTokenFile != "" {
+		b, err := os.ReadFile(c.AdminTokenFile)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("AdminTokenFile: %w", err))
+		case c.AdminToken != "":
+			errs = append(errs, errors.New("AdminTokenFile: AdminToken is set too; use one"))
+		case strings.TrimSpace(string(b)) == "":
+			errs = append(errs, fmt.Errorf("AdminTokenFile: %s is empty", c.AdminTokenFile))
+		default:
+			c.AdminToken = strings.TrimSpace(string(b))
+		}
+	}
+	if c.SigningKeyFile != "" {
+		b, err := os.ReadFile(c.SigningKeyFile)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("SigningKeyFile: %w", err))
+		case len(c.SigningKeys) > 0:
+			errs = append(errs, errors.New("SigningKeyFile: SigningKeys is set too; use one"))
+		default:
+			for line := range strings.Lines(string(b)) {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					c.SigningKeys = append(c.SigningKeys, line)
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
+// its full strength with keys of its output size or more.
+const MinSigningKeyLen = 32
+
 func (c *Config) validate() []error {
 	var errs []error
 	c.LogLevel = strings.ToUpper(c.LogLevel)
@@ -542,6 +600,14 @@ func (c *Config) validate() []error {
 	}
 	if c.AdminToken == "" && c.AdminAddress != "" && !loopback(c.AdminAddress) {
 		errs = append(errs, fmt.Errorf("AdminToken: required because AdminAddress %q is not a loopback address", c.AdminAddress))
+	}
+	if len(c.SignedPrefixes) > 0 && len(c.SigningKeys) == 0 {
+		errs = append(errs, errors.New("SignedPrefixes: needs signing keys (SigningKeyFile, RAIS_SIGNINGKEYS or SigningKeys)"))
+	}
+	for i, k := range c.SigningKeys {
+		if len(k) < MinSigningKeyLen {
+			errs = append(errs, fmt.Errorf("SigningKeys: key %d has %d bytes; use at least %d (e.g. `openssl rand -hex 32`)", i+1, len(k), MinSigningKeyLen))
+		}
 	}
 	for name, t := range map[string]Tier{"Tile": c.Tiers.Tile, "Thumbnail": c.Tiers.Thumbnail, "Info": c.Tiers.Info, "Other": c.Tiers.Other} {
 		key := "Tiers." + name + "."

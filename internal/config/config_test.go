@@ -165,3 +165,53 @@ func TestByteSize(t *testing.T) {
 		t.Errorf("MarshalText = %s", s)
 	}
 }
+
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	k1, k2 := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	tok := file("token", "  s3cret\n")
+	keys := file("keys", "# newest first\n"+k2+"\n\n"+k1+"\n")
+	short := file("short", "tooshort\n")
+	empty := file("empty", "\n")
+	base := "TilePath = \"" + dir + "\"\n"
+	for _, tc := range []struct {
+		name, toml string
+		env        []string
+		wantErr    string // "" means success
+		token      string
+		keys       []string
+	}{
+		{"token file", base + "AdminTokenFile = \"" + tok + "\"\n", nil, "", "s3cret", nil},
+		{"token from env", base, []string{"RAIS_ADMINTOKEN=envtok"}, "", "envtok", nil},
+		{"token file and token", base + "AdminTokenFile = \"" + tok + "\"\nAdminToken = \"x\"\n", nil, "use one", "", nil},
+		{"empty token file", base + "AdminTokenFile = \"" + empty + "\"\n", nil, "is empty", "", nil},
+		{"missing token file", base + "AdminTokenFile = \"" + dir + "/nope\"\n", nil, "AdminTokenFile", "", nil},
+		{"key file, newest first", base + "SignedPrefixes = [\"private/\"]\nSigningKeyFile = \"" + keys + "\"\n", nil, "", "", []string{k2, k1}},
+		{"keys from env", base + "SignedPrefixes = [\"private/\"]\n", []string{"RAIS_SIGNINGKEYS=" + k1 + "," + k2}, "", "", []string{k1, k2}},
+		{"prefixes without keys", base + "SignedPrefixes = [\"private/\"]\n", nil, "needs signing keys", "", nil},
+		{"short key", base + "SigningKeyFile = \"" + short + "\"\n", nil, "at least 32", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Load(write(t, tc.toml), tc.env, nil)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AdminToken != tc.token || !reflect.DeepEqual(cfg.SigningKeys, tc.keys) {
+				t.Errorf("token %q keys %q, want %q %q", cfg.AdminToken, cfg.SigningKeys, tc.token, tc.keys)
+			}
+		})
+	}
+}
