@@ -129,6 +129,13 @@ type TierStats struct {
 	CacheControl  string       `json:"cacheControl"`
 	Revalidate    string       `json:"revalidate"`
 	MaxEntryBytes int64        `json:"maxEntryBytes"`
+	MaxBytes      int64        `json:"maxBytes"`            // the store's budget in force
+	Retention     string       `json:"retention,omitempty"` // the store's retention in force
+}
+
+// limitsReader is a store that reports its budget and retention in force.
+type limitsReader interface {
+	Limits() (maxBytes int64, retention time.Duration)
 }
 
 // InFlightStats describe the response bytes being written to clients.
@@ -163,6 +170,10 @@ func (p *Proxy) Stats() Stats {
 		if t.cfg.Store != nil {
 			st := t.cfg.Store.Stats()
 			ts.Store = &st
+			if l, ok := t.cfg.Store.(limitsReader); ok {
+				max, ret := l.Limits()
+				ts.MaxBytes, ts.Retention = max, ret.String()
+			}
 		}
 		s.Tiers[t.name] = ts
 	}

@@ -50,3 +50,10 @@ func (p *Proxy) Reload(cfg Config) (applied []string) {
 	}
 	return applied
 }
+
+// SetSigner replaces the signer of protected images (keys rotate on
+// SIGHUP); nil protects nothing.
+func (p *Proxy) SetSigner(s *Signer) { p.signer.Store(s) }
+
+// PurgeTier drops every entry of tier t, in memory and on disk.
+func (p *Proxy) PurgeTier(t rules.Tier) { p.purgeTier(p.tiers[t]) }

@@ -6,9 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
 // Protected images. Identifiers under a configured prefix are served only to
@@ -143,4 +146,43 @@ func cutPrefix(b []byte, p string) ([]byte, bool) {
 		return b[len(p):], true
 	}
 	return b, false
+}
+
+// SignURL inserts a signature segment valid until exp into target, a path
+// or URL under webPath (IIIFWebPath), and returns it with the image's
+// identifier: /iiif/3/x/info.json → /iiif/signed/{expiry}.{mac}/3/x/info.json.
+func (s *Signer) SignURL(webPath, target string, exp time.Time) (signed, id string, err error) {
+	origin, path := "", target
+	if u, err := url.Parse(target); err == nil && u.Host != "" {
+		origin = u.Scheme + "://" + u.Host
+		path = u.EscapedPath()
+	}
+	webPath = strings.TrimRight(webPath, "/")
+	rest, ok := strings.CutPrefix(path, webPath)
+	if !ok {
+		return "", "", fmt.Errorf("%q is not under IIIFWebPath %q", path, webPath)
+	}
+	if after, ok := strings.CutPrefix(rest, signedSegment); ok { // re-signing a signed URL
+		if i := strings.IndexByte(after, '/'); i >= 0 {
+			rest = after[i:]
+		}
+	}
+	var v rules.Version
+	switch {
+	case strings.HasPrefix(rest, "/3/"):
+		v = rules.V3
+	case strings.HasPrefix(rest, "/2/"):
+		v = rules.V2
+	default:
+		return "", "", fmt.Errorf("%q: expected %s/3/{identifier}/… or %s/2/{identifier}/…", path, webPath, webPath)
+	}
+	req, err := rules.Parse(v, rest[3:])
+	if err != nil {
+		return "", "", err
+	}
+	seg, err := s.Sign(req.ID, exp)
+	if err != nil {
+		return "", "", err
+	}
+	return origin + webPath + signedSegment + seg + rest, req.ID, nil
 }

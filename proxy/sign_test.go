@@ -147,3 +147,28 @@ func TestForgedHostsShareOneInfoEntry(t *testing.T) {
 		t.Errorf("misses %d hits %d+%d, want 1 and %d", st.Misses, st.MemoryHits, st.DiskHits, n-1)
 	}
 }
+
+func TestSignURL(t *testing.T) {
+	s := mustSigner(t, keyNew)
+	exp := time.Unix(1767225600, 0)
+	seg, _ := s.Sign("sub dir/img.png", exp)
+	for _, tc := range []struct{ in, want, err string }{
+		{"/iiif/3/sub%20dir%2Fimg.png/info.json", "/iiif/signed/" + seg + "/3/sub%20dir%2Fimg.png/info.json", ""},
+		{"/iiif/2/sub%20dir%2Fimg.png/full/max/0/default.jpg", "/iiif/signed/" + seg + "/2/sub%20dir%2Fimg.png/full/max/0/default.jpg", ""},
+		{"https://img.example.org/iiif/3/sub%20dir%2Fimg.png", "https://img.example.org/iiif/signed/" + seg + "/3/sub%20dir%2Fimg.png", ""},
+		{"/iiif/signed/1.abc/3/sub%20dir%2Fimg.png/info.json", "/iiif/signed/" + seg + "/3/sub%20dir%2Fimg.png/info.json", ""},
+		{"/other/3/x/info.json", "", "not under IIIFWebPath"},
+		{"/iiif/4/x/info.json", "", "expected"},
+	} {
+		got, _, err := s.SignURL("/iiif", tc.in, exp)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.in, got, err, tc.want)
+		}
+	}
+}

@@ -61,8 +61,14 @@ type child struct {
 
 func start(t *testing.T, env ...string) *child {
 	t.Helper()
+	return startConfig(t, "/dev/null", env...)
+}
+
+// startConfig starts iiif-proxy with a configuration file.
+func startConfig(t *testing.T, file string, env ...string) *child {
+	t.Helper()
 	c := &child{addr: freePort(t), lines: make(chan string, 1024)}
-	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", c.addr, "-admin-address", freePort(t))
+	c.cmd = exec.Command(binary, "-config", file, "-address", c.addr, "-admin-address", freePort(t))
 	c.cmd.Env = append(append(os.Environ(), "RAIS_CACHEDIR="+t.TempDir()), env...)
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {

@@ -215,3 +215,38 @@ func TestSecretsFromFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestDiffNamesChangedKeysAndWhichAreLive(t *testing.T) {
+	a := Default()
+	b := a
+	b.LogLevel = "DEBUG"
+	b.Tiers.Tile.MaxBytes = 1 << 30
+	b.Tiers.Other.Formats = []string{"png"}
+	b.Address = ":1"
+	b.SigningKeys = []string{"k"}
+	got := Diff(a, b)
+	want := []string{"Address", "LogLevel", "SigningKeys", "Tiers.Tile.MaxBytes", "Tiers.Other.Formats"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Diff = %v, want %v", got, want)
+	}
+	live := map[string]bool{}
+	for _, k := range got {
+		live[k] = Live(k)
+	}
+	if !reflect.DeepEqual(live, map[string]bool{"Address": false, "LogLevel": true, "SigningKeys": true,
+		"Tiers.Tile.MaxBytes": true, "Tiers.Other.Formats": false}) {
+		t.Errorf("Live: %v", live)
+	}
+}
+
+func TestCopyLiveKeepsRestartKeys(t *testing.T) {
+	run, next := Default(), Default()
+	next.Address, next.LogLevel, next.Tiers.Info.Revalidate, next.Tiers.Tile.Enabled = ":9", "WARN", Duration(time.Minute), false
+	CopyLive(&run, next)
+	if run.Address != ":12415" || run.Tiers.Tile.Enabled != true {
+		t.Errorf("restart keys changed: %q %v", run.Address, run.Tiers.Tile.Enabled)
+	}
+	if run.LogLevel != "WARN" || run.Tiers.Info.Revalidate != Duration(time.Minute) {
+		t.Errorf("live keys not copied: %q %v", run.LogLevel, run.Tiers.Info.Revalidate)
+	}
+}
