@@ -17,6 +17,13 @@ import (
 // body stream after writing it, after a failed write and when it resets the
 // response of a closed connection. A response that would take the budget
 // over its limit gets a fast 503 with Retry-After instead.
+//
+// An image request reserves its bytes before it reads the cache or starts a
+// render, at an upper estimate (3 bytes a pixel, twice that for an arbitrary
+// rotation's larger canvas), and trims the reservation to the body's real
+// size once it has it. Otherwise a crowd of requests for a 177 MB PNG would
+// each read it from disk (or render it) only to be refused, and the
+// refused copies alone would take gigabytes.
 
 var errBusy = errors.New("too many response bytes in flight to slow clients")
 
@@ -42,6 +49,39 @@ func (b *budget) acquire(n int64) bool {
 			return true
 		}
 	}
+}
+
+// resize changes a reservation of from bytes to to bytes. When the larger
+// size does not fit, it releases the reservation whole and reports false.
+func (b *budget) resize(from, to int64) bool {
+	limit := b.limit.Load()
+	for {
+		used := b.used.Load()
+		if to > from && limit > 0 && used+to-from > limit {
+			b.refused.Add(1)
+			b.release(from)
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+to-from) {
+			return true
+		}
+	}
+}
+
+// estimate is the most bytes res's response is expected to take: the
+// output's pixels at 3 bytes each (RGB, as uncompressed TIFF would take;
+// PNG rarely does worse), doubled for an arbitrary rotation, capped at
+// the limit so that a large request waits for a free budget rather than
+// being refused outright.
+func (b *budget) estimate(w, h int, rotated bool) int64 {
+	n := int64(w) * int64(h) * 3
+	if rotated {
+		n *= 2
+	}
+	if limit := b.limit.Load(); limit > 0 && n > limit {
+		n = limit
+	}
+	return n + 1024 // headers and format overhead of tiny images
 }
 
 func (b *budget) release(n int64) {

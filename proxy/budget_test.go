@@ -75,19 +75,31 @@ func TestSlowReadersStayInsideTheInFlightBudget(t *testing.T) {
 	if first.status != http.StatusOK || n < 8<<20 {
 		t.Fatalf("want a 200 larger than the socket buffers, got %d with %d bytes", first.status, n)
 	}
-	cp.p.budget.limit.Store(2*n + n/2) // room for two such responses, not three
+	// A request reserves its estimate (3 bytes a pixel) until it has its
+	// body, then holds the body's size: room for one held body and one
+	// reservation, so two slow readers get in, and a third does not.
+	est := cp.p.budget.estimate(3200, 2400, false)
+	cp.p.budget.limit.Store(n + est + n/2)
 
 	var slow []net.Conn
-	for range 2 {
+	for i := range int64(2) { // one after the other: each reserves the estimate until it has its body
 		slow = append(slow, slowGet(t, big))
+		waitUntil(t, "a slow reader's body in flight", func() bool {
+			s := cp.p.Stats().InFlight
+			return s.Responses == i+1 && s.Bytes == (i+1)*n
+		})
 	}
-	waitUntil(t, "two responses in flight", func() bool { return cp.p.Stats().InFlight.Responses == 2 })
 	if got := cp.p.Stats().InFlight.Bytes; got != 2*n {
 		t.Fatalf("in-flight bytes %d, want %d", got, 2*n)
 	}
 
-	// A third large response does not fit: a fast 503 with Retry-After.
+	// A third large response does not fit: a fast 503 with Retry-After,
+	// before the cache is read or anything rendered.
+	hits, renders := cp.p.Stats().Tiers["other"].DiskHits, cp.renders()
 	r := get(t, big)
+	if got := cp.p.Stats().Tiers["other"].DiskHits; got != hits || cp.renders() != renders {
+		t.Errorf("a refused request read the cache (%d → %d hits) or rendered (%d → %d)", hits, got, renders, cp.renders())
+	}
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 		t.Fatalf("over the budget: got %d Retry-After %q, want 503 with Retry-After", r.status, r.header.Get("Retry-After"))
 	}
@@ -95,8 +107,12 @@ func TestSlowReadersStayInsideTheInFlightBudget(t *testing.T) {
 	if r := get(t, cp.base+"scan.tif/0,0,256,256/256,/0/default.jpg"); r.status != http.StatusOK {
 		t.Fatalf("small response beside the slow readers: %d", r.status)
 	}
-	if s := cp.p.Stats().InFlight; s.Refused != 1 {
-		t.Fatalf("refused %d, want 1", s.Refused)
+	// A big render is refused before it starts, not after.
+	if r := get(t, cp.base+"scan.tif/full/max/0/default.tif"); r.status != http.StatusServiceUnavailable || cp.renders() != renders+1 {
+		t.Fatalf("a big render beside the slow readers: %d, renders %d → %d (only the tile's)", r.status, renders, cp.renders())
+	}
+	if s := cp.p.Stats().InFlight; s.Refused != 2 {
+		t.Fatalf("refused %d, want 2", s.Refused)
 	}
 
 	// The slow readers go: their bytes come back.

@@ -304,7 +304,10 @@ func etagMatch(header []byte, tag string) bool {
 
 // send writes a cached or rendered entry, or a 304 when the client has it.
 // An entry with a nil Body is already in the response buffer (a disk hit).
-func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how string) {
+// held, when not nil, is a reservation of in-flight bytes made for this
+// response: send resizes it to the body and hands it to the body stream,
+// setting *held to 0; a 304 leaves it to the caller to release.
+func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how string, held *int64) {
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrETag, s2b(e.ETag))
 	h.SetCanonical(hdrLastModified, p.httpDate(e.LastModified))
@@ -323,7 +326,15 @@ func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how strin
 	if body == nil {
 		body, pooled = ctx.Response.SwapBody(nil), true // a disk hit, read into the response
 	}
-	if !p.budget.acquire(int64(len(body))) {
+	n := int64(len(body))
+	if held != nil {
+		ok := p.budget.resize(*held, n)
+		*held = 0 // resized into the stream's, or released
+		if !ok {
+			p.fail(ctx, errBusy)
+			return
+		}
+	} else if !p.budget.acquire(n) {
 		p.fail(ctx, errBusy)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -425,7 +426,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 	} else {
 		h.Set("Link", "<"+ctxURL+`>;rel="http://www.w3.org/ns/json-ld#context";type="application/ld+json"`)
 	}
-	p.send(ctx, t, e, how)
+	p.send(ctx, t, e, how, nil)
 }
 
 // maxAttempts bounds how often a request starts over because its source
@@ -454,6 +455,18 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 		p.fail(ctx, err)
 		return true
 	}
+	// Reserve the response's bytes before reading the cache or rendering:
+	// a request the budget cannot take is refused before it costs anything.
+	held := p.budget.estimate(res.Width, res.Height, math.Mod(res.Rotation.Degrees, 90) != 0)
+	if !p.budget.acquire(held) {
+		p.fail(ctx, errBusy)
+		return true
+	}
+	defer func() {
+		if held > 0 {
+			p.budget.release(held) // not handed to a body stream
+		}
+	}()
 	t := p.tiers[p.cfg.Classifier.Classify(req, res)]
 	key := cacheKey(req.ID, res)
 	h := &ctx.Response.Header
@@ -493,7 +506,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 			return true
 		}
 	}
-	p.send(ctx, t, e, how)
+	p.send(ctx, t, e, how, &held)
 	return true
 }
 

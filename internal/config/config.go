@@ -142,7 +142,8 @@ type Tier struct {
 	CacheControl string
 	// MaxEntryBytes is the largest response the tier stores ("64MB");
 	// larger ones are served but not stored, and counted. Defaults: tile
-	// 4MB, thumbnail 16MB, info 1MB, other 64MB. "0" means no bound.
+	// 4MB, thumbnail 16MB, info 1MB, other 256MB (the largest PNG the
+	// default image limits allow is about 180 MB). "0" means no bound.
 	MaxEntryBytes ByteSize
 	// MaxSize (tile and thumbnail only) is the largest output, in pixels on
 	// each side, that still belongs to the tier.
@@ -183,7 +184,7 @@ func Default() Config {
 			Info: Tier{Enabled: true, MaxBytes: 1 << 30, Retention: Duration(8760 * time.Hour),
 				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 1 << 20},
 			Other: Tier{Enabled: true, MaxBytes: 2 << 30, Retention: Duration(168 * time.Hour),
-				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 64 << 20},
+				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 256 << 20},
 		},
 	}
 }
