@@ -115,7 +115,7 @@ func printStats(w io.Writer, body []byte) error {
 		}
 		ratio := "-"
 		if t.MemoryHits+t.DiskHits+t.Misses+t.Collapsed > 0 {
-			ratio = fmt.Sprintf("%.1f%%", 100*t.HitRatio)
+			ratio = fmt.Sprintf("%.2f%%", 100*t.HitRatio)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t\n", name, t.MemoryHits, t.DiskHits, t.Misses,
 			t.Collapsed, ratio, entries, bytes, t.TooLarge, t.Faults)

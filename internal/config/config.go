@@ -425,6 +425,8 @@ var flagNames = map[string]string{
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
 	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough",
 	"CacheDir": "cache-dir", "AdminToken": "admin-token", "RenderWait": "render-wait",
+	"AdminTokenFile": "admin-token-file", "MaxInFlightBytes": "max-in-flight-bytes", "WriteTimeout": "write-timeout",
+	"SignedPrefixes": "signed-prefixes", "SigningKeys": "signing-keys", "SigningKeyFile": "signing-key-file",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
