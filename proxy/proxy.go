@@ -293,8 +293,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req.ID = strings.Clone(req.ID) // it aliased the request buffer
-	// A protected image is refused before anything looks at its file.
-	if s := p.signer.Load(); s.Protected(req.ID) {
+	// A protected image is refused before anything looks at its file; so is
+	// any URL whose signature does not verify, lest a made-up segment be
+	// echoed into ids and links.
+	if s := p.signer.Load(); len(sig) > 0 || s.Protected(req.ID) {
 		if err := s.Check(req.ID, b2s(sig), time.Now()); err != nil {
 			p.fail(ctx, err)
 			return

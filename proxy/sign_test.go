@@ -67,6 +67,7 @@ func TestSignedURLs(t *testing.T) {
 		{"valid 2.1", root + "/signed/" + good + "/2/" + esc + "/full/64,/0/default.jpg", http.StatusOK},
 		{"rotated: the old key still verifies", root + "/signed/" + seg([]string{keyOld}, later) + "/3/" + esc + "/info.json", http.StatusOK},
 		{"unprotected needs nothing", root + "/3/pattern.tif/info.json", http.StatusOK},
+		{"unprotected with a made-up signature", root + "/signed/1.x%22%3E/3/pattern.tif/info.json", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := get(t, tc.url)
@@ -170,5 +171,12 @@ func TestSignURL(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %q %v, want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+func TestNoSignerRefusesSignedURLs(t *testing.T) {
+	cp := serveCached(t, tilePath, 0, "")
+	if r := get(t, strings.TrimSuffix(cp.base, "/3/")+"/signed/9999999999.abc/3/pattern.tif/info.json"); r.status != http.StatusForbidden {
+		t.Fatalf("a signed URL with no keys configured: %d, want 403", r.status)
 	}
 }
