@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -25,11 +24,13 @@ import (
 //	DELETE /cache                purge everything
 //
 // POST is accepted wherever DELETE is. With a token configured, every
-// request needs "Authorization: Bearer {token}".
+// request needs "Authorization: Bearer {token}" (see auth.go).
 
 // AdminServer returns a fasthttp server for the admin endpoints; token ""
 // means no authentication (the caller keeps that to loopback listeners).
+// SetAdminToken changes the token while it serves.
 func (p *Proxy) AdminServer(token string) *fasthttp.Server {
+	p.SetAdminToken(token)
 	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
 	return &fasthttp.Server{
 		Name:                 "iiif-proxy-admin",
@@ -39,9 +40,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 		CloseOnShutdown:      true,
 		Logger:               slogPrinter{p.log},
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			if token != "" && !bearer(ctx, token) {
-				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="iiif-proxy admin"`)
-				adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
+			if !p.authorize(ctx) {
 				return
 			}
 			path := string(ctx.Path())
@@ -82,10 +81,9 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	}
 }
 
-func bearer(ctx *fasthttp.RequestCtx, token string) bool {
-	got, ok := strings.CutPrefix(string(ctx.Request.Header.Peek("Authorization")), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
-}
+// SetAdminToken sets the bearer token the admin endpoints require; ""
+// means none.
+func (p *Proxy) SetAdminToken(token string) { p.adminToken.Store(&token) }
 
 func adminJSON(ctx *fasthttp.RequestCtx, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")
@@ -112,31 +110,70 @@ func (p *Proxy) purgeTier(t *tier) {
 	p.log.Info("purged tier", "tier", t.name)
 }
 
-// TierStats are one tier's counters.
+// TierStats are one tier's counters. Every request that reaches a tier
+// counts once in MemoryHits, DiskHits, Misses or Collapsed, so HitRatio is
+// (MemoryHits+DiskHits) / all four. The store's own counters (Store) count
+// its Gets, which a miss makes twice (the lookup and the flight's second
+// look): read hit ratios here, not there.
 type TierStats struct {
-	Cached       bool         `json:"cached"`
-	Memory       int          `json:"memoryEntries"`
-	Faults       uint64       `json:"faults"`
-	Store        *store.Stats `json:"store,omitempty"`
-	CacheControl string       `json:"cacheControl"`
-	Revalidate   string       `json:"revalidate"`
+	Cached        bool         `json:"cached"`
+	Memory        int          `json:"memoryEntries"`
+	MemoryHits    uint64       `json:"memoryHits"`
+	DiskHits      uint64       `json:"diskHits"`
+	Misses        uint64       `json:"misses"`
+	Collapsed     uint64       `json:"collapsed"`
+	HitRatio      float64      `json:"hitRatio"`
+	TooLarge      uint64       `json:"tooLarge"`
+	Faults        uint64       `json:"faults"`
+	Store         *store.Stats `json:"store,omitempty"`
+	CacheControl  string       `json:"cacheControl"`
+	Revalidate    string       `json:"revalidate"`
+	MaxEntryBytes int64        `json:"maxEntryBytes"`
+	MaxBytes      int64        `json:"maxBytes"`            // the store's budget in force
+	Retention     string       `json:"retention,omitempty"` // the store's retention in force
+}
+
+// limitsReader is a store that reports its budget and retention in force.
+type limitsReader interface {
+	Limits() (maxBytes int64, retention time.Duration)
+}
+
+// InFlightStats describe the response bytes being written to clients.
+type InFlightStats struct {
+	Bytes     int64  `json:"bytes"`
+	Responses int64  `json:"responses"`
+	Limit     int64  `json:"limit"`
+	Refused   uint64 `json:"refused"`
 }
 
 // Stats are the proxy's counters, as /stats serves them.
 type Stats struct {
 	Tiers    map[string]TierStats `json:"tiers"`
+	InFlight InFlightStats        `json:"inFlight"`
 	Renderer *renderer.Stats      `json:"renderer,omitempty"`
 }
 
 // Stats returns a snapshot of the proxy's counters.
 func (p *Proxy) Stats() Stats {
-	s := Stats{Tiers: map[string]TierStats{}}
+	s := Stats{Tiers: map[string]TierStats{}, InFlight: InFlightStats{Bytes: p.budget.used.Load(),
+		Responses: p.budget.inFlight.Load(), Limit: p.budget.limit.Load(), Refused: p.budget.refused.Load()}}
 	for _, t := range p.tiers {
+		live := t.conf()
+		m := p.metrics
 		ts := TierStats{Cached: t.cfg.Store != nil || t.cfg.MemLen > 0, Memory: t.mem.Len(), Faults: t.faults.Load(),
-			CacheControl: t.cfg.CacheControl, Revalidate: t.cfg.Revalidate.String()}
+			MemoryHits: value(m.hits[t.name].mem), DiskHits: value(m.hits[t.name].disk),
+			Misses: value(m.misses[t.name]), Collapsed: value(m.collapsed[t.name]), TooLarge: value(m.tooLarge[t.name]),
+			CacheControl: live.CacheControl, Revalidate: live.Revalidate.String(), MaxEntryBytes: live.MaxEntryBytes}
+		if all := ts.MemoryHits + ts.DiskHits + ts.Misses + ts.Collapsed; all > 0 {
+			ts.HitRatio = float64(ts.MemoryHits+ts.DiskHits) / float64(all)
+		}
 		if t.cfg.Store != nil {
 			st := t.cfg.Store.Stats()
 			ts.Store = &st
+			if l, ok := t.cfg.Store.(limitsReader); ok {
+				max, ret := l.Limits()
+				ts.MaxBytes, ts.Retention = max, ret.String()
+			}
 		}
 		s.Tiers[t.name] = ts
 	}

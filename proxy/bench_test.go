@@ -27,6 +27,7 @@ func benchProxy(b *testing.B, memLen int) *Proxy {
 	}
 	b.Cleanup(func() { s.Close() })
 	cfg.Tiers[rules.TierTile] = TierConfig{Store: s, MemLen: memLen, CacheControl: "public, max-age=86400"}
+	cfg.Tiers[rules.TierInfo] = TierConfig{MemLen: 100, CacheControl: "public, max-age=3600"}
 	p, err := New(cfg, r)
 	if err != nil {
 		b.Fatal(err)
@@ -57,3 +58,21 @@ func benchHit(b *testing.B, memLen int) {
 
 func BenchmarkHitDisk(b *testing.B)   { benchHit(b, 0) }
 func BenchmarkHitMemory(b *testing.B) { benchHit(b, 100) }
+
+// BenchmarkInfoHit serves a warm info.json from memory: the cost of splicing
+// the request's base into the one cached document.
+func BenchmarkInfoHit(b *testing.B) {
+	p := benchProxy(b, 0)
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/iiif/3/pattern.tif/info.json")
+	ctx.Request.Header.SetHost("127.0.0.1:12415")
+	p.Handle(&ctx) // warm
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		p.Handle(&ctx)
+	}
+	if x := string(ctx.Response.Header.Peek("X-Cache")); x != "HIT" || ctx.Response.StatusCode() != 200 {
+		b.Fatalf("X-Cache %q, status %d", x, ctx.Response.StatusCode())
+	}
+}

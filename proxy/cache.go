@@ -44,6 +44,10 @@ type TierConfig struct {
 	Revalidate time.Duration
 	// CacheControl is sent with the tier's responses. Empty means none.
 	CacheControl string
+	// MaxEntryBytes is the largest response the tier stores, on disk and in
+	// memory; larger ones are served but not stored (and counted). Zero
+	// means no bound beyond the store's own budget.
+	MaxEntryBytes int64
 }
 
 // How a response was produced, as X-Cache says.
@@ -58,7 +62,8 @@ const (
 // tier is a cache tier at run time.
 type tier struct {
 	name   string
-	cfg    TierConfig
+	cfg    TierConfig                 // Store and MemLen; the rest is read from live
+	live   atomic.Pointer[TierConfig] // the settings SIGHUP may change
 	mem    *lru.Cache[string, memEntry]
 	faults atomic.Uint64
 	logged atomic.Int64 // unix seconds of the last fault logged, to rate-limit
@@ -95,14 +100,14 @@ func cacheKey(id string, res rules.Resolved) []byte {
 	return res.AppendKey(k)
 }
 
-func infoKey(id string, v rules.Version, serviceURL string) []byte {
-	k := make([]byte, 0, len(id)+len(serviceURL)+16)
+// infoKey is "ID\x00info.json 3": one entry per image and version, never
+// per Host (see Proxy.info).
+func infoKey(id string, v rules.Version) []byte {
+	k := make([]byte, 0, len(id)+16)
 	k = append(k, id...)
 	k = append(k, 0)
 	k = append(k, "info.json "...)
-	k = append(k, v.String()...)
-	k = append(k, ' ')
-	return append(k, serviceURL...)
+	return append(k, v.String()...)
 }
 
 // etag is a strong validator for body.
@@ -143,6 +148,9 @@ func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string)
 	} else if t.cfg.Store != nil {
 		var err error
 		buf := ctx.Response.SwapBody(nil)
+		if buf == nil {
+			buf = getBodyBuf() // send hands the last one to the socket
+		}
 		e, buf, err = t.cfg.Store.GetAppend(key, buf[:0])
 		ctx.Response.SwapBody(buf)
 		switch {
@@ -162,7 +170,7 @@ func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string)
 	if !ok {
 		return e, "", missing
 	}
-	if t.cfg.Revalidate > 0 && time.Since(e.StoredAt) > t.cfg.Revalidate {
+	if rv := t.conf().Revalidate; rv > 0 && time.Since(e.StoredAt) > rv {
 		src, err := p.r.Info(context.Background(), id)
 		// The source's identity (inode, size, mtime and ctime in ns), not
 		// its mtime: cp -p, rsync -a and tar x keep the mtime of a file they
@@ -272,10 +280,11 @@ func (w *waiters) done(key string, fc *flightCtx) {
 func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.Entry, error)) (store.Entry, string, error) {
 	mine := new(byte)
 	k := string(key)
-	timer := time.NewTimer(p.cfg.RenderWait)
+	timeouts := p.timeouts.Load()
+	timer := time.NewTimer(timeouts.wait)
 	defer timer.Stop()
 	for attempt := 0; ; attempt++ {
-		fc := p.waits.join(k, p.cfg.RenderTimeout)
+		fc := p.waits.join(k, timeouts.render)
 		ch := p.flight.DoChan(k, func() (any, error) {
 			defer p.waits.done(k, fc)
 			if t.cfg.Store != nil {
@@ -290,6 +299,10 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 			}
 			e.StoredAt = time.Now()
 			e.ETag = etag(e.Body)
+			if max := t.conf().MaxEntryBytes; max > 0 && int64(len(e.Body)) > max {
+				p.metrics.tooLarge[t.name].Inc()
+				return flightResult{e, mine, true}, nil // served, not stored
+			}
 			if t.cfg.Store != nil {
 				if stored, err := t.cfg.Store.Put(key, e); err != nil {
 					p.fault(t, "put", err)
@@ -373,12 +386,15 @@ func etagMatch(header []byte, tag string) bool {
 
 // send writes a cached or rendered entry, or a 304 when the client has it.
 // An entry with a nil Body is already in the response buffer (a disk hit).
-func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how string) {
+// held, when not nil, is a reservation of in-flight bytes made for this
+// response: send resizes it to the body and hands it to the body stream,
+// setting *held to 0; a 304 leaves it to the caller to release.
+func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how string, held *int64) {
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrETag, s2b(e.ETag))
 	h.SetCanonical(hdrLastModified, p.httpDate(e.LastModified))
-	if t.cfg.CacheControl != "" {
-		h.SetCanonical(hdrCacheControl, s2b(t.cfg.CacheControl))
+	if cc := t.conf().CacheControl; cc != "" {
+		h.SetCanonical(hdrCacheControl, s2b(cc))
 	}
 	h.SetCanonical(hdrXCache, s2b(how))
 	h.SetCanonical(hdrXCacheTier, s2b(t.name))
@@ -388,7 +404,21 @@ func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *tier, e store.Entry, how strin
 		return
 	}
 	h.SetContentTypeBytes(s2b(e.ContentType))
-	if e.Body != nil {
-		ctx.Response.SetBodyRaw(e.Body)
+	body, pooled := e.Body, false
+	if body == nil {
+		body, pooled = ctx.Response.SwapBody(nil), true // a disk hit, read into the response
 	}
+	n := int64(len(body))
+	if held != nil {
+		ok := p.budget.resize(*held, n)
+		*held = 0 // resized into the stream's, or released
+		if !ok {
+			p.fail(ctx, errBusy)
+			return
+		}
+	} else if !p.budget.acquire(n) {
+		p.fail(ctx, errBusy)
+		return
+	}
+	ctx.Response.SetBodyStream(newBodyReader(body, &p.budget, pooled), len(body))
 }

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -107,4 +110,53 @@ func infoJSON(v rules.Version, id string, src *renderer.Source, sizes []renderer
 		Sizes: ss, Tiles: tiles,
 		ExtraFormats: extraFormats, ExtraQualities: extraQualities, ExtraFeatures: extraFeatures3,
 	})
+}
+
+// infoIDMark stands for the request's base URL in a cached info.json's id;
+// encoding/json writes it as the six bytes of infoIDMarkJSON, which no other
+// string in the document can produce before the id.
+const infoIDMark = "\x00"
+
+var infoIDMarkJSON = []byte(`\u0000`)
+
+// relativeID is the id of an info.json without its base: "/3/{escaped id}".
+func relativeID(v rules.Version, id string) string {
+	b := make([]byte, 0, len(id)+8)
+	if v == rules.V2 {
+		b = append(b, "/2/"...)
+	} else {
+		b = append(b, "/3/"...)
+	}
+	return string(rules.AppendEscapedID(b, id))
+}
+
+// spliceBase appends doc to dst with the request's base in place of the
+// mark, escaped for a JSON string.
+func (p *Proxy) spliceBase(dst, doc []byte, ctx *fasthttp.RequestCtx) []byte {
+	i := bytes.Index(doc, infoIDMarkJSON)
+	if i < 0 {
+		return append(dst, doc...)
+	}
+	dst = append(dst, doc[:i]...)
+	var tmp [256]byte
+	dst = appendJSONString(dst, p.appendBase(tmp[:0], ctx))
+	return append(dst, doc[i+len(infoIDMarkJSON):]...)
+}
+
+// appendJSONString appends s escaped as the inside of a JSON string. Bases
+// are URLs made of safe characters (safeHost checks the Host); this keeps a
+// configured IIIFBaseURL or WebPath with a quote from breaking the document.
+func appendJSONString(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -18,6 +20,7 @@ type metrics struct {
 	hits          map[string]struct{ mem, disk prometheus.Counter }
 	misses        map[string]prometheus.Counter
 	collapsed     map[string]prometheus.Counter
+	tooLarge      map[string]prometheus.Counter
 	revalidations map[string]struct{ unchanged, changed prometheus.Counter }
 	faults        *prometheus.CounterVec
 	responses     *prometheus.CounterVec
@@ -37,12 +40,13 @@ func (m *metrics) response(code int) {
 // StatsSource is what metrics read from the renderer.
 type StatsSource interface{ Stats() renderer.Stats }
 
-func newMetrics(tiers []*tier, r Renderer) *metrics {
+func newMetrics(tiers []*tier, r Renderer, b *budget) *metrics {
 	m := &metrics{
 		reg:           prometheus.NewRegistry(),
 		hits:          map[string]struct{ mem, disk prometheus.Counter }{},
 		misses:        map[string]prometheus.Counter{},
 		collapsed:     map[string]prometheus.Counter{},
+		tooLarge:      map[string]prometheus.Counter{},
 		revalidations: map[string]struct{ unchanged, changed prometheus.Counter }{},
 	}
 	hits := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_hits_total",
@@ -60,7 +64,23 @@ func newMetrics(tiers []*tier, r Renderer) *metrics {
 	m.render = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iiif_render_seconds",
 		Help:    "Time to render a response that was not cached, by tier.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30}}, []string{"tier"})
-	m.reg.MustRegister(hits, misses, collapsed, reval, m.faults, m.responses, m.render)
+	tooLarge := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_too_large_total",
+		Help: "Responses served but not stored because they exceeded the tier's MaxEntryBytes, by tier."}, []string{"tier"})
+	m.reg.MustRegister(hits, misses, collapsed, reval, tooLarge, m.faults, m.responses, m.render)
+	// The runtime and the process (goroutines, heap, RSS, open files), in
+	// this registry rather than the global one: two proxies, two registries.
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiif_inflight_response_bytes",
+			Help: "Bytes of response bodies being written to clients now."},
+			func() float64 { return float64(b.used.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "iiif_inflight_response_bytes_limit",
+			Help: "MaxInFlightBytes; 0 means no limit."},
+			func() float64 { return float64(b.limit.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "iiif_inflight_refused_total",
+			Help: "Responses refused with 503 because they would exceed MaxInFlightBytes."},
+			func() float64 { return float64(b.refused.Load()) }),
+	)
 	m.byCode = map[int]prometheus.Counter{}
 	for _, code := range []int{200, 204, 303, 304, 400, 404, 405, 422, 500, 503} {
 		m.byCode[code] = m.responses.WithLabelValues(strconv.Itoa(code))
@@ -70,6 +90,7 @@ func newMetrics(tiers []*tier, r Renderer) *metrics {
 		m.hits[n] = struct{ mem, disk prometheus.Counter }{hits.WithLabelValues(n, "mem"), hits.WithLabelValues(n, "disk")}
 		m.misses[n] = misses.WithLabelValues(n)
 		m.collapsed[n] = collapsed.WithLabelValues(n)
+		m.tooLarge[n] = tooLarge.WithLabelValues(n)
 		m.revalidations[n] = struct{ unchanged, changed prometheus.Counter }{reval.WithLabelValues(n, "unchanged"), reval.WithLabelValues(n, "changed")}
 		m.render.WithLabelValues(n)
 	}
@@ -169,4 +190,13 @@ func tierNames() []string {
 		out[t] = t.String()
 	}
 	return out
+}
+
+// value reads a counter's current value.
+func value(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return uint64(m.GetCounter().GetValue())
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +64,15 @@ type Config struct {
 	// client gets 503 while the render goes on and is cached. Zero means 30s.
 	RenderWait time.Duration
 
+	// MaxInFlightBytes bounds the bytes of response bodies being written
+	// at once, so slow readers cannot pin more memory than this; a response
+	// that would go over it gets 503 with Retry-After. Zero means no bound.
+	MaxInFlightBytes int64
+
+	// WriteTimeout bounds how long writing one response may take; a client
+	// that reads slower is cut off and its bytes released. Zero means 2m.
+	WriteTimeout time.Duration
+
 	// Tiers configures each cache tier, indexed by rules.Tier. A zero
 	// TierConfig is an uncached tier.
 	Tiers [rules.NumTiers]TierConfig
@@ -74,6 +84,10 @@ type Config struct {
 	// in memory, so a cache hit touches neither the source file nor libvips
 	// (RAIS's InfoCacheLen). Zero means none.
 	SourceCacheLen int
+
+	// Signer protects identifiers under its prefixes with signed URLs.
+	// Nil means no image is protected.
+	Signer *Signer
 
 	// Logger receives request logs; the level follows the status. Nil means
 	// slog.Default().
@@ -92,6 +106,12 @@ type Proxy struct {
 	flight   singleflight.Group
 	waits    waiters // requests waiting on each flight
 	metrics  *metrics
+	budget   budget                   // response bytes in flight
+	timeouts atomic.Pointer[timeouts] // RenderTimeout and RenderWait, live
+	signer   atomic.Pointer[Signer]   // live: keys rotate on SIGHUP
+	// adminToken is the admin bearer token, live; authFails limits failures.
+	adminToken atomic.Pointer[string]
+	authFails  *failLimiter
 }
 
 // New returns a Proxy.
@@ -113,6 +133,9 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	if cfg.RenderWait == 0 {
 		cfg.RenderWait = 30 * time.Second
 	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 2 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -120,9 +143,16 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 		sources: lru.New[string, *renderer.Source](cfg.SourceCacheLen)}
 	for i, name := range tierNames() {
 		tc := cfg.Tiers[i]
-		p.tiers = append(p.tiers, &tier{name: name, cfg: tc, mem: lru.New[string, memEntry](tc.MemLen)})
+		t := &tier{name: name, cfg: tc, mem: lru.New[string, memEntry](tc.MemLen)}
+		t.live.Store(&tc)
+		p.tiers = append(p.tiers, t)
 	}
-	p.metrics = newMetrics(p.tiers, r)
+	p.budget.limit.Store(cfg.MaxInFlightBytes)
+	p.signer.Store(cfg.Signer)
+	p.SetAdminToken("")
+	p.authFails = newFailLimiter()
+	p.timeouts.Store(&timeouts{render: cfg.RenderTimeout, wait: cfg.RenderWait})
+	p.metrics = newMetrics(p.tiers, r, &p.budget)
 	return p, nil
 }
 
@@ -132,7 +162,7 @@ func (p *Proxy) Server() *fasthttp.Server {
 		Handler:                       p.Handle,
 		Name:                          "iiif-proxy",
 		ReadTimeout:                   30 * time.Second,
-		WriteTimeout:                  2 * time.Minute,
+		WriteTimeout:                  p.cfg.WriteTimeout,
 		IdleTimeout:                   2 * time.Minute,
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
@@ -244,6 +274,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	rest, ok := bytes.CutPrefix(path, p.prefix)
+	var sig []byte
+	if ok {
+		sig, rest = cutSignature(rest)
+	}
 	var v rules.Version
 	switch {
 	case ok && bytes.HasPrefix(rest, []byte("/3/")):
@@ -260,6 +294,18 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req.ID = strings.Clone(req.ID) // it aliased the request buffer
+	// A protected image is refused before anything looks at its file; so is
+	// any URL whose signature does not verify, lest a made-up segment be
+	// echoed into ids and links.
+	if s := p.signer.Load(); len(sig) > 0 || s.Protected(req.ID) {
+		if err := s.Check(req.ID, b2s(sig), time.Now()); err != nil {
+			p.fail(ctx, err)
+			return
+		}
+	}
+	if len(sig) > 0 {
+		ctx.SetUserValue(sigKey, string(sig)) // ids and links carry it on
+	}
 	switch req.Kind {
 	case rules.KindBase:
 		ctx.Response.Header.Set("Location", p.serviceURL(ctx, v, req.ID)+"/info.json")
@@ -271,12 +317,30 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// serviceURL is the image service's base URI: {scheme://host}{WebPath}/{3|2}/{escaped id}.
+// sigKey is the user value holding a request's signature segment.
+const sigKey = "iiif-proxy.sig"
+
+// serviceURL is the image service's base URI:
+// {scheme://host}{WebPath}[/signed/{signature}]/{3|2}/{escaped id}.
 func (p *Proxy) serviceURL(ctx *fasthttp.RequestCtx, v rules.Version, id string) string {
 	return string(p.appendServiceURL(make([]byte, 0, 96+len(id)), ctx, v, id))
 }
 
 func (p *Proxy) appendServiceURL(b []byte, ctx *fasthttp.RequestCtx, v rules.Version, id string) []byte {
+	b = p.appendBase(b, ctx)
+	if v == rules.V2 {
+		b = append(b, "/2/"...)
+	} else {
+		b = append(b, "/3/"...)
+	}
+	return rules.AppendEscapedID(b, id)
+}
+
+// appendBase appends what precedes the version in the request's URLs:
+// {scheme://host}{WebPath}[/signed/{signature}]. Everything in it comes from
+// the request (Host, X-Forwarded-Proto, the signature), which is why cached
+// info.json documents leave it out and have it spliced in per request.
+func (p *Proxy) appendBase(b []byte, ctx *fasthttp.RequestCtx) []byte {
 	if p.cfg.BaseURL != "" {
 		b = append(b, p.cfg.BaseURL...)
 	} else {
@@ -288,12 +352,11 @@ func (p *Proxy) appendServiceURL(b []byte, ctx *fasthttp.RequestCtx, v rules.Ver
 		b = append(b, safeHost(ctx.Host())...)
 	}
 	b = append(b, p.cfg.WebPath...)
-	if v == rules.V2 {
-		b = append(b, "/2/"...)
-	} else {
-		b = append(b, "/3/"...)
+	if sig, ok := ctx.UserValue(sigKey).(string); ok {
+		b = append(b, signedSegment...)
+		b = append(b, sig...)
 	}
-	return rules.AppendEscapedID(b, id)
+	return b
 }
 
 // safeHost returns host if it is a plausible host[:port], else "localhost":
@@ -325,10 +388,14 @@ func (p *Proxy) source(id string) (*renderer.Source, error) {
 
 // info serves info.json. Its cache key needs no description of the source,
 // so a hit touches neither the file nor libvips; only a miss describes it.
+//
+// The document is cached once per image and version, whatever the request's
+// Host: its id is stored without the base (scheme, host, WebPath,
+// signature), behind a mark, and the base is spliced in per request. Keying
+// the cache by Host let forged Host headers fill it, one entry each.
 func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 	t := p.tiers[rules.TierInfo]
-	svc := p.serviceURL(ctx, req.Version, req.ID)
-	key := infoKey(req.ID, req.Version, svc)
+	key := infoKey(req.ID, req.Version)
 	e, how, l := p.cached(ctx, t, key, req.ID)
 	if l != found {
 		src, err := p.source(req.ID)
@@ -337,7 +404,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 			return
 		}
 		e, how, err = p.fill(t, key, func(context.Context) (store.Entry, error) {
-			body, err := infoJSON(req.Version, svc, src, p.r.Sizes(src), p.r.Limits())
+			body, err := infoJSON(req.Version, infoIDMark+relativeID(req.Version, req.ID), src, p.r.Sizes(src), p.r.Limits())
 			return store.Entry{ContentType: "application/json", LastModified: src.ModTime,
 				SourceIdentity: src.Identity.String(), Body: body}, err
 		})
@@ -346,6 +413,12 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 			return
 		}
 	}
+	raw := e.Body
+	if raw == nil {
+		raw = ctx.Response.Body() // a disk hit
+	}
+	e.Body = p.spliceBase(make([]byte, 0, len(raw)+128), raw, ctx)
+	e.ETag = etag(e.Body) // the bytes differ by base, so must their tag
 	h := &ctx.Response.Header
 	h.Set("Vary", "Accept")
 	ctxURL := context3
@@ -357,7 +430,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 	} else {
 		h.Set("Link", "<"+ctxURL+`>;rel="http://www.w3.org/ns/json-ld#context";type="application/ld+json"`)
 	}
-	p.send(ctx, t, e, how)
+	p.send(ctx, t, e, how, nil)
 }
 
 // maxAttempts bounds how often a request starts over because its source
@@ -386,6 +459,18 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 		p.fail(ctx, err)
 		return true
 	}
+	// Reserve the response's bytes before reading the cache or rendering:
+	// a request the budget cannot take is refused before it costs anything.
+	held := p.budget.estimate(res.Width, res.Height, math.Mod(res.Rotation.Degrees, 90) != 0)
+	if !p.budget.acquire(held) {
+		p.fail(ctx, errBusy)
+		return true
+	}
+	defer func() {
+		if held > 0 {
+			p.budget.release(held) // not handed to a body stream
+		}
+	}()
 	t := p.tiers[p.cfg.Classifier.Classify(req, res)]
 	key := cacheKey(req.ID, res)
 	h := &ctx.Response.Header
@@ -398,8 +483,8 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 		// A client that has the current version needs no render.
 		if len(ctx.Request.Header.Peek("If-None-Match")) == 0 && !ctx.IfModifiedSince(src.ModTime) {
 			h.SetCanonical(hdrLastModified, p.httpDate(src.ModTime))
-			if t.cfg.CacheControl != "" {
-				h.SetCanonical(hdrCacheControl, s2b(t.cfg.CacheControl))
+			if cc := t.conf().CacheControl; cc != "" {
+				h.SetCanonical(hdrCacheControl, s2b(cc))
 			}
 			notModified(ctx)
 			return true
@@ -426,7 +511,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 			return true
 		}
 	}
-	p.send(ctx, t, e, how)
+	p.send(ctx, t, e, how, &held)
 	return true
 }
 
@@ -457,6 +542,10 @@ func status(err error) (int, string) {
 		// decode, and the message says how to get an image out of it.
 		return fasthttp.StatusUnprocessableEntity, tl.Error()
 	case errors.Is(err, renderer.ErrOverloaded), errors.Is(err, renderer.ErrSourceChanged):
+		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
+	case errors.Is(err, errUnsigned), errors.Is(err, errExpired), errors.Is(err, errSignature):
+		return fasthttp.StatusForbidden, err.Error()
+	case errors.Is(err, errBusy):
 		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errRenderWait):
 		return fasthttp.StatusServiceUnavailable, "timed out waiting for a render; retry shortly"
@@ -509,11 +598,21 @@ func (p *Proxy) logRequest(ctx *fasthttp.RequestCtx, start time.Time) {
 		slog.String("method", string(ctx.Method())),
 		slog.String("path", string(ctx.URI().PathOriginal())),
 		slog.Int("status", code),
-		slog.Int("bytes", len(ctx.Response.Body())),
+		slog.Int("bytes", bodyLen(&ctx.Response)),
 		slog.Duration("took", time.Since(start)),
 	}
 	if err, ok := ctx.UserValue(errKey).(error); ok {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	p.log.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+// bodyLen is the response body's length. Body() would drain a body stream
+// (and release its budget before it is written), so streams answer by their
+// Content-Length.
+func bodyLen(r *fasthttp.Response) int {
+	if r.IsBodyStream() {
+		return r.Header.ContentLength()
+	}
+	return len(r.Body())
 }

@@ -210,6 +210,7 @@ type Vips struct {
 	meta  *lru.Cache[string, *Source]
 	open_ *lru.Cache[openKey, *openImage] // random-access sources kept open
 	slots chan struct{}                   // one token per running render
+	live  atomic.Pointer[rules.Limits]    // set by SetLimits (live.go); nil: cfg.Limits
 	stats struct {
 		renders, passthrough, failures, cancelled, overloaded, ns atomic.Uint64
 		inflight, queued                                          atomic.Int64
@@ -326,7 +327,7 @@ func (v *Vips) discard(o *openImage) {
 }
 
 // Limits returns the output limits in force.
-func (v *Vips) Limits() rules.Limits { return v.cfg.Limits }
+func (v *Vips) Limits() rules.Limits { return v.limits() }
 
 // Stats returns a snapshot of the counters.
 func (v *Vips) Stats() Stats {
@@ -528,7 +529,7 @@ func (v *Vips) Sizes(s *Source) []Size {
 	for i := len(s.ScaleFactors) - 1; i >= 0; i-- {
 		f := s.ScaleFactors[i]
 		w, h := ceilDiv(s.Width, f), ceilDiv(s.Height, f)
-		lim := v.cfg.Limits
+		lim := v.limits()
 		if (lim.MaxWidth > 0 && w > lim.MaxWidth) || (lim.MaxHeight > 0 && h > lim.MaxHeight) ||
 			(lim.MaxArea > 0 && int64(w)*int64(h) > lim.MaxArea) {
 			break

@@ -320,7 +320,8 @@ type engine struct {
 	errs                        atomic.Uint64
 	writes                      atomic.Uint64 // batches committed; for tests
 	dirty                       atomic.Bool   // the memtable holds writes not yet flushed
-	touchSecs, retentionSecs    int64
+	touchSecs                   int64
+	retentionSecs, maxBytes     atomic.Int64  // cfg.Retention and cfg.MaxBytes; Tier.SetLimits changes them live
 	kick                        chan struct{} // wakes the sweeper; capacity 1
 	done                        chan struct{} // closed by Close
 	sweeperDone                 chan struct{} // closed when the sweeper exits
@@ -336,15 +337,16 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 		h = &hooks{}
 	}
 	t := &engine{
-		cfg:           cfg,
-		hooks:         h,
-		log:           cfg.Logger.With("dir", cfg.Dir),
-		touchSecs:     ceilSeconds(cfg.TouchEvery),
-		retentionSecs: ceilSeconds(cfg.Retention),
-		kick:          make(chan struct{}, 1),
-		done:          make(chan struct{}),
-		sweeperDone:   make(chan struct{}),
+		cfg:         cfg,
+		hooks:       h,
+		log:         cfg.Logger.With("dir", cfg.Dir),
+		touchSecs:   ceilSeconds(cfg.TouchEvery),
+		kick:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		sweeperDone: make(chan struct{}),
 	}
+	t.retentionSecs.Store(ceilSeconds(cfg.Retention))
+	t.maxBytes.Store(cfg.MaxBytes)
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := pebble.Open(cfg.Dir, pebbleOptions(&t.cfg, cache, h))
@@ -584,7 +586,8 @@ func (t *engine) tryDrop(key []byte, why dropReason) {
 // isExpired reports whether an entry last read at bucket access is past
 // Retention at now.
 func (t *engine) isExpired(access, now int64) bool {
-	return t.retentionSecs > 0 && access < now-t.retentionSecs
+	r := t.retentionSecs.Load()
+	return r > 0 && access < now-r
 }
 
 // Touch marks the entry read now, rewriting its header and index key unless
@@ -749,7 +752,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, ErrTooLarge
 	}
 	size := int64(len(key) + entryLen(&e))
-	if t.cfg.MaxBytes > 0 && size > t.cfg.MaxBytes {
+	if max := t.maxBytes.Load(); max > 0 && size > max {
 		return Entry{}, ErrTooLarge
 	}
 	if !t.hooks.canWrite() {
@@ -831,7 +834,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	}
 	t.puts.Add(1)
 	t.entries.Add(delta.entries)
-	if n := t.bytes.Add(delta.bytes); t.cfg.MaxBytes > 0 && n > t.cfg.MaxBytes {
+	if n, max := t.bytes.Add(delta.bytes), t.maxBytes.Load(); max > 0 && n > max {
 		t.wakeSweeper()
 	}
 	return stored, nil

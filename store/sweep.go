@@ -56,13 +56,13 @@ func (t *engine) sweeper() {
 func (t *engine) sweep() error {
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
-	if t.retentionSecs > 0 {
-		cutoff := seconds(t.now()) - t.retentionSecs
+	if r := t.retentionSecs.Load(); r > 0 {
+		cutoff := seconds(t.now()) - r
 		if err := t.dropOldest(accessBound(cutoff), -1, dropExpired); err != nil {
 			return err
 		}
 	}
-	if limit := t.cfg.MaxBytes; limit > 0 && t.bytes.Load() > limit {
+	if limit := t.maxBytes.Load(); limit > 0 && t.bytes.Load() > limit {
 		low := limit - limit/100*(100-lowWaterPercent)
 		if err := t.dropOldest([]byte{spaceAccess + 1}, low, dropEvicted); err != nil {
 			return err

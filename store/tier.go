@@ -152,6 +152,10 @@ type Tier struct {
 	firstTry chan error    // the first open attempt's result, for Open
 	closed   atomic.Bool
 	lowSince time.Time // since when the file system is below the reserve; supervisor only
+
+	limitsMu  sync.Mutex    // protects maxBytes and retention
+	maxBytes  int64         // Config.MaxBytes in force (SetLimits)
+	retention time.Duration // Config.Retention in force (SetLimits)
 }
 
 // New returns a Tier for cfg at once and opens its database in the
@@ -163,13 +167,15 @@ func New(cfg Config) (*Tier, error) {
 	}
 	cfg = cfg.withDefaults()
 	t := &Tier{
-		cfg:      cfg,
-		log:      cfg.Logger.With("dir", cfg.Dir),
-		logLast:  map[string]time.Time{},
-		wake:     make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		supDone:  make(chan struct{}),
-		firstTry: make(chan error, 1),
+		cfg:       cfg,
+		log:       cfg.Logger.With("dir", cfg.Dir),
+		logLast:   map[string]time.Time{},
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		supDone:   make(chan struct{}),
+		firstTry:  make(chan error, 1),
+		maxBytes:  cfg.MaxBytes,
+		retention: cfg.Retention,
 	}
 	t.state.Store(int32(StateOpening))
 	t.free.Store(-1)
@@ -747,6 +753,7 @@ func (t *Tier) dropContents() {
 func (t *Tier) openEngine() (*engine, error) {
 	h := &hooks{t: t, fatalCh: make(chan struct{})}
 	cfg := t.cfg
+	cfg.MaxBytes, cfg.Retention = t.Limits()
 	cfg.fs = &faultFS{FS: vfs.OnDiskFull(t.cfg.fs, t.releaseReserve), h: h}
 	t.ensureReserve()
 	return openEngine(cfg, h)

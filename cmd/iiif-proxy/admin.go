@@ -1,29 +1,34 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
+	"github.com/iiif-proxy/iiif-proxy/proxy"
 )
 
 // adminCmd runs "purge" and "stats": calls to the admin API of a running
 // iiif-proxy, found through the same configuration (AdminAddress,
 // AdminToken) or the -admin and -token flags.
 func adminCmd(name string, args []string) int {
-	usage := "stats [-config FILE] [-admin HOST:PORT] [-token TOKEN]"
+	usage := "stats [-config FILE] [-admin HOST:PORT] [-json]"
 	if name == "purge" {
-		usage = "purge [-config FILE] [-admin HOST:PORT] [-token TOKEN] (IDENTIFIER… | -tier TIER | -all)"
+		usage = "purge [-config FILE] [-admin HOST:PORT] (IDENTIFIER… | -tier TIER | -all)"
 	}
 	fs := newFlagSet(name, usage)
 	file := fs.String("config", config.Find(), "configuration file to read AdminAddress and AdminToken from")
 	admin := fs.String("admin", "", "admin address (default: AdminAddress from the configuration)")
-	token := fs.String("token", "", "bearer token (default: AdminToken from the configuration)")
+	token := fs.String("token", "", "bearer token (default: AdminToken, AdminTokenFile or RAIS_ADMINTOKEN from the configuration; a flag shows in ps)")
+	asJSON := fs.Bool("json", false, "stats: print the JSON of /stats as it is")
 	tier := fs.String("tier", "", "purge: a whole tier (tile, thumbnail, info, other)")
 	all := fs.Bool("all", false, "purge: everything")
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +77,13 @@ func adminCmd(name string, args []string) int {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if name == "stats" && !*asJSON && resp.StatusCode == http.StatusOK {
+			if err := printStats(os.Stdout, body); err != nil {
+				fmt.Fprintf(os.Stderr, "iiif-proxy stats: %v\n", err)
+				return 1
+			}
+			continue
+		}
 		os.Stdout.Write(body)
 		if resp.StatusCode != http.StatusOK {
 			fmt.Fprintf(os.Stderr, "iiif-proxy %s: %s\n", name, resp.Status)
@@ -79,4 +91,43 @@ func adminCmd(name string, args []string) int {
 		}
 	}
 	return 0
+}
+
+// printStats prints /stats as a table: per tier, every request counts once
+// as a memory hit, a disk hit, a miss (a render started) or a collapsed
+// miss (it waited for another request's render), and the hit ratio is the
+// hits over all four.
+func printStats(w io.Writer, body []byte) error {
+	var st proxy.Stats
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fmt.Errorf("reading /stats: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tier\tmemory hits\tdisk hits\tmisses\tcollapsed\thit ratio\tentries\tbytes\ttoo large\tfaults\t")
+	for _, name := range []string{"tile", "thumbnail", "info", "other"} {
+		t, ok := st.Tiers[name]
+		if !ok {
+			continue
+		}
+		entries, bytes := "-", "-"
+		if t.Store != nil {
+			entries, bytes = strconv.FormatInt(t.Store.Entries, 10), strconv.FormatInt(t.Store.Bytes, 10)
+		}
+		ratio := "-"
+		if t.MemoryHits+t.DiskHits+t.Misses+t.Collapsed > 0 {
+			ratio = fmt.Sprintf("%.2f%%", 100*t.HitRatio)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t\n", name, t.MemoryHits, t.DiskHits, t.Misses,
+			t.Collapsed, ratio, entries, bytes, t.TooLarge, t.Faults)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	f := st.InFlight
+	fmt.Fprintf(w, "in flight: %d bytes in %d responses (limit %d), %d refused\n", f.Bytes, f.Responses, f.Limit, f.Refused)
+	if r := st.Renderer; r != nil {
+		fmt.Fprintf(w, "renderer: %d renders, %d passthrough, %d failures, %d overloaded, %d running, %d queued\n",
+			r.Renders, r.Passthrough, r.Failures, r.Overloaded, r.InFlight, r.Queued)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -20,17 +21,30 @@ import (
 
 // App is every part of a running iiif-proxy, built from one Config.
 type App struct {
-	cfg    config.Config
-	log    *slog.Logger
-	render *renderer.Vips
-	stores []*store.Tier
-	proxy  *proxy.Proxy
+	cfg     config.Config // in force: the start-up one with SIGHUP's live changes
+	started config.Config // as started: what a restart would change is measured from it
+	log     *slog.Logger
+	level   *slog.LevelVar // the log level, live
+	render  *renderer.Vips
+	stores  []*store.Tier
+	tiers   [rules.NumTiers]*store.Tier // the open stores by tier; nil: none
+	proxy   *proxy.Proxy
+
+	// reload re-reads the configuration from the start-up sources (file,
+	// environment, flags); hup delivers SIGHUP. Nil: no reloading.
+	reload func() (config.Config, []string, error)
+	hup    <-chan os.Signal
 }
 
 // New starts libvips, starts opening the cache tiers in the background and
 // builds the parts. A tier whose store is opening or faulty runs uncached:
-// a cache fault never stops or delays the server.
-func New(cfg config.Config, log *slog.Logger) (*App, error) {
+// a cache fault never stops or delays the server. level is the logger's
+// level, which SIGHUP sets.
+func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
+	signer, err := proxy.NewSigner(cfg.SignedPrefixes, cfg.SigningKeys)
+	if err != nil {
+		return nil, err
+	}
 	if err := renderer.Startup(renderer.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
 		return nil, err
 	}
@@ -52,28 +66,16 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		renderer.Shutdown()
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, render: r}
-	pcfg := proxy.Config{
-		WebPath:        cfg.IIIFWebPath,
-		BaseURL:        cfg.IIIFBaseURL,
-		RenderTimeout:  cfg.RenderTimeout.Std(),
-		RenderWait:     cfg.RenderWait.Std(),
-		SourceCacheLen: cfg.InfoCacheLen,
-		Classifier: rules.Classifier{
-			TileMaxSize: cfg.Tiers.Tile.MaxSize, TileFormats: formats(cfg.Tiers.Tile.Formats),
-			ThumbnailMaxSize: cfg.Tiers.Thumbnail.MaxSize, ThumbnailFormats: formats(cfg.Tiers.Thumbnail.Formats),
-		},
-		Logger: log,
-	}
+	a := &App{cfg: cfg, started: cfg, log: log, level: level, render: r}
+	pcfg := proxyConfig(cfg, log)
+	pcfg.Signer = signer
 	minFree := cfg.CacheMinFree
 	if minFree.Bytes == 0 && minFree.Percent == 0 {
 		minFree.Bytes = 1 // "0": no headroom beyond the store's small reserve (zero would mean the store's default)
 	}
-	for t, tc := range map[rules.Tier]config.Tier{rules.TierTile: cfg.Tiers.Tile, rules.TierThumbnail: cfg.Tiers.Thumbnail,
-		rules.TierInfo: cfg.Tiers.Info, rules.TierOther: cfg.Tiers.Other} {
-		pt := proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl}
+	for t, tc := range tierConfigs(cfg) {
+		pt := pcfg.Tiers[t]
 		if !tc.Enabled {
-			pcfg.Tiers[t] = pt
 			continue
 		}
 		switch t {
@@ -94,6 +96,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 			} else {
 				pt.Store = s
 				a.stores = append(a.stores, s)
+				a.tiers[t] = s
 			}
 		}
 		pcfg.Tiers[t] = pt
@@ -105,6 +108,35 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	}
 	a.proxy = p
 	return a, nil
+}
+
+// proxyConfig maps cfg onto the proxy's Config, without stores or signer.
+func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
+	pcfg := proxy.Config{
+		WebPath:          cfg.IIIFWebPath,
+		BaseURL:          cfg.IIIFBaseURL,
+		RenderTimeout:    cfg.RenderTimeout.Std(),
+		RenderWait:       cfg.RenderWait.Std(),
+		SourceCacheLen:   cfg.InfoCacheLen,
+		MaxInFlightBytes: int64(cfg.MaxInFlightBytes),
+		WriteTimeout:     cfg.WriteTimeout.Std(),
+		Classifier: rules.Classifier{
+			TileMaxSize: cfg.Tiers.Tile.MaxSize, TileFormats: formats(cfg.Tiers.Tile.Formats),
+			ThumbnailMaxSize: cfg.Tiers.Thumbnail.MaxSize, ThumbnailFormats: formats(cfg.Tiers.Thumbnail.Formats),
+		},
+		Logger: log,
+	}
+	for t, tc := range tierConfigs(cfg) {
+		pcfg.Tiers[t] = proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl,
+			MaxEntryBytes: int64(tc.MaxEntryBytes)}
+	}
+	return pcfg
+}
+
+// tierConfigs are cfg's tier settings by tier.
+func tierConfigs(cfg config.Config) map[rules.Tier]config.Tier {
+	return map[rules.Tier]config.Tier{rules.TierTile: cfg.Tiers.Tile, rules.TierThumbnail: cfg.Tiers.Thumbnail,
+		rules.TierInfo: cfg.Tiers.Info, rules.TierOther: cfg.Tiers.Other}
 }
 
 func formats(exts []string) []rules.Format {
@@ -159,10 +191,15 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "cacheDir", a.cfg.CacheDir,
 		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json")
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			done = true
+		case <-a.hup:
+			a.reloadNow()
+		}
 	}
 	a.log.Info("shutting down: finishing in-flight requests", "grace", shutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -3,7 +3,11 @@
 //	iiif-proxy [-config conf/rais.toml] [flags]   serve (see -help)
 //	iiif-proxy samples [-dir samples] [-small]    generate the sample images
 //	iiif-proxy purge IDENTIFIER…                  purge cached derivatives (admin API)
-//	iiif-proxy stats                              print counters (admin API)
+//	iiif-proxy stats [-json]                       print counters and hit ratios (admin API)
+//	iiif-proxy sign URL-PATH [-expires 24h]        print a signed URL (SignedPrefixes)
+//
+// SIGTERM and SIGINT drain and stop; SIGHUP reloads the configuration
+// (reload.go).
 //
 // Configuration: built-in defaults, then the TOML file, then RAIS_*
 // environment variables, then flags; see conf/rais.toml for every key.
@@ -33,6 +37,8 @@ func run(args []string) int {
 			return samplesCmd(args[1:])
 		case "purge", "stats":
 			return adminCmd(args[0], args[1:])
+		case "sign":
+			return signCmd(args[1:])
 		}
 	}
 	if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
@@ -40,7 +46,8 @@ func run(args []string) int {
   iiif-proxy [flags]                        serve
   iiif-proxy samples [-dir DIR] [-small]    generate sample images
   iiif-proxy purge IDENTIFIER…              purge an image's cached derivatives (also -tier T, -all)
-  iiif-proxy stats                          print cache and renderer counters
+  iiif-proxy stats [-json]                  print cache and renderer counters, per-tier hit ratios
+  iiif-proxy sign URL-PATH [-expires 24h]   print a signed URL of a protected image
 
 flags:
 `)
@@ -57,8 +64,13 @@ flags:
 	if !given {
 		file = config.Find()
 	}
+	// SIGHUP's default action ends the process: catch it before anything
+	// else, so a reload during start-up is queued, not fatal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, warnings, err := config.Load(file, os.Environ(), rest)
-	logger := newLogger(cfg.LogLevel)
+	logger, level := newLogger(cfg.LogLevel)
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
@@ -78,11 +90,13 @@ flags:
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	app, err := New(cfg, logger)
+	app, err := New(cfg, logger, level)
 	if err != nil {
 		logger.Error("start-up failed", "error", err)
 		return 1
 	}
+	app.hup = hup
+	app.reload = func() (config.Config, []string, error) { return config.Load(file, os.Environ(), rest) }
 	if err := app.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("stopped", "error", err)
 		return 1
@@ -97,17 +111,11 @@ func orNone(file string) string {
 	return file
 }
 
-func newLogger(level string) *slog.Logger {
-	lv := slog.LevelInfo
-	switch level {
-	case "DEBUG":
-		lv = slog.LevelDebug
-	case "WARN":
-		lv = slog.LevelWarn
-	case "ERROR", "CRIT":
-		lv = slog.LevelError
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+// newLogger logs to stderr at level; the returned LevelVar changes it live.
+func newLogger(level string) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	lv.Set(logLevel(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), lv
 }
 
 // newFlagSet is a FlagSet for a subcommand that prints its own usage.

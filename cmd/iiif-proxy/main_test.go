@@ -67,7 +67,14 @@ type child struct {
 
 func start(t *testing.T, env ...string) *child {
 	t.Helper()
-	c := launch(t, nil, env...)
+	return startConfig(t, "/dev/null", env...)
+}
+
+// startConfig starts iiif-proxy with a configuration file and waits until
+// it listens.
+func startConfig(t *testing.T, file string, env ...string) *child {
+	t.Helper()
+	c := launchConfig(t, file, nil, env...)
 	c.waitFor(t, "serving IIIF")
 	return c
 }
@@ -76,8 +83,13 @@ func start(t *testing.T, env ...string) *child {
 // first, and does not wait for it to listen.
 func launch(t *testing.T, setup func(*exec.Cmd), env ...string) *child {
 	t.Helper()
+	return launchConfig(t, "/dev/null", setup, env...)
+}
+
+func launchConfig(t *testing.T, file string, setup func(*exec.Cmd), env ...string) *child {
+	t.Helper()
 	c := &child{addr: freePort(t), admin: freePort(t), lines: make(chan string, 1024)}
-	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", c.addr, "-admin-address", c.admin)
+	c.cmd = exec.Command(binary, "-config", file, "-address", c.addr, "-admin-address", c.admin)
 	c.cmd.Env = append(append(os.Environ(), "RAIS_CACHEDIR="+t.TempDir()), env...)
 	if setup != nil {
 		setup(c.cmd)

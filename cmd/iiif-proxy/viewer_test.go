@@ -533,3 +533,49 @@ func skipOutsideCI(t *testing.T, format string, args ...any) {
 	}
 	t.Skipf(format, args...)
 }
+
+// TestSignedViewerInChromium protects page.tif, signs its info.json URL with
+// `iiif-proxy sign`, and opens it in OpenSeadragon: every tile URL the
+// viewer builds from info.json's id carries the signature, and none is
+// refused.
+func TestSignedViewerInChromium(t *testing.T) {
+	node := viewerTools(t)
+	dir := samplesDir(t)
+	env := []string{"RAIS_TILEPATH=" + dir, "RAIS_SIGNEDPREFIXES=page.tif", "RAIS_SIGNINGKEYS=" + strings.Repeat("k3y", 12)}
+	c := start(t, env...)
+	info := "http://" + c.addr + "/iiif/3/page.tif/info.json"
+	if status, _, _, err := fetch(http.DefaultClient, info); err != nil || status != http.StatusForbidden {
+		t.Fatalf("unsigned info.json: %d %v, want 403", status, err)
+	}
+	cmd := exec.Command(binary, "sign", "-config", "/dev/null", info, "-expires", "1h")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("iiif-proxy sign: %v", err)
+	}
+	signed := strings.TrimSpace(string(out))
+	base, ok := strings.CutSuffix(signed, "/info.json")
+	if !ok || !strings.Contains(base, "/iiif/signed/") {
+		t.Fatalf("signed URL %q", signed)
+	}
+	run := runViewer(t, node, serveViewer(t), signed)
+	if run.TilesFailed != 0 || run.TilesLoaded < 8 || len(run.Errors) > 0 {
+		t.Fatalf("signed session: %d tiles loaded, %d failed, errors %q", run.TilesLoaded, run.TilesFailed, run.Errors)
+	}
+	tiles := 0
+	for _, r := range run.Requests {
+		if r.Status != http.StatusOK {
+			t.Errorf("%s: status %d", r.URL, r.Status)
+		}
+		if !strings.HasPrefix(r.URL, base+"/") && r.URL != signed {
+			t.Errorf("%s does not carry the signature of %s", r.URL, base)
+		}
+		if !strings.HasSuffix(r.URL, "info.json") {
+			tiles++
+		}
+	}
+	if tiles < 8 {
+		t.Errorf("%d tile responses seen", tiles)
+	}
+	t.Logf("signed session: %d tiles, all under %s", tiles, base)
+}

@@ -93,11 +93,41 @@ type Config struct {
 	CacheMinFree FreeSpace
 	// AdminToken is the bearer token the admin endpoints require. Required
 	// when AdminAddress is not a loopback address; "" on loopback means none.
+	// Prefer AdminTokenFile or RAIS_ADMINTOKEN: a flag shows in ps.
 	AdminToken string
+	// AdminTokenFile is a file holding AdminToken (surrounding white space
+	// trimmed), so the token shows neither in ps nor in this file. Default
+	// "": none. Setting both is an error.
+	AdminTokenFile string
 	// RenderWait bounds how long a request waits for another request's
 	// render of the same key (a collapsed miss) before it gets 503.
 	// Default "30s".
 	RenderWait Duration
+	// MaxInFlightBytes bounds the bytes of response bodies being written to
+	// clients at once ("512MB"). A body stays in memory until its client
+	// has read it, so without a bound slow readers of large images pin
+	// gigabytes; a response that would go over it gets 503 with
+	// Retry-After. Default "512MB": room for two of the largest responses
+	// the default image limits allow (a 100-megapixel PNG is about 180 MB)
+	// beside thousands of tiles, and a quarter of a 2 GB machine. "0"
+	// means no bound.
+	MaxInFlightBytes ByteSize
+	// WriteTimeout bounds how long writing one response may take; a client
+	// that reads slower is cut off and its bytes released. Default "2m".
+	WriteTimeout Duration
+	// SignedPrefixes are identifier prefixes whose images are served only
+	// to signed URLs ({IIIFWebPath}/signed/{expiry}.{mac}/3/{identifier}/…,
+	// made by `iiif-proxy sign`); others get 403. "" protects every
+	// image. Default none.
+	SignedPrefixes []string
+	// SigningKeys are the HMAC-SHA256 keys of signed URLs, at least 32
+	// bytes each: the first signs, every one verifies, so a new key can be
+	// put first while URLs signed with the old one still work. Prefer
+	// SigningKeyFile or RAIS_SIGNINGKEYS. Default none.
+	SigningKeys []string
+	// SigningKeyFile is a file of signing keys, one a line (blank lines and
+	// lines starting with # skipped), used instead of SigningKeys. Default "".
+	SigningKeyFile string
 	// Tiers configures each cache tier.
 	Tiers Tiers
 }
@@ -122,6 +152,11 @@ type Tier struct {
 	Revalidate Duration
 	// CacheControl is the Cache-Control header of this tier's responses.
 	CacheControl string
+	// MaxEntryBytes is the largest response the tier stores ("64MB");
+	// larger ones are served but not stored, and counted. Defaults: tile
+	// 4MB, thumbnail 16MB, info 1MB, other 256MB (the largest PNG the
+	// default image limits allow is about 180 MB). "0" means no bound.
+	MaxEntryBytes ByteSize
 	// MaxSize (tile and thumbnail only) is the largest output, in pixels on
 	// each side, that still belongs to the tier.
 	MaxSize int
@@ -133,35 +168,37 @@ type Tier struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Address:         ":12415",
-		AdminAddress:    "127.0.0.1:12416",
-		LogLevel:        "INFO",
-		IIIFWebPath:     "/iiif",
-		InfoCacheLen:    10000,
-		TileCacheLen:    1000,
-		JPGQuality:      75,
-		ImageMaxArea:    104857600,
-		ImageMaxWidth:   20480,
-		ImageMaxHeight:  20480,
-		MaxSourcePixels: 1 << 30,
-		RenderTimeout:   Duration(60 * time.Second),
-		VipsConcurrency: 1,
-		UntiledTileSize: 1024,
-		TilePassthrough: true,
-		CacheDir:        "cache",
-		CacheMinFree:    FreeSpace{Percent: 5},
-		RenderWait:      Duration(30 * time.Second),
+		Address:          ":12415",
+		AdminAddress:     "127.0.0.1:12416",
+		LogLevel:         "INFO",
+		IIIFWebPath:      "/iiif",
+		InfoCacheLen:     10000,
+		TileCacheLen:     1000,
+		JPGQuality:       75,
+		ImageMaxArea:     104857600,
+		ImageMaxWidth:    20480,
+		ImageMaxHeight:   20480,
+		MaxSourcePixels:  1 << 30,
+		RenderTimeout:    Duration(60 * time.Second),
+		VipsConcurrency:  1,
+		UntiledTileSize:  1024,
+		TilePassthrough:  true,
+		CacheDir:         "cache",
+		CacheMinFree:     FreeSpace{Percent: 5},
+		RenderWait:       Duration(30 * time.Second),
+		MaxInFlightBytes: 512 << 20,
+		WriteTimeout:     Duration(2 * time.Minute),
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
-				MaxSize: 1024, Formats: []string{"jpg"}},
+				MaxEntryBytes: 4 << 20, MaxSize: 1024, Formats: []string{"jpg"}},
 			Thumbnail: Tier{Enabled: true, MaxBytes: 5 << 30, Retention: Duration(8760 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=604800",
-				MaxSize: 1000, Formats: []string{"jpg", "png", "webp"}},
+				MaxEntryBytes: 16 << 20, MaxSize: 1000, Formats: []string{"jpg", "png", "webp"}},
 			Info: Tier{Enabled: true, MaxBytes: 1 << 30, Retention: Duration(8760 * time.Hour),
-				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600"},
+				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 1 << 20},
 			Other: Tier{Enabled: true, MaxBytes: 2 << 30, Retention: Duration(168 * time.Hour),
-				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600"},
+				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 256 << 20},
 		},
 	}
 }
@@ -293,6 +330,7 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 	if err := applyFlags(&cfg, args); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, cfg.readSecrets()...)
 	errs = append(errs, cfg.validate()...)
 	return cfg, warnings, errors.Join(errs...)
 }
@@ -435,6 +473,8 @@ var flagNames = map[string]string{
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
 	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough",
 	"CacheDir": "cache-dir", "CacheMinFree": "cache-min-free", "AdminToken": "admin-token", "RenderWait": "render-wait",
+	"AdminTokenFile": "admin-token-file", "MaxInFlightBytes": "max-in-flight-bytes", "WriteTimeout": "write-timeout",
+	"SignedPrefixes": "signed-prefixes", "SigningKeys": "signing-keys", "SigningKeyFile": "signing-key-file",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -516,6 +556,45 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// readSecrets reads AdminTokenFile and SigningKeyFile into AdminToken and
+// SigningKeys. It runs on every Load, so SIGHUP picks up a rotated file.
+func (c *Config) readSecrets() []error {
+	var errs []error
+	if c.AdminTokenFile != "" {
+		b, err := os.ReadFile(c.AdminTokenFile)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("AdminTokenFile: %w", err))
+		case c.AdminToken != "":
+			errs = append(errs, errors.New("AdminTokenFile: AdminToken is set too; use one"))
+		case strings.TrimSpace(string(b)) == "":
+			errs = append(errs, fmt.Errorf("AdminTokenFile: %s is empty", c.AdminTokenFile))
+		default:
+			c.AdminToken = strings.TrimSpace(string(b))
+		}
+	}
+	if c.SigningKeyFile != "" {
+		b, err := os.ReadFile(c.SigningKeyFile)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("SigningKeyFile: %w", err))
+		case len(c.SigningKeys) > 0:
+			errs = append(errs, errors.New("SigningKeyFile: SigningKeys is set too; use one"))
+		default:
+			for line := range strings.Lines(string(b)) {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					c.SigningKeys = append(c.SigningKeys, line)
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
+// its full strength with keys of its output size or more.
+const MinSigningKeyLen = 32
+
 func (c *Config) validate() []error {
 	var errs []error
 	c.LogLevel = strings.ToUpper(c.LogLevel)
@@ -565,13 +644,30 @@ func (c *Config) validate() []error {
 	if c.RenderWait <= 0 {
 		errs = append(errs, errors.New("RenderWait: must be > 0"))
 	}
+	if c.MaxInFlightBytes < 0 {
+		errs = append(errs, errors.New("MaxInFlightBytes: must be >= 0"))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("WriteTimeout: must be > 0"))
+	}
 	if c.AdminToken == "" && c.AdminAddress != "" && !loopback(c.AdminAddress) {
 		errs = append(errs, fmt.Errorf("AdminToken: required because AdminAddress %q is not a loopback address", c.AdminAddress))
+	}
+	if len(c.SignedPrefixes) > 0 && len(c.SigningKeys) == 0 {
+		errs = append(errs, errors.New("SignedPrefixes: needs signing keys (SigningKeyFile, RAIS_SIGNINGKEYS or SigningKeys)"))
+	}
+	for i, k := range c.SigningKeys {
+		if len(k) < MinSigningKeyLen {
+			errs = append(errs, fmt.Errorf("SigningKeys: key %d has %d bytes; use at least %d (e.g. `openssl rand -hex 32`)", i+1, len(k), MinSigningKeyLen))
+		}
 	}
 	for name, t := range map[string]Tier{"Tile": c.Tiers.Tile, "Thumbnail": c.Tiers.Thumbnail, "Info": c.Tiers.Info, "Other": c.Tiers.Other} {
 		key := "Tiers." + name + "."
 		if t.MaxBytes < 0 {
 			errs = append(errs, fmt.Errorf("%sMaxBytes: must be >= 0", key))
+		}
+		if t.MaxEntryBytes < 0 {
+			errs = append(errs, fmt.Errorf("%sMaxEntryBytes: must be >= 0", key))
 		}
 		if (name == "Tile" || name == "Thumbnail") && (t.MaxSize < 1 || t.MaxSize > 100000) {
 			errs = append(errs, fmt.Errorf("%sMaxSize: %d must be between 1 and 100000", key, t.MaxSize))

@@ -191,3 +191,88 @@ func TestFreeSpace(t *testing.T) {
 		t.Errorf("MarshalText = %s", s)
 	}
 }
+
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	k1, k2 := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	tok := file("token", "  s3cret\n")
+	keys := file("keys", "# newest first\n"+k2+"\n\n"+k1+"\n")
+	short := file("short", "tooshort\n")
+	empty := file("empty", "\n")
+	base := "TilePath = \"" + dir + "\"\n"
+	for _, tc := range []struct {
+		name, toml string
+		env        []string
+		wantErr    string // "" means success
+		token      string
+		keys       []string
+	}{
+		{"token file", base + "AdminTokenFile = \"" + tok + "\"\n", nil, "", "s3cret", nil},
+		{"token from env", base, []string{"RAIS_ADMINTOKEN=envtok"}, "", "envtok", nil},
+		{"token file and token", base + "AdminTokenFile = \"" + tok + "\"\nAdminToken = \"x\"\n", nil, "use one", "", nil},
+		{"empty token file", base + "AdminTokenFile = \"" + empty + "\"\n", nil, "is empty", "", nil},
+		{"missing token file", base + "AdminTokenFile = \"" + dir + "/nope\"\n", nil, "AdminTokenFile", "", nil},
+		{"key file, newest first", base + "SignedPrefixes = [\"private/\"]\nSigningKeyFile = \"" + keys + "\"\n", nil, "", "", []string{k2, k1}},
+		{"keys from env", base + "SignedPrefixes = [\"private/\"]\n", []string{"RAIS_SIGNINGKEYS=" + k1 + "," + k2}, "", "", []string{k1, k2}},
+		{"prefixes without keys", base + "SignedPrefixes = [\"private/\"]\n", nil, "needs signing keys", "", nil},
+		{"short key", base + "SigningKeyFile = \"" + short + "\"\n", nil, "at least 32", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Load(write(t, tc.toml), tc.env, nil)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.AdminToken != tc.token || !reflect.DeepEqual(cfg.SigningKeys, tc.keys) {
+				t.Errorf("token %q keys %q, want %q %q", cfg.AdminToken, cfg.SigningKeys, tc.token, tc.keys)
+			}
+		})
+	}
+}
+
+func TestDiffNamesChangedKeysAndWhichAreLive(t *testing.T) {
+	a := Default()
+	b := a
+	b.LogLevel = "DEBUG"
+	b.Tiers.Tile.MaxBytes = 1 << 30
+	b.Tiers.Other.Formats = []string{"png"}
+	b.Address = ":1"
+	b.SigningKeys = []string{"k"}
+	got := Diff(a, b)
+	want := []string{"Address", "LogLevel", "SigningKeys", "Tiers.Tile.MaxBytes", "Tiers.Other.Formats"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Diff = %v, want %v", got, want)
+	}
+	live := map[string]bool{}
+	for _, k := range got {
+		live[k] = Live(k)
+	}
+	if !reflect.DeepEqual(live, map[string]bool{"Address": false, "LogLevel": true, "SigningKeys": true,
+		"Tiers.Tile.MaxBytes": true, "Tiers.Other.Formats": false}) {
+		t.Errorf("Live: %v", live)
+	}
+}
+
+func TestCopyLiveKeepsRestartKeys(t *testing.T) {
+	run, next := Default(), Default()
+	next.Address, next.LogLevel, next.Tiers.Info.Revalidate, next.Tiers.Tile.Enabled = ":9", "WARN", Duration(time.Minute), false
+	CopyLive(&run, next)
+	if run.Address != ":12415" || run.Tiers.Tile.Enabled != true {
+		t.Errorf("restart keys changed: %q %v", run.Address, run.Tiers.Tile.Enabled)
+	}
+	if run.LogLevel != "WARN" || run.Tiers.Info.Revalidate != Duration(time.Minute) {
+		t.Errorf("live keys not copied: %q %v", run.LogLevel, run.Tiers.Info.Revalidate)
+	}
+}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// printStats counts memory hits in the hit ratio and one miss per miss.
+func TestPrintStatsHitRatio(t *testing.T) {
+	body := `{"tiers": {
+	  "tile": {"memoryHits": 6, "diskHits": 2, "misses": 1, "collapsed": 1, "hitRatio": 0.8,
+	           "store": {"Hits": 4, "Misses": 2, "Entries": 3, "Bytes": 4096}},
+	  "info": {"memoryHits": 0, "diskHits": 0, "misses": 0, "collapsed": 0}},
+	 "inFlight": {"bytes": 10, "responses": 1, "limit": 512, "refused": 2}}`
+	var out strings.Builder
+	if err := printStats(&out, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	var tile, info string
+	for _, l := range lines {
+		switch f := strings.Fields(l); {
+		case len(f) > 0 && f[0] == "tile":
+			tile = strings.Join(f, " ")
+		case len(f) > 0 && f[0] == "info":
+			info = strings.Join(f, " ")
+		}
+	}
+	if tile != "tile 6 2 1 1 80.00% 3 4096 0 0" {
+		t.Errorf("tile row %q", tile)
+	}
+	if info != "info 0 0 0 0 - - - 0 0" {
+		t.Errorf("info row %q", info)
+	}
+	if !strings.Contains(out.String(), "in flight: 10 bytes in 1 responses (limit 512), 2 refused") {
+		t.Errorf("no in-flight line:\n%s", out.String())
+	}
+}
