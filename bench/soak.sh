@@ -14,6 +14,10 @@
 #   INTERVAL   seconds between samples                                  [15]
 #   SAMPLES    image directory; generated with `iiif-proxy samples` if missing
 #                                                         [/tmp/soak/samples]
+#   IDS        identifiers to request, comma-separated; empty = every image in
+#              SAMPLES (the 236-megapixel plain JPEG's full-resolution tiles
+#              cost seconds each: leave it out for a rate a 2-core machine
+#              sustains)                                                    []
 #   DIR        work directory: binary, cache, logs, results          [/tmp/soak]
 #   ADDR       IIIF listen address (loopback only)               [127.0.0.1:12515]
 #   ADMIN      admin listen address (loopback only)              [127.0.0.1:12516]
@@ -58,7 +62,9 @@ trap cleanup EXIT
 wait_listen "$ADDR" 100 || die "server did not listen on $ADDR (see $DIR/server.log)"
 log "server PID $SERVER on $ADDR; mix at $RATE req/s for $DURATION"
 
-"$DIR/iiif-bench" -target "http://$ADDR/iiif/3" -ids-dir "$SAMPLES" -workload mix \
+IDARGS=(-ids-dir "$SAMPLES")
+[ -n "${IDS:-}" ] && IDARGS=(-ids "$IDS")
+"$DIR/iiif-bench" -target "http://$ADDR/iiif/3" "${IDARGS[@]}" -workload mix \
   -rate "$RATE" -c 64 -d "$DURATION" -warmup 0s -progress 60s -json "$DIR/bench.json" \
   >"$DIR/bench.log" 2>&1 &
 BENCH=$!
