@@ -70,18 +70,19 @@ func (b *budget) resize(from, to int64) bool {
 
 // estimate is the most bytes res's response is expected to take: the
 // output's pixels at 3 bytes each (RGB, as uncompressed TIFF would take;
-// PNG rarely does worse), doubled for an arbitrary rotation, capped at
-// the limit so that a large request waits for a free budget rather than
-// being refused outright.
+// PNG rarely does worse), doubled for an arbitrary rotation, plus 1 KB of
+// headers and format overhead, capped at the limit so that a request larger
+// than the whole budget is still served when nothing else is in flight
+// rather than refused for ever.
 func (b *budget) estimate(w, h int, rotated bool) int64 {
-	n := int64(w) * int64(h) * 3
+	n := int64(w)*int64(h)*3 + 1024
 	if rotated {
 		n *= 2
 	}
 	if limit := b.limit.Load(); limit > 0 && n > limit {
 		n = limit
 	}
-	return n + 1024 // headers and format overhead of tiny images
+	return n
 }
 
 func (b *budget) release(n int64) {

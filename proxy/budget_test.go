@@ -177,3 +177,24 @@ func TestResponsesAboveMaxEntryBytesAreServedNotStored(t *testing.T) {
 		})
 	}
 }
+
+// A request whose estimate exceeds the whole budget is capped at it, so it
+// is served when nothing else is in flight and refused only beside others.
+func TestAnEstimateAboveTheLimitFitsAnIdleBudget(t *testing.T) {
+	var b budget
+	b.limit.Store(1 << 20)
+	n := b.estimate(4000, 4000, true)
+	if n != 1<<20 {
+		t.Fatalf("estimate = %d, want the limit %d", n, 1<<20)
+	}
+	if !b.acquire(n) {
+		t.Fatal("an idle budget refused a request capped at its limit")
+	}
+	if b.acquire(b.estimate(10, 10, false)) {
+		t.Fatal("a second request fit beside one holding the whole budget")
+	}
+	b.release(n)
+	if small := b.estimate(10, 10, false); small != 10*10*3+1024 {
+		t.Errorf("estimate of a 10x10 image = %d", small)
+	}
+}

@@ -711,6 +711,9 @@ func (t *Tier) open() (err error) {
 	}
 	was := t.State()
 	t.eng.Store(e)
+	// A SetLimits (SIGHUP) between openEngine's read of the limits and
+	// the Store above reached no engine: apply what is in force now.
+	e.setLimits(t.Limits())
 	t.state.Store(int32(StateOK))
 	t.checkSpace()
 	if was == StateDegraded {

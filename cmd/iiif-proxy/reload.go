@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -43,6 +44,14 @@ func (a *App) Reload(next config.Config) (applied, restart []string) {
 	signer, err := proxy.NewSigner(next.SignedPrefixes, next.SigningKeys)
 	if err != nil {
 		a.log.Error("SIGHUP: configuration rejected; the running one stays", "error", err)
+		return nil, nil
+	}
+	// The admin listener keeps its start-up address until a restart: a
+	// token may only be dropped where that address is loopback, whatever the
+	// new file says AdminAddress will be.
+	if next.AdminToken == "" && a.cfg.AdminAddress != "" && !config.Loopback(a.cfg.AdminAddress) {
+		a.log.Error("SIGHUP: configuration rejected; the running one stays",
+			"error", fmt.Sprintf("AdminToken: required while the admin listener runs on %q, which is not a loopback address", a.cfg.AdminAddress))
 		return nil, nil
 	}
 	for _, k := range config.Diff(a.started, next) {

@@ -161,8 +161,8 @@ func TestSIGHUPReloadsUnderLoadWithoutFailingARequest(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if c.cmd.ProcessState != nil {
-		t.Fatalf("the process exited: %v", c.cmd.ProcessState)
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid)); err != nil || strings.Contains(string(stat), ") Z ") {
+		t.Fatalf("the process exited (%v): %s", err, stat)
 	}
 	if status, _, _, err := fetch(client, "http://"+c.addr+"/healthz"); err != nil || status != http.StatusOK {
 		t.Fatalf("healthz after reloads: %d %v", status, err)

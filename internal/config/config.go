@@ -543,6 +543,9 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // LogLevels are the accepted LogLevel values.
 var LogLevels = []string{"DEBUG", "INFO", "WARN", "ERROR", "CRIT"}
 
+// Loopback reports whether addr ("host:port") only listens on loopback.
+func Loopback(addr string) bool { return loopback(addr) }
+
 // loopback reports whether addr ("host:port") only listens on loopback.
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
