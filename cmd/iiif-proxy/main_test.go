@@ -294,6 +294,14 @@ func TestCacheSurvivesSIGKILLUnderLoad(t *testing.T) {
 
 	b := start(t, "RAIS_TILEPATH="+dir, "RAIS_CACHEDIR="+cacheDir)
 	fresh := start(t, "RAIS_TILEPATH="+dir)
+	// The tiers open in the background: wait for the tile tier (bounded)
+	// so that a slow open is not mistaken for a lost cache.
+	for i := 0; metric(t, b, `iiif_cache_state{tier="tile"}`) != "0"; i++ {
+		if i > 200 {
+			t.Fatalf("the tile tier did not open after the crash: state %q", metric(t, b, `iiif_cache_state{tier="tile"}`))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	hits := 0
 	for _, p := range paths {
 		sb, bb, xb, err := fetch(client, "http://"+b.addr+"/iiif/3/"+p)
