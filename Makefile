@@ -37,14 +37,14 @@ test: deps viewer-deps
 	$(GO) test -count=1 ./...
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./rules/ ./renderer/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./rules/ ./renderer/vips/
 
 # fuzz runs each fuzz target for FUZZTIME (the URL parser and the identifier
 # resolver); `make fuzz FUZZTIME=30m` for a long run.
 FUZZTIME ?= 60s
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules/
-	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./renderer/
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./renderer/vips/
 
 # soak runs the harness's mix workload for DURATION (30m) against the binary
 # and plots RSS, goroutines, open files and disk per tier (bench/soak.sh).

@@ -8,14 +8,14 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
 // benchProxy is a proxy with a disk tile tier (and memLen tiles in memory).
 func benchProxy(b *testing.B, memLen int) *Proxy {
-	r, err := renderer.New(renderer.Config{TilePath: tilePath, TilePassthrough: true})
+	r, err := vips.New(vips.Config{TilePath: tilePath, TilePassthrough: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
@@ -61,7 +61,7 @@ func slowGet(t *testing.T, rawURL string) net.Conn {
 func bigResponse(t *testing.T) (*cachedProxy, string) {
 	t.Helper()
 	dir := t.TempDir()
-	if _, err := renderer.Generate(filepath.Join(dir, "scan"), renderer.Scan, renderer.PyramidTIFF, 3200, 2400, 1); err != nil {
+	if _, err := vips.Generate(filepath.Join(dir, "scan"), vips.Scan, vips.PyramidTIFF, 3200, 2400, 1); err != nil {
 		t.Fatal(err)
 	}
 	cp := serveCached(t, dir, 0, "")

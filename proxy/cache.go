@@ -126,7 +126,7 @@ const (
 
 // cached looks key up in memory, then on disk, revalidating an entry older
 // than the tier's Revalidate against the source's identity
-// (renderer.Identity). A changed source purges every derivative of the
+// (renderer.Source.Identity). A changed source purges every derivative of the
 // identifier, in every tier, info.json included.
 //
 // A disk hit is read straight into ctx's pooled response buffer: the
@@ -178,7 +178,7 @@ func (p *Proxy) cached(ctx *fasthttp.RequestCtx, t *tier, key []byte, id string)
 		// 2) has none and counts as changed: comparing its whole-second
 		// mtime is exactly what let replaced files be served for ever, and
 		// the price is one render per image the first time it revalidates.
-		if err != nil || e.SourceIdentity == "" || src.Identity.String() != e.SourceIdentity {
+		if err != nil || e.SourceIdentity == "" || src.Identity != e.SourceIdentity {
 			// Changed, gone or unreadable: every derivative is suspect.
 			p.metrics.revalidations[t.name].changed.Inc()
 			p.purgeID(id)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
@@ -22,7 +22,7 @@ import (
 type cachedProxy struct {
 	base, admin string
 	p           *Proxy
-	r           *renderer.Vips
+	r           *vips.Vips
 	stores      [rules.NumTiers]*store.Tier
 }
 
@@ -33,15 +33,15 @@ func serveCached(t *testing.T, tilePath string, revalidate time.Duration, token 
 // serveTiers starts a proxy whose tiers are all cached on disk, or none.
 func serveTiers(t *testing.T, tilePath string, revalidate time.Duration, token string, cached bool) *cachedProxy {
 	t.Helper()
-	return serveWith(t, renderer.Config{TilePath: tilePath, TilePassthrough: true}, Config{}, revalidate, token, cached)
+	return serveWith(t, vips.Config{TilePath: tilePath, TilePassthrough: true}, Config{}, revalidate, token, cached)
 }
 
 // serveWith starts a proxy on a renderer made with rcfg and the proxy
 // settings in cfg (a test logger and SourceCacheLen are filled in), whose
 // tiers are all cached on disk with the given revalidation age, or none.
-func serveWith(t *testing.T, rcfg renderer.Config, cfg Config, revalidate time.Duration, token string, cached bool) *cachedProxy {
+func serveWith(t *testing.T, rcfg vips.Config, cfg Config, revalidate time.Duration, token string, cached bool) *cachedProxy {
 	t.Helper()
-	r, err := renderer.New(rcfg)
+	r, err := vips.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func testCollapse(t *testing.T, cached bool, leader string) {
 
 func TestRevalidationReplacesEveryTierWhenTheSourceChanges(t *testing.T) {
 	dir := t.TempDir()
-	name, err := renderer.Generate(filepath.Join(dir, "img"), renderer.Pattern, renderer.PyramidTIFF, 1024, 768, 1)
+	name, err := vips.Generate(filepath.Join(dir, "img"), vips.Pattern, vips.PyramidTIFF, 1024, 768, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestRevalidationReplacesEveryTierWhenTheSourceChanges(t *testing.T) {
 	}
 	renders := cp.renders()
 	// Replace the image: new pixels, new modification time.
-	if _, err := renderer.Generate(filepath.Join(dir, "new"), renderer.Scan, renderer.PyramidTIFF, 1024, 768, 5); err != nil {
+	if _, err := vips.Generate(filepath.Join(dir, "new"), vips.Scan, vips.PyramidTIFF, 1024, 768, 5); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(filepath.Join(dir, "new.tif"), name); err != nil {
@@ -321,7 +321,7 @@ func TestPurgeStatsAndMetricsOnTheAdminListener(t *testing.T) {
 }
 
 func TestABrokenStoreServesUncached(t *testing.T) {
-	r, err := renderer.New(renderer.Config{TilePath: tilePath})
+	r, err := vips.New(vips.Config{TilePath: tilePath})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 )
 
 // brokenSources writes truncated and corrupt JPEG, stripped and tiled TIFF,
@@ -21,10 +21,10 @@ func brokenSources(t *testing.T) (dir string, names []string) {
 	t.Helper()
 	dir = t.TempDir()
 	for _, l := range []struct{ name, layout string }{
-		{"jpeg", renderer.PlainJPEG}, {"strip", renderer.StripTIFF}, {"tiled", renderer.PyramidTIFF},
-		{"png", renderer.PNG}, {"jp2", renderer.JP2},
+		{"jpeg", vips.PlainJPEG}, {"strip", vips.StripTIFF}, {"tiled", vips.PyramidTIFF},
+		{"png", vips.PNG}, {"jp2", vips.JP2},
 	} {
-		file, err := renderer.Generate(filepath.Join(t.TempDir(), l.name), renderer.Pattern, l.layout, 1200, 900, 1)
+		file, err := vips.Generate(filepath.Join(t.TempDir(), l.name), vips.Pattern, l.layout, 1200, 900, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,11 +81,11 @@ func TestBrokenSourcesAre422AndNeverCached(t *testing.T) {
 // are due for revalidation, every tier serves the new pixels.
 func TestReplacedFileWithTheSameMtimeIsRevalidatedInEveryTier(t *testing.T) {
 	src := t.TempDir()
-	na, err := renderer.Generate(filepath.Join(src, "a"), renderer.Pattern, "tif", 300, 200, 1)
+	na, err := vips.Generate(filepath.Join(src, "a"), vips.Pattern, "tif", 300, 200, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nb, err := renderer.Generate(filepath.Join(src, "b"), renderer.Scan, "tif", 300, 200, 2)
+	nb, err := vips.Generate(filepath.Join(src, "b"), vips.Scan, "tif", 300, 200, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestReplacedFileWithTheSameMtimeIsRevalidatedInEveryTier(t *testing.T) {
 // RenderWait (a 503) is killed, not run to the end: its worker is free again
 // long before the render could have finished.
 func TestAbandonedRenderIsCancelled(t *testing.T) {
-	cp := serveWith(t, renderer.Config{TilePath: tilePath, Concurrency: 1},
+	cp := serveWith(t, vips.Config{TilePath: tilePath, Concurrency: 1},
 		Config{RenderWait: 100 * time.Millisecond, RenderTimeout: 5 * time.Minute}, 0, "", false)
 	// About 400 megapixels of PNG: minutes of work on one core.
 	r := get(t, cp.base+"pattern.tif/full/^24000,/0/default.png")
@@ -187,7 +187,7 @@ func TestAbandonedRenderIsCancelled(t *testing.T) {
 // TestRenderLimitsAtTheEdge: rotation cannot get past the output limits, and
 // an untiled source over MaxSourcePixels is a 422 that says what to do.
 func TestRenderLimitsAtTheEdge(t *testing.T) {
-	rcfg := renderer.Config{TilePath: tilePath, MaxSourcePixels: 100_000}
+	rcfg := vips.Config{TilePath: tilePath, MaxSourcePixels: 100_000}
 	rcfg.Limits.MaxWidth = 500
 	cp := serveWith(t, rcfg, Config{}, 0, "", true)
 	r := get(t, cp.base+"pattern.tif/full/500,/45/default.jpg")

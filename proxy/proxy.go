@@ -32,15 +32,10 @@ import (
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
-// Renderer is what the proxy needs from a renderer.
-type Renderer interface {
-	Info(ctx context.Context, id string) (*renderer.Source, error)
-	Sizes(src *renderer.Source) []renderer.Size
-	Render(ctx context.Context, src *renderer.Source, res rules.Resolved) (renderer.Image, error)
-	Limits() rules.Limits
-}
-
-var _ Renderer = (*renderer.Vips)(nil)
+// Renderer is what the proxy needs from a renderer: the contract that the
+// libvips renderer (renderer/vips) and the upstream client
+// (renderer/upstream) implement.
+type Renderer = renderer.Renderer
 
 // Config configures a Proxy.
 type Config struct {
@@ -406,7 +401,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 		e, how, err = p.fill(t, key, func(context.Context) (store.Entry, error) {
 			body, err := infoJSON(req.Version, infoIDMark+relativeID(req.Version, req.ID), src, p.r.Sizes(src), p.r.Limits())
 			return store.Entry{ContentType: "application/json", LastModified: src.ModTime,
-				SourceIdentity: src.Identity.String(), Body: body}, err
+				SourceIdentity: src.Identity, Body: body}, err
 		})
 		if err != nil {
 			p.fail(ctx, err)
@@ -500,7 +495,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 			}
 			p.metrics.render.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
 			return store.Entry{ContentType: img.MIME, LastModified: img.ModTime,
-				SourceIdentity: img.Identity.String(), Body: img.Body}, nil
+				SourceIdentity: img.Identity, Body: img.Body}, nil
 		})
 		if errors.Is(err, renderer.ErrSourceChanged) {
 			p.purgeID(req.ID)

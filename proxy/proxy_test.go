@@ -19,13 +19,14 @@ import (
 	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
 var tilePath string
 
 func TestMain(m *testing.M) {
-	if err := renderer.Startup(renderer.Options{}); err != nil {
+	if err := vips.Startup(vips.Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -40,15 +41,15 @@ func TestMain(m *testing.M) {
 			name, layout string
 			w, h         int
 		}{
-			{"pattern", renderer.PyramidTIFF, 1200, 900},
-			{"sub dir/img", renderer.PNG, 400, 300},
-			{"✓", renderer.PNG, 40, 30},
+			{"pattern", vips.PyramidTIFF, 1200, 900},
+			{"sub dir/img", vips.PNG, 400, 300},
+			{"✓", vips.PNG, 40, 30},
 		} {
 			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f.name)), 0o755); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
-			if _, err := renderer.Generate(filepath.Join(dir, f.name), renderer.Pattern, f.layout, f.w, f.h, 1); err != nil {
+			if _, err := vips.Generate(filepath.Join(dir, f.name), vips.Pattern, f.layout, f.w, f.h, 1); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
@@ -60,17 +61,17 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.RemoveAll(dir)
-	renderer.Shutdown()
+	vips.Shutdown()
 	os.Exit(code)
 }
 
 // serve starts a proxy on a loopback port and returns its base URL.
-func serve(t *testing.T, cfg Config, rcfg renderer.Config) string {
+func serve(t *testing.T, cfg Config, rcfg vips.Config) string {
 	t.Helper()
 	if rcfg.TilePath == "" {
 		rcfg.TilePath = tilePath
 	}
-	r, err := renderer.New(rcfg)
+	r, err := vips.New(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func do(t *testing.T, method, url string, header map[string]string) response {
 func get(t *testing.T, url string) response { return do(t, http.MethodGet, url, nil) }
 
 func TestInfoJSONVersion3(t *testing.T) {
-	base := serve(t, Config{}, renderer.Config{Limits: rules.Limits{MaxArea: 4_000_000, MaxWidth: 3000}})
+	base := serve(t, Config{}, vips.Config{Limits: rules.Limits{MaxArea: 4_000_000, MaxWidth: 3000}})
 	r := get(t, base+"/iiif/3/pattern.tif/info.json")
 	if r.status != http.StatusOK {
 		t.Fatalf("status %d: %s", r.status, clip(r.body))
@@ -212,7 +213,7 @@ func checkHeader(t *testing.T, r response, name, want string) {
 }
 
 func TestInfoJSONVersion2AndBaseURL(t *testing.T) {
-	base := serve(t, Config{BaseURL: "https://images.example.org/", WebPath: "/img/"}, renderer.Config{})
+	base := serve(t, Config{BaseURL: "https://images.example.org/", WebPath: "/img/"}, vips.Config{})
 	r := get(t, base+"/img/2/pattern.tif/info.json")
 	if r.status != http.StatusOK {
 		t.Fatalf("status %d: %s", r.status, clip(r.body))
@@ -240,7 +241,7 @@ func TestInfoJSONVersion2AndBaseURL(t *testing.T) {
 }
 
 func TestBareIdentifierRedirectsToInfo(t *testing.T) {
-	base := serve(t, Config{}, renderer.Config{})
+	base := serve(t, Config{}, vips.Config{})
 	for _, v := range []string{"2", "3"} {
 		r := get(t, base+"/iiif/"+v+"/sub%20dir%2Fimg.png")
 		if r.status != http.StatusSeeOther {
@@ -251,7 +252,7 @@ func TestBareIdentifierRedirectsToInfo(t *testing.T) {
 }
 
 func TestImageResponse(t *testing.T) {
-	base := serve(t, Config{}, renderer.Config{})
+	base := serve(t, Config{}, vips.Config{})
 	url := base + "/iiif/3/pattern.tif/pct:0,0,50,50/!300,300/0/default.jpg"
 	r := get(t, url)
 	if r.status != http.StatusOK {
@@ -298,7 +299,7 @@ func TestImageResponse(t *testing.T) {
 }
 
 func TestOptionsAndMethods(t *testing.T) {
-	base := serve(t, Config{}, renderer.Config{})
+	base := serve(t, Config{}, vips.Config{})
 	r := do(t, http.MethodOptions, base+"/iiif/3/pattern.tif/info.json", map[string]string{
 		"Origin": "https://viewer.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "range"})
 	if r.status != http.StatusNoContent {
@@ -326,8 +327,8 @@ func TestBadRequestsNameTheProblem(t *testing.T) {
 	if err := os.Symlink(filepath.Join(tilePath, "pattern.tif"), filepath.Join(inner, "out.tif")); err != nil {
 		t.Fatal(err)
 	}
-	base := serve(t, Config{}, renderer.Config{Limits: rules.Limits{MaxArea: 10_000_000, MaxWidth: 5000, MaxHeight: 5000}})
-	jail := serve(t, Config{}, renderer.Config{TilePath: inner})
+	base := serve(t, Config{}, vips.Config{Limits: rules.Limits{MaxArea: 10_000_000, MaxWidth: 5000, MaxHeight: 5000}})
+	jail := serve(t, Config{}, vips.Config{TilePath: inner})
 	tests := []struct {
 		name   string
 		url    string

@@ -14,7 +14,7 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
-	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
@@ -25,7 +25,7 @@ type App struct {
 	started config.Config // as started: what a restart would change is measured from it
 	log     *slog.Logger
 	level   *slog.LevelVar // the log level, live
-	render  *renderer.Vips
+	render  *vips.Vips
 	stores  []*store.Tier
 	tiers   [rules.NumTiers]*store.Tier // the open stores by tier; nil: none
 	proxy   *proxy.Proxy
@@ -45,14 +45,14 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 	if err != nil {
 		return nil, err
 	}
-	if err := renderer.Startup(renderer.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
+	if err := vips.Startup(vips.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
 		return nil, err
 	}
 	maxSource := cfg.MaxSourcePixels
 	if maxSource == 0 {
 		maxSource = -1 // the renderer's "no limit"; its zero is its default
 	}
-	r, err := renderer.New(renderer.Config{
+	r, err := vips.New(vips.Config{
 		TilePath:        cfg.TilePath,
 		MaxSourcePixels: maxSource,
 		Concurrency:     cfg.RenderConcurrency,
@@ -63,7 +63,7 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 		TilePassthrough: cfg.TilePassthrough,
 	})
 	if err != nil {
-		renderer.Shutdown()
+		vips.Shutdown()
 		return nil, err
 	}
 	a := &App{cfg: cfg, started: cfg, log: log, level: level, render: r}
@@ -159,7 +159,7 @@ func (a *App) close() {
 		}
 	}
 	a.render.Close()
-	renderer.Shutdown()
+	vips.Shutdown()
 }
 
 // shutdownGrace is how long in-flight requests get to finish on SIGTERM.

@@ -7,27 +7,27 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 )
 
 // sample is one generated sample image.
 type sample struct {
 	name          string
-	content       renderer.Content
+	content       vips.Content
 	layout        string
 	width, height int
 	small         bool // part of the -small set (tests, quick starts)
 }
 
 var samples = []sample{
-	{"pattern", renderer.Pattern, renderer.PyramidTIFF, 4000, 3000, true},
-	{"scan-pyramid", renderer.Scan, renderer.PyramidTIFF, 20480, 11520, false},
-	{"scan-plain", renderer.Scan, renderer.PlainJPEG, 20480, 11520, false},
-	{"page", renderer.Scan, renderer.PyramidTIFF, 3000, 4000, true},
-	{"page-plain", renderer.Scan, renderer.PlainJPEG, 3000, 4000, true},
-	{"page-jp2", renderer.Scan, renderer.JP2, 3000, 4000, true},
-	{"page-png", renderer.Scan, renderer.PNG, 1200, 1600, true},
-	{"page-webp", renderer.Scan, renderer.WebP, 1200, 1600, true},
+	{"pattern", vips.Pattern, vips.PyramidTIFF, 4000, 3000, true},
+	{"scan-pyramid", vips.Scan, vips.PyramidTIFF, 20480, 11520, false},
+	{"scan-plain", vips.Scan, vips.PlainJPEG, 20480, 11520, false},
+	{"page", vips.Scan, vips.PyramidTIFF, 3000, 4000, true},
+	{"page-plain", vips.Scan, vips.PlainJPEG, 3000, 4000, true},
+	{"page-jp2", vips.Scan, vips.JP2, 3000, 4000, true},
+	{"page-png", vips.Scan, vips.PNG, 1200, 1600, true},
+	{"page-webp", vips.Scan, vips.WebP, 1200, 1600, true},
 }
 
 // samplesCmd generates the sample images that the default configuration
@@ -43,11 +43,11 @@ func samplesCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "iiif-proxy samples:", err)
 		return 1
 	}
-	if err := renderer.Startup(renderer.Options{Concurrency: runtime.NumCPU()}); err != nil {
+	if err := vips.Startup(vips.Options{Concurrency: runtime.NumCPU()}); err != nil {
 		fmt.Fprintln(os.Stderr, "iiif-proxy samples:", err)
 		return 1
 	}
-	defer renderer.Shutdown()
+	defer vips.Shutdown()
 	for i, s := range samples {
 		if *small && !s.small {
 			continue
@@ -59,7 +59,7 @@ func samplesCmd(args []string) int {
 		}
 		start := time.Now()
 		tmp := filepath.Join(*dir, ".tmp-"+s.name)
-		name, err := renderer.Generate(tmp, s.content, s.layout, s.width, s.height, 1000+i)
+		name, err := vips.Generate(tmp, s.content, s.layout, s.width, s.height, 1000+i)
 		if err == nil {
 			err = os.Rename(name, base+filepath.Ext(name))
 		}

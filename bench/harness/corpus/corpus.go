@@ -1,6 +1,6 @@
 // Package corpus generates a deterministic corpus of large test images for
 // load tests: photographed-page content (paper texture, fibres, paragraphs
-// of text, from renderer.Generate) so that JPEG tiles weigh what real scans'
+// of text, from vips.Generate) so that JPEG tiles weigh what real scans'
 // do, as plain JPEG, tiled pyramidal TIFF and JPEG 2000, from 4,000 to
 // 30,000 pixels a side.
 //
@@ -23,14 +23,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 )
 
 // Formats and their renderer layouts.
 var layouts = map[string]string{
-	"tif": renderer.PyramidTIFF,
-	"jpg": renderer.PlainJPEG,
-	"jp2": renderer.JP2,
+	"tif": vips.PyramidTIFF,
+	"jpg": vips.PlainJPEG,
+	"jp2": vips.JP2,
 }
 
 // Options choose the corpus.
@@ -139,7 +139,7 @@ func Plan(o Options) ([]Item, error) {
 }
 
 // Generate writes the planned images into dir, skipping those that exist,
-// and logs one line per image to log. It starts libvips (renderer.Startup)
+// and logs one line per image to log. It starts libvips (vips.Startup)
 // and stops it when done, so it runs once per process.
 func Generate(dir string, items []Item, log io.Writer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -156,14 +156,14 @@ func Generate(dir string, items []Item, log io.Writer) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	if err := renderer.Startup(renderer.Options{Concurrency: runtime.NumCPU()}); err != nil {
+	if err := vips.Startup(vips.Options{Concurrency: runtime.NumCPU()}); err != nil {
 		return err
 	}
-	defer renderer.Shutdown()
+	defer vips.Shutdown()
 	for _, it := range todo {
 		start := time.Now()
 		tmp := filepath.Join(dir, ".tmp-"+it.Name)
-		name, err := renderer.Generate(tmp, renderer.Scan, layouts[it.Format], it.Width, it.Height, it.Seed)
+		name, err := vips.Generate(tmp, vips.Scan, layouts[it.Format], it.Width, it.Height, it.Seed)
 		if err == nil && !strings.HasSuffix(name, "."+it.Format) {
 			err = fmt.Errorf("corpus: renderer wrote %s, want .%s", name, it.Format)
 		}

@@ -1,5 +1,6 @@
-// Package renderer turns a resolved IIIF request into encoded image bytes
-// with in-process libvips. It is the only package that talks to libvips.
+// Package vips turns a resolved IIIF request into encoded image bytes
+// with in-process libvips: the embedded implementation of the renderer
+// contract (package renderer). It is the only package that talks to libvips.
 //
 // Sources are files under Config.TilePath. An identifier is a path relative
 // to it; it is opened through an os.Root, so "..", absolute paths and
@@ -24,7 +25,7 @@
 //
 // libvips is process-global: call Startup once before New and Shutdown once
 // at exit (cmd/iiif-proxy does both).
-package renderer
+package vips
 
 // #cgo pkg-config: vips
 // #cgo LDFLAGS: -lm
@@ -51,42 +52,27 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/internal/imgmeta"
 	"github.com/iiif-proxy/iiif-proxy/internal/lru"
+	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
-// Errors that callers map to HTTP statuses (see proxy).
-var (
-	// ErrNotFound: no regular file for the identifier inside TilePath.
-	ErrNotFound = errors.New("no such image")
-	// ErrOverloaded: the render queue is full; try again shortly.
-	ErrOverloaded = errors.New("render queue is full")
-	// ErrSourceChanged: the file was replaced between Info and Render.
-	ErrSourceChanged = errors.New("the source image changed during the request")
+// The contract's types and errors under their old names here, so the
+// renderer's code reads as before the contract moved to package renderer.
+type (
+	Size                = renderer.Size
+	Image               = renderer.Image
+	Stats               = renderer.Stats
+	SourceError         = renderer.SourceError
+	SourceTooLargeError = renderer.SourceTooLargeError
 )
 
-// SourceError says a source exists but cannot be decoded (not an image, an
-// unsupported format, a truncated or corrupt file).
-type SourceError struct {
-	ID     string
-	Detail string // libvips' message, for logs
-}
+var (
+	ErrNotFound      = renderer.ErrNotFound
+	ErrOverloaded    = renderer.ErrOverloaded
+	ErrSourceChanged = renderer.ErrSourceChanged
+)
 
-func (e *SourceError) Error() string {
-	return fmt.Sprintf("image %q cannot be decoded: %s", e.ID, e.Detail)
-}
-
-// SourceTooLargeError says a render would have to decode more pixels of an
-// untiled source than Config.MaxSourcePixels allows. Nothing was decoded.
-type SourceTooLargeError struct {
-	ID            string
-	Width, Height int   // what the render would decode
-	Max           int64 // Config.MaxSourcePixels
-}
-
-func (e *SourceTooLargeError) Error() string {
-	return fmt.Sprintf("image %q has no tiles or pyramid level to read from: this request would decode all %d×%d pixels of it, more than this server's MaxSourcePixels (%d); ask for a smaller size, or convert it to a tiled pyramidal TIFF",
-		e.ID, e.Width, e.Height, e.Max)
-}
+var _ renderer.Renderer = (*Vips)(nil)
 
 // Options configure libvips itself, once per process.
 type Options struct {
@@ -159,55 +145,33 @@ type Level struct {
 	ifd           *imgmeta.IFD // a TIFF level's directory, for tile pass-through
 }
 
-// Size is a width and height.
-type Size struct{ Width, Height int }
-
-// Source describes a source image. It is immutable and shared: do not modify.
-type Source struct {
-	ID            string
-	Format        string // libvips loader, e.g. "tiffload"
-	Width, Height int
-	// TileWidth and TileHeight are the tile size to advertise: the file's own
-	// tiles when it has them, Config.UntiledTileSize otherwise.
-	TileWidth, TileHeight int
-	Tiled                 bool // the file itself is tiled
-	// ScaleFactors are the scale factors that render fastest, ascending: the
-	// pyramid's levels, then powers of two until the image fits in a tile.
-	ScaleFactors []int
+// source is what this renderer knows of a source image: the contract's
+// description, which Info hands out (its Detail points back here), and the
+// libvips-private rest. It is immutable and shared: do not modify.
+type source struct {
+	renderer.Source
+	Format string // libvips loader, e.g. "tiffload"
+	Tiled  bool   // the file itself is tiled
 	// Levels are what the file can be read at, largest first.
 	Levels []Level
-	// ModTime is the file's modification time to whole seconds, for
-	// Last-Modified; Identity, not ModTime, says whether the file changed.
-	ModTime  time.Time
+	// Identity is the file's identity; Source.Identity is its String.
 	Identity Identity
 	seq      bool // open with sequential access
 }
 
-// Image is a rendered image.
-type Image struct {
-	Body     []byte
-	MIME     string
-	ModTime  time.Time // the source's modification time
-	Identity Identity  // the identity of the source file rendered
-}
-
-// Stats are the renderer's counters since start.
-type Stats struct {
-	Renders     uint64 // successful renders by libvips
-	Passthrough uint64 // tiles served as stored, without decoding
-	Failures    uint64 // renders that failed in libvips
-	Cancelled   uint64 // renders stopped because their context ended
-	Overloaded  uint64 // renders refused because the queue was full
-	InFlight    int64  // renders running now
-	Queued      int64  // renders waiting for a worker now
-	RenderNs    uint64 // total time spent rendering
+// sourceOf returns the private description behind a Source from Info.
+func sourceOf(s *renderer.Source) (*source, error) {
+	if src, ok := s.Detail.(*source); ok {
+		return src, nil
+	}
+	return nil, fmt.Errorf("vips: source %q was not described by this renderer", s.ID)
 }
 
 // Vips renders from files with libvips.
 type Vips struct {
 	cfg   Config
 	root  *os.Root
-	meta  *lru.Cache[string, *Source]
+	meta  *lru.Cache[string, *source]
 	open_ *lru.Cache[openKey, *openImage] // random-access sources kept open
 	slots chan struct{}                   // one token per running render
 	live  atomic.Pointer[rules.Limits]    // set by SetLimits (live.go); nil: cfg.Limits
@@ -233,7 +197,7 @@ func New(cfg Config) (*Vips, error) {
 	return &Vips{
 		cfg:   cfg,
 		root:  root,
-		meta:  lru.New[string, *Source](cfg.MetaCacheLen),
+		meta:  lru.New[string, *source](cfg.MetaCacheLen),
 		open_: lru.NewWithEvict(cfg.OpenCacheLen, func(_ openKey, o *openImage) { o.release() }),
 		slots: make(chan struct{}, cfg.Concurrency),
 	}, nil
@@ -272,7 +236,7 @@ func (o *openImage) release() {
 // Tiled and JPEG 2000 sources stay open across renders (re-opening a big
 // pyramidal TIFF costs more than rendering a tile from it); sequential
 // sources are single-use.
-func (v *Vips) image(f *os.File, src *Source, lv Level) (*openImage, error) {
+func (v *Vips) image(f *os.File, src *source, lv Level) (*openImage, error) {
 	key := openKey{src.Identity, lv.page, lv.subifd}
 	if !src.seq {
 		if o, ok := v.open_.Get(key); ok && o.refs.Add(1) > 1 {
@@ -378,16 +342,20 @@ func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd
 
 // Info returns the source's description, from memory when the file has not
 // changed since it was last read.
-func (v *Vips) Info(ctx context.Context, id string) (*Source, error) {
+func (v *Vips) Info(ctx context.Context, id string) (*renderer.Source, error) {
 	f, fi, err := v.open(id)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return v.describe(id, f, fi)
+	s, err := v.describe(id, f, fi)
+	if err != nil {
+		return nil, err
+	}
+	return &s.Source, nil
 }
 
-func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*Source, error) {
+func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*source, error) {
 	ident := IdentityOf(fi)
 	if s, ok := v.meta.Get(id); ok && s.Identity == ident {
 		return s, nil
@@ -398,6 +366,8 @@ func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*Source, error) 
 	}
 	s.ModTime = fi.ModTime().UTC().Truncate(time.Second) // HTTP dates have whole seconds
 	s.Identity = ident
+	s.Source.Identity = ident.String()
+	s.Detail = s
 	v.meta.Add(id, s)
 	return s, nil
 }
@@ -416,17 +386,15 @@ func probeHeader(p string, page, subifd int) (C.iiif_header, error) {
 }
 
 // probe reads the headers of a source and works out its levels.
-func (v *Vips) probe(id string, f *os.File) (*Source, error) {
+func (v *Vips) probe(id string, f *os.File) (*source, error) {
 	p := fdPath(f)
 	h, err := probeHeader(p, -1, -1)
 	if err != nil {
 		return nil, &SourceError{ID: id, Detail: strings.ReplaceAll(err.Error(), p, id)}
 	}
-	s := &Source{
-		ID:     id,
+	s := &source{
+		Source: renderer.Source{ID: id, Width: int(h.width), Height: int(h.height)},
 		Format: C.GoString(&h.loader[0]),
-		Width:  int(h.width),
-		Height: int(h.height),
 		Levels: []Level{{Width: int(h.width), Height: int(h.height), page: -1, subifd: -1, shrink: 1}},
 		seq:    true,
 	}
@@ -501,7 +469,7 @@ func halves(prev Level, next C.iiif_header) bool {
 	return w >= 1 && h >= 1 && abs(w-prev.Width/2) <= 1 && abs(h-prev.Height/2) <= 1
 }
 
-func scaleFactors(s *Source) []int {
+func scaleFactors(s *source) []int {
 	fits := func(f int) bool { return ceilDiv(s.Width, f) <= s.TileWidth && ceilDiv(s.Height, f) <= s.TileHeight }
 	var out []int
 	last := 0
@@ -524,7 +492,7 @@ func scaleFactors(s *Source) []int {
 
 // Sizes are the whole-image sizes that render fastest, ascending, within the
 // limits: one per scale factor.
-func (v *Vips) Sizes(s *Source) []Size {
+func (v *Vips) Sizes(s *renderer.Source) []Size {
 	var out []Size
 	for i := len(s.ScaleFactors) - 1; i >= 0; i-- {
 		f := s.ScaleFactors[i]
@@ -534,7 +502,7 @@ func (v *Vips) Sizes(s *Source) []Size {
 			(lim.MaxArea > 0 && int64(w)*int64(h) > lim.MaxArea) {
 			break
 		}
-		out = append(out, Size{w, h})
+		out = append(out, Size{Width: w, Height: h})
 	}
 	return out
 }
@@ -545,7 +513,7 @@ func (v *Vips) Sizes(s *Source) []Size {
 const slack = 1.02
 
 // plan chooses the cheapest level for res and maps the region onto it.
-func plan(s *Source, res rules.Resolved) (lv Level, x, y, w, h int) {
+func plan(s *source, res rules.Resolved) (lv Level, x, y, w, h int) {
 	fx := float64(res.Region.W) / float64(res.Width)
 	fy := float64(res.Region.H) / float64(res.Height)
 	lv = s.Levels[0]
@@ -579,7 +547,11 @@ func scaleSpan(pos, n, full, level int) (int, int) {
 
 // Render renders res from src, which must come from Info. It waits for a
 // worker while ctx allows; a full queue fails at once with ErrOverloaded.
-func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Image, error) {
+func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolved) (Image, error) {
+	src, err := sourceOf(rs)
+	if err != nil {
+		return Image{}, err
+	}
 	f, fi, err := v.open(src.ID)
 	if err != nil {
 		return Image{}, err
@@ -591,7 +563,7 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	lv, x, y, w, h := plan(src, res)
 	if body, ok := v.passthrough(f, lv, x, y, w, h, res); ok {
 		v.stats.passthrough.Add(1)
-		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Identity}, nil
+		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
 	}
 	if err := v.checkDecode(src, lv); err != nil {
 		return Image{}, err
@@ -652,7 +624,7 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 	}
 	body := C.GoBytes(buf, C.int(n))
 	v.stats.renders.Add(1)
-	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Identity}, nil
+	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
 }
 
 // checkDecode refuses, before anything is decoded, a render that would have
@@ -660,7 +632,7 @@ func (v *Vips) Render(ctx context.Context, src *Source, res rules.Resolved) (Ima
 // in pieces: one with no internal tiles (a plain JPEG, PNG, WebP, GIF,
 // stripped TIFF, or a JPEG 2000 made of one tile), read at level lv. Pyramid
 // levels and JPEG shrink-on-load count: a request they serve reads only them.
-func (v *Vips) checkDecode(src *Source, lv Level) error {
+func (v *Vips) checkDecode(src *source, lv Level) error {
 	max := v.cfg.MaxSourcePixels
 	if max <= 0 || src.Tiled {
 		return nil

@@ -1,4 +1,4 @@
-package renderer
+package vips
 
 // #include <stdlib.h>
 // #include "shim.h"

@@ -1,4 +1,4 @@
-package renderer
+package vips
 
 // #include "shim.h"
 import "C"

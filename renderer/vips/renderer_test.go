@@ -1,4 +1,4 @@
-package renderer
+package vips
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/davidbyttow/govips/v2/vips"
 
+	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
@@ -182,10 +183,11 @@ func TestInfoDescribesEveryLayout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := v.Info(context.Background(), ids[tt.name])
+			rs, err := v.Info(context.Background(), ids[tt.name])
 			if err != nil {
 				t.Fatal(err)
 			}
+			s := rs.Detail.(*source)
 			if s.Width != tt.w || s.Height != tt.h {
 				t.Errorf("size %d×%d, want %d×%d", s.Width, s.Height, tt.w, tt.h)
 			}
@@ -204,7 +206,7 @@ func TestInfoDescribesEveryLayout(t *testing.T) {
 			if last != tt.fitsOneTileAtF {
 				t.Errorf("last scale factor %d, want %d (the first where the image fits one tile)", last, tt.fitsOneTileAtF)
 			}
-			sizes := v.Sizes(s)
+			sizes := v.Sizes(rs)
 			if len(sizes) == 0 || sizes[len(sizes)-1].Width > s.Width || sizes[0].Width > sizes[len(sizes)-1].Width {
 				t.Errorf("sizes %v not ascending within the image", sizes)
 			}
@@ -347,7 +349,7 @@ func TestRenderEveryOutputFormat(t *testing.T) {
 }
 
 func TestPlanPicksTheSmallestSufficientLevel(t *testing.T) {
-	s := &Source{Width: 20480, Height: 11520}
+	s := &source{Source: renderer.Source{Width: 20480, Height: 11520}}
 	for k := range 7 {
 		s.Levels = append(s.Levels, Level{Width: ceilDiv(20480, 1<<k), Height: ceilDiv(11520, 1<<k), page: k, subifd: -1, shrink: 1})
 	}

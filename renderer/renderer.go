@@ -1,0 +1,115 @@
+// Package renderer is the contract between the proxy and whatever makes
+// image bytes: the Renderer interface, the description of a source image,
+// and the errors that the proxy maps to HTTP statuses. It holds no cgo and
+// no I/O, so everything above it (cache, proxy) builds and tests without
+// libvips, against a fake.
+//
+// Two implementations live below it: renderer/vips renders in process with
+// libvips (the only cgo in the module), and renderer/upstream asks an
+// existing IIIF server over HTTP (sidecar mode).
+package renderer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/rules"
+)
+
+// Renderer makes the bytes of IIIF responses.
+type Renderer interface {
+	// Info describes the source named id: ErrNotFound when there is none,
+	// a *SourceError when it cannot be decoded.
+	Info(ctx context.Context, id string) (*Source, error)
+	// Sizes are the whole-image sizes that render fastest, ascending,
+	// within the limits: the info.json "sizes".
+	Sizes(src *Source) []Size
+	// Render renders res from src, which must come from this renderer's
+	// Info. ErrSourceChanged means the source is no longer the one src
+	// describes: describe it again and start over.
+	Render(ctx context.Context, src *Source, res rules.Resolved) (Image, error)
+	// Limits are the output limits in force.
+	Limits() rules.Limits
+}
+
+// Errors that the proxy maps to HTTP statuses.
+var (
+	// ErrNotFound: no source with that identifier (404).
+	ErrNotFound = errors.New("no such image")
+	// ErrOverloaded: the render queue is full; try again shortly (503).
+	ErrOverloaded = errors.New("render queue is full")
+	// ErrSourceChanged: the source was replaced between Info and Render (503
+	// once retries are spent).
+	ErrSourceChanged = errors.New("the source image changed during the request")
+)
+
+// SourceError says a source exists but cannot be decoded (not an image, an
+// unsupported format, a truncated or corrupt file): 422.
+type SourceError struct {
+	ID     string
+	Detail string // the decoder's message, for logs
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("image %q cannot be decoded: %s", e.ID, e.Detail)
+}
+
+// SourceTooLargeError says a render would have to decode more pixels of an
+// untiled source than the renderer's MaxSourcePixels allows. Nothing was
+// decoded: 422, with this message.
+type SourceTooLargeError struct {
+	ID            string
+	Width, Height int   // what the render would decode
+	Max           int64 // the renderer's MaxSourcePixels
+}
+
+func (e *SourceTooLargeError) Error() string {
+	return fmt.Sprintf("image %q has no tiles or pyramid level to read from: this request would decode all %d×%d pixels of it, more than this server's MaxSourcePixels (%d); ask for a smaller size, or convert it to a tiled pyramidal TIFF",
+		e.ID, e.Width, e.Height, e.Max)
+}
+
+// Size is a width and height.
+type Size struct{ Width, Height int }
+
+// Source describes a source image. It is immutable and shared: do not modify.
+type Source struct {
+	ID            string
+	Width, Height int
+	// TileWidth and TileHeight are the tile size to advertise.
+	TileWidth, TileHeight int
+	// ScaleFactors are the scale factors that render fastest, ascending.
+	ScaleFactors []int
+	// ModTime is the source's modification time to whole seconds, for
+	// Last-Modified; Identity, not ModTime, says whether the source changed.
+	ModTime time.Time
+	// Identity tells one version of the source from another, in a stable
+	// form that is stored with every cache entry made from it and compared
+	// on revalidation (a file's inode, size and times; an upstream's ETag).
+	// Empty means the renderer cannot tell versions apart.
+	Identity string
+	// Detail is the renderer's own description of the source (pyramid
+	// levels, decoder state), opaque to everything else.
+	Detail any
+}
+
+// Image is a rendered image.
+type Image struct {
+	Body     []byte
+	MIME     string
+	ModTime  time.Time // the source's modification time
+	Identity string    // the identity of the source rendered (Source.Identity)
+}
+
+// Stats are a renderer's counters since start.
+type Stats struct {
+	Renders     uint64 // successful renders
+	Passthrough uint64 // tiles served as stored, without decoding
+	Failures    uint64 // renders that failed
+	Cancelled   uint64 // renders stopped because their context ended
+	Overloaded  uint64 // renders refused because the queue was full
+	InFlight    int64  // renders running now
+	Queued      int64  // renders waiting for a worker now
+	RenderNs    uint64 // total time spent rendering
+}
