@@ -160,3 +160,9 @@ func appendJSONString(dst, s []byte) []byte {
 	}
 	return dst
 }
+
+// infoDocument is the info.json of src for version v, its id standing for
+// the base behind infoIDMark (spliced in per request by spliceBase).
+func (p *Proxy) infoDocument(v rules.Version, id string, src *renderer.Source) ([]byte, error) {
+	return infoJSON(v, infoIDMark+relativeID(v, id), src, p.r.Sizes(src), p.r.Limits())
+}

@@ -70,6 +70,39 @@ func (e *SourceTooLargeError) Error() string {
 		e.ID, e.Width, e.Height, e.Max)
 }
 
+// UnavailableError says the source could not be reached: an upstream that
+// refused the connection, answered 5xx, timed out, or is known to be down
+// and is being left alone (see renderer/upstream). The cache serves a stale
+// entry instead where it has one; otherwise it is 502, or 504 when Timeout.
+type UnavailableError struct {
+	Timeout bool  // the upstream did not answer in time
+	Status  int   // the upstream's 5xx status, 0 when it did not answer
+	Err     error // what happened, for logs
+}
+
+func (e *UnavailableError) Error() string {
+	switch {
+	case e.Timeout:
+		return "upstream timed out: " + e.Err.Error()
+	case e.Status != 0:
+		return fmt.Sprintf("upstream answered %d: %v", e.Status, e.Err)
+	}
+	return "upstream unavailable: " + e.Err.Error()
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// StatusError is an upstream's answer that is neither an image nor a
+// failure of the upstream: a 4xx other than 404 (which is ErrNotFound).
+// The proxy passes it through with its body; it is never cached as an image.
+type StatusError struct {
+	Status      int
+	ContentType string
+	Body        []byte // at most a few KB, as the upstream sent it
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("upstream answered %d", e.Status) }
+
 // Size is a width and height.
 type Size struct{ Width, Height int }
 
