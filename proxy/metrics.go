@@ -138,6 +138,9 @@ func (c rendererCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range renderDescs {
 		ch <- d
 	}
+	for _, d := range upstreamDescs {
+		ch <- d
+	}
 }
 
 func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
@@ -149,6 +152,33 @@ func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(renderDescs["cancelled"], prometheus.CounterValue, float64(s.Cancelled))
 	ch <- prometheus.MustNewConstMetric(renderDescs["inflight"], prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(renderDescs["queued"], prometheus.GaugeValue, float64(s.Queued))
+	if u := s.Upstream; u != nil {
+		up := 0.0
+		if u.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamDescs["up"], prometheus.GaugeValue, up)
+		ch <- prometheus.MustNewConstMetric(upstreamDescs["failuresInARow"], prometheus.GaugeValue, float64(u.FailuresInARow))
+		for name, v := range map[string]uint64{"downs": u.Downs, "requests": u.Requests, "notModified": u.NotModified,
+			"notFound": u.NotFound, "errors": u.Errors, "timeouts": u.Timeouts, "refused": u.Refused} {
+			ch <- prometheus.MustNewConstMetric(upstreamDescs[name], prometheus.CounterValue, float64(v))
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamDescs["latency"], prometheus.CounterValue, float64(u.LatencyNs)/1e9)
+	}
+}
+
+// upstreamDescs describe the upstream server in sidecar mode.
+var upstreamDescs = map[string]*prometheus.Desc{
+	"up":             prometheus.NewDesc("iiif_upstream_up", "1 while the upstream is healthy, 0 while it is marked down (requests fail at once but for one probe per backoff).", nil, nil),
+	"failuresInARow": prometheus.NewDesc("iiif_upstream_failures_in_a_row", "Upstream failures since its last success.", nil, nil),
+	"downs":          prometheus.NewDesc("iiif_upstream_downs_total", "Times the upstream was marked down.", nil, nil),
+	"requests":       prometheus.NewDesc("iiif_upstream_requests_total", "Requests sent to the upstream.", nil, nil),
+	"notModified":    prometheus.NewDesc("iiif_upstream_not_modified_total", "Conditional requests the upstream answered 304 (a revalidation that moved no bytes).", nil, nil),
+	"notFound":       prometheus.NewDesc("iiif_upstream_not_found_total", "404s from the upstream.", nil, nil),
+	"errors":         prometheus.NewDesc("iiif_upstream_errors_total", "Upstream requests refused, timed out or answered 5xx.", nil, nil),
+	"timeouts":       prometheus.NewDesc("iiif_upstream_timeouts_total", "Upstream requests that timed out.", nil, nil),
+	"refused":        prometheus.NewDesc("iiif_upstream_skipped_total", "Requests not sent because the upstream was marked down.", nil, nil),
+	"latency":        prometheus.NewDesc("iiif_upstream_seconds_total", "Total time spent waiting for the upstream, bodies included; divide by iiif_upstream_requests_total for the mean.", nil, nil),
 }
 
 var cacheDescs = map[string]*prometheus.Desc{

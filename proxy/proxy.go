@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,9 +46,15 @@ type Config struct {
 
 	// BaseURL is the scheme and host that ids in info.json and Link headers
 	// start with (RAIS's IIIFBaseURL), e.g. "https://images.example.org".
-	// Empty means: from the request, "http://" (or X-Forwarded-Proto) plus
-	// its Host header.
+	// Empty means: from the request, "http://" plus its Host header, or
+	// X-Forwarded-Proto and X-Forwarded-Host when the request comes from
+	// one of TrustedProxies.
 	BaseURL string
+
+	// TrustedProxies are the addresses whose X-Forwarded-Proto and
+	// X-Forwarded-Host are believed. Empty means nobody's: anyone could
+	// otherwise make the ids of cached documents name their own host.
+	TrustedProxies []netip.Prefix
 
 	// RenderTimeout bounds how long one request waits for a render, queueing
 	// included; past it the client gets 503. Zero means 60s.
@@ -337,12 +344,17 @@ func (p *Proxy) appendBase(b []byte, ctx *fasthttp.RequestCtx) []byte {
 	if p.cfg.BaseURL != "" {
 		b = append(b, p.cfg.BaseURL...)
 	} else {
-		if string(ctx.Request.Header.Peek("X-Forwarded-Proto")) == "https" {
+		trusted := p.trusted(ctx)
+		if trusted && firstValue(ctx.Request.Header.Peek("X-Forwarded-Proto")) == "https" {
 			b = append(b, "https://"...)
 		} else {
 			b = append(b, "http://"...)
 		}
-		b = append(b, safeHost(ctx.Host())...)
+		host := ctx.Host()
+		if fh := firstValue(ctx.Request.Header.Peek("X-Forwarded-Host")); trusted && fh != "" {
+			host = []byte(fh)
+		}
+		b = append(b, safeHost(host)...)
 	}
 	b = append(b, p.cfg.WebPath...)
 	if sig, ok := ctx.UserValue(sigKey).(string); ok {
@@ -350,6 +362,33 @@ func (p *Proxy) appendBase(b []byte, ctx *fasthttp.RequestCtx) []byte {
 		b = append(b, sig...)
 	}
 	return b
+}
+
+// trusted reports whether the request comes from one of TrustedProxies.
+func (p *Proxy) trusted(ctx *fasthttp.RequestCtx) bool {
+	if len(p.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ctx.RemoteIP())
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, pr := range p.cfg.TrustedProxies {
+		if pr.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstValue is the first of a header's comma-separated values, trimmed:
+// each proxy in a chain appends its own.
+func firstValue(h []byte) string {
+	if i := bytes.IndexByte(h, ','); i >= 0 {
+		h = h[:i]
+	}
+	return string(bytes.TrimSpace(h))
 }
 
 // safeHost returns host if it is a plausible host[:port], else "localhost":

@@ -145,4 +145,41 @@ type Stats struct {
 	InFlight    int64  // renders running now
 	Queued      int64  // renders waiting for a worker now
 	RenderNs    uint64 // total time spent rendering
+	// Upstream describes the upstream server in sidecar mode; nil otherwise.
+	Upstream *UpstreamStats `json:",omitempty"`
+}
+
+// UpstreamStats are an upstream renderer's counters (sidecar mode).
+type UpstreamStats struct {
+	URL            string
+	Up             bool   // false while marked down (failing requests at once, probing)
+	FailuresInARow int    // failures since the last success
+	Downs          uint64 // times it was marked down
+	Requests       uint64 // requests sent
+	NotModified    uint64 // conditional requests answered 304
+	NotFound       uint64 // 404s
+	Errors         uint64 // refused, timed out, 5xx
+	Timeouts       uint64 // of which timeouts
+	Refused        uint64 // requests not sent because it was down
+	LatencyNs      uint64 // total time waiting for it, bodies included
+}
+
+// Revalidator is a renderer that can check a description it gave earlier
+// more cheaply than describing anew (an upstream asks conditionally, and a
+// 304 moves no bytes). It returns prev itself when nothing changed.
+type Revalidator interface {
+	Revalidate(ctx context.Context, prev *Source) (*Source, error)
+}
+
+// Documenter is a renderer whose sources have an info.json of their own
+// (an upstream's), which the proxy serves as written, its id rewritten,
+// when the version matches.
+type Documenter interface {
+	Document(src *Source, v rules.Version) (doc []byte, ok bool)
+}
+
+// Describer is a renderer that can describe a source from the info.json
+// the proxy stored earlier, when the source itself cannot be asked.
+type Describer interface {
+	Describe(id string, doc []byte, identity string, mod time.Time) (*Source, error)
 }
