@@ -60,7 +60,12 @@ func serveFake(t *testing.T, cached bool, mod func(*Config)) *fakeProxy {
 	srv := p.Server()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Shutdown(); <-done; p.cache.Wait() })
+	t.Cleanup(func() {
+		fakeClient.CloseIdleConnections() // or Shutdown waits for them to time out
+		srv.Shutdown()
+		<-done
+		p.cache.Wait()
+	})
 	return &fakeProxy{base: "http://" + ln.Addr().String() + "/iiif/3/", p: p, r: r}
 }
 
@@ -202,5 +207,22 @@ func TestFakeStaleIfError(t *testing.T) {
 	fp.r.FailRender("a", &renderer.UnavailableError{Err: errors.New("connection refused")})
 	if r := fget(t, fp.base+"a/0,0,512,512/128,/0/default.jpg"); r.status != http.StatusBadGateway {
 		t.Errorf("nothing stale and the source down: %d, want 502", r.status)
+	}
+}
+
+func TestReplaceIDKeepsEveryOtherByte(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"@context":"x","@id":"http://up/iiif/a","width":1,"service":{"@id":"keep"}}`,
+			`{"@context":"x","@id":"NEW","width":1,"service":{"@id":"keep"}}`},
+		{"{\n  \"id\" :  \"http://up/3/a\",\n  \"tiles\": [{\"id\": \"keep\"}],\n  \"x\": \"id\"\n}",
+			"{\n  \"id\" :  \"NEW\",\n  \"tiles\": [{\"id\": \"keep\"}],\n  \"x\": \"id\"\n}"},
+	} {
+		got, err := replaceID([]byte(tc.in), "NEW")
+		if err != nil || string(got) != tc.want {
+			t.Errorf("replaceID(%s) = %s, %v\nwant %s", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := replaceID([]byte(`{"width":1}`), "NEW"); err == nil {
+		t.Error("a document without an id was accepted")
 	}
 }
