@@ -11,7 +11,11 @@ SAMPLES ?= samples
 # and pkg-config to find it.
 DEB_PACKAGES := libvips-dev pkg-config gcc
 
-.PHONY: deps build run samples test bench fuzz soak clean
+# The sidecar tests run a real third-party IIIF server behind a FastCGI
+# front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go).
+SIDECAR_PACKAGES := iipimage-server nginx-light
+
+.PHONY: deps sidecar-deps build run samples test bench fuzz soak clean
 
 deps:
 	@missing=""; \
@@ -32,7 +36,17 @@ samples: build
 run: samples
 	./iiif-proxy -config conf/rais.toml -tile-path $(SAMPLES)
 
-test: deps viewer-deps
+sidecar-deps:
+	@missing=""; \
+	[ -x /usr/lib/iipimage-server/iipsrv.fcgi ] || missing="$$missing iipimage-server"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: deps viewer-deps sidecar-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 

@@ -51,10 +51,10 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 			case path == "/stats" && ctx.IsGet():
 				adminJSON(ctx, p.Stats())
 			case path == "/cache" && write:
-				for _, t := range p.tiers {
-					p.purgeTier(t)
+				for t := range rules.NumTiers {
+					p.cache.PurgeTier(t)
 				}
-				p.sources.RemoveFunc(func(string) bool { return true })
+				p.cache.ForgetSources()
 				adminJSON(ctx, map[string]any{"purged": "all"})
 			case strings.HasPrefix(path, "/cache/tiers/") && write:
 				name := strings.TrimPrefix(path, "/cache/tiers/")
@@ -63,7 +63,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 					adminError(ctx, fasthttp.StatusNotFound, "no tier "+name+": use tile, thumbnail, info or other")
 					return
 				}
-				p.purgeTier(p.tiers[t])
+				p.cache.PurgeTier(t)
 				adminJSON(ctx, map[string]any{"purged": name})
 			case strings.HasPrefix(path, "/cache/ids/") && write:
 				raw := strings.TrimPrefix(string(ctx.URI().PathOriginal()), "/cache/ids/")
@@ -72,7 +72,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 					adminError(ctx, fasthttp.StatusBadRequest, "the identifier must be one percent-encoded path segment")
 					return
 				}
-				adminJSON(ctx, map[string]any{"id": id, "purged": p.purgeID(id)})
+				adminJSON(ctx, map[string]any{"id": id, "purged": p.cache.PurgeID(id)})
 			default:
 				adminError(ctx, fasthttp.StatusNotFound,
 					"admin endpoints: GET /metrics, GET /stats, DELETE /cache/ids/{id}, DELETE /cache/tiers/{tier}, DELETE /cache")
@@ -100,16 +100,6 @@ func adminError(ctx *fasthttp.RequestCtx, code int, msg string) {
 	adminJSON(ctx, map[string]string{"error": msg})
 }
 
-func (p *Proxy) purgeTier(t *tier) {
-	t.mem.RemoveFunc(func(string) bool { return true })
-	if t.cfg.Store != nil {
-		if err := t.cfg.Store.PurgeAll(); err != nil {
-			p.fault(t, "purge", err)
-		}
-	}
-	p.log.Info("purged tier", "tier", t.name)
-}
-
 // TierStats are one tier's counters. Every request that reaches a tier
 // counts once in MemoryHits, DiskHits, Misses or Collapsed, so HitRatio is
 // (MemoryHits+DiskHits) / all four. The store's own counters (Store) count
@@ -124,6 +114,7 @@ type TierStats struct {
 	Collapsed     uint64       `json:"collapsed"`
 	HitRatio      float64      `json:"hitRatio"`
 	TooLarge      uint64       `json:"tooLarge"`
+	Stale         uint64       `json:"stale"`
 	Faults        uint64       `json:"faults"`
 	Store         *store.Stats `json:"store,omitempty"`
 	CacheControl  string       `json:"cacheControl"`
@@ -157,25 +148,25 @@ type Stats struct {
 func (p *Proxy) Stats() Stats {
 	s := Stats{Tiers: map[string]TierStats{}, InFlight: InFlightStats{Bytes: p.budget.used.Load(),
 		Responses: p.budget.inFlight.Load(), Limit: p.budget.limit.Load(), Refused: p.budget.refused.Load()}}
-	for _, t := range p.tiers {
-		live := t.conf()
-		m := p.metrics
-		ts := TierStats{Cached: t.cfg.Store != nil || t.cfg.MemLen > 0, Memory: t.mem.Len(), Faults: t.faults.Load(),
-			MemoryHits: value(m.hits[t.name].mem), DiskHits: value(m.hits[t.name].disk),
-			Misses: value(m.misses[t.name]), Collapsed: value(m.collapsed[t.name]), TooLarge: value(m.tooLarge[t.name]),
+	for _, t := range p.cache.Tiers() {
+		live := t.Conf()
+		cs := t.Stats()
+		ts := TierStats{Cached: t.Cached(), Memory: cs.Memory, Faults: cs.FaultTotal(),
+			MemoryHits: cs.MemHits, DiskHits: cs.DiskHits,
+			Misses: cs.Misses, Collapsed: cs.Collapsed, TooLarge: cs.TooLarge, Stale: cs.Stale,
 			CacheControl: live.CacheControl, Revalidate: live.Revalidate.String(), MaxEntryBytes: live.MaxEntryBytes}
 		if all := ts.MemoryHits + ts.DiskHits + ts.Misses + ts.Collapsed; all > 0 {
 			ts.HitRatio = float64(ts.MemoryHits+ts.DiskHits) / float64(all)
 		}
-		if t.cfg.Store != nil {
-			st := t.cfg.Store.Stats()
-			ts.Store = &st
-			if l, ok := t.cfg.Store.(limitsReader); ok {
+		if st := t.Store(); st != nil {
+			sst := st.Stats()
+			ts.Store = &sst
+			if l, ok := st.(limitsReader); ok {
 				max, ret := l.Limits()
 				ts.MaxBytes, ts.Retention = max, ret.String()
 			}
 		}
-		s.Tiers[t.name] = ts
+		s.Tiers[t.Name()] = ts
 	}
 	if r, ok := p.r.(StatsSource); ok {
 		rs := r.Stats()

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package proxy
 
 import (
@@ -150,10 +152,9 @@ func TestASlowReaderThatFinishesReleasesItsBytes(t *testing.T) {
 
 func TestResponsesAboveMaxEntryBytesAreServedNotStored(t *testing.T) {
 	cp := serveCached(t, tilePath, 0, "")
-	other := cp.p.tiers[rules.TierOther]
-	lim := *other.conf()
+	lim := *cp.p.cache.Tier(rules.TierOther).Conf()
 	lim.MaxEntryBytes = 1000
-	other.live.Store(&lim)
+	cp.p.cache.SetTierConfig(rules.TierOther, lim)
 	for _, tc := range []struct {
 		name, path string
 		wantSecond string

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package proxy
 
 import (
@@ -211,33 +213,4 @@ func TestRenderLimitsAtTheEdge(t *testing.T) {
 	if s := cp.r.Stats(); s.Failures != 0 {
 		t.Errorf("%d renders failed: the refusal must come before decoding", s.Failures)
 	}
-}
-
-// TestFlightIsCancelledWhenItsLastWaiterLeaves counts: a flight's context
-// lives while any request waits on it, ends when the last one leaves, and a
-// request arriving afterwards gets a fresh one.
-func TestFlightIsCancelledWhenItsLastWaiterLeaves(t *testing.T) {
-	var w waiters
-	a := w.join("k", time.Minute)
-	b := w.join("k", time.Minute)
-	if a != b {
-		t.Fatal("two requests for one key got two flight contexts")
-	}
-	w.leave("k", a)
-	if a.ctx.Err() != nil {
-		t.Fatal("cancelled while a request still waits")
-	}
-	w.leave("k", b)
-	if a.ctx.Err() == nil {
-		t.Fatal("not cancelled when the last request left")
-	}
-	c := w.join("k", time.Minute)
-	if c == a || c.ctx.Err() != nil {
-		t.Fatal("a new request joined the abandoned flight's context")
-	}
-	w.done("k", c)
-	if c.ctx.Err() == nil || len(w.m) != 0 {
-		t.Errorf("a finished flight left its context behind: %d", len(w.m))
-	}
-	w.leave("k", c) // its request then leaves: nothing to undo
 }

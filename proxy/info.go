@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 
 	"github.com/valyala/fasthttp"
 
@@ -159,4 +161,90 @@ func appendJSONString(dst, s []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// infoDocument is the info.json of src for version v, its id standing for
+// the base behind infoIDMark (spliced in per request by spliceBase).
+//
+// An upstream's own document (renderer.Documenter, when it speaks v) is
+// kept as the upstream wrote it, byte for byte, but for the value of its
+// top-level "id" (3.0) or "@id" (2.1), which must name this proxy, not the
+// upstream. Otherwise the document is built from the description.
+func (p *Proxy) infoDocument(v rules.Version, id string, src *renderer.Source) ([]byte, error) {
+	rel := infoIDMark + relativeID(v, id)
+	if d, ok := p.r.(renderer.Documenter); ok {
+		if doc, ok := d.Document(src, v); ok {
+			if out, err := replaceID(doc, rel); err == nil {
+				return out, nil
+			}
+			// Not a document we can rewrite: build our own.
+		}
+	}
+	return infoJSON(v, rel, src, p.r.Sizes(src), p.r.Limits())
+}
+
+// replaceID returns doc with the value of its top-level "id" and "@id"
+// members replaced by the JSON string id; every other byte stays.
+func replaceID(doc []byte, id string) ([]byte, error) {
+	val, err := json.Marshal(id)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	depth := 0
+	var spans [][2]int64
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			if t == '{' || t == '[' {
+				depth++
+				expectKey = t == '{' && depth == 1
+			} else {
+				depth--
+				expectKey = depth == 1
+			}
+			continue
+		case string:
+			if depth == 1 && expectKey {
+				if t == "id" || t == "@id" {
+					start := dec.InputOffset()
+					var raw json.RawMessage
+					if err := dec.Decode(&raw); err != nil {
+						return nil, err
+					}
+					if len(raw) > 0 && raw[0] == '"' {
+						end := dec.InputOffset()
+						// skip the colon and blanks between key and value
+						s := start + int64(bytes.IndexByte(doc[start:end], '"'))
+						spans = append(spans, [2]int64{s, end})
+					}
+					continue // expectKey stays true
+				}
+				expectKey = false
+				continue
+			}
+		}
+		if depth == 1 {
+			expectKey = true // a value at the top level ends; a key follows
+		}
+	}
+	if len(spans) == 0 {
+		return nil, errors.New("info.json has no id")
+	}
+	out := make([]byte, 0, len(doc)+len(val))
+	last := int64(0)
+	for _, sp := range spans {
+		out = append(out, doc[last:sp[0]]...)
+		out = append(out, val...)
+		last = sp[1]
+	}
+	return append(out, doc[last:]...), nil
 }

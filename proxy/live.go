@@ -11,13 +11,6 @@ import (
 // pointers, never from Config, so a reload races with no request: a request
 // sees either the old or the new value of each, whole.
 
-// timeouts are RenderTimeout and RenderWait.
-type timeouts struct{ render, wait time.Duration }
-
-// conf returns the tier's live settings (Revalidate, CacheControl,
-// MaxEntryBytes); Store and MemLen come from t.cfg and never change.
-func (t *tier) conf() *TierConfig { return t.live.Load() }
-
 // Reload applies what cfg changes among the settings that can change live:
 // RenderTimeout, RenderWait, MaxInFlightBytes and, per tier, Revalidate,
 // CacheControl and MaxEntryBytes. It returns a line per change, for the log.
@@ -29,22 +22,19 @@ func (p *Proxy) Reload(cfg Config) (applied []string) {
 	if cfg.RenderWait == 0 {
 		cfg.RenderWait = 30 * time.Second
 	}
-	old := p.timeouts.Load()
-	if old.render != cfg.RenderTimeout || old.wait != cfg.RenderWait {
-		p.timeouts.Store(&timeouts{render: cfg.RenderTimeout, wait: cfg.RenderWait})
+	if render, wait := p.cache.Timeouts(); render != cfg.RenderTimeout || wait != cfg.RenderWait {
+		p.cache.SetTimeouts(cfg.RenderTimeout, cfg.RenderWait)
 		applied = append(applied, fmt.Sprintf("RenderTimeout=%s RenderWait=%s", cfg.RenderTimeout, cfg.RenderWait))
 	}
 	if old := p.budget.limit.Swap(cfg.MaxInFlightBytes); old != cfg.MaxInFlightBytes {
 		applied = append(applied, fmt.Sprintf("MaxInFlightBytes=%d", cfg.MaxInFlightBytes))
 	}
-	for i, t := range p.tiers {
-		nc, oc := cfg.Tiers[i], t.conf()
+	for i, t := range p.cache.Tiers() {
+		nc, oc := cfg.Tiers[i], t.Conf()
 		if nc.Revalidate == oc.Revalidate && nc.CacheControl == oc.CacheControl && nc.MaxEntryBytes == oc.MaxEntryBytes {
 			continue
 		}
-		live := *oc
-		live.Revalidate, live.CacheControl, live.MaxEntryBytes = nc.Revalidate, nc.CacheControl, nc.MaxEntryBytes
-		t.live.Store(&live)
+		p.cache.SetTierConfig(rules.Tier(i), nc)
 		applied = append(applied, fmt.Sprintf("Tiers.%s: Revalidate=%s CacheControl=%q MaxEntryBytes=%d",
 			rules.Tier(i), nc.Revalidate, nc.CacheControl, nc.MaxEntryBytes))
 	}
@@ -56,4 +46,4 @@ func (p *Proxy) Reload(cfg Config) (applied []string) {
 func (p *Proxy) SetSigner(s *Signer) { p.signer.Store(s) }
 
 // PurgeTier drops every entry of tier t, in memory and on disk.
-func (p *Proxy) PurgeTier(t rules.Tier) { p.purgeTier(p.tiers[t]) }
+func (p *Proxy) PurgeTier(t rules.Tier) { p.cache.PurgeTier(t) }

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package proxy
 
 import (
@@ -18,7 +20,7 @@ func TestReloadAppliesLiveSettings(t *testing.T) {
 	}
 	cfg := cp.p.cfg
 	for i := range cfg.Tiers {
-		cfg.Tiers[i] = *cp.p.tiers[i].conf()
+		cfg.Tiers[i] = *cp.p.cache.Tier(rules.Tier(i)).Conf()
 	}
 	cfg.Tiers[rules.TierTile].CacheControl = "public, max-age=60"
 	cfg.Tiers[rules.TierTile].MaxEntryBytes = 1 << 20

@@ -5,27 +5,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/iiif-proxy/iiif-proxy/cache"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
-	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
 // metrics are the proxy's Prometheus metrics, in a registry of its own so
-// that two proxies can live in one process (tests do). Counters used on every
-// request are resolved to their label values once, here.
+// that two proxies can live in one process (tests do). The cache's and the
+// renderer's counters are plain structs, read at scrape time.
 type metrics struct {
-	reg           *prometheus.Registry
-	hits          map[string]struct{ mem, disk prometheus.Counter }
-	misses        map[string]prometheus.Counter
-	collapsed     map[string]prometheus.Counter
-	tooLarge      map[string]prometheus.Counter
-	revalidations map[string]struct{ unchanged, changed prometheus.Counter }
-	faults        *prometheus.CounterVec
-	responses     *prometheus.CounterVec
-	byCode        map[int]prometheus.Counter // responses resolved for common codes; read-only
-	render        *prometheus.HistogramVec
+	reg       *prometheus.Registry
+	responses *prometheus.CounterVec
+	byCode    map[int]prometheus.Counter // responses resolved for common codes; read-only
+	render    *prometheus.HistogramVec
 }
 
 // response counts one response by status code.
@@ -40,33 +33,14 @@ func (m *metrics) response(code int) {
 // StatsSource is what metrics read from the renderer.
 type StatsSource interface{ Stats() renderer.Stats }
 
-func newMetrics(tiers []*tier, r Renderer, b *budget) *metrics {
-	m := &metrics{
-		reg:           prometheus.NewRegistry(),
-		hits:          map[string]struct{ mem, disk prometheus.Counter }{},
-		misses:        map[string]prometheus.Counter{},
-		collapsed:     map[string]prometheus.Counter{},
-		tooLarge:      map[string]prometheus.Counter{},
-		revalidations: map[string]struct{ unchanged, changed prometheus.Counter }{},
-	}
-	hits := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_hits_total",
-		Help: "Requests answered from the cache, by tier and layer (mem, disk)."}, []string{"tier", "layer"})
-	misses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_misses_total",
-		Help: "Renders started because the cache did not have the response, by tier."}, []string{"tier"})
-	collapsed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_collapsed_total",
-		Help: "Requests that waited for a concurrent request's render instead of rendering, by tier."}, []string{"tier"})
-	reval := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_revalidations_total",
-		Help: "Stale entries checked against their source, by tier and result (unchanged, changed)."}, []string{"tier", "result"})
-	m.faults = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_faults_total",
-		Help: "Cache store failures that made a request go uncached, by tier and operation."}, []string{"tier", "op"})
+func newMetrics(c *cache.Cache, r Renderer, b *budget) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
 	m.responses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_responses_total",
 		Help: "Responses by HTTP status code."}, []string{"code"})
 	m.render = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iiif_render_seconds",
 		Help:    "Time to render a response that was not cached, by tier.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30}}, []string{"tier"})
-	tooLarge := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_cache_too_large_total",
-		Help: "Responses served but not stored because they exceeded the tier's MaxEntryBytes, by tier."}, []string{"tier"})
-	m.reg.MustRegister(hits, misses, collapsed, reval, tooLarge, m.faults, m.responses, m.render)
+	m.reg.MustRegister(m.responses, m.render, cacheCollector{c})
 	// The runtime and the process (goroutines, heap, RSS, open files), in
 	// this registry rather than the global one: two proxies, two registries.
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -82,19 +56,13 @@ func newMetrics(tiers []*tier, r Renderer, b *budget) *metrics {
 			func() float64 { return float64(b.refused.Load()) }),
 	)
 	m.byCode = map[int]prometheus.Counter{}
-	for _, code := range []int{200, 204, 303, 304, 400, 404, 405, 422, 500, 503} {
+	for _, code := range []int{200, 204, 303, 304, 400, 404, 405, 422, 500, 502, 503, 504} {
 		m.byCode[code] = m.responses.WithLabelValues(strconv.Itoa(code))
 	}
-	for _, t := range tiers {
-		n := t.name
-		m.hits[n] = struct{ mem, disk prometheus.Counter }{hits.WithLabelValues(n, "mem"), hits.WithLabelValues(n, "disk")}
-		m.misses[n] = misses.WithLabelValues(n)
-		m.collapsed[n] = collapsed.WithLabelValues(n)
-		m.tooLarge[n] = tooLarge.WithLabelValues(n)
-		m.revalidations[n] = struct{ unchanged, changed prometheus.Counter }{reval.WithLabelValues(n, "unchanged"), reval.WithLabelValues(n, "changed")}
-		m.render.WithLabelValues(n)
+	for _, t := range c.Tiers() {
+		m.render.WithLabelValues(t.Name())
 	}
-	m.reg.MustRegister(storeCollector{tiers})
+	m.reg.MustRegister(storeCollector{c})
 	if s, ok := r.(StatsSource); ok {
 		m.reg.MustRegister(rendererCollector{s})
 	}
@@ -130,7 +98,7 @@ var (
 )
 
 // storeCollector reads the tier stores' counters at scrape time.
-type storeCollector struct{ tiers []*tier }
+type storeCollector struct{ c *cache.Cache }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range storeDescs {
@@ -139,9 +107,9 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, t := range c.tiers {
-		if t.cfg.Store != nil {
-			collectStore(ch, t.name, t.cfg.Store.Stats())
+	for _, t := range c.c.Tiers() {
+		if st := t.Store(); st != nil {
+			collectStore(ch, t.Name(), st.Stats())
 		}
 	}
 }
@@ -170,6 +138,9 @@ func (c rendererCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range renderDescs {
 		ch <- d
 	}
+	for _, d := range upstreamDescs {
+		ch <- d
+	}
 }
 
 func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
@@ -181,22 +152,72 @@ func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(renderDescs["cancelled"], prometheus.CounterValue, float64(s.Cancelled))
 	ch <- prometheus.MustNewConstMetric(renderDescs["inflight"], prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(renderDescs["queued"], prometheus.GaugeValue, float64(s.Queued))
+	if u := s.Upstream; u != nil {
+		up := 0.0
+		if u.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamDescs["up"], prometheus.GaugeValue, up)
+		ch <- prometheus.MustNewConstMetric(upstreamDescs["failuresInARow"], prometheus.GaugeValue, float64(u.FailuresInARow))
+		for name, v := range map[string]uint64{"downs": u.Downs, "requests": u.Requests, "notModified": u.NotModified,
+			"notFound": u.NotFound, "errors": u.Errors, "timeouts": u.Timeouts, "refused": u.Refused} {
+			ch <- prometheus.MustNewConstMetric(upstreamDescs[name], prometheus.CounterValue, float64(v))
+		}
+		ch <- prometheus.MustNewConstMetric(upstreamDescs["latency"], prometheus.CounterValue, float64(u.LatencyNs)/1e9)
+	}
 }
 
-// tierNames in rules.Tier order.
-func tierNames() []string {
-	out := make([]string, rules.NumTiers)
-	for t := range rules.NumTiers {
-		out[t] = t.String()
-	}
-	return out
+// upstreamDescs describe the upstream server in sidecar mode.
+var upstreamDescs = map[string]*prometheus.Desc{
+	"up":             prometheus.NewDesc("iiif_upstream_up", "1 while the upstream is healthy, 0 while it is marked down (requests fail at once but for one probe per backoff).", nil, nil),
+	"failuresInARow": prometheus.NewDesc("iiif_upstream_failures_in_a_row", "Upstream failures since its last success.", nil, nil),
+	"downs":          prometheus.NewDesc("iiif_upstream_downs_total", "Times the upstream was marked down.", nil, nil),
+	"requests":       prometheus.NewDesc("iiif_upstream_requests_total", "Requests sent to the upstream.", nil, nil),
+	"notModified":    prometheus.NewDesc("iiif_upstream_not_modified_total", "Conditional requests the upstream answered 304 (a revalidation that moved no bytes).", nil, nil),
+	"notFound":       prometheus.NewDesc("iiif_upstream_not_found_total", "404s from the upstream.", nil, nil),
+	"errors":         prometheus.NewDesc("iiif_upstream_errors_total", "Upstream requests refused, timed out or answered 5xx.", nil, nil),
+	"timeouts":       prometheus.NewDesc("iiif_upstream_timeouts_total", "Upstream requests that timed out.", nil, nil),
+	"refused":        prometheus.NewDesc("iiif_upstream_skipped_total", "Requests not sent because the upstream was marked down.", nil, nil),
+	"latency":        prometheus.NewDesc("iiif_upstream_seconds_total", "Total time spent waiting for the upstream, bodies included; divide by iiif_upstream_requests_total for the mean.", nil, nil),
 }
 
-// value reads a counter's current value.
-func value(c prometheus.Counter) uint64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return 0
+var cacheDescs = map[string]*prometheus.Desc{
+	"hits":       prometheus.NewDesc("iiif_cache_hits_total", "Requests answered from the cache, by tier and layer (mem, disk).", []string{"tier", "layer"}, nil),
+	"misses":     prometheus.NewDesc("iiif_cache_misses_total", "Renders started because the cache did not have the response, by tier.", []string{"tier"}, nil),
+	"collapsed":  prometheus.NewDesc("iiif_cache_collapsed_total", "Requests that waited for a concurrent request's render instead of rendering, by tier.", []string{"tier"}, nil),
+	"reval":      prometheus.NewDesc("iiif_cache_revalidations_total", "Old entries checked against their source, by tier and result (unchanged, changed).", []string{"tier", "result"}, nil),
+	"stale":      prometheus.NewDesc("iiif_cache_stale_total", "Entries served past their revalidation age: the source unreachable (stale-if-error) or being checked in the background (stale-while-revalidate), by tier.", []string{"tier"}, nil),
+	"background": prometheus.NewDesc("iiif_cache_background_revalidations_total", "Revalidations run in the background (stale-while-revalidate), by tier.", []string{"tier"}, nil),
+	"tooLarge":   prometheus.NewDesc("iiif_cache_too_large_total", "Responses served but not stored because they exceeded the tier's MaxEntryBytes, by tier.", []string{"tier"}, nil),
+	"faults":     prometheus.NewDesc("iiif_cache_faults_total", "Cache store failures that made a request go uncached, by tier and operation.", []string{"tier", "op"}, nil),
+}
+
+// cacheCollector reads the cache's counters at scrape time.
+type cacheCollector struct{ c *cache.Cache }
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range cacheDescs {
+		ch <- d
 	}
-	return uint64(m.GetCounter().GetValue())
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d string, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(cacheDescs[d], prometheus.CounterValue, float64(v), labels...)
+	}
+	for _, t := range c.c.Tiers() {
+		n, s := t.Name(), t.Stats()
+		counter("hits", s.MemHits, n, "mem")
+		counter("hits", s.DiskHits, n, "disk")
+		counter("misses", s.Misses, n)
+		counter("collapsed", s.Collapsed, n)
+		counter("reval", s.Unchanged, n, "unchanged")
+		counter("reval", s.Changed, n, "changed")
+		counter("stale", s.Stale, n)
+		counter("background", s.Background, n)
+		counter("tooLarge", s.TooLarge, n)
+		for op, v := range s.Faults {
+			counter("faults", v, n, op)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,9 +25,8 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
-	"golang.org/x/sync/singleflight"
 
-	"github.com/iiif-proxy/iiif-proxy/internal/lru"
+	"github.com/iiif-proxy/iiif-proxy/cache"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
@@ -46,9 +46,15 @@ type Config struct {
 
 	// BaseURL is the scheme and host that ids in info.json and Link headers
 	// start with (RAIS's IIIFBaseURL), e.g. "https://images.example.org".
-	// Empty means: from the request, "http://" (or X-Forwarded-Proto) plus
-	// its Host header.
+	// Empty means: from the request, "http://" plus its Host header, or
+	// X-Forwarded-Proto and X-Forwarded-Host when the request comes from
+	// one of TrustedProxies.
 	BaseURL string
+
+	// TrustedProxies are the addresses whose X-Forwarded-Proto and
+	// X-Forwarded-Host are believed. Empty means nobody's: anyone could
+	// otherwise make the ids of cached documents name their own host.
+	TrustedProxies []netip.Prefix
 
 	// RenderTimeout bounds how long one request waits for a render, queueing
 	// included; past it the client gets 503. Zero means 60s.
@@ -80,6 +86,14 @@ type Config struct {
 	// (RAIS's InfoCacheLen). Zero means none.
 	SourceCacheLen int
 
+	// StaleWhileRevalidate is how long past its tier's Revalidate an entry
+	// is still served at once while one background check of its source
+	// runs (cache.Config). Zero means every check happens before serving.
+	StaleWhileRevalidate time.Duration
+
+	// Clock tells the time to the cache. Nil means time.Now.
+	Clock func() time.Time
+
 	// Signer protects identifiers under its prefixes with signed URLs.
 	// Nil means no image is protected.
 	Signer *Signer
@@ -94,16 +108,12 @@ type Proxy struct {
 	cfg      Config
 	r        Renderer
 	log      *slog.Logger
-	prefix   []byte  // WebPath without a trailing slash
-	tiers    []*tier // indexed by rules.Tier
-	sources  *lru.Cache[string, *renderer.Source]
+	prefix   []byte // WebPath without a trailing slash
+	cache    *cache.Cache
 	lastDate atomic.Pointer[dateCache]
-	flight   singleflight.Group
-	waits    waiters // requests waiting on each flight
 	metrics  *metrics
-	budget   budget                   // response bytes in flight
-	timeouts atomic.Pointer[timeouts] // RenderTimeout and RenderWait, live
-	signer   atomic.Pointer[Signer]   // live: keys rotate on SIGHUP
+	budget   budget                 // response bytes in flight
+	signer   atomic.Pointer[Signer] // live: keys rotate on SIGHUP
 	// adminToken is the admin bearer token, live; authFails limits failures.
 	adminToken atomic.Pointer[string]
 	authFails  *failLimiter
@@ -134,20 +144,15 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Proxy{cfg: cfg, r: r, log: cfg.Logger, prefix: []byte(cfg.WebPath),
-		sources: lru.New[string, *renderer.Source](cfg.SourceCacheLen)}
-	for i, name := range tierNames() {
-		tc := cfg.Tiers[i]
-		t := &tier{name: name, cfg: tc, mem: lru.New[string, memEntry](tc.MemLen)}
-		t.live.Store(&tc)
-		p.tiers = append(p.tiers, t)
-	}
+	p := &Proxy{cfg: cfg, r: r, log: cfg.Logger, prefix: []byte(cfg.WebPath)}
+	p.cache = cache.New(cache.Config{Tiers: cfg.Tiers, SourceCacheLen: cfg.SourceCacheLen,
+		RenderTimeout: cfg.RenderTimeout, RenderWait: cfg.RenderWait,
+		StaleWhileRevalidate: cfg.StaleWhileRevalidate, Clock: cfg.Clock, Logger: cfg.Logger}, r)
 	p.budget.limit.Store(cfg.MaxInFlightBytes)
 	p.signer.Store(cfg.Signer)
 	p.SetAdminToken("")
 	p.authFails = newFailLimiter()
-	p.timeouts.Store(&timeouts{render: cfg.RenderTimeout, wait: cfg.RenderWait})
-	p.metrics = newMetrics(p.tiers, r, &p.budget)
+	p.metrics = newMetrics(p.cache, r, &p.budget)
 	return p, nil
 }
 
@@ -339,12 +344,17 @@ func (p *Proxy) appendBase(b []byte, ctx *fasthttp.RequestCtx) []byte {
 	if p.cfg.BaseURL != "" {
 		b = append(b, p.cfg.BaseURL...)
 	} else {
-		if string(ctx.Request.Header.Peek("X-Forwarded-Proto")) == "https" {
+		trusted := p.trusted(ctx)
+		if trusted && firstValue(ctx.Request.Header.Peek("X-Forwarded-Proto")) == "https" {
 			b = append(b, "https://"...)
 		} else {
 			b = append(b, "http://"...)
 		}
-		b = append(b, safeHost(ctx.Host())...)
+		host := ctx.Host()
+		if fh := firstValue(ctx.Request.Header.Peek("X-Forwarded-Host")); trusted && fh != "" {
+			host = []byte(fh)
+		}
+		b = append(b, safeHost(host)...)
 	}
 	b = append(b, p.cfg.WebPath...)
 	if sig, ok := ctx.UserValue(sigKey).(string); ok {
@@ -352,6 +362,33 @@ func (p *Proxy) appendBase(b []byte, ctx *fasthttp.RequestCtx) []byte {
 		b = append(b, sig...)
 	}
 	return b
+}
+
+// trusted reports whether the request comes from one of TrustedProxies.
+func (p *Proxy) trusted(ctx *fasthttp.RequestCtx) bool {
+	if len(p.cfg.TrustedProxies) == 0 {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ctx.RemoteIP())
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, pr := range p.cfg.TrustedProxies {
+		if pr.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstValue is the first of a header's comma-separated values, trimmed:
+// each proxy in a chain appends its own.
+func firstValue(h []byte) string {
+	if i := bytes.IndexByte(h, ','); i >= 0 {
+		h = h[:i]
+	}
+	return string(bytes.TrimSpace(h))
 }
 
 // safeHost returns host if it is a plausible host[:port], else "localhost":
@@ -368,17 +405,22 @@ func safeHost(host []byte) []byte {
 	return host
 }
 
-// source describes id, from memory when it can.
-func (p *Proxy) source(id string) (*renderer.Source, error) {
-	if src, ok := p.sources.Get(id); ok {
-		return src, nil
+// lookup looks key up in tier t, a disk hit read straight into ctx's pooled
+// response buffer: then the returned entry's Body is nil and send takes the
+// body from the response.
+func (p *Proxy) lookup(ctx *fasthttp.RequestCtx, t rules.Tier, key []byte, id string) cache.Result {
+	buf := ctx.Response.SwapBody(nil)
+	if buf == nil {
+		buf = getBodyBuf() // send hands the last one to the socket
 	}
-	src, err := p.r.Info(context.Background(), id)
-	if err != nil {
-		return nil, err
+	r := p.cache.Lookup(t, key, id, buf[:0])
+	if r.InBuf {
+		ctx.Response.SwapBody(r.Buf[:len(r.Entry.Body)])
+		r.Entry.Body = nil
+	} else {
+		ctx.Response.SwapBody(r.Buf[:0])
 	}
-	p.sources.Add(id, src)
-	return src, nil
+	return r
 }
 
 // info serves info.json. Its cache key needs no description of the source,
@@ -389,17 +431,17 @@ func (p *Proxy) source(id string) (*renderer.Source, error) {
 // signature), behind a mark, and the base is spliced in per request. Keying
 // the cache by Host let forged Host headers fill it, one entry each.
 func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
-	t := p.tiers[rules.TierInfo]
-	key := infoKey(req.ID, req.Version)
-	e, how, l := p.cached(ctx, t, key, req.ID)
-	if l != found {
-		src, err := p.source(req.ID)
+	key := cache.InfoKey(req.ID, req.Version)
+	r := p.lookup(ctx, rules.TierInfo, key, req.ID)
+	e, how := r.Entry, r.How
+	if r.State != cache.Found {
+		src, err := p.cache.Source(ctx, req.ID)
 		if err != nil {
 			p.fail(ctx, err)
 			return
 		}
-		e, how, err = p.fill(t, key, func(context.Context) (store.Entry, error) {
-			body, err := infoJSON(req.Version, infoIDMark+relativeID(req.Version, req.ID), src, p.r.Sizes(src), p.r.Limits())
+		e, how, err = p.cache.Fill(rules.TierInfo, key, func(context.Context) (store.Entry, error) {
+			body, err := p.infoDocument(req.Version, req.ID, src)
 			return store.Entry{ContentType: "application/json", LastModified: src.ModTime,
 				SourceIdentity: src.Identity, Body: body}, err
 		})
@@ -413,7 +455,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 		raw = ctx.Response.Body() // a disk hit
 	}
 	e.Body = p.spliceBase(make([]byte, 0, len(raw)+128), raw, ctx)
-	e.ETag = etag(e.Body) // the bytes differ by base, so must their tag
+	e.ETag = cache.ETag(e.Body) // the bytes differ by base, so must their tag
 	h := &ctx.Response.Header
 	h.Set("Vary", "Accept")
 	ctxURL := context3
@@ -425,7 +467,7 @@ func (p *Proxy) info(ctx *fasthttp.RequestCtx, req rules.Request) {
 	} else {
 		h.Set("Link", "<"+ctxURL+`>;rel="http://www.w3.org/ns/json-ld#context";type="application/ld+json"`)
 	}
-	p.send(ctx, t, e, how, nil)
+	p.send(ctx, p.cache.Tier(rules.TierInfo), e, how, nil)
 }
 
 // maxAttempts bounds how often a request starts over because its source
@@ -444,7 +486,7 @@ func (p *Proxy) image(ctx *fasthttp.RequestCtx, req rules.Request) {
 // imageOnce serves req, or returns false when the source changed under it
 // and the request must start over with its new description.
 func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
-	src, err := p.source(req.ID)
+	src, err := p.cache.Source(ctx, req.ID)
 	if err != nil {
 		p.fail(ctx, err)
 		return true
@@ -466,39 +508,41 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 			p.budget.release(held) // not handed to a body stream
 		}
 	}()
-	t := p.tiers[p.cfg.Classifier.Classify(req, res)]
-	key := cacheKey(req.ID, res)
+	ti := p.cfg.Classifier.Classify(req, res)
+	t := p.cache.Tier(ti)
+	key := cache.Key(req.ID, res)
 	h := &ctx.Response.Header
 	p.setLink(ctx, req, res)
-	e, how, l := p.cached(ctx, t, key, req.ID)
-	if l == changed {
+	r := p.lookup(ctx, ti, key, req.ID)
+	if r.State == cache.Changed {
 		return false // start over with the source's new description
 	}
-	if l == missing {
+	e, how := r.Entry, r.How
+	if r.State == cache.Missing {
 		// A client that has the current version needs no render.
 		if len(ctx.Request.Header.Peek("If-None-Match")) == 0 && !ctx.IfModifiedSince(src.ModTime) {
 			h.SetCanonical(hdrLastModified, p.httpDate(src.ModTime))
-			if cc := t.conf().CacheControl; cc != "" {
+			if cc := t.Conf().CacheControl; cc != "" {
 				h.SetCanonical(hdrCacheControl, s2b(cc))
 			}
 			notModified(ctx)
 			return true
 		}
-		e, how, err = p.fill(t, key, func(c context.Context) (store.Entry, error) {
+		e, how, err = p.cache.Fill(ti, key, func(c context.Context) (store.Entry, error) {
 			if p.log.Enabled(c, slog.LevelDebug) {
-				p.log.Debug("rendering", "id", req.ID, "canonical", res.Canonical(), "tier", t.name)
+				p.log.Debug("rendering", "id", req.ID, "canonical", res.Canonical(), "tier", t.Name())
 			}
 			start := time.Now()
 			img, err := p.r.Render(c, src, res)
 			if err != nil {
 				return store.Entry{}, err
 			}
-			p.metrics.render.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
+			p.metrics.render.WithLabelValues(t.Name()).Observe(time.Since(start).Seconds())
 			return store.Entry{ContentType: img.MIME, LastModified: img.ModTime,
 				SourceIdentity: img.Identity, Body: img.Body}, nil
 		})
 		if errors.Is(err, renderer.ErrSourceChanged) {
-			p.purgeID(req.ID)
+			p.cache.PurgeID(req.ID)
 			return false
 		}
 		if err != nil {
@@ -523,7 +567,16 @@ func status(err error) (int, string) {
 	var re *rules.Error
 	var se *renderer.SourceError
 	var tl *renderer.SourceTooLargeError
+	var ue *renderer.UnavailableError
+	var st *renderer.StatusError
 	switch {
+	case errors.As(err, &ue):
+		if ue.Timeout {
+			return fasthttp.StatusGatewayTimeout, "the image server did not answer in time"
+		}
+		return fasthttp.StatusBadGateway, "the image server is unavailable"
+	case errors.As(err, &st):
+		return st.Status, fasthttp.StatusMessage(st.Status)
 	case errors.As(err, &re):
 		return fasthttp.StatusBadRequest, re.Error()
 	case errors.Is(err, renderer.ErrNotFound):
@@ -542,7 +595,7 @@ func status(err error) (int, string) {
 		return fasthttp.StatusForbidden, err.Error()
 	case errors.Is(err, errBusy):
 		return fasthttp.StatusServiceUnavailable, err.Error() + "; retry shortly"
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errRenderWait):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, cache.ErrRenderWait):
 		return fasthttp.StatusServiceUnavailable, "timed out waiting for a render; retry shortly"
 	case errors.Is(err, errMethod):
 		return fasthttp.StatusMethodNotAllowed, err.Error()
@@ -566,11 +619,18 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetStatusCode(code)
-	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString(fmt.Sprintf("%d %s: %s\n", code, fasthttp.StatusMessage(code), msg))
 	if code >= 500 || code == fasthttp.StatusUnprocessableEntity {
 		ctx.SetUserValue(errKey, err)
 	}
+	var st *renderer.StatusError
+	if errors.As(err, &st) && len(st.Body) > 0 {
+		// The upstream's own answer, passed through (never cached).
+		ctx.SetContentType(st.ContentType)
+		ctx.SetBody(st.Body)
+		return
+	}
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(fmt.Sprintf("%d %s: %s\n", code, fasthttp.StatusMessage(code), msg))
 }
 
 const errKey = "iiif-proxy.err"

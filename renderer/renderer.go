@@ -70,6 +70,39 @@ func (e *SourceTooLargeError) Error() string {
 		e.ID, e.Width, e.Height, e.Max)
 }
 
+// UnavailableError says the source could not be reached: an upstream that
+// refused the connection, answered 5xx, timed out, or is known to be down
+// and is being left alone (see renderer/upstream). The cache serves a stale
+// entry instead where it has one; otherwise it is 502, or 504 when Timeout.
+type UnavailableError struct {
+	Timeout bool  // the upstream did not answer in time
+	Status  int   // the upstream's 5xx status, 0 when it did not answer
+	Err     error // what happened, for logs
+}
+
+func (e *UnavailableError) Error() string {
+	switch {
+	case e.Timeout:
+		return "upstream timed out: " + e.Err.Error()
+	case e.Status != 0:
+		return fmt.Sprintf("upstream answered %d: %v", e.Status, e.Err)
+	}
+	return "upstream unavailable: " + e.Err.Error()
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// StatusError is an upstream's answer that is neither an image nor a
+// failure of the upstream: a 4xx other than 404 (which is ErrNotFound).
+// The proxy passes it through with its body; it is never cached as an image.
+type StatusError struct {
+	Status      int
+	ContentType string
+	Body        []byte // at most a few KB, as the upstream sent it
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("upstream answered %d", e.Status) }
+
 // Size is a width and height.
 type Size struct{ Width, Height int }
 
@@ -112,4 +145,41 @@ type Stats struct {
 	InFlight    int64  // renders running now
 	Queued      int64  // renders waiting for a worker now
 	RenderNs    uint64 // total time spent rendering
+	// Upstream describes the upstream server in sidecar mode; nil otherwise.
+	Upstream *UpstreamStats `json:",omitempty"`
+}
+
+// UpstreamStats are an upstream renderer's counters (sidecar mode).
+type UpstreamStats struct {
+	URL            string
+	Up             bool   // false while marked down (failing requests at once, probing)
+	FailuresInARow int    // failures since the last success
+	Downs          uint64 // times it was marked down
+	Requests       uint64 // requests sent
+	NotModified    uint64 // conditional requests answered 304
+	NotFound       uint64 // 404s
+	Errors         uint64 // refused, timed out, 5xx
+	Timeouts       uint64 // of which timeouts
+	Refused        uint64 // requests not sent because it was down
+	LatencyNs      uint64 // total time waiting for it, bodies included
+}
+
+// Revalidator is a renderer that can check a description it gave earlier
+// more cheaply than describing anew (an upstream asks conditionally, and a
+// 304 moves no bytes). It returns prev itself when nothing changed.
+type Revalidator interface {
+	Revalidate(ctx context.Context, prev *Source) (*Source, error)
+}
+
+// Documenter is a renderer whose sources have an info.json of their own
+// (an upstream's), which the proxy serves as written, its id rewritten,
+// when the version matches.
+type Documenter interface {
+	Document(src *Source, v rules.Version) (doc []byte, ok bool)
+}
+
+// Describer is a renderer that can describe a source from the info.json
+// the proxy stored earlier, when the source itself cannot be asked.
+type Describer interface {
+	Describe(id string, doc []byte, identity string, mod time.Time) (*Source, error)
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
+	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
@@ -25,7 +27,8 @@ type App struct {
 	started config.Config // as started: what a restart would change is measured from it
 	log     *slog.Logger
 	level   *slog.LevelVar // the log level, live
-	render  *vips.Vips
+	render  appRenderer
+	vips    bool // libvips was started (embedded mode)
 	stores  []*store.Tier
 	tiers   [rules.NumTiers]*store.Tier // the open stores by tier; nil: none
 	proxy   *proxy.Proxy
@@ -36,17 +39,25 @@ type App struct {
 	hup    <-chan os.Signal
 }
 
-// New starts libvips, starts opening the cache tiers in the background and
-// builds the parts. A tier whose store is opening or faulty runs uncached:
-// a cache fault never stops or delays the server. level is the logger's
-// level, which SIGHUP sets.
-func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
-	signer, err := proxy.NewSigner(cfg.SignedPrefixes, cfg.SigningKeys)
-	if err != nil {
-		return nil, err
+// appRenderer is what the app needs of either renderer.
+type appRenderer interface {
+	renderer.Renderer
+	SetLimits(rules.Limits) error
+	Close() error
+}
+
+// newRenderer makes the renderer cfg asks for: the upstream client when
+// Upstream is set (sidecar mode), else libvips, started here.
+func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error) {
+	lim := rules.Limits{MaxArea: cfg.ImageMaxArea, MaxWidth: cfg.ImageMaxWidth, MaxHeight: cfg.ImageMaxHeight}
+	if cfg.Upstream != "" {
+		u, err := upstream.New(upstream.Config{URL: cfg.Upstream, Timeout: cfg.UpstreamTimeout.Std(),
+			ConnectTimeout: cfg.UpstreamConnectTimeout.Std(), MaxConns: cfg.UpstreamMaxConns,
+			NotFoundTTL: notFoundTTL(cfg.UpstreamNotFoundTTL.Std()), Limits: lim})
+		return u, false, err
 	}
 	if err := vips.Startup(vips.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	maxSource := cfg.MaxSourcePixels
 	if maxSource == 0 {
@@ -58,15 +69,40 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 		Concurrency:     cfg.RenderConcurrency,
 		QueueLen:        cfg.RenderQueueLen,
 		JPGQuality:      cfg.JPGQuality,
-		Limits:          rules.Limits{MaxArea: cfg.ImageMaxArea, MaxWidth: cfg.ImageMaxWidth, MaxHeight: cfg.ImageMaxHeight},
+		Limits:          lim,
 		UntiledTileSize: cfg.UntiledTileSize,
 		TilePassthrough: cfg.TilePassthrough,
 	})
 	if err != nil {
 		vips.Shutdown()
+		return nil, false, err
+	}
+	return r, true, nil
+}
+
+// notFoundTTL maps the configuration's "0s = off" onto the client's
+// "negative = off" (its zero is its default).
+func notFoundTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// New starts the renderer (libvips, or the upstream client), starts opening the cache tiers in the background and
+// builds the parts. A tier whose store is opening or faulty runs uncached:
+// a cache fault never stops or delays the server. level is the logger's
+// level, which SIGHUP sets.
+func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error) {
+	signer, err := proxy.NewSigner(cfg.SignedPrefixes, cfg.SigningKeys)
+	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, started: cfg, log: log, level: level, render: r}
+	r, started, err := newRenderer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, started: cfg, log: log, level: level, render: r, vips: started}
 	pcfg := proxyConfig(cfg, log)
 	pcfg.Signer = signer
 	minFree := cfg.CacheMinFree
@@ -112,14 +148,17 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 
 // proxyConfig maps cfg onto the proxy's Config, without stores or signer.
 func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
+	trusted, _ := cfg.TrustedPrefixes() // validated with the rest
 	pcfg := proxy.Config{
-		WebPath:          cfg.IIIFWebPath,
-		BaseURL:          cfg.IIIFBaseURL,
-		RenderTimeout:    cfg.RenderTimeout.Std(),
-		RenderWait:       cfg.RenderWait.Std(),
-		SourceCacheLen:   cfg.InfoCacheLen,
-		MaxInFlightBytes: int64(cfg.MaxInFlightBytes),
-		WriteTimeout:     cfg.WriteTimeout.Std(),
+		TrustedProxies:       trusted,
+		StaleWhileRevalidate: cfg.StaleWhileRevalidate.Std(),
+		WebPath:              cfg.IIIFWebPath,
+		BaseURL:              cfg.IIIFBaseURL,
+		RenderTimeout:        cfg.RenderTimeout.Std(),
+		RenderWait:           cfg.RenderWait.Std(),
+		SourceCacheLen:       cfg.InfoCacheLen,
+		MaxInFlightBytes:     int64(cfg.MaxInFlightBytes),
+		WriteTimeout:         cfg.WriteTimeout.Std(),
 		Classifier: rules.Classifier{
 			TileMaxSize: cfg.Tiers.Tile.MaxSize, TileFormats: formats(cfg.Tiers.Tile.Formats),
 			ThumbnailMaxSize: cfg.Tiers.Thumbnail.MaxSize, ThumbnailFormats: formats(cfg.Tiers.Thumbnail.Formats),
@@ -159,7 +198,9 @@ func (a *App) close() {
 		}
 	}
 	a.render.Close()
-	vips.Shutdown()
+	if a.vips {
+		vips.Shutdown()
+	}
 }
 
 // shutdownGrace is how long in-flight requests get to finish on SIGTERM.
@@ -189,7 +230,7 @@ func (a *App) Run(ctx context.Context) error {
 	for i, s := range servers {
 		go func() { errc <- s.Serve(lns[i]) }()
 	}
-	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "cacheDir", a.cfg.CacheDir,
+	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
 		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json")
 	for done := false; !done; {
 		select {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
@@ -33,9 +35,10 @@ var samples = []sample{
 // samplesCmd generates the sample images that the default configuration
 // serves, skipping files that already exist.
 func samplesCmd(args []string) int {
-	fs := newFlagSet("samples", "samples [-dir DIR] [-small]")
+	fs := newFlagSet("samples", "samples [-dir DIR] [-small] [-only NAMES]")
 	dir := fs.String("dir", "samples", "directory to write the images to")
 	small := fs.Bool("small", false, "only the small images (seconds instead of a minute)")
+	only := fs.String("only", "", "only these images, by name, comma-separated (e.g. pattern,page)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -50,6 +53,9 @@ func samplesCmd(args []string) int {
 	defer vips.Shutdown()
 	for i, s := range samples {
 		if *small && !s.small {
+			continue
+		}
+		if *only != "" && !slices.Contains(strings.Split(*only, ","), s.name) {
 			continue
 		}
 		base := filepath.Join(*dir, s.name)

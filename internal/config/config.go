@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -128,6 +130,35 @@ type Config struct {
 	// SigningKeyFile is a file of signing keys, one a line (blank lines and
 	// lines starting with # skipped), used instead of SigningKeys. Default "".
 	SigningKeyFile string
+
+	// Upstream switches to sidecar mode: instead of rendering with libvips,
+	// iiif-proxy asks this existing IIIF server, "http://host:port/prefix"
+	// (the prefix its images' ids start with, version included, e.g.
+	// "http://127.0.0.1:8182/iiif/2"). TilePath is then not needed. Default
+	// "": render in process.
+	Upstream string
+	// UpstreamTimeout bounds one request to the upstream, body included;
+	// past it the client gets the stale entry or 504. Default "30s".
+	UpstreamTimeout Duration
+	// UpstreamConnectTimeout bounds connecting to the upstream. Default "2s".
+	UpstreamConnectTimeout Duration
+	// UpstreamMaxConns bounds the connections open to the upstream.
+	// Default 64.
+	UpstreamMaxConns int
+	// UpstreamNotFoundTTL is how long the upstream's 404 for an identifier
+	// is remembered, so requests for missing images do not each reach it.
+	// Default "10s"; "0s" means not at all.
+	UpstreamNotFoundTTL Duration
+	// TrustedProxies are the addresses or networks ("10.0.0.0/8",
+	// "127.0.0.1") whose X-Forwarded-Proto and X-Forwarded-Host are
+	// believed when ids are made from the request (IIIFBaseURL empty).
+	// Default loopback ("127.0.0.0/8", "::1"); "" trusts nobody.
+	TrustedProxies []string
+	// StaleWhileRevalidate is how long past its tier's Revalidate an entry
+	// is still served at once while one background request checks its
+	// source (both modes). Default "0s": checked before serving.
+	StaleWhileRevalidate Duration
+
 	// Tiers configures each cache tier.
 	Tiers Tiers
 }
@@ -168,26 +199,31 @@ type Tier struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Address:          ":12415",
-		AdminAddress:     "127.0.0.1:12416",
-		LogLevel:         "INFO",
-		IIIFWebPath:      "/iiif",
-		InfoCacheLen:     10000,
-		TileCacheLen:     1000,
-		JPGQuality:       75,
-		ImageMaxArea:     104857600,
-		ImageMaxWidth:    20480,
-		ImageMaxHeight:   20480,
-		MaxSourcePixels:  1 << 30,
-		RenderTimeout:    Duration(60 * time.Second),
-		VipsConcurrency:  1,
-		UntiledTileSize:  1024,
-		TilePassthrough:  true,
-		CacheDir:         "cache",
-		CacheMinFree:     FreeSpace{Percent: 5},
-		RenderWait:       Duration(30 * time.Second),
-		MaxInFlightBytes: 512 << 20,
-		WriteTimeout:     Duration(2 * time.Minute),
+		Address:                ":12415",
+		AdminAddress:           "127.0.0.1:12416",
+		LogLevel:               "INFO",
+		IIIFWebPath:            "/iiif",
+		InfoCacheLen:           10000,
+		TileCacheLen:           1000,
+		JPGQuality:             75,
+		ImageMaxArea:           104857600,
+		ImageMaxWidth:          20480,
+		ImageMaxHeight:         20480,
+		MaxSourcePixels:        1 << 30,
+		RenderTimeout:          Duration(60 * time.Second),
+		VipsConcurrency:        1,
+		UntiledTileSize:        1024,
+		TilePassthrough:        true,
+		CacheDir:               "cache",
+		CacheMinFree:           FreeSpace{Percent: 5},
+		RenderWait:             Duration(30 * time.Second),
+		MaxInFlightBytes:       512 << 20,
+		WriteTimeout:           Duration(2 * time.Minute),
+		UpstreamTimeout:        Duration(30 * time.Second),
+		UpstreamConnectTimeout: Duration(2 * time.Second),
+		UpstreamMaxConns:       64,
+		UpstreamNotFoundTTL:    Duration(10 * time.Second),
+		TrustedProxies:         []string{"127.0.0.0/8", "::1"},
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
@@ -475,6 +511,9 @@ var flagNames = map[string]string{
 	"CacheDir": "cache-dir", "CacheMinFree": "cache-min-free", "AdminToken": "admin-token", "RenderWait": "render-wait",
 	"AdminTokenFile": "admin-token-file", "MaxInFlightBytes": "max-in-flight-bytes", "WriteTimeout": "write-timeout",
 	"SignedPrefixes": "signed-prefixes", "SigningKeys": "signing-keys", "SigningKeyFile": "signing-key-file",
+	"Upstream": "upstream", "UpstreamTimeout": "upstream-timeout", "UpstreamConnectTimeout": "upstream-connect-timeout",
+	"UpstreamMaxConns": "upstream-max-conns", "UpstreamNotFoundTTL": "upstream-not-found-ttl",
+	"TrustedProxies": "trusted-proxies", "StaleWhileRevalidate": "stale-while-revalidate",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -594,6 +633,26 @@ func (c *Config) readSecrets() []error {
 	return errs
 }
 
+// TrustedPrefixes parses TrustedProxies: addresses (a host) or networks.
+func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		} else {
+			errs = append(errs, fmt.Errorf("TrustedProxies: %q is neither an address nor a network", s))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
 // MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
 // its full strength with keys of its output size or more.
 const MinSigningKeyLen = 32
@@ -607,8 +666,22 @@ func (c *Config) validate() []error {
 	if c.Address == "" {
 		errs = append(errs, errors.New("Address: must not be empty"))
 	}
-	if c.TilePath == "" {
-		errs = append(errs, errors.New("TilePath: required: the directory of source images (env RAIS_TILEPATH, flag -tile-path)"))
+	if c.Upstream != "" {
+		// Sidecar mode: the upstream has the images.
+		if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("Upstream: %q must be http://host:port/prefix", c.Upstream))
+		}
+		if c.UpstreamTimeout <= 0 || c.UpstreamConnectTimeout <= 0 {
+			errs = append(errs, errors.New("UpstreamTimeout, UpstreamConnectTimeout: must be > 0"))
+		}
+		if c.UpstreamMaxConns < 1 {
+			errs = append(errs, fmt.Errorf("UpstreamMaxConns: %d must be >= 1", c.UpstreamMaxConns))
+		}
+		if c.UpstreamNotFoundTTL < 0 {
+			errs = append(errs, errors.New("UpstreamNotFoundTTL: must be >= 0"))
+		}
+	} else if c.TilePath == "" {
+		errs = append(errs, errors.New("TilePath: required: the directory of source images (env RAIS_TILEPATH, flag -tile-path), or Upstream for sidecar mode"))
 	} else if fi, err := os.Stat(c.TilePath); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("TilePath: %q does not exist: point it at your images (-tile-path DIR, RAIS_TILEPATH), or generate samples there with `iiif-proxy samples -dir %s`", c.TilePath, c.TilePath))
@@ -646,6 +719,12 @@ func (c *Config) validate() []error {
 	}
 	if c.RenderWait <= 0 {
 		errs = append(errs, errors.New("RenderWait: must be > 0"))
+	}
+	if _, err := c.TrustedPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.StaleWhileRevalidate < 0 {
+		errs = append(errs, errors.New("StaleWhileRevalidate: must be >= 0"))
 	}
 	if c.MaxInFlightBytes < 0 {
 		errs = append(errs, errors.New("MaxInFlightBytes: must be >= 0"))

@@ -276,3 +276,33 @@ func TestCopyLiveKeepsRestartKeys(t *testing.T) {
 		t.Errorf("live keys not copied: %q %v", run.LogLevel, run.Tiers.Info.Revalidate)
 	}
 }
+
+func TestSidecarKeys(t *testing.T) {
+	// Upstream replaces TilePath; environment and flags reach every key.
+	cfg, _, err := Load("", []string{"RAIS_UPSTREAM=http://127.0.0.1:8182/iiif/2", "RAIS_TRUSTEDPROXIES=10.0.0.0/8,192.168.1.7"},
+		[]string{"-upstream-timeout", "5s", "-upstream-max-conns", "8", "-stale-while-revalidate", "1h", "-upstream-not-found-ttl", "0s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream != "http://127.0.0.1:8182/iiif/2" || cfg.UpstreamTimeout.Std() != 5*time.Second || cfg.UpstreamMaxConns != 8 ||
+		cfg.StaleWhileRevalidate.Std() != time.Hour || cfg.UpstreamNotFoundTTL != 0 || cfg.UpstreamConnectTimeout.Std() != 2*time.Second {
+		t.Errorf("loaded %+v", cfg)
+	}
+	p, err := cfg.TrustedPrefixes()
+	if err != nil || len(p) != 2 || p[1].String() != "192.168.1.7/32" {
+		t.Errorf("TrustedPrefixes = %v, %v", p, err)
+	}
+	// Every problem at once.
+	_, _, err = Load("", []string{"RAIS_UPSTREAM=ftp://x", "RAIS_TRUSTEDPROXIES=not-an-ip"},
+		[]string{"-upstream-max-conns", "0", "-stale-while-revalidate", "-1s"})
+	for _, want := range []string{"Upstream:", "TrustedProxies", "UpstreamMaxConns", "stale-while-revalidate"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+	// Without Upstream, TilePath is still required, and the message says
+	// what else would do.
+	if _, _, err := Load("", nil, nil); err == nil || !strings.Contains(err.Error(), "or Upstream") {
+		t.Errorf("no TilePath and no Upstream: %v", err)
+	}
+}

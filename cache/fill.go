@@ -1,0 +1,163 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/store"
+)
+
+// ErrRenderWait says a request gave up waiting for a fill that another
+// request started (after RenderWait); the fill goes on and is stored.
+var ErrRenderWait = errors.New("timed out waiting for a render of the same image")
+
+// flightResult is what a collapsed fill hands its callers; leader tells
+// the caller that started the flight from those that joined it, rendered
+// whether the flight rendered or found the entry stored meanwhile.
+type flightResult struct {
+	e        store.Entry
+	leader   *byte
+	rendered bool
+}
+
+// waiters counts the requests waiting on each flight, so that a render
+// nobody waits for any more stops (the libvips renderer kills its pipeline,
+// the upstream client drops its request, when the context ends) instead of
+// holding a worker until RenderTimeout.
+type waiters struct {
+	mu sync.Mutex // protects m
+	m  map[string]*flightCtx
+}
+
+// flightCtx is the context of one flight and how many requests wait on it.
+type flightCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	n      int // requests waiting; protected by waiters.mu
+}
+
+// join counts one more request waiting on key's flight, creating its
+// context (bounded by timeout) for the first one.
+func (w *waiters) join(key string, timeout time.Duration) *flightCtx {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fc := w.m[key]
+	if fc == nil {
+		if w.m == nil {
+			w.m = make(map[string]*flightCtx)
+		}
+		fc = &flightCtx{}
+		fc.ctx, fc.cancel = context.WithTimeout(context.Background(), timeout)
+		w.m[key] = fc
+	}
+	fc.n++
+	return fc
+}
+
+// leave counts a request that stopped waiting (it got its result, or gave up
+// at RenderWait). When the last one leaves, the flight's context is
+// cancelled: nobody is left to serve the render to.
+func (w *waiters) leave(key string, fc *flightCtx) {
+	w.mu.Lock()
+	fc.n--
+	last := fc.n == 0
+	if last && w.m[key] == fc {
+		delete(w.m, key)
+	}
+	w.mu.Unlock()
+	if last {
+		fc.cancel()
+	}
+}
+
+// done forgets key's flight context once its flight has finished, so the
+// next request starts afresh.
+func (w *waiters) done(key string, fc *flightCtx) {
+	w.mu.Lock()
+	if w.m[key] == fc {
+		delete(w.m, key)
+	}
+	w.mu.Unlock()
+	fc.cancel()
+}
+
+// Fill renders key once however many requests want it at the same time,
+// cached tier or not: the render runs detached from any one client, looks in
+// the store again first (a flight only collapses calls that overlap), and
+// stores its result with its ETag. Errors are never cached. The render's
+// context ends at RenderTimeout, or as soon as every request waiting for it
+// has given up (see waiters). The entry's Body is shared: do not modify it.
+func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (store.Entry, error)) (store.Entry, How, error) {
+	tt := c.tiers[t]
+	mine := new(byte)
+	k := tt.name + "\x00" + string(key)
+	to := c.timeouts.Load()
+	timer := time.NewTimer(to.wait)
+	defer timer.Stop()
+	for attempt := 0; ; attempt++ {
+		fc := c.waits.join(k, to.render)
+		ch := c.flight.DoChan(k, func() (any, error) {
+			defer c.waits.done(k, fc)
+			if tt.cfg.Store != nil {
+				if e, err := tt.cfg.Store.Get(key); err == nil {
+					return flightResult{e, mine, false}, nil
+				}
+			}
+			tt.stats.misses.Add(1)
+			e, err := render(fc.ctx)
+			if err != nil {
+				return nil, err
+			}
+			e.StoredAt = c.now()
+			if e.LastModified.IsZero() {
+				// The source gave no time (an upstream that sends no
+				// Last-Modified): the entry's own time stands.
+				e.LastModified = e.StoredAt.UTC().Truncate(time.Second)
+			}
+			e.ETag = ETag(e.Body)
+			if max := tt.Conf().MaxEntryBytes; max > 0 && int64(len(e.Body)) > max {
+				tt.stats.tooLarge.Add(1)
+				return flightResult{e, mine, true}, nil // served, not stored
+			}
+			if tt.cfg.Store != nil {
+				if stored, err := tt.cfg.Store.Put(key, e); err != nil {
+					c.fault(tt, opPut, err)
+				} else {
+					e = stored
+				}
+			}
+			tt.mem.Add(string(key), memEntry{e, c.now()})
+			return flightResult{e, mine, true}, nil
+		})
+		select {
+		case r := <-ch:
+			c.waits.leave(k, fc)
+			if r.Err != nil {
+				if errors.Is(r.Err, context.Canceled) && attempt == 0 {
+					// This request joined a flight just as its last
+					// waiters abandoned it: start one of its own.
+					continue
+				}
+				return store.Entry{}, 0, r.Err
+			}
+			fr := r.Val.(flightResult)
+			switch {
+			case !fr.rendered:
+				tt.stats.diskHits.Add(1)
+				return fr.e, Hit, nil
+			case fr.leader != mine:
+				tt.stats.collapsed.Add(1)
+				return fr.e, Collapsed, nil
+			case !tt.Cached():
+				return fr.e, Bypass, nil
+			}
+			return fr.e, Miss, nil
+		case <-timer.C:
+			c.waits.leave(k, fc)
+			return store.Entry{}, 0, ErrRenderWait
+		}
+	}
+}
