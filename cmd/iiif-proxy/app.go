@@ -61,6 +61,8 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 		Limits:          rules.Limits{MaxArea: cfg.ImageMaxArea, MaxWidth: cfg.ImageMaxWidth, MaxHeight: cfg.ImageMaxHeight},
 		UntiledTileSize: cfg.UntiledTileSize,
 		TilePassthrough: cfg.TilePassthrough,
+		ColourProfiles:  cfg.ColourProfiles,
+		Logger:          log,
 	})
 	if err != nil {
 		vips.Shutdown()
