@@ -3,7 +3,7 @@ package vips
 // #include <stdlib.h>
 // #include "shim.h"
 // #include "colour.h"
-// #cgo pkg-config: lcms2
+// #cgo pkg-config: lcms2 libjpeg
 import "C"
 
 import (

@@ -10,6 +10,7 @@
 
 #include "shim.h"
 #include "colour.h"
+#include "direct.h"
 
 #define NSTEPS 24
 
@@ -308,7 +309,14 @@ int iiif_render(VipsImage *src, const iiif_job *job, iiif_kill *kill, void **buf
 
 	switch (job->format) {
 	case IIIF_F_JPG:
-		rc = vips_jpegsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
+		// Small outputs of random-access sources render on this thread
+		// (direct.h). Sequential sources (plain JPEG, PNG) keep libvips'
+		// threads: their one region would decode every row above the
+		// output in one call that a kill could not interrupt.
+		if (!job->sequential && iiif_direct_ok(cur))
+			rc = iiif_direct_jpeg(cur, job->q, buf, len);
+		else
+			rc = vips_jpegsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
 		break;
 	case IIIF_F_PNG:
 		if (bitonal)
