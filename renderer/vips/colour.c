@@ -70,18 +70,12 @@ static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cm
 	return tr;
 }
 
-// lookup returns the transform for in's profile, building it if needed.
-// *owned says the caller must free it (the cache is full).
-static cmsHTRANSFORM lookup(VipsImage *in, unsigned long long key, int *owned) {
+// lookup_raw returns the transform for profile data (key its hash) from
+// pixels of lcms format inf, building it if needed. *owned says the caller
+// must free it (the cache is full).
+static cmsHTRANSFORM lookup_raw(unsigned long long key, const void *data, size_t len, cmsUInt32Number inf,
+                                cmsUInt32Number outf, int *owned) {
 	*owned = 0;
-	const void *data;
-	size_t len;
-	cmsUInt32Number inf, outf;
-	if (vips_image_get_blob(in, VIPS_META_ICC_NAME, &data, &len)) return NULL;
-	if (formats(in, &inf, &outf)) {
-		vips_error("iiif", "no colour transform for %d bands of format %d", in->Bands, in->BandFmt);
-		return NULL;
-	}
 	g_mutex_lock(&lock);
 	for (int i = 0; i < ncache; i++) {
 		entry *e = &cache[i];
@@ -118,6 +112,33 @@ static cmsHTRANSFORM lookup(VipsImage *in, unsigned long long key, int *owned) {
 	}
 	g_mutex_unlock(&lock);
 	return tr;
+}
+
+// lookup returns the transform for in's embedded profile.
+static cmsHTRANSFORM lookup(VipsImage *in, unsigned long long key, int *owned) {
+	*owned = 0;
+	const void *data;
+	size_t len;
+	cmsUInt32Number inf, outf;
+	if (vips_image_get_blob(in, VIPS_META_ICC_NAME, &data, &len)) return NULL;
+	if (formats(in, &inf, &outf)) {
+		vips_error("iiif", "no colour transform for %d bands of format %d", in->Bands, in->BandFmt);
+		return NULL;
+	}
+	return lookup_raw(key, data, len, inf, outf, owned);
+}
+
+int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
+                       int rows) {
+	int owned;
+	cmsHTRANSFORM tr = lookup_raw(key, profile, len, TYPE_RGB_8, TYPE_RGB_8, &owned);
+	if (tr == NULL) return -1;
+	for (int y = 0; y < rows; y++) {
+		unsigned char *row = pixels + (size_t)y * width * 3;
+		cmsDoTransform(tr, row, row, width); // lcms transforms in place when the formats match
+	}
+	if (owned) cmsDeleteTransform(tr);
+	return 0;
 }
 
 int iiif_icc_check(VipsImage *in, unsigned long long key) {

@@ -42,3 +42,32 @@ func TestDirectJPEGMatchesVipsJPEGSave(t *testing.T) {
 		}
 	}
 }
+
+// A stored tile that cannot pass through (pass-through off, or an Adobe RGB
+// tile in convert mode) is transcoded without libvips (transcode.go) into
+// the very JPEG the libvips pipeline makes.
+func TestTranscodedTileMatchesTheLibvipsRender(t *testing.T) {
+	needProfiles(t)
+	dir, err := colourFixtures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVips(t, Config{TilePath: dir})
+	for _, tc := range []struct{ id, path string }{
+		{"plain-pyr.tif", "x/256,256,256,256/256,/0/default.jpg"},
+		{"adobe-pyr.tif", "x/256,0,256,256/256,/0/default.jpg"},
+		{"srgb-pyr.tif", "x/0,256,256,256/256,/0/color.jpg"},
+	} {
+		before := v.Stats()
+		fast, _ := render(t, v, tc.id, tc.path)
+		if s := v.Stats(); s.Passthrough != before.Passthrough || s.Renders != before.Renders+1 {
+			t.Fatalf("%s: stats %+v → %+v", tc.id, before, s)
+		}
+		testNoTranscode = true
+		slow, _ := render(t, v, tc.id, tc.path)
+		testNoTranscode = false
+		if !bytes.Equal(fromSOF(t, fast.Body), fromSOF(t, slow.Body)) {
+			t.Errorf("%s %s: transcoded tile (%d bytes) differs from the libvips render (%d)", tc.id, tc.path, len(fast.Body), len(slow.Body))
+		}
+	}
+}

@@ -599,6 +599,12 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		return Image{}, err
 	}
 	defer v.release()
+	if !testNoTranscode && transcodable(lv, x, y, w, h, res) {
+		if body, ok := v.transcode(f, src, lv, x, y, res, mode); ok {
+			v.stats.renders.Add(1)
+			return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
+		}
+	}
 	o, err := v.image(f, src, lv)
 	if err != nil {
 		v.stats.failures.Add(1)
