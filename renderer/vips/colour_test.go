@@ -241,6 +241,7 @@ func TestTaggedSourcesConvertLikeLibvips(t *testing.T) {
 					worst = max(worst, e)
 					sum += e
 				}
+				t.Logf("ΔE from libvips' conversion: max %.3f, mean %.4f", worst, sum/float64(len(got)/3))
 				if worst > tc.maxDelta {
 					t.Fatalf("ΔE from libvips' conversion: max %.2f, mean %.3f; want max ≤ %g", worst, sum/float64(len(got)/3), tc.maxDelta)
 				}
