@@ -163,3 +163,14 @@ func sameProfile(levelICC []byte, c colour) bool {
 
 // cachedTransforms is how many colour transforms are cached (for tests).
 func cachedTransforms() int { return int(C.iiif_icc_transforms()) }
+
+// identitySuffix is what the colour policy adds to the source's identity:
+// nothing when the policy cannot change its renders (no usable profile, or
+// sRGB when not embedding).
+func (c colour) identitySuffix(policy string) string {
+	switch {
+	case c.kind == profileNone, c.kind == profileSRGB && policy != ColourEmbed:
+		return ""
+	}
+	return "+icc-" + policy
+}

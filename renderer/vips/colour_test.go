@@ -418,3 +418,29 @@ func TestColourProfilesValidates(t *testing.T) {
 		t.Errorf("Validate = %v, want a ColourProfiles error", err)
 	}
 }
+
+// Renders of a tagged source depend on the policy: its identity says which,
+// so caches revalidating after a change of ColourProfiles re-render it.
+func TestIdentityCarriesThePolicyForTaggedSources(t *testing.T) {
+	ident := map[string]map[string]string{}
+	for _, mode := range []string{ColourConvert, ColourEmbed, ColourStrip} {
+		v := colourVips(t, mode, nil)
+		ident[mode] = map[string]string{}
+		for _, id := range []string{"plain.tif", "srgb.tif", "adobe.tif"} {
+			src, err := v.Info(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ident[mode][id] = src.Identity
+		}
+	}
+	if a, b, c := ident[ColourConvert]["plain.tif"], ident[ColourEmbed]["plain.tif"], ident[ColourStrip]["plain.tif"]; a != b || b != c {
+		t.Errorf("untagged: identities %q %q %q differ", a, b, c)
+	}
+	if ident[ColourConvert]["srgb.tif"] != ident[ColourStrip]["srgb.tif"] || ident[ColourConvert]["srgb.tif"] == ident[ColourEmbed]["srgb.tif"] {
+		t.Errorf("sRGB: identities %v", ident)
+	}
+	if a, b, c := ident[ColourConvert]["adobe.tif"], ident[ColourEmbed]["adobe.tif"], ident[ColourStrip]["adobe.tif"]; a == b || b == c || a == c {
+		t.Errorf("Adobe RGB: identities %q %q %q should all differ", a, b, c)
+	}
+}

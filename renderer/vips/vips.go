@@ -367,7 +367,10 @@ func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*source, error) 
 	}
 	s.ModTime = fi.ModTime().UTC().Truncate(time.Second) // HTTP dates have whole seconds
 	s.Identity = ident
-	s.Source.Identity = ident.String()
+	// A tagged source's renders depend on ColourProfiles as well as on its
+	// bytes: with the policy in its identity, caches revalidating after the
+	// setting changed drop what was rendered under the old one.
+	s.Source.Identity = ident.String() + s.colour.identitySuffix(v.cfg.ColourProfiles)
 	s.Detail = s
 	v.meta.Add(id, s)
 	return s, nil
