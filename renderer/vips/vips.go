@@ -16,6 +16,14 @@
 // encode) runs in one C call (shim.c) because govips can only load a file by
 // reading all of it into memory first.
 //
+// Colour (colour.go, colour.c): an embedded ICC profile is classified once
+// per source; sRGB costs nothing, other profiles convert with one cached
+// lcms2 transform per profile, or are embedded in the output
+// (Config.ColourProfiles). Small JPEG outputs of random-access sources are
+// computed and encoded on the calling thread (direct.c), and a stored tile
+// that cannot pass through is transcoded without a libvips pipeline
+// (transcode.go).
+//
 // Hostile and heavy inputs: decoders fail on errors (JPEG on warnings too),
 // and an open file that failed once is never reused (see discard); a source
 // with no tiles is not decoded past Config.MaxSourcePixels; a render whose
