@@ -7,9 +7,10 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 SAMPLES ?= samples
-# Debian packages the build and tests need: libvips (with its headers, for cgo)
-# and pkg-config to find it.
-DEB_PACKAGES := libvips-dev pkg-config gcc
+# Debian packages the build and tests need: libvips (with its headers, for cgo;
+# liblcms2-dev comes with it), pkg-config to find it, and colord-data's ICC
+# profiles (sRGB, Adobe RGB 1998) for the colour tests.
+DEB_PACKAGES := libvips-dev liblcms2-dev pkg-config gcc colord-data
 
 # The sidecar tests run a real third-party IIIF server behind a FastCGI
 # front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go).

@@ -72,6 +72,8 @@ func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error)
 		Limits:          lim,
 		UntiledTileSize: cfg.UntiledTileSize,
 		TilePassthrough: cfg.TilePassthrough,
+		ColourProfiles:  cfg.ColourProfiles,
+		Logger:          log,
 	})
 	if err != nil {
 		vips.Shutdown()

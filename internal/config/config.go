@@ -84,6 +84,11 @@ type Config struct {
 	// TilePassthrough serves a request for exactly one stored JPEG tile of a
 	// pyramidal TIFF as stored, without decoding. Default true.
 	TilePassthrough bool
+	// ColourProfiles is what happens to a source's embedded ICC profile:
+	// "convert" (to sRGB, no profile sent), "embed" (pixels as stored, the
+	// profile written into the output) or "strip" (ignored). Default
+	// "convert".
+	ColourProfiles string
 
 	// CacheDir holds one Pebble database per tier (CacheDir/tile, …).
 	// Default "cache"; "" turns the disk cache off.
@@ -214,6 +219,7 @@ func Default() Config {
 		VipsConcurrency:        1,
 		UntiledTileSize:        1024,
 		TilePassthrough:        true,
+		ColourProfiles:         "convert",
 		CacheDir:               "cache",
 		CacheMinFree:           FreeSpace{Percent: 5},
 		RenderWait:             Duration(30 * time.Second),
@@ -507,7 +513,7 @@ var flagNames = map[string]string{
 	"ImageMaxWidth": "image-max-width", "ImageMaxHeight": "image-max-height", "MaxSourcePixels": "max-source-pixels",
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
-	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough",
+	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough", "ColourProfiles": "colour-profiles",
 	"CacheDir": "cache-dir", "CacheMinFree": "cache-min-free", "AdminToken": "admin-token", "RenderWait": "render-wait",
 	"AdminTokenFile": "admin-token-file", "MaxInFlightBytes": "max-in-flight-bytes", "WriteTimeout": "write-timeout",
 	"SignedPrefixes": "signed-prefixes", "SigningKeys": "signing-keys", "SigningKeyFile": "signing-key-file",
@@ -716,6 +722,11 @@ func (c *Config) validate() []error {
 	}
 	if c.UntiledTileSize < 16 || c.UntiledTileSize > 4096 {
 		errs = append(errs, fmt.Errorf("UntiledTileSize: %d must be between 16 and 4096", c.UntiledTileSize))
+	}
+	switch c.ColourProfiles {
+	case "convert", "embed", "strip":
+	default:
+		errs = append(errs, fmt.Errorf("ColourProfiles: %q must be convert, embed or strip", c.ColourProfiles))
 	}
 	if c.RenderWait <= 0 {
 		errs = append(errs, errors.New("RenderWait: must be > 0"))

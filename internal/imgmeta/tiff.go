@@ -39,6 +39,9 @@ type IFD struct {
 	BitsPerSample         int
 	PlanarConfig          int
 	HasICC                bool
+	// ICC is the embedded ICC profile (tag 34675), when it is under
+	// maxICCBytes.
+	ICC []byte
 	// JPEGTables is the abbreviated table stream shared by JPEG tiles.
 	JPEGTables []byte
 	offsets    array // TileOffsets
@@ -222,6 +225,15 @@ func (rd reader) ifd(off int64) (*IFD, int64, error) {
 			ifd.TileHeight = first()
 		case tagICCProfile:
 			ifd.HasICC = true
+			if count <= maxICCBytes {
+				if a.inline != nil {
+					ifd.ICC = append([]byte(nil), a.inline...)
+				} else if tb := make([]byte, count); count > 0 {
+					if _, err := rd.r.ReadAt(tb, a.at); err == nil {
+						ifd.ICC = tb
+					}
+				}
+			}
 		case tagTileOffsets, tagTileByteCounts:
 			if tag == tagTileOffsets {
 				ifd.offsets = a
@@ -255,10 +267,11 @@ func (rd reader) ifd(off int64) (*IFD, int64, error) {
 
 // JPEGPassthrough reports whether this IFD's tiles are complete baseline
 // JPEG streams once JPEGTables are spliced in: JPEG-compressed, 8-bit,
-// YCbCr (3 samples) or gray (1 sample), chunky, tiled, and with no ICC
-// profile that a renderer would have to apply.
+// YCbCr (3 samples) or gray (1 sample), chunky and tiled. An ICC profile is
+// the caller's business (see ICC): whether the tile's pixels may be served
+// as they are, and whether the profile goes with them.
 func (d *IFD) JPEGPassthrough() bool {
-	return d.Compression == compressionJPEG && d.BitsPerSample == 8 && d.PlanarConfig == 1 && !d.HasICC &&
+	return d.Compression == compressionJPEG && d.BitsPerSample == 8 && d.PlanarConfig == 1 &&
 		d.TileWidth > 0 && d.TileHeight > 0 && len(d.JPEGTables) > 4 &&
 		((d.Photometric == photometricYCC && d.SamplesPerPixel == 3) ||
 			(d.Photometric == photometricGray && d.SamplesPerPixel == 1)) &&
@@ -267,6 +280,10 @@ func (d *IFD) JPEGPassthrough() bool {
 
 // jfif is a JFIF APP0 segment: it tells decoders the components are YCbCr.
 var jfif = []byte{0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0}
+
+// maxICCBytes bounds the profile read with an IFD (display and camera
+// profiles are 0.5-60 KB; printer profiles with big LUTs a few MB).
+const maxICCBytes = 4 << 20
 
 // maxTileBytes bounds one compressed tile read (a 1024² tile at Q100 is well
 // under 4 MB).

@@ -121,3 +121,27 @@ func BenchmarkTilePlainJPEGEighth(b *testing.B) {
 }
 
 var benchOpenCache = 0
+
+// The realistic corpus (iiif-bench corpus -realistic), when it is in
+// $IIIF_BENCH_CORPUS: the same scan tagged sRGB, converted to Adobe RGB,
+// and as JPEG 2000. Renders re-encode (no pass-through).
+func benchReal(b *testing.B, id string, paths []string) {
+	if _, err := os.Stat(filepath.Join(corpus(b), id)); err != nil {
+		b.Skipf("%s is not in the corpus (iiif-bench corpus -realistic %s)", id, corpus(b))
+	}
+	benchRender(b, id, paths)
+}
+
+func BenchmarkTileSRGBTagged(b *testing.B) { benchReal(b, "real-srgb.tif", tiles(1, 512)) }
+
+func BenchmarkTileAdobeRGB(b *testing.B) { benchReal(b, "real-adobe.tif", tiles(1, 512)) }
+
+func BenchmarkThumb1024AdobeRGB(b *testing.B) {
+	benchReal(b, "real-adobe.tif", []string{"x/full/1024,/0/default.jpg"})
+}
+
+func BenchmarkTileJP2(b *testing.B) { benchReal(b, "real-jp2.jp2", tiles(1, 256)) }
+
+func BenchmarkThumb1024JP2(b *testing.B) {
+	benchReal(b, "real-jp2.jp2", []string{"x/full/1024,/0/default.jpg"})
+}

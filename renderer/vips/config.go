@@ -3,6 +3,7 @@ package vips
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 
@@ -69,6 +70,18 @@ type Config struct {
 	// a decode of the rows above it, so fewer, larger tiles are cheaper. Zero
 	// means 1024.
 	UntiledTileSize int
+
+	// ColourProfiles is what renders do with a source's embedded ICC
+	// profile: ColourConvert ("convert", converted to sRGB, no profile
+	// sent), ColourEmbed ("embed", pixels as stored, the profile written
+	// into the output) or ColourStrip ("strip", ignored). A profile that
+	// describes sRGB costs nothing in any of them, and its pyramid tiles pass
+	// through. Empty means "convert".
+	ColourProfiles string
+
+	// Logger receives the renderer's warnings (an unusable profile, once
+	// per source). Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -96,6 +109,9 @@ func (c *Config) setDefaults() {
 	if c.UntiledTileSize == 0 {
 		c.UntiledTileSize = 1024
 	}
+	if c.ColourProfiles == "" {
+		c.ColourProfiles = ColourConvert
+	}
 }
 
 // Validate reports every problem with c at once.
@@ -119,6 +135,11 @@ func (c Config) Validate() error {
 	}
 	if c.UntiledTileSize < 0 || c.UntiledTileSize > 4096 {
 		errs = append(errs, fmt.Errorf("UntiledTileSize: %d must be between 1 and 4096", c.UntiledTileSize))
+	}
+	switch c.ColourProfiles {
+	case "", ColourConvert, ColourEmbed, ColourStrip:
+	default:
+		errs = append(errs, fmt.Errorf("ColourProfiles: %q must be convert, embed or strip", c.ColourProfiles))
 	}
 	return errors.Join(errs...)
 }

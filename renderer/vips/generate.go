@@ -56,6 +56,24 @@ const (
 // the extension and options. It returns the file's full name. Generation is a
 // lazy libvips pipeline, so memory stays small even at 30,000 pixels a side.
 func Generate(path string, c Content, layout string, width, height, seed int) (string, error) {
+	return GenerateWith(path, c, layout, width, height, seed, Pixels{})
+}
+
+// Pixels say how Generate stores the drawn (sRGB) pixels.
+type Pixels struct {
+	// Profile, when set, is an ICC profile written into the file: a file
+	// name or a libvips built-in ("srgb", "cmyk", "p3").
+	Profile string
+	// Convert converts the pixels to Profile first (a CMYK profile makes a
+	// CMYK image); otherwise they are only tagged with it.
+	Convert bool
+	// Depth16 stores 16 bits per sample.
+	Depth16 bool
+}
+
+// GenerateWith is Generate with the pixels stored as px says: the realistic
+// corpus's tagged, converted, CMYK and 16-bit sources.
+func GenerateWith(path string, c Content, layout string, width, height, seed int, px Pixels) (string, error) {
 	if !started.Load() {
 		return "", errors.New("renderer: call Startup before Generate")
 	}
@@ -77,10 +95,23 @@ func Generate(path string, c Content, layout string, width, height, seed int) (s
 	ct := C.CString(target)
 	defer C.free(unsafe.Pointer(ct))
 	var cerr *C.char
-	if C.iiif_make(ct, C.int(c), C.int(width), C.int(height), C.int(seed), &pal[0], PatternCols, PatternRows, &cerr) != 0 {
+	var prof *C.char
+	if px.Profile != "" {
+		prof = C.CString(px.Profile)
+		defer C.free(unsafe.Pointer(prof))
+	}
+	if C.iiif_make(ct, C.int(c), C.int(width), C.int(height), C.int(seed), &pal[0], PatternCols, PatternRows,
+		prof, cbool(px.Convert), cbool(px.Depth16), &cerr) != 0 {
 		msg := C.GoString(cerr)
 		C.iiif_free(unsafe.Pointer(cerr))
 		return "", fmt.Errorf("renderer: generating %s: %s", name, strings.TrimSpace(msg))
 	}
 	return name, nil
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 
 #include "shim.h"
+#include "colour.h"
+#include "direct.h"
 
 #define NSTEPS 24
 
@@ -64,8 +66,25 @@ int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **
 	if (vips_image_get_typeof(im, VIPS_META_LOADER) &&
 	    vips_image_get_string(im, VIPS_META_LOADER, &loader) == 0 && loader != NULL)
 		g_strlcpy(out->loader, loader, sizeof out->loader);
+	out->cmyk = im->Type == VIPS_INTERPRETATION_CMYK;
+	const void *icc;
+	size_t n;
+	if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) && vips_image_get_blob(im, VIPS_META_ICC_NAME, &icc, &n) == 0 &&
+	    n > 0) {
+		out->icc = g_memdup2(icc, n);
+		out->icc_len = n;
+	}
 	g_object_unref(im);
 	return 0;
+}
+
+int iiif_check_profile(const char *path, int page, int subifd, unsigned long long key, char **err) {
+	*err = NULL;
+	VipsImage *im = open_source(path, page, subifd, 1, 0, 0);
+	if (im == NULL) return fail(err);
+	int r = iiif_icc_check(im, key);
+	g_object_unref(im);
+	return r ? fail(err) : 0;
 }
 
 static int format_has_alpha(int format) {
@@ -74,17 +93,36 @@ static int format_has_alpha(int format) {
 }
 
 // to_srgb8 brings any source (CMYK, 16-bit, tagged with an ICC profile,
-// float) to 8-bit sRGB, or 8-bit B_W for one-band images. Intermediates go
-// to t[*i...]; *out is the result (possibly in itself).
-static int to_srgb8(VipsImage *in, VipsImage **t, int *i, VipsImage **out) {
+// float) to 8-bit sRGB, or 8-bit B_W for one-band images, doing with the
+// embedded profile what job->icc says. Intermediates go to t[*i...]; *out is
+// the result (possibly in itself).
+static int to_srgb8(VipsImage *in, const iiif_job *job, VipsImage **t, int *i, VipsImage **out) {
 	VipsImage *cur = in;
-	int bands = cur->Bands - (vips_image_hasalpha(cur) ? 1 : 0);
-	if (bands >= 3 && vips_image_get_typeof(cur, VIPS_META_ICC_NAME)) {
-		if (vips_icc_transform(cur, &t[*i], "srgb", "embedded", TRUE, "depth", 8, NULL))
-			vips_error_clear(); // a broken embedded profile must not make the image unreadable
-		else
+	int tagged = vips_image_get_typeof(cur, VIPS_META_ICC_NAME) != 0;
+	if (tagged && job->icc == IIIF_ICC_CONVERT) {
+		if (iiif_icc_convert(cur, job->icc_key, &t[*i]) == 0) {
 			cur = t[(*i)++];
+			tagged = 0;
+		} else {
+			// A layout the cached transform does not take (CMYK with
+			// alpha, float): libvips' own transform, built per render.
+			vips_error_clear();
+			if (vips_icc_transform(cur, &t[*i], "srgb", "embedded", TRUE, "depth", 8, NULL) == 0) {
+				cur = t[(*i)++];
+				tagged = 0;
+			} else {
+				vips_error_clear();
+			}
+		}
 	}
+	if (tagged && job->icc != IIIF_ICC_EMBED) {
+		// Untagged from here: vips_colourspace must not apply an sRGB,
+		// unusable or stripped profile (libvips would, for CMYK).
+		if (vips_copy(cur, &t[*i], NULL)) return -1;
+		cur = t[(*i)++];
+		vips_image_remove(cur, VIPS_META_ICC_NAME);
+	}
+	int bands = cur->Bands - (vips_image_hasalpha(cur) ? 1 : 0);
 	VipsInterpretation want = bands >= 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W;
 	if (vips_image_guess_interpretation(cur) != want || cur->BandFmt != VIPS_FORMAT_UCHAR) {
 		if (vips_colourspace(cur, &t[*i], want, NULL)) return -1;
@@ -96,6 +134,16 @@ static int to_srgb8(VipsImage *in, VipsImage **t, int *i, VipsImage **out) {
 	}
 	*out = cur;
 	return 0;
+}
+
+// keep_only_icc removes every metadata item but the ICC profile from im (a
+// private copy), so that a save that keeps metadata writes the profile and
+// nothing else of the source (EXIF, XMP, IPTC, PNG comments).
+static void keep_only_icc(VipsImage *im) {
+	gchar **names = vips_image_get_fields(im);
+	for (int k = 0; names[k] != NULL; k++)
+		if (strcmp(names[k], VIPS_META_ICC_NAME) != 0) vips_image_remove(im, names[k]);
+	g_strfreev(names);
 }
 
 struct iiif_kill {
@@ -195,7 +243,7 @@ int iiif_render(VipsImage *src, const iiif_job *job, iiif_kill *kill, void **buf
 		}
 	}
 
-	if (to_srgb8(cur, t, &i, &cur)) goto out;
+	if (to_srgb8(cur, job, t, &i, &cur)) goto out;
 
 	double angle = job->angle;
 	int right = fmod(angle, 90.0) == 0.0;
@@ -247,28 +295,44 @@ int iiif_render(VipsImage *src, const iiif_job *job, iiif_kill *kill, void **buf
 
 	// Saving evaluates cur. When no step ran, cur is the shared source
 	// itself: wrap it in a private copy so a kill stops this render only.
+	// The profile goes into PNG, WebP and TIFF through libvips (strip off),
+	// into JPEG through the caller (icc.SpliceJPEG, as for pass-through).
+	int strip = TRUE;
+	if (job->icc == IIIF_ICC_EMBED && job->format != IIIF_F_JPG && job->format != IIIF_F_GIF && !bitonal &&
+	    vips_image_get_typeof(cur, VIPS_META_ICC_NAME)) {
+		STEP(vips_copy(cur, &t[i], NULL));
+		keep_only_icc(cur);
+		strip = FALSE;
+	}
 	if (cur == src) STEP(vips_copy(cur, &t[i], NULL));
 	if (watch(kill, cur)) goto out;
 
 	switch (job->format) {
 	case IIIF_F_JPG:
-		rc = vips_jpegsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
+		// Small outputs of random-access sources render on this thread
+		// (direct.h). Sequential sources (plain JPEG, PNG) keep libvips'
+		// threads: their one region would decode every row above the
+		// output in one call that a kill could not interrupt.
+		if (!job->sequential && iiif_direct_ok(cur))
+			rc = iiif_direct_jpeg(cur, job->q, buf, len);
+		else
+			rc = vips_jpegsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
 		break;
 	case IIIF_F_PNG:
 		if (bitonal)
 			rc = vips_pngsave_buffer(cur, buf, len, "strip", TRUE, "bitdepth", 1, NULL);
 		else
-			rc = vips_pngsave_buffer(cur, buf, len, "strip", TRUE, "compression", 6, NULL);
+			rc = vips_pngsave_buffer(cur, buf, len, "strip", strip, "compression", 6, NULL);
 		break;
 	case IIIF_F_WEBP:
-		rc = vips_webpsave_buffer(cur, buf, len, "Q", job->q, "strip", TRUE, NULL);
+		rc = vips_webpsave_buffer(cur, buf, len, "Q", job->q, "strip", strip, NULL);
 		break;
 	case IIIF_F_GIF:
 		rc = vips_gifsave_buffer(cur, buf, len, "strip", TRUE, NULL);
 		break;
 	case IIIF_F_TIF:
 		rc = vips_tiffsave_buffer(cur, buf, len, "compression", VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE,
-		                          "predictor", VIPS_FOREIGN_TIFF_PREDICTOR_HORIZONTAL, "strip", TRUE,
+		                          "predictor", VIPS_FOREIGN_TIFF_PREDICTOR_HORIZONTAL, "strip", strip,
 		                          NULL);
 		break;
 	default:
@@ -366,12 +430,34 @@ static int make_pattern(VipsObject *scope, int w, int h, const unsigned char *pa
 }
 
 int iiif_make(const char *out, int kind, int width, int height, int seed, const unsigned char *palette, int cols,
-              int rows, char **err) {
+              int rows, const char *profile, int convert, int depth16, char **err) {
 	*err = NULL;
 	VipsObject *scope = VIPS_OBJECT(vips_image_new());
 	VipsImage *im = NULL;
 	int r = kind == 0 ? make_pattern(scope, width, height, palette, cols, rows, &im)
 	                  : make_scan(scope, width, height, seed, &im);
+	VipsImage **t = (VipsImage **)vips_object_local_array(scope, 5);
+	if (r == 0 && profile != NULL && convert) {
+		r = vips_icc_transform(im, &t[0], profile, "input_profile", "srgb", "embedded", FALSE, "depth", 8, NULL);
+		if (r == 0) im = t[0];
+	}
+	if (r == 0 && profile != NULL && !convert) {
+		VipsBlob *b = NULL;
+		r = vips_profile_load(profile, &b, NULL) || vips_copy(im, &t[1], NULL);
+		if (r == 0) {
+			size_t n;
+			const void *d = vips_blob_get(b, &n);
+			vips_image_set_blob_copy(t[1], VIPS_META_ICC_NAME, d, n);
+			im = t[1];
+		}
+		if (b) vips_area_unref(VIPS_AREA(b));
+	}
+	if (r == 0 && depth16) {
+		VipsInterpretation to = im->Type == VIPS_INTERPRETATION_CMYK ? VIPS_INTERPRETATION_CMYK : VIPS_INTERPRETATION_RGB16;
+		r = vips_linear1(im, &t[2], 257, 0, NULL) || vips_cast(t[2], &t[3], VIPS_FORMAT_USHORT, NULL) ||
+		    vips_copy(t[3], &t[4], "interpretation", to, NULL);
+		if (r == 0) im = t[4];
+	}
 	if (r == 0) r = vips_image_write_to_file(im, out, NULL);
 	g_object_unref(scope);
 	return r ? fail(err) : 0;

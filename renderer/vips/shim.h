@@ -18,6 +18,13 @@ enum iiif_format {
 
 typedef struct _VipsImage VipsImage;
 
+// What a render does with the source's embedded ICC profile.
+enum iiif_icc {
+	IIIF_ICC_IGNORE = 0,  // treat the pixels as untagged (none, sRGB, unusable, strip)
+	IIIF_ICC_CONVERT = 1, // convert to sRGB with the cached transform (colour.h)
+	IIIF_ICC_EMBED = 2    // keep the pixels, write the profile into the output
+};
+
 typedef struct {
 	int sequential; // the source was opened for sequential access
 	int x, y, w, h; // region, in the loaded level's pixels
@@ -27,6 +34,8 @@ typedef struct {
 	int quality;    // enum iiif_quality
 	int format;     // enum iiif_format
 	int q;          // JPEG / WebP quality, 1-100
+	int icc;        // enum iiif_icc
+	unsigned long long icc_key; // the profile's hash, for IIIF_ICC_CONVERT
 } iiif_job;
 
 typedef struct {
@@ -36,6 +45,9 @@ typedef struct {
 	int bands;
 	int has_alpha;
 	char loader[32];   // "jpegload", "tiffload", ...
+	int cmyk;          // the loader says the pixels are CMYK
+	void *icc;         // a copy of the embedded ICC profile, or NULL; iiif_free it
+	size_t icc_len;
 } iiif_header;
 
 // iiif_open opens path (we pass /proc/self/fd/N of a verified fd) lazily:
@@ -69,6 +81,11 @@ void iiif_unref(VipsImage *im);
 // select a pyramid level as in iiif_job.
 int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err);
 
+// iiif_check_profile opens path's first level and builds the colour
+// transform for its embedded profile (keyed by key), so that a profile that
+// lcms cannot use is found once per source. 0: usable.
+int iiif_check_profile(const char *path, int page, int subifd, unsigned long long key, char **err);
+
 // iiif_tune_malloc fixes glibc's mmap and trim thresholds and bounds its
 // arenas (see shim.c). arenas <= 0 leaves the arena count alone.
 void iiif_tune_malloc(int arenas);
@@ -89,5 +106,10 @@ void iiif_free(void *p);
 // a cols × rows grid whose cell colours are palette (RGB triplets, row-major),
 // each cell width/cols × height/rows pixels. kind 1 is a synthetic scan:
 // paper-like Perlin texture with grain, and paragraphs of text.
+// profile, when not NULL, is an ICC profile (a file, or a libvips built-in
+// name: "srgb", "cmyk", "p3") written into the file; convert first converts
+// the pixels, drawn as sRGB, to it, else they are only tagged. depth16
+// writes 16 bits per sample.
 int iiif_make(const char *out, int kind, int width, int height, int seed,
-              const unsigned char *palette, int cols, int rows, char **err);
+              const unsigned char *palette, int cols, int rows,
+              const char *profile, int convert, int depth16, char **err);

@@ -16,6 +16,14 @@
 // encode) runs in one C call (shim.c) because govips can only load a file by
 // reading all of it into memory first.
 //
+// Colour (colour.go, colour.c): an embedded ICC profile is classified once
+// per source; sRGB costs nothing, other profiles convert with one cached
+// lcms2 transform per profile, or are embedded in the output
+// (Config.ColourProfiles). Small JPEG outputs of random-access sources are
+// computed and encoded on the calling thread (direct.c), and a stored tile
+// that cannot pass through is transcoded without a libvips pipeline
+// (transcode.go).
+//
 // Hostile and heavy inputs: decoders fail on errors (JPEG on warnings too),
 // and an open file that failed once is never reused (see discard); a source
 // with no tiles is not decoded past Config.MaxSourcePixels; a render whose
@@ -156,7 +164,8 @@ type source struct {
 	Levels []Level
 	// Identity is the file's identity; Source.Identity is its String.
 	Identity Identity
-	seq      bool // open with sequential access
+	seq      bool   // open with sequential access
+	colour   colour // the embedded profile and what it is
 }
 
 // sourceOf returns the private description behind a Source from Info.
@@ -366,13 +375,22 @@ func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*source, error) 
 	}
 	s.ModTime = fi.ModTime().UTC().Truncate(time.Second) // HTTP dates have whole seconds
 	s.Identity = ident
-	s.Source.Identity = ident.String()
+	// A tagged source's renders depend on ColourProfiles as well as on its
+	// bytes: with the policy in its identity, caches revalidating after the
+	// setting changed drop what was rendered under the old one.
+	s.Source.Identity = ident.String() + s.colour.identitySuffix(v.cfg.ColourProfiles)
 	s.Detail = s
 	v.meta.Add(id, s)
 	return s, nil
 }
 
 func probeHeader(p string, page, subifd int) (C.iiif_header, error) {
+	h, _, err := probeHeaderICC(p, page, subifd)
+	return h, err
+}
+
+// probeHeaderICC is probeHeader that also returns the embedded ICC profile.
+func probeHeaderICC(p string, page, subifd int) (C.iiif_header, []byte, error) {
 	var h C.iiif_header
 	var cerr *C.char
 	cp := C.CString(p)
@@ -380,15 +398,28 @@ func probeHeader(p string, page, subifd int) (C.iiif_header, error) {
 	if C.iiif_probe(cp, C.int(page), C.int(subifd), &h, &cerr) != 0 {
 		msg := C.GoString(cerr)
 		C.iiif_free(unsafe.Pointer(cerr))
-		return h, errors.New(strings.TrimSpace(msg))
+		return h, nil, errors.New(strings.TrimSpace(msg))
 	}
-	return h, nil
+	var profile []byte
+	if h.icc != nil {
+		profile = C.GoBytes(h.icc, C.int(h.icc_len))
+		C.iiif_free(h.icc)
+		h.icc = nil
+	}
+	return h, profile, nil
+}
+
+func (v *Vips) log() *slog.Logger {
+	if v.cfg.Logger != nil {
+		return v.cfg.Logger
+	}
+	return slog.Default()
 }
 
 // probe reads the headers of a source and works out its levels.
 func (v *Vips) probe(id string, f *os.File) (*source, error) {
 	p := fdPath(f)
-	h, err := probeHeader(p, -1, -1)
+	h, profile, err := probeHeaderICC(p, -1, -1)
 	if err != nil {
 		return nil, &SourceError{ID: id, Detail: strings.ReplaceAll(err.Error(), p, id)}
 	}
@@ -458,6 +489,12 @@ func (v *Vips) probe(id string, f *os.File) (*source, error) {
 		s.TileWidth, s.TileHeight = v.cfg.UntiledTileSize, v.cfg.UntiledTileSize
 	}
 	s.ScaleFactors = scaleFactors(s)
+	s.colour = v.classify(id, p, s.Levels[0].page, s.Levels[0].subifd, profile, int(h.bands)-int(h.has_alpha), h.cmyk != 0)
+	for i := range s.Levels {
+		if d := s.Levels[i].ifd; d != nil && !sameProfile(d.ICC, s.colour) {
+			s.Levels[i].ifd = nil // tagged unlike the source: always rendered
+		}
+	}
 	return s, nil
 }
 
@@ -561,7 +598,8 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		return Image{}, ErrSourceChanged
 	}
 	lv, x, y, w, h := plan(src, res)
-	if body, ok := v.passthrough(f, lv, x, y, w, h, res); ok {
+	mode := v.iccMode(src.colour, res)
+	if body, ok := v.passthrough(f, lv, x, y, w, h, res, src.colour, mode); ok {
 		v.stats.passthrough.Add(1)
 		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
 	}
@@ -572,6 +610,12 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		return Image{}, err
 	}
 	defer v.release()
+	if !testNoTranscode && transcodable(lv, x, y, w, h, res) {
+		if body, ok := v.transcode(f, src, lv, x, y, res, mode); ok {
+			v.stats.renders.Add(1)
+			return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
+		}
+	}
 	o, err := v.image(f, src, lv)
 	if err != nil {
 		v.stats.failures.Add(1)
@@ -583,6 +627,7 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		ow: C.int(res.Width), oh: C.int(res.Height),
 		angle: C.double(res.Rotation.Degrees), quality: C.int(quality(res.Quality)),
 		format: C.int(format(res.Format)), q: C.int(v.cfg.JPGQuality),
+		icc: C.int(mode), icc_key: C.ulonglong(src.colour.key),
 	}
 	if src.seq {
 		job.sequential = 1
@@ -623,6 +668,10 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		return Image{}, &SourceError{ID: src.ID, Detail: "a concurrent read of the same file failed"}
 	}
 	body := C.GoBytes(buf, C.int(n))
+	if body, err = withProfile(body, src.colour, mode, res); err != nil {
+		v.stats.failures.Add(1)
+		return Image{}, &SourceError{ID: src.ID, Detail: err.Error()}
+	}
 	v.stats.renders.Add(1)
 	return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
 }
@@ -646,10 +695,13 @@ func (v *Vips) checkDecode(src *source, lv Level) error {
 // passthrough serves a request that is exactly one stored JPEG tile of a
 // TIFF level, unrotated, in colour (or gray from a gray source), as JPEG: the
 // tile's bytes with the shared JPEG tables spliced in. No pixel is decoded,
-// and nothing is lost to re-encoding; the quality is the file's own.
-func (v *Vips) passthrough(f *os.File, lv Level, x, y, w, h int, res rules.Resolved) ([]byte, bool) {
+// and nothing is lost to re-encoding; the quality is the file's own. A
+// tagged level passes through when the render would not change its pixels
+// (an sRGB profile, or embed or strip), with the profile spliced in for
+// embed.
+func (v *Vips) passthrough(f *os.File, lv Level, x, y, w, h int, res rules.Resolved, c colour, mode int) ([]byte, bool) {
 	d := lv.ifd
-	if !v.cfg.TilePassthrough || d == nil || res.Format != rules.FormatJPG || res.Rotation != (rules.Rotation{}) ||
+	if !v.cfg.TilePassthrough || d == nil || mode == C.IIIF_ICC_CONVERT || res.Format != rules.FormatJPG || res.Rotation != (rules.Rotation{}) ||
 		w != res.Width || h != res.Height || w != d.TileWidth || h != d.TileHeight ||
 		x%d.TileWidth != 0 || y%d.TileHeight != 0 || x+w > d.Width || y+h > d.Height {
 		return nil, false
@@ -664,6 +716,9 @@ func (v *Vips) passthrough(f *os.File, lv Level, x, y, w, h int, res rules.Resol
 		return nil, false
 	}
 	body, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), f, x/d.TileWidth, y/d.TileHeight)
+	if err == nil {
+		body, err = withProfile(body, c, mode, res)
+	}
 	if err != nil {
 		return nil, false // the libvips path will read it, or say why it cannot
 	}

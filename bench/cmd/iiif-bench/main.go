@@ -421,7 +421,14 @@ Measured on two cores: TIFF and JPEG about 22 megapixels a second, JPEG 2000
 about 7, so JPEG 2000 is capped at 8000 px by default. The defaults (12
 images, 470 megapixels) should take about a minute; the full range, -count 24
 -max-side 30000 -max-jp2-side 12000 (2.7 gigapixels, about 750 MB of files), about
-three minutes plus disk time. Flags:
+three minutes plus disk time.
+
+-realistic writes instead the files libraries hold, all of one scan at
+-width × -height (default 20480 × 11520, the size of the issue-8
+measurements): untagged, sRGB-tagged (same pixels) and Adobe RGB pyramidal
+TIFFs (256-pixel JPEG tiles, Q75), a 16-bit Adobe RGB pyramid (deflate), a
+CMYK pyramid, a flat JPEG and a tiled JPEG 2000, named real-*.{tif,jpg,jp2}.
+The Adobe RGB profile is -adobe-profile (colord-data's by default). Flags:
 `
 
 func corpusCmd(args []string, stdout, stderr io.Writer) int {
@@ -439,6 +446,12 @@ func corpusCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&formats, "formats", "formats to cycle through: tif, jpg, jp2 (default all three)")
 	seed := fs.Uint64("seed", 1, "corpus `seed`")
 	dryRun := fs.Bool("plan", false, "print the plan without generating")
+	realistic := fs.Bool("realistic", false, "write the realistic corpus (profiles, 16-bit, CMYK, flat JPEG, JPEG 2000) instead")
+	width := fs.Int("width", 20480, "-realistic image width in `pixels`")
+	height := fs.Int("height", 11520, "-realistic image height in `pixels`")
+	adobe := fs.String("adobe-profile", corpus.DefaultAdobeRGB, "-realistic Adobe RGB ICC profile `file`")
+	var only list
+	fs.Var(&only, "only", "-realistic: write only these `files` (comma list, e.g. real-srgb.tif,real-plain.tif)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -448,6 +461,31 @@ func corpusCmd(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return 2
+	}
+	if *realistic {
+		if _, err := os.Stat(*adobe); err != nil {
+			fmt.Fprintln(stderr, "iiif-bench corpus: -adobe-profile:", err, "(apt-get install colord-data)")
+			return 2
+		}
+		variants := corpus.Realistic(*adobe)
+		if len(only) > 0 {
+			variants = slices.DeleteFunc(variants, func(v corpus.Variant) bool { return !slices.Contains(only, v.Name) })
+			if len(variants) != len(only) {
+				fmt.Fprintf(stderr, "iiif-bench corpus: -only %v: unknown file names (see -realistic -plan)\n", only)
+				return 2
+			}
+		}
+		if *dryRun {
+			for _, v := range variants {
+				fmt.Fprintf(stdout, "%s\t%d×%d\t%s\n", v.Name, *width, *height, v.What)
+			}
+			return 0
+		}
+		if err := corpus.GenerateRealistic(fs.Arg(0), variants, *width, *height, int(*seed), stdout); err != nil {
+			fmt.Fprintln(stderr, "iiif-bench corpus:", err)
+			return 1
+		}
+		return 0
 	}
 	items, err := corpus.Plan(corpus.Options{Count: *n, MinSide: *minSide, MaxSide: *maxSide, MaxJP2Side: *maxJP2,
 		Formats: formats, Seed: *seed})

@@ -1,0 +1,198 @@
+// colour.c: see colour.h.
+#include <string.h>
+#include <lcms2.h>
+#include <vips/vips.h>
+
+#include "colour.h"
+
+// MAX_TRANSFORMS bounds the cache: sites hold a handful of distinct
+// profiles (a few per scanner or workflow). An 8-bit transform is a
+// precomputed grid of some 100-300 KB. Past the bound a transform is built
+// per pipeline and freed with it: correct, only slower.
+#define MAX_TRANSFORMS 64
+
+typedef struct {
+	unsigned long long key;
+	size_t len;
+	void *data; // a copy of the profile, to tell apart keys that collide
+	cmsUInt32Number in_format, out_format;
+	cmsHTRANSFORM tr;
+} entry;
+
+static GMutex lock;       // protects cache and ncache
+static entry cache[MAX_TRANSFORMS];
+static int ncache;
+static cmsHPROFILE srgb;  // libvips' built-in sRGB, opened once under lock
+static int srgb_failed;
+
+// formats picks lcms pixel formats for in, or returns -1.
+static int formats(VipsImage *in, cmsUInt32Number *inf, cmsUInt32Number *outf) {
+	int sixteen = in->BandFmt == VIPS_FORMAT_USHORT;
+	if (in->Coding != VIPS_CODING_NONE || (in->BandFmt != VIPS_FORMAT_UCHAR && !sixteen)) return -1;
+	if (in->Type == VIPS_INTERPRETATION_CMYK) {
+		if (in->Bands != 4) return -1;
+		*inf = sixteen ? TYPE_CMYK_16 : TYPE_CMYK_8;
+		*outf = TYPE_RGB_8;
+		return 0;
+	}
+	switch (in->Bands) {
+	case 3:
+		*inf = sixteen ? TYPE_RGB_16 : TYPE_RGB_8;
+		*outf = TYPE_RGB_8;
+		return 0;
+	case 4:
+		*inf = sixteen ? TYPE_RGBA_16 : TYPE_RGBA_8;
+		*outf = TYPE_RGBA_8;
+		return 0;
+	}
+	return -1;
+}
+
+static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cmsUInt32Number outf) {
+	cmsHPROFILE p = cmsOpenProfileFromMem(data, len);
+	if (p == NULL) {
+		vips_error("iiif", "the embedded ICC profile cannot be read");
+		return NULL;
+	}
+	cmsColorSpaceSignature want = T_COLORSPACE(inf) == PT_CMYK ? cmsSigCmykData : cmsSigRgbData;
+	if (cmsGetColorSpace(p) != want) {
+		cmsCloseProfile(p);
+		vips_error("iiif", "the embedded ICC profile does not describe the image's colour space");
+		return NULL;
+	}
+	// NOCACHE: lcms' one-pixel cache is per transform and not thread-safe;
+	// without it cmsDoTransform may run on one transform from many threads.
+	// COPY_ALPHA carries the alpha band through.
+	cmsHTRANSFORM tr = cmsCreateTransform(p, inf, srgb, outf, INTENT_RELATIVE_COLORIMETRIC,
+	                                      cmsFLAGS_NOCACHE | cmsFLAGS_COPY_ALPHA);
+	cmsCloseProfile(p);
+	if (tr == NULL) vips_error("iiif", "no colour transform from the embedded ICC profile to sRGB");
+	return tr;
+}
+
+// lookup_raw returns the transform for profile data (key its hash) from
+// pixels of lcms format inf, building it if needed. *owned says the caller
+// must free it (the cache is full).
+static cmsHTRANSFORM lookup_raw(unsigned long long key, const void *data, size_t len, cmsUInt32Number inf,
+                                cmsUInt32Number outf, int *owned) {
+	*owned = 0;
+	g_mutex_lock(&lock);
+	for (int i = 0; i < ncache; i++) {
+		entry *e = &cache[i];
+		if (e->key == key && e->len == len && e->in_format == inf && memcmp(e->data, data, len) == 0) {
+			cmsHTRANSFORM tr = e->tr;
+			g_mutex_unlock(&lock);
+			return tr;
+		}
+	}
+	// Built under the lock: a few milliseconds once per profile, and
+	// concurrent first renders of one profile then build it once.
+	if (srgb == NULL && !srgb_failed) {
+		VipsBlob *b = NULL;
+		if (vips_profile_load("srgb", &b, NULL) == 0) {
+			size_t n;
+			const void *d = vips_blob_get(b, &n);
+			srgb = cmsOpenProfileFromMem(d, n);
+			vips_area_unref(VIPS_AREA(b));
+		}
+		srgb_failed = srgb == NULL;
+	}
+	if (srgb == NULL) {
+		g_mutex_unlock(&lock);
+		vips_error("iiif", "libvips' sRGB profile cannot be loaded");
+		return NULL;
+	}
+	cmsHTRANSFORM tr = build(data, len, inf, outf);
+	if (tr != NULL) {
+		if (ncache < MAX_TRANSFORMS) {
+			cache[ncache++] = (entry){key, len, g_memdup2(data, len), inf, outf, tr};
+		} else {
+			*owned = 1;
+		}
+	}
+	g_mutex_unlock(&lock);
+	return tr;
+}
+
+// lookup returns the transform for in's embedded profile.
+static cmsHTRANSFORM lookup(VipsImage *in, unsigned long long key, int *owned) {
+	*owned = 0;
+	const void *data;
+	size_t len;
+	cmsUInt32Number inf, outf;
+	if (vips_image_get_blob(in, VIPS_META_ICC_NAME, &data, &len)) return NULL;
+	if (formats(in, &inf, &outf)) {
+		vips_error("iiif", "no colour transform for %d bands of format %d", in->Bands, in->BandFmt);
+		return NULL;
+	}
+	return lookup_raw(key, data, len, inf, outf, owned);
+}
+
+int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
+                       int rows) {
+	int owned;
+	cmsHTRANSFORM tr = lookup_raw(key, profile, len, TYPE_RGB_8, TYPE_RGB_8, &owned);
+	if (tr == NULL) return -1;
+	for (int y = 0; y < rows; y++) {
+		unsigned char *row = pixels + (size_t)y * width * 3;
+		cmsDoTransform(tr, row, row, width); // lcms transforms in place when the formats match
+	}
+	if (owned) cmsDeleteTransform(tr);
+	return 0;
+}
+
+int iiif_icc_check(VipsImage *in, unsigned long long key) {
+	int owned;
+	cmsHTRANSFORM tr = lookup(in, key, &owned);
+	if (tr == NULL) return -1;
+	if (owned) cmsDeleteTransform(tr);
+	return 0;
+}
+
+int iiif_icc_transforms(void) {
+	g_mutex_lock(&lock);
+	int n = ncache;
+	g_mutex_unlock(&lock);
+	return n;
+}
+
+static int gen(VipsRegion *out, void *seq, void *a, void *b, gboolean *stop) {
+	VipsRegion *ir = (VipsRegion *)seq;
+	cmsHTRANSFORM tr = (cmsHTRANSFORM)b;
+	VipsRect *r = &out->valid;
+	if (vips_region_prepare(ir, r)) return -1;
+	for (int y = 0; y < r->height; y++)
+		cmsDoTransform(tr, VIPS_REGION_ADDR(ir, r->left, r->top + y), VIPS_REGION_ADDR(out, r->left, r->top + y),
+		               r->width);
+	return 0;
+}
+
+static void free_transform(VipsImage *im, cmsHTRANSFORM tr) { cmsDeleteTransform(tr); }
+
+int iiif_icc_convert(VipsImage *in, unsigned long long key, VipsImage **out) {
+	int owned;
+	cmsHTRANSFORM tr = lookup(in, key, &owned);
+	if (tr == NULL) return -1;
+	VipsImage *o = vips_image_new();
+	if (owned) g_signal_connect(o, "close", G_CALLBACK(free_transform), tr);
+	if (vips_image_pipelinev(o, VIPS_DEMAND_STYLE_THINSTRIP, in, NULL)) {
+		g_object_unref(o);
+		return -1;
+	}
+	o->Bands = in->Type == VIPS_INTERPRETATION_CMYK ? 3 : in->Bands;
+	o->BandFmt = VIPS_FORMAT_UCHAR;
+	o->Type = VIPS_INTERPRETATION_sRGB;
+	o->Coding = VIPS_CODING_NONE;
+	// The pixels are sRGB now: the source's profile no longer describes them.
+	vips_image_remove(o, VIPS_META_ICC_NAME);
+	// o holds in for as long as it lives (the regions vips_start_one makes
+	// on in hold it only while o is being computed).
+	g_object_ref(in);
+	vips_object_local(o, in);
+	if (vips_image_generate(o, vips_start_one, gen, vips_stop_one, in, tr)) {
+		g_object_unref(o);
+		return -1;
+	}
+	*out = o;
+	return 0;
+}

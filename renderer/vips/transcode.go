@@ -1,0 +1,78 @@
+package vips
+
+// #include <stdlib.h>
+// #include "shim.h"
+// #include "direct.h"
+import "C"
+
+import (
+	"os"
+	"time"
+	"unsafe"
+
+	"github.com/iiif-proxy/iiif-proxy/rules"
+)
+
+// testNoTranscode sends every render through libvips, for tests that
+// compare the two paths.
+var testNoTranscode bool
+
+// transcodable reports whether res is exactly one stored JPEG tile of lv,
+// unrotated, as JPEG, in the tile's own colour space: the geometry of a
+// pass-through, for when the tile cannot pass through as stored
+// (TilePassthrough off, or its profile must be converted).
+func transcodable(lv Level, x, y, w, h int, res rules.Resolved) bool {
+	d := lv.ifd
+	if d == nil || !d.JPEGPassthrough() || res.Format != rules.FormatJPG || res.Rotation != (rules.Rotation{}) ||
+		w != res.Width || h != res.Height || w != d.TileWidth || h != d.TileHeight ||
+		x%d.TileWidth != 0 || y%d.TileHeight != 0 || x+w > d.Width || y+h > d.Height {
+		return false
+	}
+	switch res.Quality {
+	case rules.QualityDefault, rules.QualityColor:
+		return true
+	case rules.QualityGray:
+		return d.SamplesPerPixel == 1
+	}
+	return false
+}
+
+// transcode decodes the stored tile and encodes it again at JPGQuality,
+// converting its colours when mode says so, in one C call and without a
+// libvips pipeline (direct.h). ok is false when it cannot (a damaged tile,
+// a profile lcms rejects): the caller renders through libvips, which reads
+// the tile again or says why it cannot. The caller holds a render slot.
+func (v *Vips) transcode(f *os.File, src *source, lv Level, x, y int, res rules.Resolved, mode int) ([]byte, bool) {
+	d := lv.ifd
+	tile, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), f, x/d.TileWidth, y/d.TileHeight)
+	if err != nil {
+		return nil, false
+	}
+	var profile unsafe.Pointer
+	var plen C.size_t
+	if mode == C.IIIF_ICC_CONVERT {
+		if src.colour.kind != profileRGB {
+			return nil, false
+		}
+		profile, plen = C.CBytes(src.colour.profile), C.size_t(len(src.colour.profile))
+		defer C.free(profile)
+	}
+	in := C.CBytes(tile)
+	defer C.free(in)
+	var buf unsafe.Pointer
+	var n C.size_t
+	start := time.Now()
+	rc := C.iiif_transcode_jpeg(in, C.size_t(len(tile)), C.int(v.cfg.JPGQuality), C.ulonglong(src.colour.key),
+		profile, plen, &buf, &n)
+	v.stats.ns.Add(uint64(time.Since(start)))
+	if rc != 0 {
+		C.vips_error_clear()
+		return nil, false
+	}
+	defer C.iiif_free(buf)
+	body, err := withProfile(C.GoBytes(buf, C.int(n)), src.colour, mode, res)
+	if err != nil {
+		return nil, false
+	}
+	return body, true
+}
