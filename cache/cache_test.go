@@ -124,7 +124,9 @@ func TestStampedeRendersOnce(t *testing.T) {
 }
 
 func TestAFillNobodyWaitsForIsCancelled(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.RenderWait = 20 * time.Millisecond })
+	// The request that starts a fill waits up to RenderTimeout, then
+	// leaves; being the last, it cancels the render.
+	f := newFixture(t, func(c *Config) { c.RenderWait = 20 * time.Millisecond; c.RenderTimeout = 60 * time.Millisecond })
 	defer f.r.Hold()() // never released before the request gives up
 	src, err := f.c.Source(context.Background(), "a")
 	must(t, err)
@@ -136,12 +138,54 @@ func TestAFillNobodyWaitsForIsCancelled(t *testing.T) {
 		renderErr.Store(fmt.Sprint(err))
 		return store.Entry{}, err
 	})
-	if !errors.Is(err, ErrRenderWait) {
-		t.Fatalf("Fill = %v, want ErrRenderWait", err)
+	if !errors.Is(err, ErrRenderWait) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Fill = %v, want ErrRenderWait or the deadline", err)
 	}
 	<-done // the render saw its context end: nobody waits for it
-	if got := renderErr.Load(); got != context.Canceled.Error() {
-		t.Errorf("render ended with %v, want context.Canceled", got)
+	if got := renderErr.Load(); got != context.Canceled.Error() && got != context.DeadlineExceeded.Error() {
+		t.Errorf("render ended with %v, want its context's end", got)
+	}
+}
+
+// TestAJoinerGivesUpButTheRenderGoesOn: a request that joins a flight gives
+// up at RenderWait (a 503 for its client); the request that started the
+// flight waits up to RenderTimeout, so the render is neither cancelled nor
+// lost, and it is stored.
+func TestAJoinerGivesUpButTheRenderGoesOn(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.RenderWait = 20 * time.Millisecond; c.RenderTimeout = time.Minute })
+	release := f.r.Hold()
+	src, err := f.c.Source(context.Background(), "a")
+	must(t, err)
+	started := make(chan struct{})
+	var renderCtx context.Context
+	render := func(ctx context.Context) (store.Entry, error) {
+		renderCtx = ctx
+		close(started)
+		img, err := f.r.Render(ctx, src, f.res)
+		return store.Entry{ContentType: img.MIME, Body: img.Body}, err
+	}
+	type result struct {
+		how How
+		err error
+	}
+	leader := make(chan result, 1)
+	go func() {
+		_, how, err := f.c.Fill(rules.TierTile, f.key, render)
+		leader <- result{how, err}
+	}()
+	<-started
+	if _, _, err := f.c.Fill(rules.TierTile, f.key, render); !errors.Is(err, ErrRenderWait) {
+		t.Fatalf("joiner: %v, want ErrRenderWait", err)
+	}
+	if renderCtx.Err() != nil {
+		t.Fatalf("the render was cancelled when the joiner left: %v", renderCtx.Err())
+	}
+	release()
+	if r := <-leader; r.err != nil || r.how != Miss {
+		t.Fatalf("leader: %v %v, want a MISS", r.how, r.err)
+	}
+	if _, how := f.fill(t, rules.TierTile); how != Hit {
+		t.Errorf("after the render: %v, want HIT (stored)", how)
 	}
 }
 
@@ -150,10 +194,10 @@ func TestAFillNobodyWaitsForIsCancelled(t *testing.T) {
 // request arriving afterwards gets a fresh one.
 func TestFlightIsCancelledWhenItsLastWaiterLeaves(t *testing.T) {
 	var w waiters
-	a := w.join("k", time.Minute)
-	b := w.join("k", time.Minute)
-	if a != b {
-		t.Fatal("two requests for one key got two flight contexts")
+	a, first := w.join("k", time.Minute)
+	b, second := w.join("k", time.Minute)
+	if a != b || !first || second {
+		t.Fatalf("two requests for one key: same context %v, first %v %v", a == b, first, second)
 	}
 	w.leave("k", a)
 	if a.ctx.Err() != nil {
@@ -163,8 +207,8 @@ func TestFlightIsCancelledWhenItsLastWaiterLeaves(t *testing.T) {
 	if a.ctx.Err() == nil {
 		t.Fatal("not cancelled when the last request left")
 	}
-	c := w.join("k", time.Minute)
-	if c == a || c.ctx.Err() != nil {
+	c, first := w.join("k", time.Minute)
+	if c == a || c.ctx.Err() != nil || !first {
 		t.Fatal("a new request joined the abandoned flight's context")
 	}
 	w.done("k", c)

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -40,11 +41,12 @@ type flightCtx struct {
 }
 
 // join counts one more request waiting on key's flight, creating its
-// context (bounded by timeout) for the first one.
-func (w *waiters) join(key string, timeout time.Duration) *flightCtx {
+// context (bounded by timeout) for the first one; first says this request
+// created it (it starts the flight).
+func (w *waiters) join(key string, timeout time.Duration) (fc *flightCtx, first bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	fc := w.m[key]
+	fc = w.m[key]
 	if fc == nil {
 		if w.m == nil {
 			w.m = make(map[string]*flightCtx)
@@ -52,9 +54,10 @@ func (w *waiters) join(key string, timeout time.Duration) *flightCtx {
 		fc = &flightCtx{}
 		fc.ctx, fc.cancel = context.WithTimeout(context.Background(), timeout)
 		w.m[key] = fc
+		first = true
 	}
 	fc.n++
-	return fc
+	return fc, first
 }
 
 // leave counts a request that stopped waiting (it got its result, or gave up
@@ -87,18 +90,31 @@ func (w *waiters) done(key string, fc *flightCtx) {
 // Fill renders key once however many requests want it at the same time,
 // cached tier or not: the render runs detached from any one client, looks in
 // the store again first (a flight only collapses calls that overlap), and
-// stores its result with its ETag. Errors are never cached. The render's
-// context ends at RenderTimeout, or as soon as every request waiting for it
-// has given up (see waiters). The entry's Body is shared: do not modify it.
+// stores its result with its ETag. Errors are never cached. The request
+// that starts a flight waits for it up to RenderTimeout, the ones that join
+// it up to RenderWait; the render's context ends at RenderTimeout, or as
+// soon as every request waiting for it has given up (see waiters). The
+// entry's Body is shared: do not modify it.
 func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (store.Entry, error)) (store.Entry, How, error) {
 	tt := c.tiers[t]
 	mine := new(byte)
 	k := tt.name + "\x00" + string(key)
 	to := c.timeouts.Load()
-	timer := time.NewTimer(to.wait)
-	defer timer.Stop()
+	var timer *time.Timer
 	for attempt := 0; ; attempt++ {
-		fc := c.waits.join(k, to.render)
+		fc, first := c.waits.join(k, to.render)
+		if timer == nil {
+			// The first request of a flight would cancel the render by
+			// leaving at RenderWait (it is usually the only waiter), so a
+			// render longer than RenderWait could never finish: it waits
+			// as long as the render may take.
+			wait := to.wait
+			if first {
+				wait = max(wait, to.render)
+			}
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		}
 		ch := c.flight.DoChan(k, func() (any, error) {
 			defer c.waits.done(k, fc)
 			if tt.cfg.Store != nil {
@@ -123,11 +139,7 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 				return flightResult{e, mine, true}, nil // served, not stored
 			}
 			if tt.cfg.Store != nil {
-				if stored, err := tt.cfg.Store.Put(key, e); err != nil {
-					c.fault(tt, opPut, err)
-				} else {
-					e = stored
-				}
+				e = c.put(tt, key, e)
 			}
 			tt.mem.Add(string(key), memEntry{e, c.now()})
 			return flightResult{e, mine, true}, nil
@@ -159,5 +171,44 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			c.waits.leave(k, fc)
 			return store.Entry{}, 0, ErrRenderWait
 		}
+	}
+}
+
+// storeWait bounds how long a fill waits for its store write. A write
+// normally takes microseconds; one that does not return is a store wedged
+// by a fault (Pebble parks the goroutine that met a fatal error for ever,
+// holding its database's mutex, and the store abandons that database:
+// writes already inside it never return). Without a bound, the flight,
+// and with it every later request for the key, would wait for ever.
+const storeWait = 5 * time.Second
+
+var errStoreStuck = errors.New("store write did not return in time; the entry is served uncached")
+
+// put stores e under key within storeWait and returns the stored entry, or
+// e itself when the store failed or did not answer in time (counted as a
+// fault; the write goroutine is left to finish or not).
+func (c *Cache) put(tt *Tier, key []byte, e store.Entry) store.Entry {
+	type result struct {
+		e   store.Entry
+		err error
+	}
+	done := make(chan result, 1)
+	key = bytes.Clone(key) // the caller's buffer may be reused if we stop waiting
+	go func() {
+		stored, err := tt.cfg.Store.Put(key, e)
+		done <- result{stored, err}
+	}()
+	timer := time.NewTimer(storeWait)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			c.fault(tt, opPut, r.err)
+			return e
+		}
+		return r.e
+	case <-timer.C:
+		c.fault(tt, opPut, errStoreStuck)
+		return e
 	}
 }

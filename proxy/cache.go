@@ -49,9 +49,7 @@ func (p *Proxy) send(ctx *fasthttp.RequestCtx, t *cache.Tier, e store.Entry, how
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrETag, s2b(e.ETag))
 	h.SetCanonical(hdrLastModified, p.httpDate(e.LastModified))
-	if cc := t.Conf().CacheControl; cc != "" {
-		h.SetCanonical(hdrCacheControl, s2b(cc))
-	}
+	p.setCacheControl(ctx, t)
 	h.SetCanonical(hdrXCache, s2b(how.String()))
 	h.SetCanonical(hdrXCacheTier, s2b(t.Name()))
 	h.SetCanonical(hdrACEH, exposed)

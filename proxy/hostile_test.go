@@ -159,16 +159,16 @@ func TestReplacedFileWithTheSameMtimeIsRevalidatedInEveryTier(t *testing.T) {
 	}
 }
 
-// TestAbandonedRenderIsCancelled: a render whose only client gave up at
-// RenderWait (a 503) is killed, not run to the end: its worker is free again
+// TestAbandonedRenderIsCancelled: a render whose only client gave up (a 503
+// at RenderTimeout) is killed, not run to the end: its worker is free again
 // long before the render could have finished.
 func TestAbandonedRenderIsCancelled(t *testing.T) {
 	cp := serveWith(t, vips.Config{TilePath: tilePath, Concurrency: 1},
-		Config{RenderWait: 100 * time.Millisecond, RenderTimeout: 5 * time.Minute}, 0, "", false)
+		Config{RenderWait: 100 * time.Millisecond, RenderTimeout: 300 * time.Millisecond}, 0, "", false)
 	// About 400 megapixels of PNG: minutes of work on one core.
 	r := get(t, cp.base+"pattern.tif/full/^24000,/0/default.png")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
-		t.Fatalf("status %d, want 503 with Retry-After after RenderWait", r.status)
+		t.Fatalf("status %d, want 503 with Retry-After after RenderTimeout", r.status)
 	}
 	deadline := time.Now().Add(30 * time.Second) // bounds the wait; a kill takes well under a second
 	for s := cp.r.Stats(); s.Cancelled != 1 || s.InFlight != 0; s = cp.r.Stats() {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -320,6 +321,27 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 // sigKey is the user value holding a request's signature segment.
 const sigKey = "iiif-proxy.sig"
 
+// setCacheControl sends the tier's Cache-Control, except to a signed URL:
+// its response is private, for no longer than the signature is valid, so
+// that no shared cache (a CDN, a corporate proxy) serves a protected image
+// past its expiry or to someone who was never given the URL.
+func (p *Proxy) setCacheControl(ctx *fasthttp.RequestCtx, t *cache.Tier) {
+	h := &ctx.Response.Header
+	if sig, ok := ctx.UserValue(sigKey).(string); ok {
+		left := int64(0)
+		if dot := strings.IndexByte(sig, '.'); dot > 0 {
+			if exp, err := strconv.ParseInt(sig[:dot], 10, 64); err == nil {
+				left = max(0, exp-time.Now().Unix())
+			}
+		}
+		h.SetCanonical(hdrCacheControl, strconv.AppendInt([]byte("private, max-age="), left, 10))
+		return
+	}
+	if cc := t.Conf().CacheControl; cc != "" {
+		h.SetCanonical(hdrCacheControl, s2b(cc))
+	}
+}
+
 // serviceURL is the image service's base URI:
 // {scheme://host}{WebPath}[/signed/{signature}]/{3|2}/{escaped id}.
 func (p *Proxy) serviceURL(ctx *fasthttp.RequestCtx, v rules.Version, id string) string {
@@ -522,9 +544,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 		// A client that has the current version needs no render.
 		if len(ctx.Request.Header.Peek("If-None-Match")) == 0 && !ctx.IfModifiedSince(src.ModTime) {
 			h.SetCanonical(hdrLastModified, p.httpDate(src.ModTime))
-			if cc := t.Conf().CacheControl; cc != "" {
-				h.SetCanonical(hdrCacheControl, s2b(cc))
-			}
+			p.setCacheControl(ctx, t)
 			notModified(ctx)
 			return true
 		}

@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -114,6 +115,13 @@ func TestSignatureSurvivesViewersAndIsNotInTheCacheKey(t *testing.T) {
 		}
 		if link := tile.header.Get("Link"); !strings.Contains(link, "/signed/"+seg+"/") {
 			t.Errorf("canonical Link lacks the signature: %s", link)
+		}
+		// Private, and no longer than the signature lives: no shared
+		// cache may keep a protected image past its expiry.
+		cc := tile.header.Get("Cache-Control")
+		var left int64
+		if _, err := fmt.Sscanf(cc, "private, max-age=%d", &left); err != nil || left <= 0 || left > int64(time.Until(exp)/time.Second)+1 {
+			t.Errorf("Cache-Control of a signed tile valid for %s: %q", time.Until(exp).Round(time.Second), cc)
 		}
 		xcache = append(xcache, tile.header.Get("X-Cache"))
 	}
