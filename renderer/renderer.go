@@ -147,6 +147,36 @@ type Stats struct {
 	RenderNs    uint64 // total time spent rendering
 	// Upstream describes the upstream server in sidecar mode; nil otherwise.
 	Upstream *UpstreamStats `json:",omitempty"`
+	// Pyramids describes the automatic pyramids of flat sources; nil when
+	// the renderer builds none.
+	Pyramids *PyramidStats `json:",omitempty"`
+}
+
+// PyramidStats are the counters of a renderer's automatic pyramids: tiled
+// copies of large flat sources, built in the background.
+type PyramidStats struct {
+	Dir        string
+	MaxBytes   int64
+	Bytes      int64  // on disk now
+	Files      int    // ready pyramids
+	Started    uint64 // builds started
+	Succeeded  uint64
+	Failed     uint64         // builds that failed (each source is retried a few times)
+	Cancelled  uint64         // builds killed at shutdown
+	Skipped    uint64         // builds not started: over the budget or below the free-space minimum
+	Evicted    uint64         // pyramids removed to stay under MaxBytes
+	Dropped    uint64         // pyramids removed because their source changed
+	Served     uint64         // renders served from a pyramid
+	Building   int64          // builds running now
+	Queued     int64          // builds waiting for a slot
+	BuildNs    uint64         // total time spent building
+	InProgress []PyramidBuild `json:",omitempty"`
+}
+
+// PyramidBuild is one build in progress.
+type PyramidBuild struct {
+	ID      string
+	Seconds float64 // since it started
 }
 
 // UpstreamStats are an upstream renderer's counters (sidecar mode).

@@ -79,6 +79,41 @@ type Config struct {
 	// through. Empty means "convert".
 	ColourProfiles string
 
+	// PyramidDir is where automatic pyramids of large flat sources are
+	// kept (pyramid.go), normally CacheDir/pyramid. Empty means none are
+	// built, and flat sources advertise UntiledTileSize tiles.
+	PyramidDir string
+
+	// PyramidMinPixels is the size from which a flat source (plain JPEG,
+	// PNG, WebP, stripped TIFF; 8-bit gray or RGB without alpha) gets an
+	// automatic pyramid. Zero means 33,554,432 (32 megapixels, e.g. 7000 ×
+	// 4800): below it the worst full-resolution tile decodes in about 0.3 s
+	// and the tile tier absorbs repeats; above it deep zoom into a flat file
+	// costs seconds a tile. Negative means no automatic pyramids.
+	PyramidMinPixels int64
+
+	// PyramidMaxBytes is the byte budget of PyramidDir; the least recently
+	// used pyramids are removed to stay under it. Zero means 10 GB (about
+	// 150 pyramids of 236-megapixel scans).
+	PyramidMaxBytes int64
+
+	// PyramidBuilds is how many pyramids are built at once. Zero means 1:
+	// a build keeps a core busy for seconds to minutes, and interactive
+	// renders must keep the rest.
+	PyramidBuilds int
+
+	// PyramidBuilder is the program run to build a pyramid: a binary that
+	// calls MaybeBuildPyramid first thing. Empty means this process's own
+	// binary (/proc/self/exe).
+	PyramidBuilder string
+
+	// PyramidMinFreeBytes and PyramidMinFreePercent are the free space
+	// PyramidDir's file system keeps (the cache's CacheMinFree): no build
+	// starts that would take it below the larger of the two. Zero means none
+	// beyond the pyramid's own size.
+	PyramidMinFreeBytes   int64
+	PyramidMinFreePercent float64
+
 	// Logger receives the renderer's warnings (an unusable profile, once
 	// per source). Nil means slog.Default().
 	Logger *slog.Logger
@@ -112,6 +147,15 @@ func (c *Config) setDefaults() {
 	if c.ColourProfiles == "" {
 		c.ColourProfiles = ColourConvert
 	}
+	if c.PyramidMinPixels == 0 {
+		c.PyramidMinPixels = 32 << 20
+	}
+	if c.PyramidMaxBytes == 0 {
+		c.PyramidMaxBytes = 10 << 30
+	}
+	if c.PyramidBuilds == 0 {
+		c.PyramidBuilds = 1
+	}
 }
 
 // Validate reports every problem with c at once.
@@ -140,6 +184,15 @@ func (c Config) Validate() error {
 	case "", ColourConvert, ColourEmbed, ColourStrip:
 	default:
 		errs = append(errs, fmt.Errorf("ColourProfiles: %q must be convert, embed or strip", c.ColourProfiles))
+	}
+	if c.PyramidMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("PyramidMaxBytes: %d must be >= 0", c.PyramidMaxBytes))
+	}
+	if c.PyramidBuilds < 0 {
+		errs = append(errs, fmt.Errorf("PyramidBuilds: %d must be >= 0", c.PyramidBuilds))
+	}
+	if c.PyramidMinFreeBytes < 0 || c.PyramidMinFreePercent < 0 || c.PyramidMinFreePercent >= 100 {
+		errs = append(errs, errors.New("CacheMinFree: must be >= 0 and below 100%"))
 	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	MaybeBuildPyramid() // this binary is also the pyramid builder (builder.go)
 	if err := Startup(Options{Concurrency: 2}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -67,6 +67,7 @@ int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **
 	    vips_image_get_string(im, VIPS_META_LOADER, &loader) == 0 && loader != NULL)
 		g_strlcpy(out->loader, loader, sizeof out->loader);
 	out->cmyk = im->Type == VIPS_INTERPRETATION_CMYK;
+	out->uchar = im->BandFmt == VIPS_FORMAT_UCHAR;
 	const void *icc;
 	size_t n;
 	if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) && vips_image_get_blob(im, VIPS_META_ICC_NAME, &icc, &n) == 0 &&
@@ -351,6 +352,29 @@ out:
 		return fail(err);
 	}
 	return 0;
+}
+
+int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const char *out, int q, int tile,
+                       iiif_kill *kill, char **err) {
+	*err = NULL;
+	VipsImage *src = open_source(path, page, subifd, 1, 1, strict);
+	if (src == NULL) return fail(err);
+	VipsImage *cp = NULL;
+	int rc = vips_copy(src, &cp, NULL);
+	if (rc == 0) {
+		// A private copy: the kill flag is set on it, never on anything
+		// shared, and its metadata can be pruned to the profile.
+		keep_only_icc(cp);
+		rc = watch(kill, cp);
+	}
+	if (rc == 0)
+		rc = vips_tiffsave(cp, out, "tile", TRUE, "tile_width", tile, "tile_height", tile, "pyramid", TRUE,
+		                   "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG, "Q", q, "strip", FALSE, NULL);
+	watch(kill, NULL);
+	if (kill && iiif_kill_isset(kill)) rc = -1;
+	if (cp) g_object_unref(cp);
+	g_object_unref(src);
+	return rc ? fail(err) : 0;
 }
 
 void iiif_free(void *p) { g_free(p); }

@@ -45,6 +45,7 @@ typedef struct {
 	int bands;
 	int has_alpha;
 	char loader[32];   // "jpegload", "tiffload", ...
+	int uchar;         // 8 bits per sample
 	int cmyk;          // the loader says the pixels are CMYK
 	void *icc;         // a copy of the embedded ICC profile, or NULL; iiif_free it
 	size_t icc_len;
@@ -85,6 +86,13 @@ int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **
 // transform for its embedded profile (keyed by key), so that a profile that
 // lcms cannot use is found once per source. 0: usable.
 int iiif_check_profile(const char *path, int page, int subifd, unsigned long long key, char **err);
+
+// iiif_build_pyramid writes the source at path (level page/subifd, read
+// sequentially) to out as a tiled (tile × tile), JPEG-compressed (quality q)
+// pyramidal TIFF with the source's ICC profile and no other metadata. kill
+// stops it; a killed build fails. On failure out may hold a partial file.
+int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const char *out, int q, int tile,
+                       iiif_kill *kill, char **err);
 
 // iiif_tune_malloc fixes glibc's mmap and trim thresholds and bounds its
 // arenas (see shim.c). arenas <= 0 leaves the arena count alone.

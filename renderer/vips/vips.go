@@ -166,6 +166,8 @@ type source struct {
 	Identity Identity
 	seq      bool   // open with sequential access
 	colour   colour // the embedded profile and what it is
+	auto     bool   // gets an automatic pyramid (pyramid.go)
+	gray     bool   // one band
 }
 
 // sourceOf returns the private description behind a Source from Info.
@@ -184,6 +186,7 @@ type Vips struct {
 	open_ *lru.Cache[openKey, *openImage] // random-access sources kept open
 	slots chan struct{}                   // one token per running render
 	live  atomic.Pointer[rules.Limits]    // set by SetLimits (live.go); nil: cfg.Limits
+	pyr   *pyramids                       // automatic pyramids; nil: none
 	stats struct {
 		renders, passthrough, failures, cancelled, overloaded, ns atomic.Uint64
 		inflight, queued                                          atomic.Int64
@@ -203,17 +206,30 @@ func New(cfg Config) (*Vips, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TilePath: %w", err)
 	}
-	return &Vips{
+	v := &Vips{
 		cfg:   cfg,
 		root:  root,
 		meta:  lru.New[string, *source](cfg.MetaCacheLen),
 		open_: lru.NewWithEvict(cfg.OpenCacheLen, func(_ openKey, o *openImage) { o.release() }),
 		slots: make(chan struct{}, cfg.Concurrency),
-	}, nil
+	}
+	if cfg.PyramidDir != "" && cfg.PyramidMinPixels > 0 {
+		if v.pyr, err = newPyramids(v); err != nil {
+			// A cache directory that cannot be used never stops the
+			// server: flat sources are served as they are.
+			v.log().Warn("automatic pyramids off", "error", err)
+			v.pyr = nil
+		}
+	}
+	return v, nil
 }
 
-// Close releases the TilePath handle and the sources kept open.
+// Close kills running pyramid builds and releases the TilePath handle and
+// the sources kept open.
 func (v *Vips) Close() error {
+	if v.pyr != nil {
+		v.pyr.close()
+	}
 	v.open_.RemoveFunc(func(openKey) bool { return true })
 	return v.root.Close()
 }
@@ -313,7 +329,15 @@ func (v *Vips) Stats() Stats {
 		InFlight:    v.stats.inflight.Load(),
 		Queued:      v.stats.queued.Load(),
 		RenderNs:    v.stats.ns.Load(),
+		Pyramids:    v.pyramidStats(),
 	}
+}
+
+func (v *Vips) pyramidStats() *renderer.PyramidStats {
+	if v.pyr == nil {
+		return nil
+	}
+	return v.pyr.statsOf()
 }
 
 // validID rejects identifiers that could only name something outside
@@ -360,6 +384,9 @@ func (v *Vips) Info(ctx context.Context, id string) (*renderer.Source, error) {
 	s, err := v.describe(id, f, fi)
 	if err != nil {
 		return nil, err
+	}
+	if v.pyr != nil {
+		v.pyr.want(s) // a viewer's first request: start the build now
 	}
 	return &s.Source, nil
 }
@@ -416,12 +443,60 @@ func (v *Vips) log() *slog.Logger {
 	return slog.Default()
 }
 
-// probe reads the headers of a source and works out its levels.
+// probe reads the headers of a source, works out its levels and the
+// geometry to advertise, and classifies its profile.
 func (v *Vips) probe(id string, f *os.File) (*source, error) {
+	s, h, profile, err := v.levels(id, f)
+	if err != nil {
+		return nil, err
+	}
+	s.gray = int(h.bands)-int(h.has_alpha) == 1
+	s.auto = v.pyramidEligible(s, h)
+	if s.auto {
+		// The geometry its pyramid will have, from the first request: a
+		// cached info.json stays true when the pyramid appears.
+		s.TileWidth, s.TileHeight = pyramidTile, pyramidTile
+	} else if !s.Tiled || s.TileWidth > 4096 || s.TileHeight > 4096 || s.TileWidth < 16 || s.TileHeight < 16 {
+		s.TileWidth, s.TileHeight = v.cfg.UntiledTileSize, v.cfg.UntiledTileSize
+	}
+	s.ScaleFactors = scaleFactors(s)
+	p := fdPath(f)
+	s.colour = v.classify(id, p, s.Levels[0].page, s.Levels[0].subifd, profile, int(h.bands)-int(h.has_alpha), h.cmyk != 0)
+	for i := range s.Levels {
+		if d := s.Levels[i].ifd; d != nil && !sameProfile(d.ICC, s.colour) {
+			s.Levels[i].ifd = nil // tagged unlike the source: always rendered
+		}
+	}
+	return s, nil
+}
+
+// pyramidEligible reports whether s gets an automatic pyramid: pyramids
+// are on, s is a flat JPEG, PNG, WebP or TIFF of at least PyramidMinPixels
+// (and no more than MaxSourcePixels, which it could not be read past), and
+// its pixels fit a JPEG-compressed TIFF as they are (8-bit gray or RGB, no
+// alpha), so the pyramid renders exactly as the source would.
+func (v *Vips) pyramidEligible(s *source, h C.iiif_header) bool {
+	if v.pyr == nil || s.Tiled {
+		return false
+	}
+	switch s.Format {
+	case "jpegload", "pngload", "webpload", "tiffload":
+	default:
+		return false
+	}
+	px := int64(s.Width) * int64(s.Height)
+	if px < v.cfg.PyramidMinPixels || (v.cfg.MaxSourcePixels > 0 && px > v.cfg.MaxSourcePixels) {
+		return false
+	}
+	return h.uchar != 0 && h.has_alpha == 0 && h.cmyk == 0 && (h.bands == 1 || h.bands == 3)
+}
+
+// levels reads the headers of a file and works out its levels and tiling.
+func (v *Vips) levels(id string, f *os.File) (*source, C.iiif_header, []byte, error) {
 	p := fdPath(f)
 	h, profile, err := probeHeaderICC(p, -1, -1)
 	if err != nil {
-		return nil, &SourceError{ID: id, Detail: strings.ReplaceAll(err.Error(), p, id)}
+		return nil, h, nil, &SourceError{ID: id, Detail: strings.ReplaceAll(err.Error(), p, id)}
 	}
 	s := &source{
 		Source: renderer.Source{ID: id, Width: int(h.width), Height: int(h.height)},
@@ -485,17 +560,7 @@ func (v *Vips) probe(id string, f *os.File) (*source, error) {
 			s.Levels = append(s.Levels, Level{Width: int(lh.width), Height: int(lh.height), page: k, subifd: -1, shrink: 1})
 		}
 	}
-	if !s.Tiled || s.TileWidth > 4096 || s.TileHeight > 4096 || s.TileWidth < 16 || s.TileHeight < 16 {
-		s.TileWidth, s.TileHeight = v.cfg.UntiledTileSize, v.cfg.UntiledTileSize
-	}
-	s.ScaleFactors = scaleFactors(s)
-	s.colour = v.classify(id, p, s.Levels[0].page, s.Levels[0].subifd, profile, int(h.bands)-int(h.has_alpha), h.cmyk != 0)
-	for i := range s.Levels {
-		if d := s.Levels[i].ifd; d != nil && !sameProfile(d.ICC, s.colour) {
-			s.Levels[i].ifd = nil // tagged unlike the source: always rendered
-		}
-	}
-	return s, nil
+	return s, h, profile, nil
 }
 
 func sameSize(d *imgmeta.IFD, l Level) bool { return d.Width == l.Width && d.Height == l.Height }
@@ -597,6 +662,25 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 	if IdentityOf(fi) != src.Identity {
 		return Image{}, ErrSourceChanged
 	}
+	if v.pyr != nil && src.auto {
+		if ps, path := v.pyr.ready(src); ps != nil {
+			if pf, err := os.Open(path); err == nil {
+				defer pf.Close()
+				v.pyr.stats.served.Add(1)
+				return v.render(ctx, pf, ps, res)
+			}
+			// Evicted meanwhile: the flat file serves this one.
+		} else {
+			v.pyr.want(src)
+		}
+	}
+	return v.render(ctx, f, src, res)
+}
+
+// render renders res from f, described by src: the source itself, or its
+// automatic pyramid (whose Source, so ID, ModTime and Identity, is the flat
+// source's).
+func (v *Vips) render(ctx context.Context, f *os.File, src *source, res rules.Resolved) (Image, error) {
 	lv, x, y, w, h := plan(src, res)
 	mode := v.iccMode(src.colour, res)
 	if body, ok := v.passthrough(f, lv, x, y, w, h, res, src.colour, mode); ok {

@@ -1,0 +1,138 @@
+package vips
+
+// #include <stdlib.h>
+// #include "shim.h"
+import "C"
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// A pyramid is built in a child process: the running binary itself
+// (/proc/self/exe), started with builderEnv set, which MaybeBuildPyramid
+// turns into one build. Three reasons, each found the hard way or by
+// measurement:
+//   - libvips 8.14's tiffsave crashes (a call through a NULL seek function
+//     in TIFFClose) when the pipeline it writes fails: a truncated source, a
+//     full disk, a kill. In process that would take the server down; in a
+//     child it is one failed build, counted and retried later.
+//   - Priority: the child runs at nice 19, so the scheduler gives
+//     interactive renders the CPU first whatever libvips' thread pool does
+//     (a build's libvips threads cannot be told apart from a render's in
+//     process).
+//   - Cancelling is SIGKILL, and a build's memory goes back to the kernel
+//     when it exits.
+//
+// The source is handed over as an open file (fd 3), the one the parent
+// checked, so the bytes built are the bytes whose identity was verified.
+const builderEnv = "IIIF_PROXY_PYRAMID_BUILD"
+
+// builderNice is the child's nice value: the lowest priority.
+const builderNice = 19
+
+// builderTimeout bounds one build: a 1-gigapixel PNG at nice 19 on a busy
+// machine takes minutes, not an hour.
+const builderTimeout = time.Hour
+
+// MaybeBuildPyramid runs a pyramid build and exits when this process was
+// started as a pyramid builder (see builder.go); otherwise it returns at
+// once. Call it first thing in main (and in TestMain of packages whose tests
+// build pyramids), before libvips is started.
+func MaybeBuildPyramid() {
+	spec := os.Getenv(builderEnv)
+	if spec == "" {
+		return
+	}
+	if err := buildChild(spec); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// buildChild does the build: spec is "page,subifd,strict,quality,tile,out".
+func buildChild(spec string) error {
+	parts := strings.SplitN(spec, ",", 6)
+	if len(parts) != 6 {
+		return fmt.Errorf("pyramid builder: bad %s %q", builderEnv, spec)
+	}
+	var n [5]int
+	for i := range n {
+		v, err := strconv.Atoi(parts[i])
+		if err != nil {
+			return fmt.Errorf("pyramid builder: bad %s %q", builderEnv, spec)
+		}
+		n[i] = v
+	}
+	if err := Startup(Options{Concurrency: 1}); err != nil {
+		return err
+	}
+	cin, cout := C.CString("/proc/self/fd/3"), C.CString(parts[5])
+	defer C.free(unsafe.Pointer(cin))
+	defer C.free(unsafe.Pointer(cout))
+	var cerr *C.char
+	if C.iiif_build_pyramid(cin, C.int(n[0]), C.int(n[1]), C.int(n[2]), cout, C.int(n[3]), C.int(n[4]), nil, &cerr) != 0 {
+		msg := strings.TrimSpace(C.GoString(cerr))
+		C.iiif_free(unsafe.Pointer(cerr))
+		return errors.New(strings.ReplaceAll(msg, "/proc/self/fd/3", "the source"))
+	}
+	return syncFile(parts[5])
+}
+
+// runBuilder builds src's pyramid, read from f, into out in a child process,
+// killed when the renderer closes or builderTimeout passes.
+func (p *pyramids) runBuilder(f *os.File, src *source, out string) error {
+	lv := src.Levels[0]
+	strict := 0
+	if src.Format == "jpegload" {
+		strict = 1
+	}
+	exe := p.v.cfg.PyramidBuilder
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	cmd := exec.CommandContext(p.ctx, exe)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d,%d,%d,%d,%d,%s", builderEnv, lv.page, lv.subifd, strict, p.v.cfg.JPGQuality, pyramidTile, out))
+	cmd.ExtraFiles = []*os.File{f}
+	var stderr bytes.Buffer
+	cmd.Stderr = &limited{&stderr, 4 << 10}
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the pyramid builder: %w", err)
+	}
+	syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, builderNice)
+	timer := time.AfterFunc(builderTimeout, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	if err := cmd.Wait(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		} else {
+			msg += " (" + err.Error() + ")"
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// limited keeps the first n bytes written to it.
+type limited struct {
+	b *bytes.Buffer
+	n int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if room := l.n - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
