@@ -141,6 +141,9 @@ func (c rendererCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range upstreamDescs {
 		ch <- d
 	}
+	for _, d := range pyramidDescs {
+		ch <- d
+	}
 }
 
 func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
@@ -165,6 +168,34 @@ func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(upstreamDescs["latency"], prometheus.CounterValue, float64(u.LatencyNs)/1e9)
 	}
+	if p := s.Pyramids; p != nil {
+		for name, v := range map[string]uint64{"started": p.Started, "succeeded": p.Succeeded, "failed": p.Failed,
+			"cancelled": p.Cancelled, "skipped": p.Skipped, "evicted": p.Evicted, "dropped": p.Dropped, "served": p.Served} {
+			ch <- prometheus.MustNewConstMetric(pyramidDescs[name], prometheus.CounterValue, float64(v))
+		}
+		ch <- prometheus.MustNewConstMetric(pyramidDescs["building"], prometheus.GaugeValue, float64(p.Building))
+		ch <- prometheus.MustNewConstMetric(pyramidDescs["queued"], prometheus.GaugeValue, float64(p.Queued))
+		ch <- prometheus.MustNewConstMetric(pyramidDescs["bytes"], prometheus.GaugeValue, float64(p.Bytes))
+		ch <- prometheus.MustNewConstMetric(pyramidDescs["files"], prometheus.GaugeValue, float64(p.Files))
+		ch <- prometheus.MustNewConstMetric(pyramidDescs["seconds"], prometheus.CounterValue, float64(p.BuildNs)/1e9)
+	}
+}
+
+// pyramidDescs describe the automatic pyramids of large flat sources.
+var pyramidDescs = map[string]*prometheus.Desc{
+	"started":   prometheus.NewDesc("iiif_pyramid_builds_started_total", "Automatic pyramid builds started.", nil, nil),
+	"succeeded": prometheus.NewDesc("iiif_pyramid_builds_succeeded_total", "Automatic pyramid builds that finished.", nil, nil),
+	"failed":    prometheus.NewDesc("iiif_pyramid_builds_failed_total", "Automatic pyramid builds that failed (each source is retried at most twice).", nil, nil),
+	"cancelled": prometheus.NewDesc("iiif_pyramid_builds_cancelled_total", "Automatic pyramid builds killed at shutdown.", nil, nil),
+	"skipped":   prometheus.NewDesc("iiif_pyramid_builds_skipped_total", "Automatic pyramid builds not started: over PyramidMaxBytes or below CacheMinFree.", nil, nil),
+	"evicted":   prometheus.NewDesc("iiif_pyramid_evictions_total", "Automatic pyramids removed to stay under PyramidMaxBytes.", nil, nil),
+	"dropped":   prometheus.NewDesc("iiif_pyramid_dropped_total", "Automatic pyramids removed because their source changed.", nil, nil),
+	"served":    prometheus.NewDesc("iiif_pyramid_renders_total", "Renders served from an automatic pyramid.", nil, nil),
+	"building":  prometheus.NewDesc("iiif_pyramid_builds_in_progress", "Automatic pyramid builds running now.", nil, nil),
+	"queued":    prometheus.NewDesc("iiif_pyramid_builds_queued", "Automatic pyramid builds waiting for a slot.", nil, nil),
+	"bytes":     prometheus.NewDesc("iiif_pyramid_bytes", "Bytes of automatic pyramids on disk.", nil, nil),
+	"files":     prometheus.NewDesc("iiif_pyramid_files", "Automatic pyramids on disk.", nil, nil),
+	"seconds":   prometheus.NewDesc("iiif_pyramid_build_seconds_total", "Time spent building automatic pyramids.", nil, nil),
 }
 
 // upstreamDescs describe the upstream server in sidecar mode.

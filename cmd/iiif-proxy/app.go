@@ -21,6 +21,11 @@ import (
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
+// A pyramid build runs in a child process of this same binary (see
+// renderer/vips/builder.go): such a child builds and exits here, before
+// main parses a flag.
+func init() { vips.MaybeBuildPyramid() }
+
 // App is every part of a running iiif-proxy, built from one Config.
 type App struct {
 	cfg     config.Config // in force: the start-up one with SIGHUP's live changes
@@ -63,7 +68,7 @@ func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error)
 	if maxSource == 0 {
 		maxSource = -1 // the renderer's "no limit"; its zero is its default
 	}
-	r, err := vips.New(vips.Config{
+	vc := vips.Config{
 		TilePath:        cfg.TilePath,
 		MaxSourcePixels: maxSource,
 		Concurrency:     cfg.RenderConcurrency,
@@ -74,7 +79,18 @@ func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error)
 		TilePassthrough: cfg.TilePassthrough,
 		ColourProfiles:  cfg.ColourProfiles,
 		Logger:          log,
-	})
+	}
+	if cfg.CacheDir != "" && cfg.PyramidMinPixels > 0 {
+		// The pyramid tier: files under CacheDir, beside the tiers'
+		// databases, kept to the same free-space minimum.
+		vc.PyramidDir = filepath.Join(cfg.CacheDir, "pyramid")
+		vc.PyramidMinPixels = cfg.PyramidMinPixels
+		vc.PyramidMaxBytes = max(int64(cfg.PyramidMaxBytes), 1) // "0": nothing fits (zero would mean the default)
+		vc.PyramidBuilds = cfg.PyramidBuilds
+		vc.PyramidMinFreeBytes = cfg.CacheMinFree.Bytes
+		vc.PyramidMinFreePercent = cfg.CacheMinFree.Percent
+	}
+	r, err := vips.New(vc)
 	if err != nil {
 		vips.Shutdown()
 		return nil, false, err

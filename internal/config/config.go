@@ -89,6 +89,18 @@ type Config struct {
 	// profile written into the output) or "strip" (ignored). Default
 	// "convert".
 	ColourProfiles string
+	// PyramidMinPixels is the size from which a flat source (plain JPEG,
+	// PNG, WebP, stripped TIFF; 8-bit gray or RGB) gets an automatic tiled
+	// pyramid, built in the background under CacheDir/pyramid, and
+	// advertises 256-pixel tiles from the start. Default 33554432 (32
+	// megapixels); 0 = no automatic pyramids.
+	PyramidMinPixels int64
+	// PyramidMaxBytes is the byte budget of the automatic pyramids; the
+	// least recently used go first. Default "10GB".
+	PyramidMaxBytes ByteSize
+	// PyramidBuilds is how many pyramids are built at once, each in a child
+	// process at the lowest CPU priority. Default 1.
+	PyramidBuilds int
 
 	// CacheDir holds one Pebble database per tier (CacheDir/tile, …).
 	// Default "cache"; "" turns the disk cache off.
@@ -220,6 +232,9 @@ func Default() Config {
 		UntiledTileSize:        1024,
 		TilePassthrough:        true,
 		ColourProfiles:         "convert",
+		PyramidMinPixels:       32 << 20,
+		PyramidMaxBytes:        10 << 30,
+		PyramidBuilds:          1,
 		CacheDir:               "cache",
 		CacheMinFree:           FreeSpace{Percent: 5},
 		RenderWait:             Duration(30 * time.Second),
@@ -514,6 +529,7 @@ var flagNames = map[string]string{
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
 	"RenderTimeout": "render-timeout", "VipsConcurrency": "vips-concurrency",
 	"UntiledTileSize": "untiled-tile-size", "TilePassthrough": "tile-passthrough", "ColourProfiles": "colour-profiles",
+	"PyramidMinPixels": "pyramid-min-pixels", "PyramidMaxBytes": "pyramid-max-bytes", "PyramidBuilds": "pyramid-builds",
 	"CacheDir": "cache-dir", "CacheMinFree": "cache-min-free", "AdminToken": "admin-token", "RenderWait": "render-wait",
 	"AdminTokenFile": "admin-token-file", "MaxInFlightBytes": "max-in-flight-bytes", "WriteTimeout": "write-timeout",
 	"SignedPrefixes": "signed-prefixes", "SigningKeys": "signing-keys", "SigningKeyFile": "signing-key-file",
@@ -705,7 +721,8 @@ func (c *Config) validate() []error {
 	}
 	for name, n := range map[string]int64{"InfoCacheLen": int64(c.InfoCacheLen), "TileCacheLen": int64(c.TileCacheLen),
 		"ImageMaxArea": c.ImageMaxArea, "ImageMaxWidth": int64(c.ImageMaxWidth), "ImageMaxHeight": int64(c.ImageMaxHeight),
-		"MaxSourcePixels":   c.MaxSourcePixels,
+		"MaxSourcePixels": c.MaxSourcePixels, "PyramidMinPixels": c.PyramidMinPixels,
+		"PyramidMaxBytes":   int64(c.PyramidMaxBytes),
 		"RenderConcurrency": int64(c.RenderConcurrency), "VipsConcurrency": int64(c.VipsConcurrency)} {
 		if n < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d must be >= 0", name, n))
@@ -727,6 +744,9 @@ func (c *Config) validate() []error {
 	case "convert", "embed", "strip":
 	default:
 		errs = append(errs, fmt.Errorf("ColourProfiles: %q must be convert, embed or strip", c.ColourProfiles))
+	}
+	if c.PyramidBuilds < 1 {
+		errs = append(errs, fmt.Errorf("PyramidBuilds: %d must be >= 1", c.PyramidBuilds))
 	}
 	if c.RenderWait <= 0 {
 		errs = append(errs, errors.New("RenderWait: must be > 0"))
