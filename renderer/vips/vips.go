@@ -24,6 +24,10 @@
 // that cannot pass through is transcoded without a libvips pipeline
 // (transcode.go).
 //
+// Large flat sources (plain JPEG, PNG, WebP, stripped TIFF) get an
+// automatic pyramid, built in the background by a child process and then
+// read like a prepared one (pyramid.go, builder.go).
+//
 // Hostile and heavy inputs: decoders fail on errors (JPEG on warnings too),
 // and an open file that failed once is never reused (see discard); a source
 // with no tiles is not decoded past Config.MaxSourcePixels; a render whose
