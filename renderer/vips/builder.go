@@ -113,7 +113,9 @@ func (p *pyramids) runBuilder(f *os.File, src *source, out string) error {
 	timer := time.AfterFunc(builderTimeout, func() { cmd.Process.Kill() })
 	defer timer.Stop()
 	if err := cmd.Wait(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
+		// The first line says what failed (a libvips message, or the
+		// signal of a crash); the rest is a Go crash dump.
+		msg, _, _ := strings.Cut(strings.TrimSpace(stderr.String()), "\n")
 		if msg == "" {
 			msg = err.Error()
 		} else {

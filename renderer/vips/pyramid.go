@@ -232,6 +232,17 @@ func (p *pyramids) ready(src *source) (*source, string) {
 	return ps, p.path(name)
 }
 
+// drop removes src's pyramid (damaged on disk); the next request builds it
+// again.
+func (p *pyramids) drop(src *source) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if py := p.byName[pyramidName(src.ID, src.Identity)]; py != nil && py.state == pyrReady {
+		p.removeLocked(py)
+		p.stats.dropped.Add(1)
+	}
+}
+
 // probe describes the pyramid file at path as a copy of src: its levels
 // and tiles, with src's identifier and colour.
 func (p *pyramids) probe(src *source, path string) (*source, error) {

@@ -238,10 +238,13 @@ func TestPyramidBudgetEvictsTheLeastRecentlyUsed(t *testing.T) {
 	if s.Evicted != 1 || s.Files != 2 || s.Bytes > v.pyr.maxBytes {
 		t.Fatalf("%+v, want b.jpg's pyramid evicted", s)
 	}
+	// Asked through ready, not Info: Info would start b.jpg's build again.
 	for id, want := range map[string]bool{"flat.jpg": true, "b.jpg": false, "c.jpg": true} {
-		is, err := v.Info(context.Background(), id)
-		must(t, err)
-		if ps, _ := v.pyr.ready(is.Detail.(*source)); (ps != nil) != want {
+		is, ok := v.meta.Get(id)
+		if !ok {
+			t.Fatalf("%s not described", id)
+		}
+		if ps, _ := v.pyr.ready(is); (ps != nil) != want {
 			t.Errorf("%s: pyramid ready %v, want %v", id, ps != nil, want)
 		}
 	}
@@ -286,6 +289,41 @@ func TestPyramidBuildCancelledMidwayLeavesNothing(t *testing.T) {
 	}
 	if v.Stats().Pyramids.Served != 0 {
 		t.Error("served from a cancelled build")
+	}
+}
+
+func TestPyramidDamagedOnDiskIsDroppedAndTheSourceServes(t *testing.T) {
+	v, _ := pyramidFixture(t, Config{})
+	_, err := v.Info(context.Background(), "flat.jpg")
+	must(t, err)
+	v.pyr.wg.Wait()
+	files := pyrFiles(t, v.cfg.PyramidDir)
+	if len(files) != 1 {
+		t.Fatalf("pyramid directory %v", files)
+	}
+	// Probe it (ready), then damage its tiles: keep the directories, zero
+	// the rest.
+	src, err := v.Info(context.Background(), "flat.jpg")
+	must(t, err)
+	if ps, _ := v.pyr.ready(src.Detail.(*source)); ps == nil {
+		t.Fatal("not ready")
+	}
+	path := filepath.Join(v.cfg.PyramidDir, files[0])
+	data, err := os.ReadFile(path)
+	must(t, err)
+	for i := 16; i < len(data)-4096; i++ {
+		data[i] = 0xff
+	}
+	must(t, os.WriteFile(path, data, 0o644))
+	v.open_.RemoveFunc(func(openKey) bool { return true })
+	img, err := renderRes(t, v, "flat.jpg", "x/0,0,512,512/256,256/0/default.png")
+	if err != nil {
+		t.Fatalf("render with a damaged pyramid: %v, want the source's pixels", err)
+	}
+	decode(t, img.Body).wantCell(t, 100, 100, 0, 0)
+	v.pyr.wg.Wait()
+	if s := v.Stats().Pyramids; s.Dropped != 1 {
+		t.Errorf("%+v, want the damaged pyramid dropped", s)
 	}
 }
 

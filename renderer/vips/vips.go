@@ -670,10 +670,18 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		if ps, path := v.pyr.ready(src); ps != nil {
 			if pf, err := os.Open(path); err == nil {
 				defer pf.Close()
-				v.pyr.stats.served.Add(1)
-				return v.render(ctx, pf, ps, res)
+				img, err := v.render(ctx, pf, ps, res)
+				var se *SourceError
+				if !errors.As(err, &se) {
+					v.pyr.stats.served.Add(1)
+					return img, err
+				}
+				// The pyramid is damaged on disk; the source may be
+				// fine: drop the pyramid, serve from the source.
+				v.log().Warn("dropping an automatic pyramid that fails to render", "id", src.ID, "error", err)
+				v.pyr.drop(src)
 			}
-			// Evicted meanwhile: the flat file serves this one.
+			// Evicted meanwhile, or dropped: the flat file serves this one.
 		} else {
 			v.pyr.want(src)
 		}
