@@ -73,8 +73,14 @@ func buildChild(spec string) error {
 		}
 		n[i] = v
 	}
-	if err := Startup(Options{Concurrency: 1}); err != nil {
-		return err
+	// libvips directly, not through govips: govips routes libvips'
+	// messages to a Go callback, and a message from a libvips worker
+	// thread during the build deadlocked the child (seen on a
+	// 236-megapixel JPEG).
+	argv0 := C.CString("iiif-proxy-pyramid")
+	defer C.free(unsafe.Pointer(argv0))
+	if C.iiif_builder_init(argv0) != 0 {
+		return errors.New("pyramid builder: libvips did not start")
 	}
 	cin, cout := C.CString("/proc/self/fd/3"), C.CString(parts[5])
 	defer C.free(unsafe.Pointer(cin))
@@ -100,8 +106,17 @@ func (p *pyramids) runBuilder(f *os.File, src *source, out string) error {
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
+	// libvips keeps the lower levels in temporary files until it writes
+	// them out: in a directory of the build's own, on the pyramids' file
+	// system, removed whatever becomes of the child.
+	tmpdir := out + "dir"
+	if err := os.Mkdir(tmpdir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	defer os.RemoveAll(tmpdir)
 	cmd := exec.CommandContext(p.ctx, exe)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d,%d,%d,%d,%d,%s", builderEnv, lv.page, lv.subifd, strict, p.v.cfg.JPGQuality, pyramidTile, out))
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmpdir,
+		fmt.Sprintf("%s=%d,%d,%d,%d,%d,%s", builderEnv, lv.page, lv.subifd, strict, p.v.cfg.JPGQuality, pyramidTile, out))
 	cmd.ExtraFiles = []*os.File{f}
 	var stderr bytes.Buffer
 	cmd.Stderr = &limited{&stderr, 4 << 10}

@@ -121,8 +121,8 @@ func newPyramids(v *Vips) (*pyramids, error) {
 	for _, e := range ents {
 		n := e.Name()
 		switch {
-		case strings.HasSuffix(n, ".tmp"):
-			os.Remove(filepath.Join(p.dir, n)) // a build cut short by a crash
+		case strings.HasSuffix(n, ".tmp"), strings.HasSuffix(n, ".tmpdir"):
+			os.RemoveAll(filepath.Join(p.dir, n)) // a build cut short by a crash
 		case strings.HasSuffix(n, ".tif"):
 			fi, err := e.Info()
 			if err != nil || !fi.Mode().IsRegular() {

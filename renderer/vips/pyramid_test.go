@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -254,6 +255,7 @@ func TestPyramidBuildCancelledMidwayLeavesNothing(t *testing.T) {
 	stale := filepath.Join(t.TempDir(), "pyramid")
 	must(t, os.MkdirAll(stale, 0o755))
 	must(t, os.WriteFile(filepath.Join(stale, "deadbeef.tmp"), []byte("half a pyramid"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(stale, "deadbeef.tmpdir"), 0o755))
 	v, dir := pyramidFixture(t, Config{PyramidDir: stale})
 	if f := pyrFiles(t, stale); len(f) != 0 {
 		t.Fatalf("start-up left %v", f)
@@ -263,11 +265,9 @@ func TestPyramidBuildCancelledMidwayLeavesNothing(t *testing.T) {
 	must(t, err)
 	testHookBuilding = func(string) {
 		go func() {
-			for i := 0; i < 10_000; i++ { // bounded: until the build has written something
-				if fs := pyrFiles(t, stale); len(fs) == 1 && strings.HasSuffix(fs[0], ".tmp") {
-					if fi, err := os.Stat(filepath.Join(stale, fs[0])); err == nil && fi.Size() > 0 {
-						break
-					}
+			for i := 0; i < 10_000; i++ { // bounded: until the builder process runs
+				if slices.ContainsFunc(pyrFiles(t, stale), func(n string) bool { return strings.HasSuffix(n, ".tmpdir") }) {
+					break
 				}
 				time.Sleep(time.Millisecond)
 			}

@@ -377,6 +377,15 @@ int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const
 	return rc ? fail(err) : 0;
 }
 
+int iiif_builder_init(const char *argv0) {
+	if (VIPS_INIT(argv0)) return -1;
+	vips_concurrency_set(1);
+	vips_cache_set_max(0);
+	vips_cache_set_max_files(0);
+	vips_cache_set_max_mem(0);
+	return 0;
+}
+
 void iiif_free(void *p) { g_free(p); }
 
 void iiif_trim(void) { malloc_trim(0); }

@@ -94,6 +94,11 @@ int iiif_check_profile(const char *path, int page, int subifd, unsigned long lon
 int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const char *out, int q, int tile,
                        iiif_kill *kill, char **err);
 
+// iiif_builder_init starts libvips in a pyramid builder process: one
+// worker thread, no operation cache, and libvips' messages on stderr (no
+// callbacks into Go). 0: started.
+int iiif_builder_init(const char *argv0);
+
 // iiif_tune_malloc fixes glibc's mmap and trim thresholds and bounds its
 // arenas (see shim.c). arenas <= 0 leaves the arena count alone.
 void iiif_tune_malloc(int arenas);
