@@ -306,3 +306,26 @@ func TestSidecarKeys(t *testing.T) {
 		t.Errorf("no TilePath and no Upstream: %v", err)
 	}
 }
+
+func TestPyramidKeys(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, err := Load("", []string{"RAIS_TILEPATH=" + dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PyramidMinPixels != 32<<20 || cfg.PyramidMaxBytes != 10<<30 || cfg.PyramidBuilds != 1 {
+		t.Errorf("defaults %d, %d, %d", cfg.PyramidMinPixels, cfg.PyramidMaxBytes, cfg.PyramidBuilds)
+	}
+	f := write(t, "TilePath = \""+dir+"\"\nPyramidMinPixels = 1000000\nPyramidMaxBytes = \"2GB\"\n")
+	cfg, _, err = Load(f, []string{"RAIS_PYRAMIDMAXBYTES=3GB"}, []string{"-pyramid-builds", "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PyramidMinPixels != 1000000 || cfg.PyramidMaxBytes != 3<<30 || cfg.PyramidBuilds != 2 {
+		t.Errorf("file, env, flag: %d, %d, %d", cfg.PyramidMinPixels, cfg.PyramidMaxBytes, cfg.PyramidBuilds)
+	}
+	_, _, err = Load(f, nil, []string{"-pyramid-builds", "0", "-pyramid-min-pixels", "-1"})
+	if err == nil || !strings.Contains(err.Error(), "PyramidBuilds") || !strings.Contains(err.Error(), "PyramidMinPixels") {
+		t.Errorf("bad pyramid keys: %v", err)
+	}
+}
