@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,4 +339,32 @@ func TestPyramidNotBuiltBelowMinimumFreeSpace(t *testing.T) {
 		t.Errorf("%+v, want the build skipped", s)
 	}
 	var _ *renderer.PyramidStats = v.Stats().Pyramids
+}
+
+func TestPyramidBuildOnAFullDiskFailsCleanly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	v, _ := pyramidFixture(t, Config{PyramidDir: filepath.Join(dir, "pyramid")})
+	// The free-space check is fooled (the disk fills while the build
+	// writes): the build must fail, leave nothing and cost no request.
+	v.pyr.free = func(string) (uint64, uint64, error) { return 1 << 40, 1 << 41, nil }
+	if _, err := renderRes(t, v, "flat.jpg", "x/0,0,256,256/256,256/0/default.jpg"); err != nil {
+		t.Fatalf("render while the disk fills: %v", err)
+	}
+	v.pyr.wg.Wait()
+	if s := v.Stats().Pyramids; s.Failed != 1 || s.Succeeded != 0 || s.Files != 0 || s.Bytes != 0 {
+		t.Errorf("%+v, want one failed build", s)
+	}
+	if f := pyrFiles(t, v.cfg.PyramidDir); len(f) != 0 {
+		t.Errorf("a build on a full disk left %v", f)
+	}
+	img, err := renderRes(t, v, "flat.jpg", "x/0,0,256,256/256,256/0/default.jpg")
+	must(t, err)
+	decode(t, img.Body).wantCell(t, 100, 100, 0, 0)
 }
