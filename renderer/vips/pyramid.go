@@ -211,7 +211,12 @@ func (p *pyramids) ready(src *source) (*source, string) {
 	}
 	ps := py.src
 	p.mu.Unlock()
-	py.lastUse.Store(p.now().UnixNano())
+	now := p.now()
+	if prev := py.lastUse.Swap(now.UnixNano()); now.UnixNano()-prev > int64(time.Hour) {
+		// The file's modification time is its last use for the LRU after
+		// a restart: refreshed at most hourly, so a tile is not a write.
+		os.Chtimes(p.path(name), now, now)
+	}
 	if ps != nil {
 		return ps, p.path(name)
 	}
