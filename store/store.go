@@ -243,12 +243,23 @@ type Stats struct {
 	Misses  uint64 // Gets that returned ErrNotFound (absent, expired or corrupt)
 	Puts    uint64 // entries stored
 	Touches uint64 // access-time rewrites (lazy on Get, Touch, Refresh)
-	Evicted uint64 // entries dropped to stay within MaxBytes
-	Expired uint64 // entries dropped for not being read within Retention
-	Corrupt uint64 // values that failed verification and were dropped
+	Evicted uint64 // entries dropped to stay within MaxBytes (eviction cause "budget")
+	Expired uint64 // entries dropped for not being read within Retention ("retention")
+	Corrupt uint64 // values that failed verification and were dropped ("corrupt")
+	Purged  uint64 // entries removed by PurgePrefix or PurgeAll ("purge")
 	Errors  uint64 // Pebble errors
 	Bytes   int64  // live bytes, as counted for MaxBytes
 	Entries int64  // live entries
+	// DiskBytes is what the tier's database holds on disk: sstables
+	// (including deleted data not yet compacted away), MANIFEST and OPTIONS
+	// files, as Pebble accounts them. The reserve file beside the directory
+	// (see tier.go) is not included. Zero while no database is open.
+	DiskBytes int64
+	// FixedOverhead bounds what DiskBytes holds beyond entries, their
+	// bookkeeping and garbage awaiting reclaim: the constant FixedOverhead.
+	FixedOverhead int64
+	// HitRatio is Hits / (Hits + Misses), 0 before any Get.
+	HitRatio float64
 
 	// Health of the tier (see tier.go).
 	State        State       // what the tier is doing now
@@ -326,6 +337,16 @@ type engine struct {
 	done                        chan struct{} // closed by Close
 	sweeperDone                 chan struct{} // closed when the sweeper exits
 	sweepMu                     sync.Mutex    // one sweep at a time
+	purged                      atomic.Uint64 // entries removed by PurgePrefix and PurgeAll
+
+	polMu sync.Mutex // protects pol
+	pol   *policy    // eviction order and last reads; changed under the key's stripe lock too, except by hits
+
+	reclaimMu    sync.Mutex // one reclaim at a time; protects lastReclaim
+	lastReclaim  time.Time
+	reclaimForce atomic.Bool   // a purge asks the next sweep to reclaim at once
+	reclaims     atomic.Uint64 // compactions run by reclaim
+	disk         atomic.Int64  // see diskBytes
 }
 
 // openEngine opens (creating if needed) the Pebble database in cfg.Dir,
@@ -344,6 +365,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		sweeperDone: make(chan struct{}),
+		pol:         newPolicy(),
 	}
 	t.retentionSecs.Store(ceilSeconds(cfg.Retention))
 	t.maxBytes.Store(cfg.MaxBytes)
@@ -358,6 +380,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
+	t.disk.Store(int64(db.Metrics().DiskSpaceUsage()))
 	if cfg.noSweeper {
 		close(t.sweeperDone)
 	} else {
@@ -393,13 +416,65 @@ func (t *engine) load() error {
 	case err != nil:
 		return err
 	}
-	defer closer.Close()
 	c, ok := decodeCounters(v)
+	closer.Close()
 	if !ok {
 		return fmt.Errorf("%w: malformed counters (%d bytes)", errLayout, len(v))
 	}
 	t.bytes.Store(c.bytes)
 	t.entries.Store(c.entries)
+	return t.rebuild()
+}
+
+// rebuild loads the eviction order from the access index: keys only (and a
+// 4-byte size), no values, in index order, so the least recently stored or
+// checkpointed entries are evicted first; reads since the last checkpoint
+// are forgotten, which costs a little hit ratio after a restart, never
+// correctness. About 1 s per million entries. A key found twice (possible
+// only after a crash between a checkpoint and its flush... which cannot tear
+// a batch, so in practice never) keeps its later bucket; the earlier index
+// key is deleted.
+func (t *engine) rebuild() error {
+	avg := int64(0)
+	if n := t.entries.Load(); n > 0 {
+		avg = t.bytes.Load() / n
+	}
+	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceAccess}, UpperBound: []byte{spaceAccess + 1}})
+	if err != nil {
+		return err
+	}
+	var stale [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		bucket, key, ok := parseAccessKey(it.Key())
+		if !ok {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		size, ok := parseSizeValue(v)
+		if !ok {
+			size = avg
+		}
+		if old, dup := t.pol.load(key, size, bucket); dup {
+			stale = append(stale, appendAccessKey(nil, old, key))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		b := t.db.NewBatch()
+		defer b.Close()
+		for _, k := range stale {
+			_ = b.Delete(k, nil)
+		}
+		if err := t.commit(b); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -492,6 +567,11 @@ func (t *engine) Get(key []byte) (Entry, error) {
 // returned Entry's Body is the tail of the returned slice. On error the
 // slice is dst unchanged.
 func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
+	return t.getAppend(key, dst, true)
+}
+
+// getAppend is GetAppend; countMiss false leaves a miss uncounted (Lookup).
+func (t *engine) getAppend(key, dst []byte, countMiss bool) (e Entry, out []byte, err error) {
 	out = dst
 	if err := t.enter(); err != nil {
 		return Entry{}, out, err
@@ -503,7 +583,7 @@ func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 	kb.b = appendEntryKey(kb.b, key)
 	v, closer, err := t.db.Get(kb.b)
 	if errors.Is(err, pebble.ErrNotFound) {
-		t.misses.Add(1)
+		t.miss(countMiss)
 		return Entry{}, out, ErrNotFound
 	}
 	if pebble.IsCorruptionError(err) {
@@ -511,7 +591,7 @@ func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 		// so that it can be cached again (a Put's newer value is read
 		// before the bad block); the Tier counts the corruption and
 		// rebuilds the database if it keeps happening.
-		t.misses.Add(1)
+		t.miss(countMiss)
 		t.corrupt.Add(1)
 		t.hooks.fault(FaultCorrupt, err)
 		t.tryForget(key)
@@ -523,34 +603,56 @@ func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 	h, ok := decodeValue(v)
 	if !ok {
 		closer.Close()
-		t.misses.Add(1)
+		t.miss(countMiss)
 		t.tryDrop(key, dropCorrupt)
 		return Entry{}, out, errCorruptMiss
 	}
 	now := seconds(t.now())
-	if t.isExpired(h.access, now) {
+	if t.isExpired(t.lastRead(key, h.access), now) {
 		closer.Close()
-		t.misses.Add(1)
+		t.miss(countMiss)
 		t.tryDrop(key, dropExpired)
 		return Entry{}, out, ErrNotFound
 	}
 	e, out = toEntry(v, &h, dst) // copies: v dies at closer.Close
 	closer.Close()
 	t.hits.Add(1)
-	if now-h.access >= t.touchSecs {
-		t.tryTouch(key, now)
-	}
+	t.polMu.Lock()
+	t.pol.hit(key, now, t.touchSecs)
+	t.polMu.Unlock()
 	return e, out, nil
 }
 
-// tryTouch is Get's lazy touch: skipped while a purge holds writeMu, and
-// best effort (touch counts its own errors).
-func (t *engine) tryTouch(key []byte, now int64) {
-	if !t.hooks.canWrite() || !t.writeMu.TryRLock() {
-		return
+// miss counts a miss unless the caller counted it already.
+func (t *engine) miss(count bool) {
+	if count {
+		t.misses.Add(1)
 	}
-	defer t.writeMu.RUnlock()
-	_, _ = t.touch(key, now, nil)
+}
+
+// lastRead is key's last read: the later of its value's access field
+// (written by Put and Refresh) and the policy's memory of reads since.
+func (t *engine) lastRead(key []byte, stored int64) int64 {
+	t.polMu.Lock()
+	defer t.polMu.Unlock()
+	if n := t.pol.get(key); n != nil && n.access > stored {
+		return n.access
+	}
+	return stored
+}
+
+// indexBucket is the access bucket of key's index key: the policy's, else
+// (a value written before the policy knew it) the value's access field.
+// The caller holds key's stripe lock.
+func (t *engine) indexBucket(key, v []byte) (int64, bool) {
+	t.polMu.Lock()
+	if n := t.pol.get(key); n != nil {
+		b := n.persisted
+		t.polMu.Unlock()
+		return b, true
+	}
+	t.polMu.Unlock()
+	return rawAccess(v)
 }
 
 // tryForget deletes key's entry without reading it (its block is corrupt),
@@ -566,11 +668,19 @@ func (t *engine) tryForget(key []byte) {
 	mu := &t.keyMu[t.stripe(key)]
 	mu.Lock()
 	defer mu.Unlock()
-	if err := t.db.Delete(appendEntryKey(nil, key), pebble.NoSync); err != nil {
+	b := t.db.NewBatch()
+	defer b.Close()
+	_ = b.Delete(appendEntryKey(nil, key), nil)
+	if bucket, ok := t.indexBucket(key, nil); ok {
+		_ = b.Delete(appendAccessKey(nil, bucket, key), nil)
+	}
+	if err := t.commit(b); err != nil {
 		_ = t.pebbleErr("forget", err)
 		return
 	}
-	t.dirty.Store(true)
+	t.polMu.Lock()
+	t.pol.remove(key)
+	t.polMu.Unlock()
 }
 
 // tryDrop is Get's removal of a corrupt or expired entry: skipped while a
@@ -590,18 +700,23 @@ func (t *engine) isExpired(access, now int64) bool {
 	return r > 0 && access < now-r
 }
 
-// Touch marks the entry read now, rewriting its header and index key unless
-// its access bucket is already the current second. ErrNotFound if absent or
-// past Retention (then it is dropped).
+// Touch marks the entry read now, as a hit does: in memory only (see
+// policy). ErrNotFound if the tier does not hold it or it is past Retention
+// (the sweeper drops it).
 func (t *engine) Touch(key []byte) (err error) {
 	if err := t.enter(); err != nil {
 		return err
 	}
 	defer t.leave()
-	t.writeMu.RLock()
-	defer t.writeMu.RUnlock()
-	_, err = t.touch(key, seconds(t.now()), nil)
-	return err
+	now := seconds(t.now())
+	t.polMu.Lock()
+	defer t.polMu.Unlock()
+	n := t.pol.get(key)
+	if n == nil || t.isExpired(n.access, now) {
+		return ErrNotFound
+	}
+	t.pol.hit(key, now, t.touchSecs)
+	return nil
 }
 
 // Refresh records that the entry was revalidated against its source and found
@@ -624,8 +739,10 @@ func (t *engine) Refresh(key []byte, storedAt time.Time) (err error) {
 }
 
 // touch rewrites key's header with access bucket now and, if storedAt is not
-// nil, a new stored-at time. It reports whether it wrote. The caller holds
-// writeMu's read side.
+// nil, a new stored-at time, and moves its index key to bucket now. It
+// reports whether it wrote. Only Refresh writes this way (a revalidation
+// must persist its new stored-at); hits and Touch change memory only. The
+// caller holds writeMu's read side.
 func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	mu := &t.keyMu[t.stripe(key)]
 	mu.Lock()
@@ -648,11 +765,12 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 		t.dropLocked(key, ek, v, dropCorrupt)
 		return false, errCorruptMiss
 	}
-	if t.isExpired(h.access, now) {
+	if t.isExpired(t.lastRead(key, h.access), now) {
 		t.dropLocked(key, ek, v, dropExpired) // reading it now must not revive it
 		return false, ErrNotFound
 	}
-	if h.access >= now && (storedAt == nil || *storedAt == h.storedAt) {
+	old, _ := t.indexBucket(key, v)
+	if h.access >= now && old >= now && (storedAt == nil || *storedAt == h.storedAt) {
 		return false, nil // already current (or from the future: keep it)
 	}
 	if !t.hooks.canWrite() {
@@ -660,7 +778,6 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 		// may expire or be evicted a little early, which a cache can afford.
 		return false, nil
 	}
-	old := h.access
 	if now > h.access {
 		h.access = now
 	}
@@ -676,13 +793,14 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	if err := op.Finish(); err != nil {
 		return false, t.pebbleErr("touch", err)
 	}
+	size := int64(len(key) + len(v))
 	if old != h.access {
 		ik := appendAccessKey(nil, old, key)
 		if err := b.Delete(ik, nil); err != nil {
 			return false, t.pebbleErr("touch", err)
 		}
 		ik = appendAccessKey(ik[:0], h.access, key)
-		if err := b.Set(ik, nil, nil); err != nil {
+		if err := b.Set(ik, sizeValue(size), nil); err != nil {
 			return false, t.pebbleErr("touch", err)
 		}
 	}
@@ -690,6 +808,14 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 		return false, t.pebbleErr("touch", err)
 	}
 	t.touches.Add(1)
+	t.polMu.Lock()
+	if n := t.pol.get(key); n != nil {
+		n.persisted = h.access
+		n.access = max(n.access, h.access)
+	} else {
+		t.pol.add(key, size, h.access)
+	}
+	t.polMu.Unlock()
 	return true, nil
 }
 
@@ -813,7 +939,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	default:
 		delta.bytes -= int64(len(key) + len(v))
 		delta.entries = 0
-		if old, ok := rawAccess(v); ok && old != now {
+		if old, ok := t.indexBucket(key, v); ok && old != now {
 			// Best effort if v is corrupt: deleting an absent key is harmless,
 			// and a stale index key left behind is dropped by the sweeper.
 			if err := b.Delete(appendAccessKey(nil, old, key), nil); err != nil {
@@ -823,7 +949,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		}
 		closer.Close()
 	}
-	if err := b.Set(ik, nil, nil); err != nil {
+	if err := b.Set(ik, sizeValue(size), nil); err != nil {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	if err := b.Merge(keyMeta, delta.encode(), nil); err != nil {
@@ -833,6 +959,9 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	t.puts.Add(1)
+	t.polMu.Lock()
+	t.pol.add(key, size, now)
+	t.polMu.Unlock()
 	t.entries.Add(delta.entries)
 	if n, max := t.bytes.Add(delta.bytes), t.maxBytes.Load(); max > 0 && n > max {
 		t.wakeSweeper()
@@ -887,7 +1016,7 @@ func (t *engine) dropLocked(key, ek, v []byte, why dropReason) {
 	b := t.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteSized(ek, uint32(len(v)), nil)
-	if access, ok := rawAccess(v); ok {
+	if access, ok := t.indexBucket(key, v); ok {
 		_ = b.Delete(appendAccessKey(nil, access, key), nil)
 	}
 	d := counters{bytes: -int64(len(key) + len(v)), entries: -1}
@@ -896,6 +1025,9 @@ func (t *engine) dropLocked(key, ek, v []byte, why dropReason) {
 		_ = t.pebbleErr("drop", err)
 		return
 	}
+	t.polMu.Lock()
+	t.pol.remove(key)
+	t.polMu.Unlock()
 	t.bytes.Add(d.bytes)
 	t.entries.Add(d.entries)
 	t.countDrop(why, 1)
@@ -937,6 +1069,7 @@ func (t *engine) PurgePrefix(prefix []byte) (n int, err error) {
 	b := t.db.NewBatch()
 	defer b.Close()
 	var d counters
+	var keys [][]byte
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		v, err := it.ValueAndErr()
@@ -944,8 +1077,9 @@ func (t *engine) PurgePrefix(prefix []byte) (n int, err error) {
 			it.Close()
 			return 0, t.pebbleErr("purge", err)
 		}
-		key := k[1:]
-		if access, ok := rawAccess(v); ok {
+		key := bytes.Clone(k[1:])
+		keys = append(keys, key)
+		if access, ok := t.indexBucket(key, v); ok {
 			_ = b.Delete(appendAccessKey(nil, access, key), nil)
 		}
 		d.bytes -= int64(len(key) + len(v))
@@ -964,6 +1098,13 @@ func (t *engine) PurgePrefix(prefix []byte) (n int, err error) {
 	}
 	t.bytes.Add(d.bytes)
 	t.entries.Add(d.entries)
+	t.polMu.Lock()
+	for _, k := range keys {
+		t.pol.remove(k)
+	}
+	t.polMu.Unlock()
+	t.purged.Add(uint64(-d.entries))
+	t.reclaimSoon()
 	return int(-d.entries), nil
 }
 
@@ -982,24 +1123,31 @@ func (t *engine) PurgeAll() (err error) {
 	if err := t.commitDurable(b); err != nil {
 		return t.pebbleErr("purge all", err)
 	}
+	t.purged.Add(uint64(max(t.entries.Load(), 0)))
 	t.bytes.Store(0)
 	t.entries.Store(0)
+	t.polMu.Lock()
+	t.pol.reset()
+	t.polMu.Unlock()
+	t.reclaimSoon()
 	return nil
 }
 
 // Stats returns the tier's counters. It may be called after Close.
 func (t *engine) Stats() Stats {
 	return Stats{
-		Hits:    t.hits.Load(),
-		Misses:  t.misses.Load(),
-		Puts:    t.puts.Load(),
-		Touches: t.touches.Load(),
-		Evicted: t.evicted.Load(),
-		Expired: t.expired.Load(),
-		Corrupt: t.corrupt.Load(),
-		Errors:  t.errs.Load(),
-		Bytes:   max(t.bytes.Load(), 0),
-		Entries: max(t.entries.Load(), 0),
+		Hits:      t.hits.Load(),
+		Misses:    t.misses.Load(),
+		Puts:      t.puts.Load(),
+		Touches:   t.touches.Load(),
+		Evicted:   t.evicted.Load(),
+		Expired:   t.expired.Load(),
+		Corrupt:   t.corrupt.Load(),
+		Purged:    t.purged.Load(),
+		Errors:    t.errs.Load(),
+		Bytes:     max(t.bytes.Load(), 0),
+		Entries:   max(t.entries.Load(), 0),
+		DiskBytes: t.diskBytes(),
 	}
 }
 

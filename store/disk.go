@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// What a tier holds on disk. Without a WAL (see tier.go) the database is
+// its sstables plus a MANIFEST and an OPTIONS file, so what MaxBytes does
+// not count is:
+//
+//   - deleted data awaiting compaction: an evicted, expired or purged entry
+//     stays in its sstable until a compaction rewrites that file. reclaim
+//     bounds it: once the sstables hold more than reclaimSlack beyond the
+//     live bytes, the memtable is flushed (so the deletions reach disk) and
+//     the keyspace compacted, which rewrites the live bytes and deletes the
+//     old files. Eviction runs down to 95% of MaxBytes, so the directory
+//     stays near or below MaxBytes × 1.08 plus the fixed overhead; the price
+//     is write amplification (each reclaim rewrites the live bytes, after
+//     about an eighth of them were replaced).
+//   - bookkeeping: the access index (9 bytes + key + a 4-byte size per
+//     entry) and Pebble's block and filter overhead, a few per cent of
+//     small entries;
+//   - fixed overhead: the MANIFEST, rolled over at maxManifest (the
+//     previous one is kept until the next roll), and the OPTIONS file: at
+//     most about 2 × maxManifest + 8 KiB per tier (FixedOverhead). The
+//     reserve file beside the directory (tier.go) comes on top.
+//
+// Memtables are memory, not disk: without a WAL they cost nothing on disk.
+const (
+	// maxManifest rolls the MANIFEST over (Pebble's default is 128 MB, a
+	// fixed cost per tier larger than many budgets).
+	maxManifest = 1 << 20
+	// FixedOverhead bounds what a tier's directory holds beyond its live
+	// entries, their bookkeeping and reclaimable garbage: two MANIFESTs and
+	// the OPTIONS file.
+	FixedOverhead = 2*maxManifest + 8<<10
+	// reclaimMinSlack is garbage never worth a compaction.
+	reclaimMinSlack = 1 << 20
+	// reclaimEvery spaces reclaims out, so a tier being filled and evicted
+	// at a high rate does not compact back to back.
+	reclaimEvery = 2 * time.Second
+)
+
+// reclaimSlack is how much deleted data the sstables may hold beyond the
+// live bytes before reclaim compacts: an eighth of them, at least
+// reclaimMinSlack.
+func reclaimSlack(live int64) int64 { return max(live/8, reclaimMinSlack) }
+
+// reclaimSoon asks the sweeper to run and reclaim now (after a purge).
+func (t *engine) reclaimSoon() {
+	t.reclaimForce.Store(true)
+	t.wakeSweeper()
+}
+
+// diskBytes is what the database held on disk at the sweeper's last look
+// (every flushEvery, and after each reclaim), by Pebble's accounting. It is
+// kept rather than asked for, because Stats must never wait on Pebble's
+// locks (a database Pebble gave up on holds them forever; see pebbleLogger).
+func (t *engine) diskBytes() int64 { return t.disk.Load() }
+
+// measureDisk updates diskBytes.
+func (t *engine) measureDisk() {
+	if err := t.enter(); err != nil {
+		return
+	}
+	defer t.leave()
+	t.disk.Store(int64(t.db.Metrics().DiskSpaceUsage()))
+}
+
+// reclaim gives the space of deleted entries back to the file system when
+// the sstables hold more than reclaimSlack beyond the live bytes (see the
+// top of this file). It runs on the sweeper, at most once per reclaimEvery
+// unless a purge asked for it, and only when the file system has room for
+// the rewrite (above the reserve, and free space for the live bytes).
+func (t *engine) reclaim(force bool) {
+	force = t.reclaimForce.Swap(false) || force
+	t.reclaimMu.Lock()
+	defer t.reclaimMu.Unlock()
+	defer t.measureDisk()
+	if !force && time.Since(t.lastReclaim) < reclaimEvery {
+		return
+	}
+	if !t.hooks.canFlush() {
+		return
+	}
+	if err := t.enter(); err != nil {
+		return
+	}
+	defer t.leave()
+	live := t.bytes.Load()
+	m := t.db.Metrics()
+	tables := int64(m.Table.Local.LiveSize + m.Table.Local.ObsoleteSize + m.Table.Local.ZombieSize)
+	garbage := tables + int64(m.MemTable.Size) - live
+	if t.dirty.Load() {
+		// Deletions in the memtable have not reached the tables yet.
+		garbage = tables - live
+	}
+	if garbage <= reclaimSlack(live) {
+		return
+	}
+	if free := t.hooks.freeBytes(); free >= 0 && free < live+t.hooks.reserve() {
+		return // no room to rewrite: MinFree's shedding takes over
+	}
+	t.lastReclaim = time.Now()
+	t.dirty.Store(false)
+	if err := t.db.Flush(); err != nil {
+		t.dirty.Store(true)
+		_ = t.pebbleErr("flush", err)
+		return
+	}
+	if err := t.db.Compact(context.Background(), rangeStart, rangeEnd, false); err != nil {
+		_ = t.pebbleErr("compact", err)
+		return
+	}
+	t.reclaims.Add(1)
+}
+
+// freeBytes is the cache file system's free space at the Tier's last
+// statfs; -1 when unknown (no Tier: tests of the keyspace).
+func (h *hooks) freeBytes() int64 {
+	if h == nil || h.t == nil {
+		return -1
+	}
+	return h.t.free.Load()
+}
