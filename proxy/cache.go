@@ -21,6 +21,7 @@ import (
 type Store interface {
 	Get(key []byte) (store.Entry, error)
 	GetAppend(key, dst []byte) (store.Entry, []byte, error)
+	Lookup(key []byte) (store.Entry, error)
 	Put(key []byte, e store.Entry) (store.Entry, error)
 	Refresh(key []byte, storedAt time.Time) error
 	Touch(key []byte) error
@@ -288,7 +289,8 @@ func (p *Proxy) fill(t *tier, key []byte, render func(context.Context) (store.En
 		ch := p.flight.DoChan(k, func() (any, error) {
 			defer p.waits.done(k, fc)
 			if t.cfg.Store != nil {
-				if e, err := t.cfg.Store.Get(key); err == nil {
+				// Lookup: this request's miss was counted by its first look.
+				if e, err := t.cfg.Store.Lookup(key); err == nil {
 					return flightResult{e, mine, false}, nil
 				}
 			}
