@@ -90,7 +90,9 @@ func (t *engine) reclaim(force bool) {
 	defer t.leave()
 	live := t.bytes.Load()
 	m := t.db.Metrics()
-	tables := int64(m.Table.Local.LiveSize + m.Table.Local.ObsoleteSize + m.Table.Local.ZombieSize)
+	// Only the current version's tables: obsolete ones are already being
+	// deleted in the background, and a compaction would not speed that up.
+	tables := int64(m.Table.Local.LiveSize)
 	garbage := tables + int64(m.MemTable.Size) - live
 	if t.dirty.Load() {
 		// Deletions in the memtable have not reached the tables yet.
