@@ -16,13 +16,19 @@
 //     followed by the source identity and the body; see format.go. Get verifies both checksums on
 //     every read; a value that fails is deleted, counted in Stats.Corrupt and
 //     reported as a miss, never served.
-//   - Beside each entry ("e"+key) the access index ("a"+bucket+key) orders
-//     entries by last access. A background sweeper drops entries not read
-//     for Config.Retention, then the least recently read ones while the tier
-//     holds more than Config.MaxBytes, down to 95% of it. It works in small
-//     batches and never blocks reads.
-//   - A hit rewrites the header and index (one batch) only when its access
-//     bucket is older than Config.TouchEvery, so ordinary hits never write.
+//   - The eviction order is S3-FIFO, held in memory (policy.go): a hit sets
+//     a counter there and writes nothing to disk. Beside each entry
+//     ("e"+key) an access-index key ("a"+bucket+key, its value the entry's
+//     size) records its last access as far as the disk knows: written by
+//     Put, and moved by the sweeper, in batches, for entries read since
+//     (at most once per Config.TouchEvery each, index key only, never the
+//     value). Open rebuilds the order from the index.
+//   - A background sweeper drops entries not read for Config.Retention,
+//     then evicts in the policy's order while the tier holds more than
+//     Config.MaxBytes, down to 95% of it, and compacts away what it deleted
+//     once that passes an eighth of the live bytes (disk.go), so the
+//     directory tracks the budget. It works in small batches and never
+//     blocks reads.
 //   - Live bytes and entries are kept in a merge-operator counter written in
 //     the same batch as each change, so Open reads two numbers instead of
 //     scanning, and a crash can never separate an entry from its accounting.
@@ -36,7 +42,9 @@
 //     the tier serves uncached (ErrUnavailable) and recovers by itself.
 //     Pebble is never driven into its fatal paths; see tier.go for how.
 //
-// Time has a granularity of one second throughout (access buckets, expiry).
+// Retention's clock has a granularity of one second (access buckets,
+// expiry); the eviction order has none: it is the order of the policy's
+// queues, exact to the event.
 package store
 
 import (
@@ -109,19 +117,21 @@ type Config struct {
 	Dir string
 	// MaxBytes is the byte budget for live entries, counted as
 	// len(key) + len(stored value) (header + content type + body) per entry.
-	// When exceeded, the least recently read entries are evicted down to 95%
-	// of it. Zero means unlimited. Disk use is somewhat higher: the access
-	// index (9 bytes + key per entry), Pebble's metadata, and space held by
-	// deleted or overwritten values until compaction reclaims it.
+	// When exceeded, entries are evicted in the policy's order (S3-FIFO)
+	// down to 95% of it. Zero means unlimited. The directory holds a little
+	// more: the access index (13 bytes + key per entry), Pebble's block
+	// overhead, deleted data until reclaim compacts it (at most an eighth of
+	// the live bytes), and FixedOverhead; see disk.go.
 	MaxBytes int64
 	// Retention drops entries not read for this long (a sliding window: a
 	// read pushes it back). Zero keeps entries until evicted by MaxBytes.
 	Retention time.Duration
-	// TouchEvery: a hit rewrites an entry's access time only when the stored
-	// one is older than this, so ordinary hits never write. Zero means
-	// Retention/16, or one hour when Retention is zero. It must be less than
-	// Retention. Because access times are stale by up to TouchEvery, an
-	// entry read steadily may expire up to TouchEvery before Retention.
+	// TouchEvery: hits write nothing; the sweeper moves an entry's index key
+	// to its last read (index key only, never the value) once that read is
+	// TouchEvery past the bucket on disk. Zero means Retention/16, or one
+	// hour when Retention is zero. It must be less than Retention. Reads
+	// newer than the last checkpoint are lost by a restart, so an entry read
+	// steadily may expire up to TouchEvery early after one.
 	TouchEvery time.Duration
 	// SweepEvery is how often the background sweeper looks for expired
 	// entries and checks the budget. Zero means 10s. A Put that takes the
@@ -350,8 +360,9 @@ type engine struct {
 }
 
 // openEngine opens (creating if needed) the Pebble database in cfg.Dir,
-// whose fields are already defaulted. It does not scan the store: start-up
-// costs the same for ten entries or ten million. h connects the engine to
+// whose fields are already defaulted. It reads no values: the counters,
+// and the access index's keys and sizes to rebuild the eviction order
+// (rebuild). h connects the engine to
 // its Tier; nil means no Tier (tests of the keyspace).
 func openEngine(cfg Config, h *hooks) (*engine, error) {
 	if h == nil {
