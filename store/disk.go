@@ -75,7 +75,7 @@ func (t *engine) measureDisk() {
 // the rewrite (above the reserve, and free space for the live bytes).
 func (t *engine) reclaim(force bool) {
 	force = t.reclaimForce.Swap(false) || force
-	t.reclaimMu.Lock()
+	t.reclaimMu.Lock() // protects lastReclaim and reclaimFloor
 	defer t.reclaimMu.Unlock()
 	defer t.measureDisk()
 	if !force && time.Since(t.lastReclaim) < reclaimEvery {
@@ -93,29 +93,33 @@ func (t *engine) reclaim(force bool) {
 	// Only the current version's tables: obsolete ones are already being
 	// deleted in the background, and a compaction would not speed that up.
 	tables := int64(m.Table.Local.LiveSize)
-	garbage := tables + int64(m.MemTable.Size) - live
-	if t.dirty.Load() {
-		// Deletions in the memtable have not reached the tables yet.
-		garbage = tables - live
-	}
-	if garbage <= reclaimSlack(live) {
+	// Deletions still in the memtable count as garbage already: the flush
+	// below takes them to the tables.
+	garbage := tables - live
+	// floor is what the last reclaim could not remove (block and index
+	// overhead, tombstones Pebble keeps): compacting for it again would
+	// rewrite the tier every reclaimEvery for nothing.
+	if garbage-t.reclaimFloor <= reclaimSlack(live) {
 		return
 	}
 	if free := t.hooks.freeBytes(); free >= 0 && free < live+t.hooks.reserve() {
 		return // no room to rewrite: MinFree's shedding takes over
 	}
 	t.lastReclaim = time.Now()
-	t.dirty.Store(false)
-	if err := t.db.Flush(); err != nil {
-		t.dirty.Store(true)
-		_ = t.pebbleErr("flush", err)
-		return
+	if t.dirty.Swap(false) {
+		if err := t.db.Flush(); err != nil {
+			t.dirty.Store(true)
+			_ = t.pebbleErr("flush", err)
+			return
+		}
 	}
 	if err := t.db.Compact(context.Background(), rangeStart, rangeEnd, false); err != nil {
 		_ = t.pebbleErr("compact", err)
 		return
 	}
 	t.reclaims.Add(1)
+	m = t.db.Metrics()
+	t.reclaimFloor = max(int64(m.Table.Local.LiveSize)-t.bytes.Load(), 0)
 }
 
 // freeBytes is the cache file system's free space at the Tier's last
