@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"time"
 )
 
@@ -113,13 +115,46 @@ func (t *engine) reclaim(force bool) {
 			return
 		}
 	}
-	if err := t.db.Compact(context.Background(), rangeStart, rangeEnd, false); err != nil {
-		_ = t.pebbleErr("compact", err)
-		return
+	for _, r := range t.reclaimRanges() {
+		if err := t.db.Compact(context.Background(), r[0], r[1], false); err != nil {
+			_ = t.pebbleErr("compact", err)
+			return
+		}
 	}
 	t.reclaims.Add(1)
 	m = t.db.Metrics()
 	t.reclaimFloor = max(int64(m.Table.Local.LiveSize)-t.bytes.Load(), 0)
+}
+
+// reclaimPieces is how many pieces reclaim compacts the entry space in, one
+// after the other: a compaction writes its outputs before deleting its
+// inputs, so compacting the whole keyspace at once would briefly hold it
+// twice; in pieces the transient is about a piece.
+const reclaimPieces = 8
+
+// reclaimRanges splits the keyspace for reclaim: the access index, then the
+// entry space cut at keys sampled from the policy (Go's map order is
+// random enough for a sample).
+func (t *engine) reclaimRanges() [][2][]byte {
+	ranges := [][2][]byte{{rangeStart, []byte{spaceAccess + 1}}}
+	var cuts [][]byte
+	t.polMu.Lock()
+	for k := range t.pol.nodes {
+		if len(cuts) == reclaimPieces-1 {
+			break
+		}
+		cuts = append(cuts, appendEntryKey(nil, []byte(k)))
+	}
+	t.polMu.Unlock()
+	slices.SortFunc(cuts, bytes.Compare)
+	lo := []byte{spaceEntry}
+	for _, c := range cuts {
+		if bytes.Compare(c, lo) > 0 {
+			ranges = append(ranges, [2][]byte{lo, c})
+			lo = c
+		}
+	}
+	return append(ranges, [2][]byte{lo, rangeEnd})
 }
 
 // freeBytes is the cache file system's free space at the Tier's last
