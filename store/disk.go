@@ -16,7 +16,7 @@ import (
 //     bounds it: once the sstables hold more than reclaimSlack beyond the
 //     live bytes, the memtable is flushed (so the deletions reach disk) and
 //     the keyspace compacted, which rewrites the live bytes and deletes the
-//     old files. Eviction runs down to 95% of MaxBytes, so the directory
+//     old files. Eviction runs down to 99% of MaxBytes, so the directory
 //     stays near or below MaxBytes × 1.08 plus the fixed overhead; the price
 //     is write amplification (each reclaim rewrites the live bytes, after
 //     about an eighth of them were replaced).

@@ -147,7 +147,7 @@ func TestOrderSurvivesRestart(t *testing.T) {
 	if err := tier.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg.MaxBytes = 6 * entrySize // down to 95 %: 5 entries stay
+	cfg.MaxBytes = 6 * entrySize // down to 99 %: 5 entries stay
 	tier = openMem(t, cfg, clk)
 	checkAccounting(t, tier)
 	if err := tier.sweep(); err != nil {

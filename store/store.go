@@ -25,7 +25,7 @@
 //     value). Open rebuilds the order from the index.
 //   - A background sweeper drops entries not read for Config.Retention,
 //     then evicts in the policy's order while the tier holds more than
-//     Config.MaxBytes, down to 95% of it, and compacts away what it deleted
+//     Config.MaxBytes, down to 99% of it, and compacts away what it deleted
 //     once that passes an eighth of the live bytes (disk.go), so the
 //     directory tracks the budget. It works in small batches and never
 //     blocks reads.
@@ -107,8 +107,11 @@ const (
 )
 
 // lowWaterPercent is how far below MaxBytes budget eviction goes, so that
-// every Put at the limit does not start another eviction round.
-const lowWaterPercent = 95
+// every Put at the limit does not start another eviction round. 99: with the
+// policy in memory a round costs little, and every per cent left unused is
+// hit ratio lost (95 cost 1.7 points at half the payload on the viewer
+// trace).
+const lowWaterPercent = 99
 
 // Config configures a Tier. The zero value of every field but Dir is usable.
 type Config struct {
@@ -118,7 +121,7 @@ type Config struct {
 	// MaxBytes is the byte budget for live entries, counted as
 	// len(key) + len(stored value) (header + content type + body) per entry.
 	// When exceeded, entries are evicted in the policy's order (S3-FIFO)
-	// down to 95% of it. Zero means unlimited. The directory holds a little
+	// down to 99% of it. Zero means unlimited. The directory holds a little
 	// more: the access index (13 bytes + key per entry), Pebble's block
 	// overhead, deleted data until reclaim compacts it (at most an eighth of
 	// the live bytes), and FixedOverhead; see disk.go.

@@ -491,7 +491,7 @@ func TestBudgetEvictsLeastRecentlyRead(t *testing.T) {
 	clk := newClock()
 	const size = 1000
 	entrySize := int64(1 + valueLen("image/jpeg", make([]byte, size))) // keys are one byte
-	// Room for 10 entries; eviction goes down to 95%, i.e. 9 of them.
+	// Room for 10 entries; eviction goes down to 99%, i.e. 9 of them.
 	tier := openMem(t, Config{MaxBytes: 10 * entrySize, TouchEvery: time.Second}, clk)
 	for _, k := range "abcdefghij" {
 		mustPut(t, tier, string(k), jpeg(size, byte(k)))

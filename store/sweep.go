@@ -54,7 +54,7 @@ func (t *engine) sweeper() {
 // sweep makes one pass: it writes the index keys of entries read since
 // their last checkpoint (see policy), drops entries not read for Retention,
 // then, while Bytes exceeds MaxBytes, evicts in the policy's order until
-// Bytes is at most 95% of MaxBytes, and finally gives the space of what it
+// Bytes is at most 99% of MaxBytes, and finally gives the space of what it
 // removed back to the file system (reclaim). It returns early on Close.
 func (t *engine) sweep() error {
 	t.sweepMu.Lock()
