@@ -255,7 +255,7 @@ type Stats struct {
 	Hits    uint64 // Gets that returned an entry
 	Misses  uint64 // Gets that returned ErrNotFound (absent, expired or corrupt)
 	Puts    uint64 // entries stored
-	Touches uint64 // access-time rewrites (lazy on Get, Touch, Refresh)
+	Touches uint64 // access-index keys written for reads: the sweeper's checkpoints and Refresh (hits write nothing)
 	Evicted uint64 // entries dropped to stay within MaxBytes (eviction cause "budget")
 	Expired uint64 // entries dropped for not being read within Retention ("retention")
 	Corrupt uint64 // values that failed verification and were dropped ("corrupt")

@@ -33,8 +33,8 @@ import (
 //   - Headroom, as nginx's proxy_cache_path min_free: a supervisor
 //     goroutine per tier reads the file system's free space (statfs) every
 //     second and after every few megabytes written. Below MinFree the tier
-//     is "full": Puts and access-time touches are refused, the least
-//     recently read entries are evicted and their space compacted away,
+//     is "full": Puts and access-index checkpoints are refused, entries
+//     are evicted in the policy's order and their space compacted away,
 //     until the free space is back above MinFree plus a tenth (so the state
 //     does not flap). Below the much smaller reserve (MinFree/4, 64 KiB to
 //     16 MiB) faultFS refuses to create sstables, so Pebble's flushes and
@@ -651,7 +651,7 @@ func (t *Tier) supervise() {
 	}
 }
 
-// shed evicts, from a tier below MinFree, the least recently read entries
+// shed evicts, from a tier below MinFree, entries (in the policy's order)
 // worth the missing space (at least a fiftieth of the tier), at most every
 // shedEvery, and lets compaction give the space back (engine.shed). Every
 // tier on the file system does the same, each giving back what it can.
