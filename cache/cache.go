@@ -41,6 +41,9 @@ import (
 type Store interface {
 	Get(key []byte) (store.Entry, error)
 	GetAppend(key, dst []byte) (store.Entry, []byte, error)
+	// Lookup is Get without counting a miss: the fill's second look, whose
+	// request already counted its miss at the first.
+	Lookup(key []byte) (store.Entry, error)
 	Put(key []byte, e store.Entry) (store.Entry, error)
 	Refresh(key []byte, storedAt time.Time) error
 	Touch(key []byte) error

@@ -103,8 +103,8 @@ func adminError(ctx *fasthttp.RequestCtx, code int, msg string) {
 // TierStats are one tier's counters. Every request that reaches a tier
 // counts once in MemoryHits, DiskHits, Misses or Collapsed, so HitRatio is
 // (MemoryHits+DiskHits) / all four. The store's own counters (Store) count
-// its Gets, which a miss makes twice (the lookup and the flight's second
-// look): read hit ratios here, not there.
+// its lookups: one per request that reached the disk (the flight's second
+// look does not count a miss again), so Store.HitRatio is the disk's.
 type TierStats struct {
 	Cached        bool         `json:"cached"`
 	Memory        int          `json:"memoryEntries"`
