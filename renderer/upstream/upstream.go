@@ -65,8 +65,9 @@ type Config struct {
 	// MaxConns bounds the connections open to the upstream at once; more
 	// requests wait for one (until their context ends). Zero means 64.
 	MaxConns int
-	// NotFoundTTL is how long a 404 is remembered. Zero means 10s; negative
-	// means never remembered.
+	// NotFoundTTL is how long a 404 is remembered, and an info.json
+	// answered 5xx or unusable (while the upstream is up). Zero means 10s;
+	// negative means never remembered.
 	NotFoundTTL time.Duration
 	// MaxBodyBytes bounds a response body read from the upstream; a larger
 	// one fails as unavailable. Zero means 256 MB.
