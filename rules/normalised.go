@@ -57,8 +57,11 @@ const unknownSide = MaxDimension + 1
 // naming the size.
 func (r Request) Bound(lim Limits) (Resolved, error) {
 	if r.Region.Kind == RegionPixels {
+		// No image is larger than MaxDimension: a region beyond it is
+		// outside every image, and Resolve says so.
 		g := r.Region
-		res, err := r.Resolve(ImageInfo{Width: int(g.X + g.W), Height: int(g.Y + g.H)}, lim)
+		w, h := min(g.X+g.W, MaxDimension), min(g.Y+g.H, MaxDimension)
+		res, err := r.Resolve(ImageInfo{Width: max(int(w), 1), Height: max(int(h), 1)}, lim)
 		res.Full = false
 		return res, err
 	}
