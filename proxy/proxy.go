@@ -510,7 +510,9 @@ func (p *Proxy) image(ctx *fasthttp.RequestCtx, req rules.Request) {
 func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 	src, err := p.cache.Source(ctx, req.ID)
 	if err != nil {
-		p.fail(ctx, err)
+		if !p.unsized(ctx, req, err) {
+			p.fail(ctx, err)
+		}
 		return true
 	}
 	res, err := req.Resolve(rules.ImageInfo{Width: src.Width, Height: src.Height}, p.r.Limits())

@@ -151,8 +151,9 @@ type Config struct {
 	// Default 64.
 	UpstreamMaxConns int
 	// UpstreamNotFoundTTL is how long the upstream's 404 for an identifier
-	// is remembered, so requests for missing images do not each reach it.
-	// Default "10s"; "0s" means not at all.
+	// is remembered, so requests for missing images do not each reach it;
+	// likewise an info.json it answers 5xx or unusable. Default "10s";
+	// "0s" means not at all.
 	UpstreamNotFoundTTL Duration
 	// TrustedProxies are the addresses or networks ("10.0.0.0/8",
 	// "127.0.0.1") whose X-Forwarded-Proto and X-Forwarded-Host are
