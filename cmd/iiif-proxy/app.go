@@ -155,6 +155,7 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 		TrustedProxies:       trusted,
 		StaleWhileRevalidate: cfg.StaleWhileRevalidate.Std(),
 		WebPath:              cfg.IIIFWebPath,
+		Unversioned:          rules.Version(cfg.UnversionedVersion),
 		BaseURL:              cfg.IIIFBaseURL,
 		RenderTimeout:        cfg.RenderTimeout.Std(),
 		RenderWait:           cfg.RenderWait.Std(),
@@ -233,7 +234,8 @@ func (a *App) Run(ctx context.Context) error {
 		go func() { errc <- s.Serve(lns[i]) }()
 	}
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
-		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json")
+		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json",
+		"unversioned", a.cfg.UnversionedVersion)
 	for done := false; !done; {
 		select {
 		case err := <-errc:

@@ -42,6 +42,11 @@ type Config struct {
 	// IIIFWebPath is the path prefix of the IIIF service (RAIS). Default
 	// "/iiif": 3.0 at /iiif/3/{id}/…, 2.1 at /iiif/2/{id}/….
 	IIIFWebPath string
+	// UnversionedVersion is the IIIF Image API version that URLs without a
+	// version segment speak ({IIIFWebPath}/{id}/…, RAIS's own form, which
+	// every manifest a RAIS site published points at): 2 (2.1, as RAIS),
+	// 3, or 0 to serve only /2/ and /3/. Default 2.
+	UnversionedVersion int
 	// IIIFBaseURL is the public scheme://host[:port] for ids in info.json
 	// and Link headers (RAIS). Empty: taken from each request.
 	IIIFBaseURL string
@@ -208,6 +213,7 @@ func Default() Config {
 		AdminAddress:           "127.0.0.1:12416",
 		LogLevel:               "INFO",
 		IIIFWebPath:            "/iiif",
+		UnversionedVersion:     2,
 		InfoCacheLen:           10000,
 		TileCacheLen:           1000,
 		JPGQuality:             75,
@@ -508,7 +514,7 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
 // flagNames are RAIS's command-line flags and ours, by key.
 var flagNames = map[string]string{
 	"Address": "address", "AdminAddress": "admin-address", "LogLevel": "log-level", "TilePath": "tile-path",
-	"IIIFWebPath": "iiif-web-path", "IIIFBaseURL": "iiif-base-url", "InfoCacheLen": "iiif-info-cache-size",
+	"IIIFWebPath": "iiif-web-path", "UnversionedVersion": "unversioned-version", "IIIFBaseURL": "iiif-base-url", "InfoCacheLen": "iiif-info-cache-size",
 	"TileCacheLen": "tile-cache-size", "JPGQuality": "jpg-quality", "ImageMaxArea": "image-max-area",
 	"ImageMaxWidth": "image-max-width", "ImageMaxHeight": "image-max-height", "MaxSourcePixels": "max-source-pixels",
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
@@ -699,6 +705,9 @@ func (c *Config) validate() []error {
 	}
 	if !strings.HasPrefix(c.IIIFWebPath, "/") {
 		errs = append(errs, fmt.Errorf("IIIFWebPath: %q must start with /", c.IIIFWebPath))
+	}
+	if c.UnversionedVersion != 0 && c.UnversionedVersion != 2 && c.UnversionedVersion != 3 {
+		errs = append(errs, fmt.Errorf("UnversionedVersion: %d must be 2, 3 or 0 (no unversioned URLs)", c.UnversionedVersion))
 	}
 	if c.IIIFBaseURL != "" && !strings.HasPrefix(c.IIIFBaseURL, "http://") && !strings.HasPrefix(c.IIIFBaseURL, "https://") {
 		errs = append(errs, fmt.Errorf("IIIFBaseURL: %q must start with http:// or https://", c.IIIFBaseURL))

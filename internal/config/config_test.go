@@ -306,3 +306,20 @@ func TestSidecarKeys(t *testing.T) {
 		t.Errorf("no TilePath and no Upstream: %v", err)
 	}
 }
+
+func TestUnversionedVersion(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, err := Load("", []string{"RAIS_TILEPATH=" + dir}, nil)
+	if err != nil || cfg.UnversionedVersion != 2 {
+		t.Fatalf("default %d, %v; want 2 (RAIS speaks 2.1 there)", cfg.UnversionedVersion, err)
+	}
+	for _, v := range []string{"0", "3"} {
+		if _, _, err := Load("", []string{"RAIS_TILEPATH=" + dir}, []string{"-unversioned-version", v}); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+	_, _, err = Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_UNVERSIONEDVERSION=1"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "UnversionedVersion: 1 must be 2, 3 or 0") {
+		t.Errorf("version 1: %v", err)
+	}
+}
