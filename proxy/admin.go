@@ -24,10 +24,11 @@ import (
 //	DELETE /cache                purge everything
 //
 // POST is accepted wherever DELETE is. With a token configured, every
-// request needs "Authorization: Bearer {token}" (see auth.go).
+// request needs "Authorization: Bearer {token}" (see auth.go); without one,
+// a listener beyond loopback serves GET only (Config.AdminPublic).
 
 // AdminServer returns a fasthttp server for the admin endpoints; token ""
-// means no authentication (the caller keeps that to loopback listeners).
+// means no authentication, and no purges where Config.AdminPublic.
 // SetAdminToken changes the token while it serves.
 func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	p.SetAdminToken(token)

@@ -108,6 +108,14 @@ type Config struct {
 	// Nil means no image is protected.
 	Signer *Signer
 
+	// AdminPublic says the admin listener is reachable beyond loopback
+	// (RAIS's default AdminAddress ":12416"). Without a token, such a
+	// listener serves its reads (GET /metrics, GET /stats) to anyone, as
+	// RAIS does, and refuses purges with 403 until a token is set: reading
+	// counters harms nobody, emptying the cache does. False (loopback) with
+	// no token lets every admin request in.
+	AdminPublic bool
+
 	// Logger receives request logs; the level follows the status. Nil means
 	// slog.Default().
 	Logger *slog.Logger

@@ -155,6 +155,7 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 		TrustedProxies:       trusted,
 		StaleWhileRevalidate: cfg.StaleWhileRevalidate.Std(),
 		WebPath:              cfg.IIIFWebPath,
+		AdminPublic:          cfg.AdminAddress != "" && !config.Loopback(cfg.AdminAddress),
 		Unversioned:          rules.Version(cfg.UnversionedVersion),
 		BaseURL:              cfg.IIIFBaseURL,
 		RenderTimeout:        cfg.RenderTimeout.Std(),

@@ -139,11 +139,19 @@ Formats = ["bmp"]
 [Tiers.Info]
 MaxSize = 10
 `)
-	_, _, err = Load(f, nil, nil)
-	for _, want := range []string{"AdminToken", "Tiers.Thumbnail.Formats", "Tiers.Info"} {
+	_, warns, err := Load(f, nil, nil)
+	for _, want := range []string{"Tiers.Thumbnail.Formats", "Tiers.Info"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
+	}
+	// A public admin listener without a token starts (as RAIS's does),
+	// with a warning that says what it serves and what it refuses.
+	if strings.Contains(err.Error(), "AdminToken") {
+		t.Errorf("a missing token on a public admin listener is an error: %v", err)
+	}
+	if w := strings.Join(warns, "\n"); !strings.Contains(w, `AdminAddress "0.0.0.0:12416" is not loopback`) || !strings.Contains(w, "purges are refused") {
+		t.Errorf("no warning about the public admin listener: %q", w)
 	}
 }
 
