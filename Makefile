@@ -7,6 +7,11 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 SAMPLES ?= samples
+# The version and commit -version prints, stamped into the binary; a plain
+# `go build` says "devel".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Debian packages the build and tests need: libvips (with its headers, for cgo;
 # liblcms2-dev comes with it), pkg-config to find it, and colord-data's ICC
 # profiles (sRGB, Adobe RGB 1998) for the colour tests.
@@ -29,7 +34,7 @@ deps:
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 at /usr/local/go"; exit 1; }
 
 build: deps
-	$(GO) build -o iiif-proxy ./cmd/iiif-proxy
+	$(GO) build -ldflags "$(LDFLAGS)" -o iiif-proxy ./cmd/iiif-proxy
 
 samples: build
 	./iiif-proxy samples -dir $(SAMPLES)

@@ -574,11 +574,11 @@ func flagSet(cfg *Config, help bool) *flag.FlagSet {
 		if !ok {
 			name = strings.ToLower(strings.Join(f.path, "-"))
 		}
-		usage := ""
+		text := ""
 		if help {
-			usage = fmt.Sprintf("%s (env %s)", key, envName(f.path))
+			text = usage(f.path)
 		}
-		fset.Var(flagValue{f.v}, name, usage)
+		fset.Var(flagValue{f.v}, name, text)
 	}
 	return fset
 }

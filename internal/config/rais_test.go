@@ -1,6 +1,8 @@
 package config
 
 import (
+	"flag"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -134,5 +136,20 @@ func TestEveryKindOfProblemIsListed(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("the error:\n%s", msg)
+	}
+}
+
+// TestEveryFlagHasAUsage: -help says a sentence for every key, never just
+// its name.
+func TestEveryFlagHasAUsage(t *testing.T) {
+	Flags().VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(f.Usage, ". (") && f.Name != "config" {
+			t.Errorf("-%s: usage %q is no sentence", f.Name, f.Usage)
+		}
+	})
+	for k := range usages {
+		if _, ok := reflect.TypeFor[Config]().FieldByName(k); !ok {
+			t.Errorf("usage for %s, which is no key", k)
+		}
 	}
 }
