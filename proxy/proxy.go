@@ -108,6 +108,9 @@ type Config struct {
 	// Nil means no image is protected.
 	Signer *Signer
 
+	// AccessLog configures the access log: one line per request.
+	AccessLog AccessLogConfig
+
 	// AdminPublic says the admin listener is reachable beyond loopback
 	// (RAIS's default AdminAddress ":12416"). Without a token, such a
 	// listener serves its reads (GET /metrics, GET /stats) to anyone, as
@@ -116,8 +119,8 @@ type Config struct {
 	// no token lets every admin request in.
 	AdminPublic bool
 
-	// Logger receives request logs; the level follows the status. Nil means
-	// slog.Default().
+	// Logger receives the access log (accesslog.go) and every other
+	// message; the level follows the status. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -135,6 +138,7 @@ type Proxy struct {
 	// adminToken is the admin bearer token, live; authFails limits failures.
 	adminToken atomic.Pointer[string]
 	authFails  *failLimiter
+	access     *accessLog
 }
 
 // New returns a Proxy.
@@ -170,6 +174,7 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	p.signer.Store(cfg.Signer)
 	p.SetAdminToken("")
 	p.authFails = newFailLimiter()
+	p.access = newAccessLog(cfg.AccessLog)
 	p.metrics = newMetrics(p.cache, r, &p.budget)
 	return p, nil
 }
@@ -672,33 +677,6 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, err error) {
 }
 
 const errKey = "iiif-proxy.err"
-
-func (p *Proxy) logRequest(ctx *fasthttp.RequestCtx, start time.Time) {
-	code := ctx.Response.StatusCode()
-	level := slog.LevelDebug
-	switch {
-	case code >= 500:
-		level = slog.LevelError
-	case code == fasthttp.StatusUnprocessableEntity:
-		level = slog.LevelWarn
-	case code >= 400:
-		level = slog.LevelInfo
-	}
-	if !p.log.Enabled(context.Background(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("method", string(ctx.Method())),
-		slog.String("path", string(ctx.URI().PathOriginal())),
-		slog.Int("status", code),
-		slog.Int("bytes", bodyLen(&ctx.Response)),
-		slog.Duration("took", time.Since(start)),
-	}
-	if err, ok := ctx.UserValue(errKey).(error); ok {
-		attrs = append(attrs, slog.String("error", err.Error()))
-	}
-	p.log.LogAttrs(context.Background(), level, "request", attrs...)
-}
 
 // bodyLen is the response body's length. Body() would drain a body stream
 // (and release its budget before it is written), so streams answer by their

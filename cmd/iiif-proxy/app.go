@@ -148,6 +148,15 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 	return a, nil
 }
 
+// errorRate maps AccessLogErrorRate (0: no bound) onto the proxy's
+// ErrorLinesPerSecond (0: its default, negative: no bound).
+func errorRate(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // proxyConfig maps cfg onto the proxy's Config, without stores or signer.
 func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 	trusted, _ := cfg.TrustedPrefixes() // validated with the rest
@@ -155,6 +164,7 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 		TrustedProxies:       trusted,
 		StaleWhileRevalidate: cfg.StaleWhileRevalidate.Std(),
 		WebPath:              cfg.IIIFWebPath,
+		AccessLog:            proxy.AccessLogConfig{Off: !cfg.AccessLog, ErrorLinesPerSecond: errorRate(cfg.AccessLogErrorRate)},
 		AdminPublic:          cfg.AdminAddress != "" && !config.Loopback(cfg.AdminAddress),
 		Unversioned:          rules.Version(cfg.UnversionedVersion),
 		BaseURL:              cfg.IIIFBaseURL,

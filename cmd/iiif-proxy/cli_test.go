@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // run runs the test binary (a plain go build) with args and returns its
@@ -88,5 +91,34 @@ func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {
 	}
 	if _, errOut, code := runBinary(t, binary, "stats", "-tier", "info"); code != 2 || !strings.Contains(errOut, "-tier") {
 		t.Errorf("stats -tier: exit %d, %q", code, errOut)
+	}
+}
+
+// TestJSONAccessLog: LogFormat = "json" makes every line one JSON object,
+// the access log's included.
+func TestJSONAccessLog(t *testing.T) {
+	c := start(t, "RAIS_TILEPATH="+t.TempDir(), "RAIS_LOGFORMAT=json")
+	resp, err := http.Get("http://" + c.addr + "/iiif/missing.tif/info.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-c.lines:
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+			if m["msg"] == "access" {
+				if m["status"] != float64(404) || m["path"] != "/iiif/missing.tif/info.json" || m["client"] != "127.0.0.1" {
+					t.Errorf("access line %v", m)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no access line within 10s")
+		}
 	}
 }

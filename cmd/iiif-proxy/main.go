@@ -67,7 +67,7 @@ func run(args []string) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	cfg, warnings, err := config.Load(file, os.Environ(), rest)
-	logger, level := newLogger(cfg.LogLevel)
+	logger, level := newLogger(cfg.LogLevel, cfg.LogFormat)
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
@@ -108,11 +108,16 @@ func orNone(file string) string {
 	return file
 }
 
-// newLogger logs to stderr at level; the returned LevelVar changes it live.
-func newLogger(level string) (*slog.Logger, *slog.LevelVar) {
+// newLogger logs to stderr at level, as text or JSON (LogFormat); the
+// returned LevelVar changes the level live.
+func newLogger(level, format string) (*slog.Logger, *slog.LevelVar) {
 	lv := new(slog.LevelVar)
 	lv.Set(logLevel(level))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), lv
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv
 }
 
 // newFlagSet is a FlagSet for a subcommand that prints its own usage.

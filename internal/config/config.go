@@ -32,6 +32,18 @@ type Config struct {
 	// "127.0.0.1:12416" (RAIS listens on all interfaces; we keep admin on
 	// loopback unless told otherwise).
 	AdminAddress string
+	// LogFormat is the log's format: "text" (key=value lines) or "json"
+	// (one object a line, for a log collector). Default "text".
+	LogFormat string
+	// AccessLog logs one INFO line per request (client, method, path,
+	// status, bytes, duration, cache status, tier). Default true; false
+	// keeps only the lines of requests that failed (status 400 or more).
+	AccessLog bool
+	// AccessLogErrorRate is the most access-log lines per second for
+	// requests that failed, so that a flood of 404s cannot fill the disk;
+	// past it lines are dropped and the next one logged counts them
+	// ("suppressed"). Default 100; 0 means no bound.
+	AccessLogErrorRate int
 	// LogLevel is DEBUG, INFO, WARN, ERROR or CRIT (RAIS). Default "INFO".
 	LogLevel string
 	// TilePath is the directory of source images (RAIS). Required; the
@@ -218,6 +230,9 @@ func Default() Config {
 		Address:                ":12415",
 		AdminAddress:           "127.0.0.1:12416",
 		LogLevel:               "INFO",
+		LogFormat:              "text",
+		AccessLog:              true,
+		AccessLogErrorRate:     100,
 		IIIFWebPath:            "/iiif",
 		UnversionedVersion:     2,
 		InfoCacheLen:           10000,
@@ -539,7 +554,8 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
 
 // flagNames are RAIS's command-line flags and ours, by key.
 var flagNames = map[string]string{
-	"Address": "address", "AdminAddress": "admin-address", "LogLevel": "log-level", "TilePath": "tile-path",
+	"Address": "address", "AdminAddress": "admin-address", "LogLevel": "log-level", "LogFormat": "log-format",
+	"AccessLog": "access-log", "AccessLogErrorRate": "access-log-error-rate", "TilePath": "tile-path",
 	"IIIFWebPath": "iiif-web-path", "IIIFURL": "iiif-url", "UnversionedVersion": "unversioned-version", "IIIFBaseURL": "iiif-base-url", "InfoCacheLen": "iiif-info-cache-size",
 	"TileCacheLen": "tile-cache-size", "JPGQuality": "jpg-quality", "ImageMaxArea": "image-max-area",
 	"ImageMaxWidth": "image-max-width", "ImageMaxHeight": "image-max-height", "MaxSourcePixels": "max-source-pixels",
@@ -761,6 +777,12 @@ func (c *Config) validate() []error {
 	c.LogLevel = strings.ToUpper(c.LogLevel)
 	if !slices.Contains(LogLevels, c.LogLevel) {
 		errs = append(errs, fmt.Errorf("LogLevel: %q is not one of %s", c.LogLevel, strings.Join(LogLevels, ", ")))
+	}
+	if c.LogFormat = strings.ToLower(c.LogFormat); c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("LogFormat: %q must be text or json", c.LogFormat))
+	}
+	if c.AccessLogErrorRate < 0 {
+		errs = append(errs, fmt.Errorf("AccessLogErrorRate: %d must be >= 0 (0: no bound)", c.AccessLogErrorRate))
 	}
 	if c.Address == "" {
 		errs = append(errs, errors.New("Address: must not be empty"))
