@@ -82,6 +82,18 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	}
 }
 
+// IsAdminPath reports whether path is one of the admin endpoints'. When
+// AdminAddress is Address (RAIS allows one port for both), the public
+// listener hands these paths to the admin handler and the rest to Handle.
+func IsAdminPath(path []byte) bool {
+	switch s := string(path); {
+	case s == "/metrics", s == "/stats", s == "/cache":
+		return true
+	default:
+		return strings.HasPrefix(s, "/cache/")
+	}
+}
+
 // SetAdminToken sets the bearer token the admin endpoints require; ""
 // means none.
 func (p *Proxy) SetAdminToken(token string) { p.adminToken.Store(&token) }

@@ -230,7 +230,19 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	servers := []*fasthttp.Server{a.proxy.Server()}
 	lns := []net.Listener{ln}
-	if a.cfg.AdminAddress != "" {
+	if a.cfg.AdminAddress != "" && a.cfg.AdminAddress == a.cfg.Address {
+		// One port for both, as RAIS allows: the admin paths go to the
+		// admin handler (its token rules included), the rest to IIIF.
+		pub, adm := servers[0].Handler, a.proxy.AdminServer(a.cfg.AdminToken).Handler
+		servers[0].Handler = func(ctx *fasthttp.RequestCtx) {
+			if proxy.IsAdminPath(ctx.Path()) {
+				adm(ctx)
+				return
+			}
+			pub(ctx)
+		}
+		a.log.Info("serving admin on the IIIF listener", "address", ln.Addr().String(), "token", a.cfg.AdminToken != "")
+	} else if a.cfg.AdminAddress != "" {
 		aln, err := net.Listen("tcp", a.cfg.AdminAddress)
 		if err != nil {
 			ln.Close()

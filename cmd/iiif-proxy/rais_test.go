@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +73,41 @@ func TestRAISConfigurationsStartAndAnswerOnRAISURLs(t *testing.T) {
 				t.Errorf("RAIS's image URL: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
 		})
+	}
+}
+
+// TestAdminOnTheIIIFPort: RAIS allows AdminAddress = Address; the admin
+// endpoints are then served on the IIIF listener beside the images (with
+// the same token rules: TestPublicAdminWithoutTokenIsReadOnly).
+func TestAdminOnTheIIIFPort(t *testing.T) {
+	addr := freePort(t)
+	c := &child{addr: addr, lines: make(chan string, 1024)}
+	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", addr, "-admin-address", addr,
+		"-tile-path", t.TempDir(), "-cache-dir", "")
+	stderr, err := c.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
+	c.waitFor(t, "serving IIIF")
+	for path, want := range map[string]int{"/metrics": 200, "/stats": 200, "/iiif/3/none.tif/info.json": 404, "/iiif/none.tif/info.json": 404} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }
