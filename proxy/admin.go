@@ -24,10 +24,11 @@ import (
 //	DELETE /cache                purge everything
 //
 // POST is accepted wherever DELETE is. With a token configured, every
-// request needs "Authorization: Bearer {token}" (see auth.go).
+// request needs "Authorization: Bearer {token}" (see auth.go); without one,
+// a listener beyond loopback serves GET only (Config.AdminPublic).
 
 // AdminServer returns a fasthttp server for the admin endpoints; token ""
-// means no authentication (the caller keeps that to loopback listeners).
+// means no authentication, and no purges where Config.AdminPublic.
 // SetAdminToken changes the token while it serves.
 func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	p.SetAdminToken(token)
@@ -78,6 +79,18 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 					"admin endpoints: GET /metrics, GET /stats, DELETE /cache/ids/{id}, DELETE /cache/tiers/{tier}, DELETE /cache")
 			}
 		},
+	}
+}
+
+// IsAdminPath reports whether path is one of the admin endpoints'. When
+// AdminAddress is Address (RAIS allows one port for both), the public
+// listener hands these paths to the admin handler and the rest to Handle.
+func IsAdminPath(path []byte) bool {
+	switch s := string(path); {
+	case s == "/metrics", s == "/stats", s == "/cache":
+		return true
+	default:
+		return strings.HasPrefix(s, "/cache/")
 	}
 }
 

@@ -339,7 +339,7 @@ func (e *embedded) Start(t *testing.T) {
 				if i < 0 {
 					break
 				}
-				if line := string(b[:i]); strings.Contains(line, "msg=request") {
+				if line := string(b[:i]); strings.Contains(line, "msg=access") {
 					e.mu.Lock()
 					e.log = append(e.log, line)
 					e.mu.Unlock()
