@@ -320,7 +320,7 @@ func (e *embedded) Start(t *testing.T) {
 	t.Helper()
 	c := &child{addr: e.addr, admin: freePort(t)}
 	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", c.addr, "-admin-address", c.admin,
-		"-tile-path", samplePyramid(t), "-log-level", "DEBUG", "-cache-dir", "")
+		"-tile-path", samplePyramid(t), "-log-level", "DEBUG", "-cache-dir", "", "-access-log")
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
