@@ -7,6 +7,11 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 SAMPLES ?= samples
+# The version and commit -version prints, stamped into the binary; a plain
+# `go build` says "devel".
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Debian packages the build and tests need: libvips (with its headers, for cgo;
 # liblcms2-dev comes with it), pkg-config to find it, and colord-data's ICC
 # profiles (sRGB, Adobe RGB 1998) for the colour tests.
@@ -16,7 +21,7 @@ DEB_PACKAGES := libvips-dev liblcms2-dev pkg-config gcc colord-data
 # front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go).
 SIDECAR_PACKAGES := iipimage-server nginx-light
 
-.PHONY: deps sidecar-deps build run samples test bench fuzz soak clean
+.PHONY: deps sidecar-deps build run samples test bench fuzz soak clean install uninstall
 
 deps:
 	@missing=""; \
@@ -29,7 +34,7 @@ deps:
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 at /usr/local/go"; exit 1; }
 
 build: deps
-	$(GO) build -o iiif-proxy ./cmd/iiif-proxy
+	$(GO) build -ldflags "$(LDFLAGS)" -o iiif-proxy ./cmd/iiif-proxy
 
 samples: build
 	./iiif-proxy samples -dir $(SAMPLES)
@@ -68,6 +73,35 @@ soak: deps
 
 clean:
 	rm -rf iiif-proxy $(SAMPLES)
+
+# install puts the binary, the systemd unit, its service user (sysusers.d)
+# and a configuration to edit (/etc/iiif-proxy/rais.toml, never overwritten)
+# under DESTDIR (for packagers) and PREFIX (/usr/local). Then: set TilePath
+# in /etc/iiif-proxy/rais.toml and `systemctl enable --now iiif-proxy`.
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /etc/systemd/system
+install: build
+	install -Dm755 iiif-proxy $(DESTDIR)$(PREFIX)/bin/iiif-proxy
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)/usr/lib/sysusers.d $(DESTDIR)/etc/iiif-proxy
+	sed 's|/usr/local/bin/iiif-proxy|$(PREFIX)/bin/iiif-proxy|' packaging/iiif-proxy.service > $(DESTDIR)$(UNITDIR)/iiif-proxy.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/iiif-proxy.service
+	install -m644 packaging/iiif-proxy.sysusers $(DESTDIR)/usr/lib/sysusers.d/iiif-proxy.conf
+	@if [ -e $(DESTDIR)/etc/iiif-proxy/rais.toml ]; then \
+		echo "kept $(DESTDIR)/etc/iiif-proxy/rais.toml"; \
+	else \
+		sed -e 's|^TilePath = .*|TilePath = "/srv/iiif/images"|' -e 's|^CacheDir = .*|CacheDir = "/var/cache/iiif-proxy"|' \
+			conf/rais.toml > $(DESTDIR)/etc/iiif-proxy/rais.toml; \
+		echo "wrote $(DESTDIR)/etc/iiif-proxy/rais.toml: set TilePath to your images"; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
+		systemd-sysusers /usr/lib/sysusers.d/iiif-proxy.conf && systemctl daemon-reload; \
+	elif [ -z "$(DESTDIR)" ] && ! id iiif-proxy >/dev/null 2>&1; then \
+		useradd --system --home-dir /var/cache/iiif-proxy --shell /usr/sbin/nologin iiif-proxy; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/iiif-proxy $(DESTDIR)$(UNITDIR)/iiif-proxy.service $(DESTDIR)/usr/lib/sysusers.d/iiif-proxy.conf
 
 # viewer-deps installs what the browser test (cmd/iiif-proxy/viewer_test.go)
 # needs: Debian's Chromium if /usr/bin/chromium is missing, and test/viewer's

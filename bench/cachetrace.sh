@@ -13,7 +13,9 @@
 #     replayed at RATE requests/s over one connection (so the server sees the
 #     trace's order, as the simulator does);
 #  5. iiif-bench trace sim on the replay records: the server's hit ratio
-#     beside the policies' at the same budget, then at 5 % and 50 %.
+#     beside the policies' at the same budget. The tile directory's size
+#     is sampled every 2 s during the replay and IDLE s after it
+#     (disk-TRACE-SHARE.csv), and /stats saved (stats-TRACE-SHARE.json).
 # Writes everything under $DIR; prints the sim tables. Run by hand
 # (bench/RESULTS.md has the figures); not part of make test.
 #
@@ -24,6 +26,8 @@
 #   N       requests per trace                                           [30000]
 #   RATE    replay rate, requests/s                                        [250]
 #   SHARE   tile budget, % of the trace's distinct tile payload             [20]
+#   SHARES  several budgets, one server run each (e.g. "5 20 50")       [$SHARE]
+#   IDLE    seconds the server stays up, idle, after each replay            [20]
 #   CRAWL   crawler's share of requests in the second trace                [0.2]
 #   COUNT   images in the corpus (8,000–16,000 px a side)                    [5]
 #   SEED    trace seed                                                       [1]
@@ -38,6 +42,8 @@ DIR=${DIR:-/tmp/cachetrace}
 N=${N:-30000}
 RATE=${RATE:-250}
 SHARE=${SHARE:-20}
+SHARES=${SHARES:-$SHARE}
+IDLE=${IDLE:-20}
 CRAWL=${CRAWL:-0.2}
 COUNT=${COUNT:-5}
 SEED=${SEED:-1}
@@ -71,7 +77,8 @@ stop() {
   wait_gone "$SERVER" 300 || kill -KILL "$SERVER" 2>/dev/null || true
   SERVER=""
 }
-trap stop EXIT
+SAMPLER=""
+trap 'stop; [ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null || true' EXIT
 
 start size 0
 "$DIR/iiif-bench" trace gen -target "$BASE" -ids-dir "$DIR/corpus" -n "$N" -seed "$SEED" -o "$DIR/viewer.trace"
@@ -83,17 +90,37 @@ for t in viewer crawl; do
 done
 stop
 
+# sample NAME: every 2 s, seconds since start and the tile directory's bytes
+# (du -sb), into $DIR/disk-NAME.csv, until killed.
+sample() {
+  local t0=$SECONDS
+  echo "seconds,tile_dir_bytes" >"$DIR/disk-$1.csv"
+  while :; do
+    echo "$((SECONDS - t0)),$(du -sb "$DIR/cache-$1/tile" 2>/dev/null | cut -f1)" >>"$DIR/disk-$1.csv"
+    sleep 2
+  done
+}
+
+for share in $SHARES; do
 for t in viewer crawl; do
-  budget=$("$DIR/iiif-bench" trace sim -trace "$DIR/$t.trace" -records "$DIR/size-$t.csv" -budget "$SHARE%" \
+  run=$t-$share
+  budget=$("$DIR/iiif-bench" trace sim -trace "$DIR/$t.trace" -records "$DIR/size-$t.csv" -budget "$share%" \
     -policies LRU | sed -n 's/^budget [0-9.]*% = \([0-9]*\) bytes.*/\1/p')
   [ -n "$budget" ] || die "no budget for $t"
-  start "$t" "$budget"
-  log "replaying $t.trace at $RATE/s"
+  start "$run" "$budget"
+  sample "$run" &
+  SAMPLER=$!
+  log "replaying $t.trace at $RATE/s, budget $share %"
   "$DIR/iiif-bench" trace replay -target "$BASE" -trace "$DIR/$t.trace" -rate "$RATE" -c 1 \
-    -records "$DIR/rec-$t.csv" -progress 30s >"$DIR/replay-$t.txt"
-  du -sb "$DIR/cache-$t"/* >"$DIR/du-$t.txt"
+    -records "$DIR/rec-$run.csv" -progress 30s >"$DIR/replay-$run.txt"
+  sleep "$IDLE" # the server idle after the replay: does the disk come down?
+  kill "$SAMPLER"
+  wait "$SAMPLER" 2>/dev/null || true
+  curl -s "http://$ADMIN/stats" >"$DIR/stats-$run.json" || true
+  du -sb "$DIR/cache-$run"/* >"$DIR/du-$run.txt"
   stop
-  "$DIR/iiif-bench" trace sim -trace "$DIR/$t.trace" -records "$DIR/rec-$t.csv" -budget "$budget,5%,50%" \
-    | tee "$DIR/sim-$t.txt"
-  log "tile directory after the replay: $(awk '/\/tile$/ {print $1}' "$DIR/du-$t.txt") bytes for a budget of $budget"
+  "$DIR/iiif-bench" trace sim -trace "$DIR/$t.trace" -records "$DIR/rec-$run.csv" -budget "$budget" \
+    | tee "$DIR/sim-$run.txt"
+  log "tile directory $IDLE s after the replay: $(awk '/\/tile$/ {print $1}' "$DIR/du-$run.txt") bytes for a budget of $budget"
+done
 done

@@ -41,6 +41,9 @@ import (
 type Store interface {
 	Get(key []byte) (store.Entry, error)
 	GetAppend(key, dst []byte) (store.Entry, []byte, error)
+	// Lookup is Get without counting a miss: the fill's second look, whose
+	// request already counted its miss at the first.
+	Lookup(key []byte) (store.Entry, error)
 	Put(key []byte, e store.Entry) (store.Entry, error)
 	Refresh(key []byte, storedAt time.Time) error
 	Touch(key []byte) error
@@ -265,16 +268,31 @@ func (c *Cache) storedSource(id string) *renderer.Source {
 	if !ok || st == nil {
 		return nil
 	}
+	// Either stored version gives the size; the upstream's own document
+	// (the version it speaks) is preferred, so that its info.json is still
+	// served as it wrote it. The other is one the proxy built from it.
+	doc, _ := c.r.(renderer.Documenter)
+	var other *renderer.Source
 	for _, v := range []rules.Version{rules.V3, rules.V2} {
 		e, err := st.Get(InfoKey(id, v))
 		if err != nil {
 			continue
 		}
-		if src, err := d.Describe(id, e.Body, e.SourceIdentity, e.LastModified); err == nil {
+		src, err := d.Describe(id, e.Body, e.SourceIdentity, e.LastModified)
+		if err != nil {
+			continue
+		}
+		if doc == nil {
 			return src
 		}
+		if _, own := doc.Document(src, v); own {
+			return src
+		}
+		if other == nil {
+			other = src
+		}
 	}
-	return nil
+	return other
 }
 
 // ForgetSources drops every source description held in memory.
@@ -331,6 +349,19 @@ func Key(id string, res rules.Resolved) []byte {
 	k = append(k, id...)
 	k = append(k, 0)
 	return res.AppendKey(k)
+}
+
+// NormalisedKey is "ID\x00~{normalised request}": the key of an image
+// whose source's size is unknown (sidecar mode, an upstream whose info.json
+// cannot be had), e.g. "ID\x00~full/max/0/default.jpg". The "~" keeps it
+// apart from every canonical key (Key: a digit follows the NUL) and info
+// key ("info.json"); it starts with the identifier and a NUL, so PurgeID
+// drops it with the rest.
+func NormalisedKey(id string, req rules.Request) []byte {
+	k := make([]byte, 0, len(id)+48)
+	k = append(k, id...)
+	k = append(k, 0, '~')
+	return req.AppendNormalised(k)
 }
 
 // InfoKey is "ID\x00info.json 3": one entry per image and version.

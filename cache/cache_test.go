@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -423,5 +424,27 @@ func TestSourceCachesDescriptions(t *testing.T) {
 	}
 	if _, err := f.c.Source(context.Background(), "nope"); !errors.Is(err, renderer.ErrNotFound) {
 		t.Errorf("missing source: %v", err)
+	}
+}
+
+// A normalised key never equals a canonical or info key, and purge by
+// identifier reaches it.
+func TestNormalisedKeyApart(t *testing.T) {
+	for _, path := range []string{"0,0,512,512/256,256/0/color.jpg", "full/max/0/default.jpg", "0,0,10,10/10,10/0/default.jpg"} {
+		req, err := rules.Parse(rules.V3, "a/"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nk := NormalisedKey("a", req)
+		if !bytes.HasPrefix(nk, []byte("a\x00~")) {
+			t.Errorf("%s: %q does not start with the identifier, NUL and ~", path, nk)
+		}
+		res, err := req.Resolve(rules.ImageInfo{Width: 1000, Height: 1000}, rules.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := Key("a", res); bytes.Equal(k, nk) || bytes.Equal(InfoKey("a", rules.V3), nk) {
+			t.Errorf("%s: normalised key %q collides", path, nk)
+		}
 	}
 }

@@ -118,7 +118,8 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 		ch := c.flight.DoChan(k, func() (any, error) {
 			defer c.waits.done(k, fc)
 			if tt.cfg.Store != nil {
-				if e, err := tt.cfg.Store.Get(key); err == nil {
+				// Lookup: this request's miss was counted by its first look.
+				if e, err := tt.cfg.Store.Lookup(key); err == nil {
 					return flightResult{e, mine, false}, nil
 				}
 			}

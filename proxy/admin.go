@@ -24,10 +24,11 @@ import (
 //	DELETE /cache                purge everything
 //
 // POST is accepted wherever DELETE is. With a token configured, every
-// request needs "Authorization: Bearer {token}" (see auth.go).
+// request needs "Authorization: Bearer {token}" (see auth.go); without one,
+// a listener beyond loopback serves GET only (Config.AdminPublic).
 
 // AdminServer returns a fasthttp server for the admin endpoints; token ""
-// means no authentication (the caller keeps that to loopback listeners).
+// means no authentication, and no purges where Config.AdminPublic.
 // SetAdminToken changes the token while it serves.
 func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	p.SetAdminToken(token)
@@ -81,6 +82,18 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	}
 }
 
+// IsAdminPath reports whether path is one of the admin endpoints'. When
+// AdminAddress is Address (RAIS allows one port for both), the public
+// listener hands these paths to the admin handler and the rest to Handle.
+func IsAdminPath(path []byte) bool {
+	switch s := string(path); {
+	case s == "/metrics", s == "/stats", s == "/cache":
+		return true
+	default:
+		return strings.HasPrefix(s, "/cache/")
+	}
+}
+
 // SetAdminToken sets the bearer token the admin endpoints require; ""
 // means none.
 func (p *Proxy) SetAdminToken(token string) { p.adminToken.Store(&token) }
@@ -103,8 +116,8 @@ func adminError(ctx *fasthttp.RequestCtx, code int, msg string) {
 // TierStats are one tier's counters. Every request that reaches a tier
 // counts once in MemoryHits, DiskHits, Misses or Collapsed, so HitRatio is
 // (MemoryHits+DiskHits) / all four. The store's own counters (Store) count
-// its Gets, which a miss makes twice (the lookup and the flight's second
-// look): read hit ratios here, not there.
+// its lookups: one per request that reached the disk (the flight's second
+// look does not count a miss again), so Store.HitRatio is the disk's.
 type TierStats struct {
 	Cached        bool         `json:"cached"`
 	Memory        int          `json:"memoryEntries"`

@@ -97,11 +97,16 @@ func (l *failLimiter) fail(ip string) {
 	b.tokens = math.Max(0, b.tokens-1)
 }
 
-// authorize answers 401 or 429 and returns false unless ctx carries the
-// admin token; an empty token lets everyone in.
+// authorize answers 401, 403 or 429 and returns false unless ctx carries
+// the admin token. Without a token, everything is let in on a loopback
+// listener; on a public one (Config.AdminPublic) reads are, purges are not.
 func (p *Proxy) authorize(ctx *fasthttp.RequestCtx) bool {
 	token := *p.adminToken.Load()
 	if token == "" {
+		if p.cfg.AdminPublic && !ctx.IsGet() && !ctx.IsHead() {
+			adminError(ctx, fasthttp.StatusForbidden, errPurgeNeedsToken)
+			return false
+		}
 		return true
 	}
 	ip := clientIP(ctx)
@@ -119,6 +124,11 @@ func (p *Proxy) authorize(ctx *fasthttp.RequestCtx) bool {
 	adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong bearer token")
 	return false
 }
+
+// errPurgeNeedsToken is the answer to a purge on a public admin listener
+// with no token.
+const errPurgeNeedsToken = "purges are refused: the admin listener is not on loopback and no AdminToken is set " +
+	"(set AdminToken, AdminTokenFile or RAIS_ADMINTOKEN, then SIGHUP); /metrics and /stats are read-only"
 
 func clientIP(ctx *fasthttp.RequestCtx) string {
 	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {

@@ -5,9 +5,12 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 )
 
 func TestCheckBearer(t *testing.T) {
@@ -96,5 +99,43 @@ func TestFailedAdminTokensAreRateLimitedPerIP(t *testing.T) {
 	cp.p.SetAdminToken("n3w")
 	if code, _ := status(b, "Bearer n3w"); code != http.StatusOK {
 		t.Fatalf("new token: %d", code)
+	}
+}
+
+// TestPublicAdminWithoutTokenIsReadOnly: RAIS's AdminAddress ":12416" with
+// no token serves metrics and stats, and refuses purges until a token is set.
+func TestPublicAdminWithoutTokenIsReadOnly(t *testing.T) {
+	cp := serveWith(t, vips.Config{TilePath: tilePath}, Config{AdminPublic: true}, 0, "", true)
+	if r := get(t, cp.base+"pattern.tif/info.json"); r.status != http.StatusOK {
+		t.Fatalf("info.json: %d", r.status)
+	}
+	for _, path := range []string{"/metrics", "/stats"} {
+		if r := get(t, cp.admin+path); r.status != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200 (read-only, as RAIS)", path, r.status)
+		}
+	}
+	for _, path := range []string{"/cache", "/cache/ids/pattern.tif", "/cache/tiers/info"} {
+		for _, m := range []string{http.MethodDelete, http.MethodPost} {
+			r := do(t, m, cp.admin+path, nil)
+			if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "AdminToken") {
+				t.Errorf("%s %s without a token: %d %s, want 403 naming AdminToken", m, path, r.status, r.body)
+			}
+		}
+	}
+	if r := get(t, cp.base+"pattern.tif/info.json"); r.header.Get("X-Cache") != "HIT" {
+		t.Errorf("a refused purge purged: X-Cache %q", r.header.Get("X-Cache"))
+	}
+	// A token set later (SIGHUP) opens purges to its holder only.
+	cp.p.SetAdminToken("t0ken")
+	if r := do(t, http.MethodDelete, cp.admin+"/cache/ids/pattern.tif", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("purge without the token once set: %d, want 401", r.status)
+	}
+	if r := do(t, http.MethodDelete, cp.admin+"/cache/ids/pattern.tif", map[string]string{"Authorization": "Bearer t0ken"}); r.status != http.StatusOK {
+		t.Errorf("purge with the token: %d %s", r.status, r.body)
+	}
+	// And dropped again, purges are refused again: the same rule as at start.
+	cp.p.SetAdminToken("")
+	if r := do(t, http.MethodDelete, cp.admin+"/cache", nil); r.status != http.StatusForbidden {
+		t.Errorf("purge after the token was dropped: %d, want 403", r.status)
 	}
 }

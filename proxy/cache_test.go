@@ -39,7 +39,7 @@ func serveTiers(t *testing.T, tilePath string, revalidate time.Duration, token s
 }
 
 // serveWith starts a proxy on a renderer made with rcfg and the proxy
-// settings in cfg (a test logger and SourceCacheLen are filled in), whose
+// settings in cfg (SourceCacheLen, and a logger if cfg has none, are filled in), whose
 // tiers are all cached on disk with the given revalidation age, or none.
 func serveWith(t *testing.T, rcfg vips.Config, cfg Config, revalidate time.Duration, token string, cached bool) *cachedProxy {
 	t.Helper()
@@ -48,7 +48,9 @@ func serveWith(t *testing.T, rcfg vips.Config, cfg Config, revalidate time.Durat
 		t.Fatal(err)
 	}
 	cp := &cachedProxy{r: r}
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	cfg.SourceCacheLen = 100
 	dir := t.TempDir()
 	for tr := range rules.NumTiers {

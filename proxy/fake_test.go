@@ -31,9 +31,18 @@ type fakeProxy struct {
 // and "b/c" (300×200); tiers on disk when cached. mod may change cfg.
 func serveFake(t *testing.T, cached bool, mod func(*Config)) *fakeProxy {
 	t.Helper()
-	r := fake.New()
+	return serveFakeOver(t, fake.New(), nil, cached, mod)
+}
+
+// serveFakeOver is serveFake over r, served as rr when not nil (a wrapper
+// of r such as fake.Forwarding).
+func serveFakeOver(t *testing.T, r *fake.Renderer, rr renderer.Renderer, cached bool, mod func(*Config)) *fakeProxy {
+	t.Helper()
 	r.Set("a", 1000, 800)
 	r.Set("b/c", 300, 200)
+	if rr == nil {
+		rr = r
+	}
 	cfg := Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SourceCacheLen: 100}
 	for tr := range rules.NumTiers {
 		if !cached {
@@ -49,7 +58,7 @@ func serveFake(t *testing.T, cached bool, mod func(*Config)) *fakeProxy {
 	if mod != nil {
 		mod(&cfg)
 	}
-	p, err := New(cfg, r)
+	p, err := New(cfg, rr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,15 @@ func (p *Proxy) spliceBase(dst, doc []byte, ctx *fasthttp.RequestCtx) []byte {
 	dst = append(dst, doc[:i]...)
 	var tmp [256]byte
 	dst = appendJSONString(dst, p.appendBase(tmp[:0], ctx))
-	return append(dst, doc[i+len(infoIDMarkJSON):]...)
+	rest := doc[i+len(infoIDMarkJSON):]
+	if isUnversioned(ctx) {
+		// The stored id is "/{2|3}/{id}" (relativeID); an unversioned
+		// request's id keeps its own form, so one entry serves both.
+		if len(rest) >= 3 && rest[0] == '/' && (rest[1] == '2' || rest[1] == '3') && rest[2] == '/' {
+			rest = rest[2:]
+		}
+	}
+	return append(dst, rest...)
 }
 
 // appendJSONString appends s escaped as the inside of a JSON string. Bases

@@ -77,7 +77,11 @@ var (
 		"expired": prometheus.NewDesc("iiif_cache_expired_total", "Entries dropped for not being read within the retention.", []string{"tier"}, nil),
 		"corrupt": prometheus.NewDesc("iiif_cache_corrupt_total", "Entries whose checksum failed; dropped, never served.", []string{"tier"}, nil),
 		"errors":  prometheus.NewDesc("iiif_cache_store_errors_total", "Errors from the tier's store.", []string{"tier"}, nil),
-		"touches": prometheus.NewDesc("iiif_cache_touches_total", "Access-time refreshes written on hits.", []string{"tier"}, nil),
+		"touches": prometheus.NewDesc("iiif_cache_touches_total", "Access-index keys checkpointed for entries read since (hits themselves write nothing).", []string{"tier"}, nil),
+		"disk":    prometheus.NewDesc("iiif_cache_disk_bytes", "Bytes the tier's database holds on disk: entries, bookkeeping, deleted data awaiting compaction, MANIFEST and OPTIONS.", []string{"tier"}, nil),
+		"fixed":   prometheus.NewDesc("iiif_cache_fixed_overhead_bytes", "Upper bound of the tier's fixed on-disk overhead (MANIFEST and OPTIONS files).", []string{"tier"}, nil),
+		"ratio":   prometheus.NewDesc("iiif_cache_store_hit_ratio", "Hits / lookups of the tier's disk store since start.", []string{"tier"}, nil),
+		"removed": prometheus.NewDesc("iiif_cache_removed_total", "Entries removed from the tier's disk store, by cause (budget, retention, purge, corrupt).", []string{"tier", "cause"}, nil),
 		"state": prometheus.NewDesc("iiif_cache_state",
 			"The tier's disk cache: 0 ok, 1 full (below CacheMinFree: storing nothing, evicting), 2 degraded (a fault: serving uncached), 3 opening.", []string{"tier"}, nil),
 		"free":        prometheus.NewDesc("iiif_cache_free_bytes", "Free bytes of the file system holding the tier's disk cache (-1 unknown).", []string{"tier"}, nil),
@@ -122,6 +126,15 @@ func collectStore(ch chan<- prometheus.Metric, n string, s store.Stats) {
 	ch <- prometheus.MustNewConstMetric(storeDescs["corrupt"], prometheus.CounterValue, float64(s.Corrupt), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["errors"], prometheus.CounterValue, float64(s.Errors), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["touches"], prometheus.CounterValue, float64(s.Touches), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["disk"], prometheus.GaugeValue, float64(s.DiskBytes), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["fixed"], prometheus.GaugeValue, float64(s.FixedOverhead), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["ratio"], prometheus.GaugeValue, s.HitRatio, n)
+	for _, c := range []struct {
+		cause string
+		v     uint64
+	}{{"budget", s.Evicted}, {"retention", s.Expired}, {"purge", s.Purged}, {"corrupt", s.Corrupt}} {
+		ch <- prometheus.MustNewConstMetric(storeDescs["removed"], prometheus.CounterValue, float64(c.v), n, c.cause)
+	}
 	ch <- prometheus.MustNewConstMetric(storeDescs["state"], prometheus.GaugeValue, float64(s.State), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["free"], prometheus.GaugeValue, float64(s.FreeBytes), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["minfree"], prometheus.GaugeValue, float64(s.MinFreeBytes), n)

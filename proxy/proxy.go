@@ -5,6 +5,9 @@
 //
 // URLs: {WebPath}/3/{id}/… speaks 3.0 and {WebPath}/2/{id}/… speaks 2.1,
 // e.g. /iiif/3/scan.tif/full/max/0/default.jpg. WebPath is RAIS's IIIFWebPath.
+// {WebPath}/{id}/… with no version segment is RAIS's own form: it speaks
+// Config.Unversioned (2.1 in RAIS and in the shipped configuration) and its ids and links keep
+// that form (routing is in route.go).
 //
 // fasthttp reuses a RequestCtx after the handler returns: nothing here keeps
 // a reference to its buffers past the handler (identifiers are cloned).
@@ -51,6 +54,12 @@ type Config struct {
 	// X-Forwarded-Proto and X-Forwarded-Host when the request comes from
 	// one of TrustedProxies.
 	BaseURL string
+
+	// Unversioned is the version that URLs without a version segment
+	// ({WebPath}/{id}/…, RAIS's form) speak: rules.V2 (as RAIS) or
+	// rules.V3; ids in their info.json and their links keep the
+	// unversioned form. Zero means such URLs are not served (404).
+	Unversioned rules.Version
 
 	// TrustedProxies are the addresses whose X-Forwarded-Proto and
 	// X-Forwarded-Host are believed. Empty means nobody's: anyone could
@@ -99,8 +108,19 @@ type Config struct {
 	// Nil means no image is protected.
 	Signer *Signer
 
-	// Logger receives request logs; the level follows the status. Nil means
-	// slog.Default().
+	// AccessLog configures the access log: one line per request.
+	AccessLog AccessLogConfig
+
+	// AdminPublic says the admin listener is reachable beyond loopback
+	// (RAIS's default AdminAddress ":12416"). Without a token, such a
+	// listener serves its reads (GET /metrics, GET /stats) to anyone, as
+	// RAIS does, and refuses purges with 403 until a token is set: reading
+	// counters harms nobody, emptying the cache does. False (loopback) with
+	// no token lets every admin request in.
+	AdminPublic bool
+
+	// Logger receives the access log (accesslog.go) and every other
+	// message; the level follows the status. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -118,6 +138,7 @@ type Proxy struct {
 	// adminToken is the admin bearer token, live; authFails limits failures.
 	adminToken atomic.Pointer[string]
 	authFails  *failLimiter
+	access     *accessLog
 }
 
 // New returns a Proxy.
@@ -153,6 +174,7 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	p.signer.Store(cfg.Signer)
 	p.SetAdminToken("")
 	p.authFails = newFailLimiter()
+	p.access = newAccessLog(cfg.AccessLog)
 	p.metrics = newMetrics(p.cache, r, &p.budget)
 	return p, nil
 }
@@ -274,25 +296,18 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok\n")
 		return
 	}
-	rest, ok := bytes.CutPrefix(path, p.prefix)
-	var sig []byte
-	if ok {
-		sig, rest = cutSignature(rest)
-	}
-	var v rules.Version
-	switch {
-	case ok && bytes.HasPrefix(rest, []byte("/3/")):
-		v = rules.V3
-	case ok && bytes.HasPrefix(rest, []byte("/2/")):
-		v = rules.V2
-	default:
+	v, sig, rest, unversioned, ok := p.route(path)
+	if !ok {
 		p.fail(ctx, errNotIIIF)
 		return
 	}
-	req, err := rules.Parse(v, b2s(rest[3:]))
+	req, err := rules.Parse(v, b2s(rest))
 	if err != nil {
-		p.fail(ctx, err)
+		p.fail(ctx, slashError(rest, err))
 		return
+	}
+	if unversioned {
+		ctx.SetUserValue(unversionedKey, true) // ids and links keep the form
 	}
 	req.ID = strings.Clone(req.ID) // it aliased the request buffer
 	// A protected image is refused before anything looks at its file; so is
@@ -343,14 +358,17 @@ func (p *Proxy) setCacheControl(ctx *fasthttp.RequestCtx, t *cache.Tier) {
 }
 
 // serviceURL is the image service's base URI:
-// {scheme://host}{WebPath}[/signed/{signature}]/{3|2}/{escaped id}.
+// {scheme://host}{WebPath}[/signed/{signature}]/{3|2}/{escaped id}, or
+// without the version segment when the request came without one.
 func (p *Proxy) serviceURL(ctx *fasthttp.RequestCtx, v rules.Version, id string) string {
 	return string(p.appendServiceURL(make([]byte, 0, 96+len(id)), ctx, v, id))
 }
 
 func (p *Proxy) appendServiceURL(b []byte, ctx *fasthttp.RequestCtx, v rules.Version, id string) []byte {
 	b = p.appendBase(b, ctx)
-	if v == rules.V2 {
+	if isUnversioned(ctx) {
+		b = append(b, '/')
+	} else if v == rules.V2 {
 		b = append(b, "/2/"...)
 	} else {
 		b = append(b, "/3/"...)
@@ -510,7 +528,9 @@ func (p *Proxy) image(ctx *fasthttp.RequestCtx, req rules.Request) {
 func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 	src, err := p.cache.Source(ctx, req.ID)
 	if err != nil {
-		p.fail(ctx, err)
+		if !p.unsized(ctx, req, err) {
+			p.fail(ctx, err)
+		}
 		return true
 	}
 	res, err := req.Resolve(rules.ImageInfo{Width: src.Width, Height: src.Height}, p.r.Limits())
@@ -621,6 +641,8 @@ func status(err error) (int, string) {
 		return fasthttp.StatusMethodNotAllowed, err.Error()
 	case errors.Is(err, errNotIIIF):
 		return fasthttp.StatusNotFound, "not an IIIF path"
+	case errors.Is(err, errSlashID):
+		return fasthttp.StatusNotFound, err.Error()
 	}
 	return fasthttp.StatusInternalServerError, errInternal.Error()
 }
@@ -633,6 +655,9 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, errNotIIIF) {
 		msg = fmt.Sprintf("%s: IIIF Image API 3.0 is served at %s/3/{identifier}/…, 2.1 at %s/2/{identifier}/…",
 			msg, p.cfg.WebPath, p.cfg.WebPath)
+		if p.cfg.Unversioned != 0 {
+			msg += fmt.Sprintf(", %d at %s/{identifier}/…", p.cfg.Unversioned, p.cfg.WebPath)
+		}
 	}
 	for _, h := range []string{"Last-Modified", "Link", "ETag", "X-Cache", "X-Cache-Tier"} {
 		ctx.Response.Header.Del(h)
@@ -654,33 +679,6 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, err error) {
 }
 
 const errKey = "iiif-proxy.err"
-
-func (p *Proxy) logRequest(ctx *fasthttp.RequestCtx, start time.Time) {
-	code := ctx.Response.StatusCode()
-	level := slog.LevelDebug
-	switch {
-	case code >= 500:
-		level = slog.LevelError
-	case code == fasthttp.StatusUnprocessableEntity:
-		level = slog.LevelWarn
-	case code >= 400:
-		level = slog.LevelInfo
-	}
-	if !p.log.Enabled(context.Background(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("method", string(ctx.Method())),
-		slog.String("path", string(ctx.URI().PathOriginal())),
-		slog.Int("status", code),
-		slog.Int("bytes", bodyLen(&ctx.Response)),
-		slog.Duration("took", time.Since(start)),
-	}
-	if err, ok := ctx.UserValue(errKey).(error); ok {
-		attrs = append(attrs, slog.String("error", err.Error()))
-	}
-	p.log.LogAttrs(context.Background(), level, "request", attrs...)
-}
 
 // bodyLen is the response body's length. Body() would drain a body stream
 // (and release its budget before it is written), so streams answer by their

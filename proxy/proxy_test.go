@@ -345,7 +345,8 @@ func TestBadRequestsNameTheProblem(t *testing.T) {
 		{"bad rotation", base + "/iiif/3/pattern.tif/full/max/400/default.jpg", 400, `rotation "400"`},
 		{"bad quality", base + "/iiif/3/pattern.tif/full/max/0/sepia.jpg", 400, `quality`},
 		{"bad format", base + "/iiif/3/pattern.tif/full/max/0/default.bmp", 400, `format`},
-		{"unencoded slash", base + "/iiif/3/sub dir/img.png/full/max/0/default.png", 400, "%2F"},
+		// An identifier with a raw "/" names no image: 404, as the IIIF validator expects.
+		{"unencoded slash", base + "/iiif/3/sub dir/img.png/full/max/0/default.png", 404, "%2F"},
 		{"over the area limit", base + "/iiif/3/pattern.tif/full/^20000,/0/default.jpg", 400, "size"},
 		{"missing image", base + "/iiif/3/nothing.tif/info.json", 404, "no image"},
 		{"encoded dot-dot", base + "/iiif/3/%2E%2E%2Fetc%2Fpasswd/info.json", 404, "no image"},

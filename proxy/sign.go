@@ -154,7 +154,8 @@ func cutPrefix(b []byte, p string) ([]byte, bool) {
 
 // SignURL inserts a signature segment valid until exp into target, a path
 // or URL under webPath (IIIFWebPath), and returns it with the image's
-// identifier: /iiif/3/x/info.json → /iiif/signed/{expiry}.{mac}/3/x/info.json.
+// identifier: /iiif/3/x/info.json → /iiif/signed/{expiry}.{mac}/3/x/info.json,
+// /iiif/x/info.json → /iiif/signed/{expiry}.{mac}/x/info.json.
 func (s *Signer) SignURL(webPath, target string, exp time.Time) (signed, id string, err error) {
 	origin, path := "", target
 	if u, err := url.Parse(target); err == nil && u.Host != "" {
@@ -171,16 +172,20 @@ func (s *Signer) SignURL(webPath, target string, exp time.Time) (signed, id stri
 			rest = after[i:]
 		}
 	}
-	var v rules.Version
+	// The version only decides how the path parses, not the identifier: an
+	// unversioned (RAIS) URL is signed as it is, and parsed as 2.1.
+	v, after := rules.V2, ""
 	switch {
 	case strings.HasPrefix(rest, "/3/"):
-		v = rules.V3
+		v, after = rules.V3, rest[3:]
 	case strings.HasPrefix(rest, "/2/"):
-		v = rules.V2
+		after = rest[3:]
+	case len(rest) > 1 && rest[0] == '/':
+		after = rest[1:]
 	default:
-		return "", "", fmt.Errorf("%q: expected %s/3/{identifier}/… or %s/2/{identifier}/…", path, webPath, webPath)
+		return "", "", fmt.Errorf("%q: expected %s/3/{identifier}/…, %s/2/{identifier}/… or %s/{identifier}/…", path, webPath, webPath, webPath)
 	}
-	req, err := rules.Parse(v, rest[3:])
+	req, err := rules.Parse(v, after)
 	if err != nil {
 		return "", "", err
 	}

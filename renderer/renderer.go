@@ -213,3 +213,12 @@ type Documenter interface {
 type Describer interface {
 	Describe(id string, doc []byte, identity string, mod time.Time) (*Source, error)
 }
+
+// Forwarder is a renderer that can render a request without a description
+// of its source: an upstream asked for the request in its normalised form
+// (rules.Request.AppendNormalised) when its info.json, and so the image's
+// size, cannot be had. The image's Identity is empty: nothing to revalidate
+// it against until the source can be described again.
+type Forwarder interface {
+	Forward(ctx context.Context, id string, req rules.Request) (Image, error)
+}

@@ -48,6 +48,7 @@ func FuzzParse(f *testing.F) {
 		if r.Kind != KindImage {
 			return
 		}
+		checkNormalised(t, r, id)
 		for _, info := range fuzzImages {
 			for _, lim := range fuzzLimits {
 				checkResolve(t, r, id, info, lim)
@@ -138,5 +139,32 @@ func TestCanonicalFixedPoint(t *testing.T) {
 	}
 	if resolved < 3000 {
 		t.Errorf("only %d grid requests resolved: the grid no longer tests much", resolved)
+	}
+}
+
+// checkNormalised: the normalised form parses, in the request's version, to
+// a request with the same normalised form, and Bound fails only with an
+// *Error, its known output sides at least 1.
+func checkNormalised(t *testing.T, r Request, escapedID string) {
+	n := string(r.AppendNormalised(nil))
+	again, err := Parse(r.Version, escapedID+"/"+n)
+	if err != nil {
+		t.Fatalf("%+v: normalised form %q does not parse: %v", r, n, err)
+	}
+	if m := string(again.AppendNormalised(nil)); m != n {
+		t.Fatalf("%+v: normalised form %q normalises to %q", r, n, m)
+	}
+	for _, lim := range fuzzLimits {
+		res, err := r.Bound(lim)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Bound(%+v) error %T is not an *Error", r, err)
+			}
+			continue
+		}
+		if res.Width < 1 || res.Height < 1 {
+			t.Fatalf("Bound(%+v) = %dx%d", r, res.Width, res.Height)
+		}
 	}
 }

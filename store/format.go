@@ -10,15 +10,17 @@ import (
 
 // Keyspace. Every Pebble key starts with one byte naming its space:
 //
-//	"a" + access(8, big-endian Unix seconds) + key   access index, empty value
+//	"a" + access(8, big-endian Unix seconds) + key   access index; value: the entry's size (4 bytes, little-endian; empty before the S3-FIFO policy)
 //	"e" + key                                        entry: header + body
 //	"m"                                              counters (merge operand, see counters.go)
 //	"v"                                              layout version of this keyspace
 //
-// The access index orders entries by last-access bucket, least recent first,
-// so eviction and expiry read it from the front. It is maintained in the same
-// batch as the entry, but readers tolerate stale index keys (the entry is gone
-// or carries another bucket) and simply delete them.
+// The access index orders entries by the last access written to disk (at Put,
+// Refresh, or a checkpoint of reads; see policy.go), least recent first: expiry
+// reads it from the front, and Open rebuilds the in-memory eviction order from
+// it. It is maintained in the same batch as the entry, but readers tolerate
+// stale index keys (the entry is gone, or the policy holds another bucket for
+// it) and simply delete them.
 const (
 	spaceAccess  = 'a'
 	spaceEntry   = 'e'
@@ -331,4 +333,18 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return []byte{spaceEnd} // unreachable: end[0] is 'e'
+}
+
+// sizeValue is an index key's value: the entry's size as counted for
+// MaxBytes, so that Open rebuilds the policy without reading values.
+func sizeValue(size int64) []byte {
+	return binary.LittleEndian.AppendUint32(make([]byte, 0, 4), uint32(min(size, 1<<32-1)))
+}
+
+// parseSizeValue reads sizeValue; false for an index key written before it.
+func parseSizeValue(v []byte) (int64, bool) {
+	if len(v) != 4 {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint32(v)), true
 }

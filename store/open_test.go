@@ -16,7 +16,8 @@ import (
 )
 
 // TestOpenDoesNotScan fills a tier on disk with many small entries, closes
-// it, and times Open: it must read the counters, not the entries.
+// it, and times Open: it must read the counters and the access index (for
+// the eviction order), not the entries.
 func TestOpenDoesNotScan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 200k entries")

@@ -44,13 +44,14 @@ const (
 func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 	log := cfg.Logger.With("dir", cfg.Dir)
 	opts := &pebble.Options{
-		FS:                 cfg.fs,
-		Cache:              cache,
-		Merger:             counterMerger,
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       memTableSize,
-		DisableWAL:         true,
-		Logger:             pebbleLogger{log: log, h: h},
+		FS:                  cfg.fs,
+		Cache:               cache,
+		Merger:              counterMerger,
+		FormatMajorVersion:  pebble.FormatNewest,
+		MemTableSize:        memTableSize,
+		MaxManifestFileSize: maxManifest,
+		DisableWAL:          true,
+		Logger:              pebbleLogger{log: log, h: h},
 		EventListener: &pebble.EventListener{
 			BackgroundError: func(err error) {
 				f := classify(err)

@@ -16,13 +16,19 @@
 //     followed by the source identity and the body; see format.go. Get verifies both checksums on
 //     every read; a value that fails is deleted, counted in Stats.Corrupt and
 //     reported as a miss, never served.
-//   - Beside each entry ("e"+key) the access index ("a"+bucket+key) orders
-//     entries by last access. A background sweeper drops entries not read
-//     for Config.Retention, then the least recently read ones while the tier
-//     holds more than Config.MaxBytes, down to 95% of it. It works in small
-//     batches and never blocks reads.
-//   - A hit rewrites the header and index (one batch) only when its access
-//     bucket is older than Config.TouchEvery, so ordinary hits never write.
+//   - The eviction order is S3-FIFO, held in memory (policy.go): a hit sets
+//     a counter there and writes nothing to disk. Beside each entry
+//     ("e"+key) an access-index key ("a"+bucket+key, its value the entry's
+//     size) records its last access as far as the disk knows: written by
+//     Put, and moved by the sweeper, in batches, for entries read since
+//     (at most once per Config.TouchEvery each, index key only, never the
+//     value). Open rebuilds the order from the index.
+//   - A background sweeper drops entries not read for Config.Retention,
+//     then evicts in the policy's order while the tier holds more than
+//     Config.MaxBytes, down to 99% of it, and compacts away what it deleted
+//     once that passes an eighth of the live bytes (disk.go), so the
+//     directory tracks the budget. It works in small batches and never
+//     blocks reads.
 //   - Live bytes and entries are kept in a merge-operator counter written in
 //     the same batch as each change, so Open reads two numbers instead of
 //     scanning, and a crash can never separate an entry from its accounting.
@@ -36,7 +42,9 @@
 //     the tier serves uncached (ErrUnavailable) and recovers by itself.
 //     Pebble is never driven into its fatal paths; see tier.go for how.
 //
-// Time has a granularity of one second throughout (access buckets, expiry).
+// Retention's clock has a granularity of one second (access buckets,
+// expiry); the eviction order has none: it is the order of the policy's
+// queues, exact to the event.
 package store
 
 import (
@@ -99,8 +107,11 @@ const (
 )
 
 // lowWaterPercent is how far below MaxBytes budget eviction goes, so that
-// every Put at the limit does not start another eviction round.
-const lowWaterPercent = 95
+// every Put at the limit does not start another eviction round. 99: with the
+// policy in memory a round costs little, and every per cent left unused is
+// hit ratio lost (95 cost 1.7 points at half the payload on the viewer
+// trace).
+const lowWaterPercent = 99
 
 // Config configures a Tier. The zero value of every field but Dir is usable.
 type Config struct {
@@ -109,19 +120,21 @@ type Config struct {
 	Dir string
 	// MaxBytes is the byte budget for live entries, counted as
 	// len(key) + len(stored value) (header + content type + body) per entry.
-	// When exceeded, the least recently read entries are evicted down to 95%
-	// of it. Zero means unlimited. Disk use is somewhat higher: the access
-	// index (9 bytes + key per entry), Pebble's metadata, and space held by
-	// deleted or overwritten values until compaction reclaims it.
+	// When exceeded, entries are evicted in the policy's order (S3-FIFO)
+	// down to 99% of it. Zero means unlimited. The directory holds a little
+	// more: the access index (13 bytes + key per entry), Pebble's block
+	// overhead, deleted data until reclaim compacts it (at most an eighth of
+	// the live bytes), and FixedOverhead; see disk.go.
 	MaxBytes int64
 	// Retention drops entries not read for this long (a sliding window: a
 	// read pushes it back). Zero keeps entries until evicted by MaxBytes.
 	Retention time.Duration
-	// TouchEvery: a hit rewrites an entry's access time only when the stored
-	// one is older than this, so ordinary hits never write. Zero means
-	// Retention/16, or one hour when Retention is zero. It must be less than
-	// Retention. Because access times are stale by up to TouchEvery, an
-	// entry read steadily may expire up to TouchEvery before Retention.
+	// TouchEvery: hits write nothing; the sweeper moves an entry's index key
+	// to its last read (index key only, never the value) once that read is
+	// TouchEvery past the bucket on disk. Zero means Retention/16, or one
+	// hour when Retention is zero. It must be less than Retention. Reads
+	// newer than the last checkpoint are lost by a restart, so an entry read
+	// steadily may expire up to TouchEvery early after one.
 	TouchEvery time.Duration
 	// SweepEvery is how often the background sweeper looks for expired
 	// entries and checks the budget. Zero means 10s. A Put that takes the
@@ -242,13 +255,24 @@ type Stats struct {
 	Hits    uint64 // Gets that returned an entry
 	Misses  uint64 // Gets that returned ErrNotFound (absent, expired or corrupt)
 	Puts    uint64 // entries stored
-	Touches uint64 // access-time rewrites (lazy on Get, Touch, Refresh)
-	Evicted uint64 // entries dropped to stay within MaxBytes
-	Expired uint64 // entries dropped for not being read within Retention
-	Corrupt uint64 // values that failed verification and were dropped
+	Touches uint64 // access-index keys written for reads: the sweeper's checkpoints and Refresh (hits write nothing)
+	Evicted uint64 // entries dropped to stay within MaxBytes (eviction cause "budget")
+	Expired uint64 // entries dropped for not being read within Retention ("retention")
+	Corrupt uint64 // values that failed verification and were dropped ("corrupt")
+	Purged  uint64 // entries removed by PurgePrefix or PurgeAll ("purge")
 	Errors  uint64 // Pebble errors
 	Bytes   int64  // live bytes, as counted for MaxBytes
 	Entries int64  // live entries
+	// DiskBytes is what the tier's database holds on disk: sstables
+	// (including deleted data not yet compacted away), MANIFEST and OPTIONS
+	// files, as Pebble accounts them. The reserve file beside the directory
+	// (see tier.go) is not included. Zero while no database is open.
+	DiskBytes int64
+	// FixedOverhead bounds what DiskBytes holds beyond entries, their
+	// bookkeeping and garbage awaiting reclaim: the constant FixedOverhead.
+	FixedOverhead int64
+	// HitRatio is Hits / (Hits + Misses), 0 before any Get.
+	HitRatio float64
 
 	// Health of the tier (see tier.go).
 	State        State       // what the tier is doing now
@@ -326,11 +350,23 @@ type engine struct {
 	done                        chan struct{} // closed by Close
 	sweeperDone                 chan struct{} // closed when the sweeper exits
 	sweepMu                     sync.Mutex    // one sweep at a time
+	purged                      atomic.Uint64 // entries removed by PurgePrefix and PurgeAll
+
+	polMu sync.Mutex // protects pol
+	pol   *policy    // eviction order and last reads; changed under the key's stripe lock too, except by hits
+
+	reclaimMu    sync.Mutex // one reclaim at a time; protects lastReclaim and reclaimFloor
+	lastReclaim  time.Time
+	reclaimFloor int64         // tables beyond the live bytes right after the last reclaim
+	reclaimForce atomic.Bool   // a purge asks the next sweep to reclaim at once
+	reclaims     atomic.Uint64 // compactions run by reclaim
+	disk         atomic.Int64  // see diskBytes
 }
 
 // openEngine opens (creating if needed) the Pebble database in cfg.Dir,
-// whose fields are already defaulted. It does not scan the store: start-up
-// costs the same for ten entries or ten million. h connects the engine to
+// whose fields are already defaulted. It reads no values: the counters,
+// and the access index's keys and sizes to rebuild the eviction order
+// (rebuild). h connects the engine to
 // its Tier; nil means no Tier (tests of the keyspace).
 func openEngine(cfg Config, h *hooks) (*engine, error) {
 	if h == nil {
@@ -344,6 +380,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		sweeperDone: make(chan struct{}),
+		pol:         newPolicy(),
 	}
 	t.retentionSecs.Store(ceilSeconds(cfg.Retention))
 	t.maxBytes.Store(cfg.MaxBytes)
@@ -358,6 +395,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
+	t.disk.Store(int64(db.Metrics().DiskSpaceUsage()))
 	if cfg.noSweeper {
 		close(t.sweeperDone)
 	} else {
@@ -393,13 +431,65 @@ func (t *engine) load() error {
 	case err != nil:
 		return err
 	}
-	defer closer.Close()
 	c, ok := decodeCounters(v)
+	closer.Close()
 	if !ok {
 		return fmt.Errorf("%w: malformed counters (%d bytes)", errLayout, len(v))
 	}
 	t.bytes.Store(c.bytes)
 	t.entries.Store(c.entries)
+	return t.rebuild()
+}
+
+// rebuild loads the eviction order from the access index: keys only (and a
+// 4-byte size), no values, in index order, so the least recently stored or
+// checkpointed entries are evicted first; reads since the last checkpoint
+// are forgotten, which costs a little hit ratio after a restart, never
+// correctness. About 1 s per million entries. A key found twice (possible
+// only after a crash between a checkpoint and its flush... which cannot tear
+// a batch, so in practice never) keeps its later bucket; the earlier index
+// key is deleted.
+func (t *engine) rebuild() error {
+	avg := int64(0)
+	if n := t.entries.Load(); n > 0 {
+		avg = t.bytes.Load() / n
+	}
+	it, err := t.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceAccess}, UpperBound: []byte{spaceAccess + 1}})
+	if err != nil {
+		return err
+	}
+	var stale [][]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		bucket, key, ok := parseAccessKey(it.Key())
+		if !ok {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		size, ok := parseSizeValue(v)
+		if !ok {
+			size = avg
+		}
+		if old, dup := t.pol.load(key, size, bucket); dup {
+			stale = append(stale, appendAccessKey(nil, old, key))
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		b := t.db.NewBatch()
+		defer b.Close()
+		for _, k := range stale {
+			_ = b.Delete(k, nil)
+		}
+		if err := t.commit(b); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -492,6 +582,11 @@ func (t *engine) Get(key []byte) (Entry, error) {
 // returned Entry's Body is the tail of the returned slice. On error the
 // slice is dst unchanged.
 func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
+	return t.getAppend(key, dst, true)
+}
+
+// getAppend is GetAppend; countMiss false leaves a miss uncounted (Lookup).
+func (t *engine) getAppend(key, dst []byte, countMiss bool) (e Entry, out []byte, err error) {
 	out = dst
 	if err := t.enter(); err != nil {
 		return Entry{}, out, err
@@ -503,7 +598,7 @@ func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 	kb.b = appendEntryKey(kb.b, key)
 	v, closer, err := t.db.Get(kb.b)
 	if errors.Is(err, pebble.ErrNotFound) {
-		t.misses.Add(1)
+		t.miss(countMiss)
 		return Entry{}, out, ErrNotFound
 	}
 	if pebble.IsCorruptionError(err) {
@@ -511,7 +606,7 @@ func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 		// so that it can be cached again (a Put's newer value is read
 		// before the bad block); the Tier counts the corruption and
 		// rebuilds the database if it keeps happening.
-		t.misses.Add(1)
+		t.miss(countMiss)
 		t.corrupt.Add(1)
 		t.hooks.fault(FaultCorrupt, err)
 		t.tryForget(key)
@@ -523,34 +618,56 @@ func (t *engine) GetAppend(key, dst []byte) (e Entry, out []byte, err error) {
 	h, ok := decodeValue(v)
 	if !ok {
 		closer.Close()
-		t.misses.Add(1)
+		t.miss(countMiss)
 		t.tryDrop(key, dropCorrupt)
 		return Entry{}, out, errCorruptMiss
 	}
 	now := seconds(t.now())
-	if t.isExpired(h.access, now) {
+	if t.isExpired(t.lastRead(key, h.access), now) {
 		closer.Close()
-		t.misses.Add(1)
+		t.miss(countMiss)
 		t.tryDrop(key, dropExpired)
 		return Entry{}, out, ErrNotFound
 	}
 	e, out = toEntry(v, &h, dst) // copies: v dies at closer.Close
 	closer.Close()
 	t.hits.Add(1)
-	if now-h.access >= t.touchSecs {
-		t.tryTouch(key, now)
-	}
+	t.polMu.Lock()
+	t.pol.hit(key, now, t.touchSecs)
+	t.polMu.Unlock()
 	return e, out, nil
 }
 
-// tryTouch is Get's lazy touch: skipped while a purge holds writeMu, and
-// best effort (touch counts its own errors).
-func (t *engine) tryTouch(key []byte, now int64) {
-	if !t.hooks.canWrite() || !t.writeMu.TryRLock() {
-		return
+// miss counts a miss unless the caller counted it already.
+func (t *engine) miss(count bool) {
+	if count {
+		t.misses.Add(1)
 	}
-	defer t.writeMu.RUnlock()
-	_, _ = t.touch(key, now, nil)
+}
+
+// lastRead is key's last read: the later of its value's access field
+// (written by Put and Refresh) and the policy's memory of reads since.
+func (t *engine) lastRead(key []byte, stored int64) int64 {
+	t.polMu.Lock()
+	defer t.polMu.Unlock()
+	if n := t.pol.get(key); n != nil && n.access > stored {
+		return n.access
+	}
+	return stored
+}
+
+// indexBucket is the access bucket of key's index key: the policy's, else
+// (a value written before the policy knew it) the value's access field.
+// The caller holds key's stripe lock.
+func (t *engine) indexBucket(key, v []byte) (int64, bool) {
+	t.polMu.Lock()
+	if n := t.pol.get(key); n != nil {
+		b := n.persisted
+		t.polMu.Unlock()
+		return b, true
+	}
+	t.polMu.Unlock()
+	return rawAccess(v)
 }
 
 // tryForget deletes key's entry without reading it (its block is corrupt),
@@ -566,11 +683,19 @@ func (t *engine) tryForget(key []byte) {
 	mu := &t.keyMu[t.stripe(key)]
 	mu.Lock()
 	defer mu.Unlock()
-	if err := t.db.Delete(appendEntryKey(nil, key), pebble.NoSync); err != nil {
+	b := t.db.NewBatch()
+	defer b.Close()
+	_ = b.Delete(appendEntryKey(nil, key), nil)
+	if bucket, ok := t.indexBucket(key, nil); ok {
+		_ = b.Delete(appendAccessKey(nil, bucket, key), nil)
+	}
+	if err := t.commit(b); err != nil {
 		_ = t.pebbleErr("forget", err)
 		return
 	}
-	t.dirty.Store(true)
+	t.polMu.Lock()
+	t.pol.remove(key)
+	t.polMu.Unlock()
 }
 
 // tryDrop is Get's removal of a corrupt or expired entry: skipped while a
@@ -590,18 +715,23 @@ func (t *engine) isExpired(access, now int64) bool {
 	return r > 0 && access < now-r
 }
 
-// Touch marks the entry read now, rewriting its header and index key unless
-// its access bucket is already the current second. ErrNotFound if absent or
-// past Retention (then it is dropped).
+// Touch marks the entry read now, as a hit does: in memory only (see
+// policy). ErrNotFound if the tier does not hold it or it is past Retention
+// (the sweeper drops it).
 func (t *engine) Touch(key []byte) (err error) {
 	if err := t.enter(); err != nil {
 		return err
 	}
 	defer t.leave()
-	t.writeMu.RLock()
-	defer t.writeMu.RUnlock()
-	_, err = t.touch(key, seconds(t.now()), nil)
-	return err
+	now := seconds(t.now())
+	t.polMu.Lock()
+	defer t.polMu.Unlock()
+	n := t.pol.get(key)
+	if n == nil || t.isExpired(n.access, now) {
+		return ErrNotFound
+	}
+	t.pol.hit(key, now, t.touchSecs)
+	return nil
 }
 
 // Refresh records that the entry was revalidated against its source and found
@@ -624,8 +754,10 @@ func (t *engine) Refresh(key []byte, storedAt time.Time) (err error) {
 }
 
 // touch rewrites key's header with access bucket now and, if storedAt is not
-// nil, a new stored-at time. It reports whether it wrote. The caller holds
-// writeMu's read side.
+// nil, a new stored-at time, and moves its index key to bucket now. It
+// reports whether it wrote. Only Refresh writes this way (a revalidation
+// must persist its new stored-at); hits and Touch change memory only. The
+// caller holds writeMu's read side.
 func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	mu := &t.keyMu[t.stripe(key)]
 	mu.Lock()
@@ -648,11 +780,12 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 		t.dropLocked(key, ek, v, dropCorrupt)
 		return false, errCorruptMiss
 	}
-	if t.isExpired(h.access, now) {
+	if t.isExpired(t.lastRead(key, h.access), now) {
 		t.dropLocked(key, ek, v, dropExpired) // reading it now must not revive it
 		return false, ErrNotFound
 	}
-	if h.access >= now && (storedAt == nil || *storedAt == h.storedAt) {
+	old, _ := t.indexBucket(key, v)
+	if h.access >= now && old >= now && (storedAt == nil || *storedAt == h.storedAt) {
 		return false, nil // already current (or from the future: keep it)
 	}
 	if !t.hooks.canWrite() {
@@ -660,7 +793,6 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 		// may expire or be evicted a little early, which a cache can afford.
 		return false, nil
 	}
-	old := h.access
 	if now > h.access {
 		h.access = now
 	}
@@ -676,13 +808,14 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 	if err := op.Finish(); err != nil {
 		return false, t.pebbleErr("touch", err)
 	}
+	size := int64(len(key) + len(v))
 	if old != h.access {
 		ik := appendAccessKey(nil, old, key)
 		if err := b.Delete(ik, nil); err != nil {
 			return false, t.pebbleErr("touch", err)
 		}
 		ik = appendAccessKey(ik[:0], h.access, key)
-		if err := b.Set(ik, nil, nil); err != nil {
+		if err := b.Set(ik, sizeValue(size), nil); err != nil {
 			return false, t.pebbleErr("touch", err)
 		}
 	}
@@ -690,6 +823,14 @@ func (t *engine) touch(key []byte, now int64, storedAt *int64) (bool, error) {
 		return false, t.pebbleErr("touch", err)
 	}
 	t.touches.Add(1)
+	t.polMu.Lock()
+	if n := t.pol.get(key); n != nil {
+		n.persisted = h.access
+		n.access = max(n.access, h.access)
+	} else {
+		t.pol.add(key, size, h.access)
+	}
+	t.polMu.Unlock()
 	return true, nil
 }
 
@@ -813,7 +954,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	default:
 		delta.bytes -= int64(len(key) + len(v))
 		delta.entries = 0
-		if old, ok := rawAccess(v); ok && old != now {
+		if old, ok := t.indexBucket(key, v); ok && old != now {
 			// Best effort if v is corrupt: deleting an absent key is harmless,
 			// and a stale index key left behind is dropped by the sweeper.
 			if err := b.Delete(appendAccessKey(nil, old, key), nil); err != nil {
@@ -823,7 +964,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		}
 		closer.Close()
 	}
-	if err := b.Set(ik, nil, nil); err != nil {
+	if err := b.Set(ik, sizeValue(size), nil); err != nil {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	if err := b.Merge(keyMeta, delta.encode(), nil); err != nil {
@@ -833,6 +974,9 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	t.puts.Add(1)
+	t.polMu.Lock()
+	t.pol.add(key, size, now)
+	t.polMu.Unlock()
 	t.entries.Add(delta.entries)
 	if n, max := t.bytes.Add(delta.bytes), t.maxBytes.Load(); max > 0 && n > max {
 		t.wakeSweeper()
@@ -887,7 +1031,7 @@ func (t *engine) dropLocked(key, ek, v []byte, why dropReason) {
 	b := t.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteSized(ek, uint32(len(v)), nil)
-	if access, ok := rawAccess(v); ok {
+	if access, ok := t.indexBucket(key, v); ok {
 		_ = b.Delete(appendAccessKey(nil, access, key), nil)
 	}
 	d := counters{bytes: -int64(len(key) + len(v)), entries: -1}
@@ -896,6 +1040,9 @@ func (t *engine) dropLocked(key, ek, v []byte, why dropReason) {
 		_ = t.pebbleErr("drop", err)
 		return
 	}
+	t.polMu.Lock()
+	t.pol.remove(key)
+	t.polMu.Unlock()
 	t.bytes.Add(d.bytes)
 	t.entries.Add(d.entries)
 	t.countDrop(why, 1)
@@ -937,6 +1084,7 @@ func (t *engine) PurgePrefix(prefix []byte) (n int, err error) {
 	b := t.db.NewBatch()
 	defer b.Close()
 	var d counters
+	var keys [][]byte
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		v, err := it.ValueAndErr()
@@ -944,8 +1092,9 @@ func (t *engine) PurgePrefix(prefix []byte) (n int, err error) {
 			it.Close()
 			return 0, t.pebbleErr("purge", err)
 		}
-		key := k[1:]
-		if access, ok := rawAccess(v); ok {
+		key := bytes.Clone(k[1:])
+		keys = append(keys, key)
+		if access, ok := t.indexBucket(key, v); ok {
 			_ = b.Delete(appendAccessKey(nil, access, key), nil)
 		}
 		d.bytes -= int64(len(key) + len(v))
@@ -964,6 +1113,13 @@ func (t *engine) PurgePrefix(prefix []byte) (n int, err error) {
 	}
 	t.bytes.Add(d.bytes)
 	t.entries.Add(d.entries)
+	t.polMu.Lock()
+	for _, k := range keys {
+		t.pol.remove(k)
+	}
+	t.polMu.Unlock()
+	t.purged.Add(uint64(-d.entries))
+	t.reclaimSoon()
 	return int(-d.entries), nil
 }
 
@@ -982,24 +1138,31 @@ func (t *engine) PurgeAll() (err error) {
 	if err := t.commitDurable(b); err != nil {
 		return t.pebbleErr("purge all", err)
 	}
+	t.purged.Add(uint64(max(t.entries.Load(), 0)))
 	t.bytes.Store(0)
 	t.entries.Store(0)
+	t.polMu.Lock()
+	t.pol.reset()
+	t.polMu.Unlock()
+	t.reclaimSoon()
 	return nil
 }
 
 // Stats returns the tier's counters. It may be called after Close.
 func (t *engine) Stats() Stats {
 	return Stats{
-		Hits:    t.hits.Load(),
-		Misses:  t.misses.Load(),
-		Puts:    t.puts.Load(),
-		Touches: t.touches.Load(),
-		Evicted: t.evicted.Load(),
-		Expired: t.expired.Load(),
-		Corrupt: t.corrupt.Load(),
-		Errors:  t.errs.Load(),
-		Bytes:   max(t.bytes.Load(), 0),
-		Entries: max(t.entries.Load(), 0),
+		Hits:      t.hits.Load(),
+		Misses:    t.misses.Load(),
+		Puts:      t.puts.Load(),
+		Touches:   t.touches.Load(),
+		Evicted:   t.evicted.Load(),
+		Expired:   t.expired.Load(),
+		Corrupt:   t.corrupt.Load(),
+		Purged:    t.purged.Load(),
+		Errors:    t.errs.Load(),
+		Bytes:     max(t.bytes.Load(), 0),
+		Entries:   max(t.entries.Load(), 0),
+		DiskBytes: t.diskBytes(),
 	}
 }
 

@@ -33,8 +33,8 @@ import (
 //   - Headroom, as nginx's proxy_cache_path min_free: a supervisor
 //     goroutine per tier reads the file system's free space (statfs) every
 //     second and after every few megabytes written. Below MinFree the tier
-//     is "full": Puts and access-time touches are refused, the least
-//     recently read entries are evicted and their space compacted away,
+//     is "full": Puts and access-index checkpoints are refused, entries
+//     are evicted in the policy's order and their space compacted away,
 //     until the free space is back above MinFree plus a tenth (so the state
 //     does not flap). Below the much smaller reserve (MinFree/4, 64 KiB to
 //     16 MiB) faultFS refuses to create sstables, so Pebble's flushes and
@@ -248,6 +248,19 @@ func (t *Tier) Get(key []byte) (Entry, error) {
 	return e, err
 }
 
+// Lookup is Get for a second look at a key whose miss the caller has
+// already counted (the proxy's look again once it holds the key's render
+// flight): a hit counts as a hit, a miss is not counted again, so Stats'
+// Misses is one per request that missed.
+func (t *Tier) Lookup(key []byte) (Entry, error) {
+	e, err := t.engine()
+	if err != nil {
+		return Entry{}, err
+	}
+	en, _, err := e.getAppend(key, nil, false)
+	return en, t.mapErr(err)
+}
+
 // GetAppend is Get appending the body to dst, so a caller with a reusable
 // buffer reads a hit without allocating it: the returned Entry's Body is the
 // tail of the returned slice. On error the slice is dst unchanged.
@@ -378,8 +391,13 @@ func (t *Tier) Stats() Stats {
 		s.Evicted += c.Evicted
 		s.Expired += c.Expired
 		s.Corrupt += c.Corrupt
+		s.Purged += c.Purged
 		s.Errors += c.Errors
-		s.Bytes, s.Entries = c.Bytes, c.Entries
+		s.Bytes, s.Entries, s.DiskBytes = c.Bytes, c.Entries, c.DiskBytes
+	}
+	s.FixedOverhead = FixedOverhead
+	if n := s.Hits + s.Misses; n > 0 {
+		s.HitRatio = float64(s.Hits) / float64(n)
 	}
 	s.State = t.State()
 	s.FreeBytes = t.free.Load()
@@ -633,7 +651,7 @@ func (t *Tier) supervise() {
 	}
 }
 
-// shed evicts, from a tier below MinFree, the least recently read entries
+// shed evicts, from a tier below MinFree, entries (in the policy's order)
 // worth the missing space (at least a fiftieth of the tier), at most every
 // shedEvery, and lets compaction give the space back (engine.shed). Every
 // tier on the file system does the same, each giving back what it can.
@@ -843,6 +861,7 @@ func (t *Tier) retire(e *engine, why string) {
 	t.retired.Evicted += c.Evicted
 	t.retired.Expired += c.Expired
 	t.retired.Corrupt += c.Corrupt
+	t.retired.Purged += c.Purged
 	t.retired.Errors += c.Errors
 	t.retired.Bytes, t.retired.Entries = c.Bytes, c.Entries
 	t.retiredMu.Unlock()

@@ -20,19 +20,26 @@ import (
 // iiif-proxy, found through the same configuration (AdminAddress,
 // AdminToken) or the -admin and -token flags.
 func adminCmd(name string, args []string) int {
-	usage := "stats [-config FILE] [-admin HOST:PORT] [-json]"
+	usage := "stats [-config FILE] [-admin HOST:PORT] [-json]\n\nPrints the running server's cache and renderer counters, with each tier's hit ratio."
 	if name == "purge" {
-		usage = "purge [-config FILE] [-admin HOST:PORT] (IDENTIFIER… | -tier TIER | -all)"
+		usage = "purge [-config FILE] [-admin HOST:PORT] (IDENTIFIER… | -tier TIER | -all)\n\n" +
+			"Drops cached derivatives from the running server: every derivative of each IDENTIFIER, a whole tier, or everything."
 	}
 	fs := newFlagSet(name, usage)
-	file := fs.String("config", config.Find(), "configuration file to read AdminAddress and AdminToken from")
-	admin := fs.String("admin", "", "admin address (default: AdminAddress from the configuration)")
-	token := fs.String("token", "", "bearer token (default: AdminToken, AdminTokenFile or RAIS_ADMINTOKEN from the configuration; a flag shows in ps)")
-	asJSON := fs.Bool("json", false, "stats: print the JSON of /stats as it is")
-	tier := fs.String("tier", "", "purge: a whole tier (tile, thumbnail, info, other)")
-	all := fs.Bool("all", false, "purge: everything")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	file := fs.String("config", config.Find(), "Configuration file to read AdminAddress and AdminToken from.")
+	admin := fs.String("admin", "", "Admin address of the running server (default: AdminAddress from the configuration).")
+	token := fs.String("token", "", "Bearer token (default: AdminToken, AdminTokenFile or RAIS_ADMINTOKEN from the configuration); a flag shows in ps.")
+	// Each command has only its own flags, so its -h lists only those.
+	var asJSON, all *bool
+	var tier *string
+	if name == "stats" {
+		asJSON = fs.Bool("json", false, "Print the JSON of /stats as the server sends it, instead of a table.")
+	} else {
+		tier = fs.String("tier", "", "Purge a whole tier: tile, thumbnail, info or other.")
+		all = fs.Bool("all", false, "Purge everything, in every tier.")
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	cfg, _, _ := config.Load(*file, os.Environ(), nil) // only the admin keys matter here
 	if *admin == "" {
@@ -50,10 +57,10 @@ func adminCmd(name string, args []string) int {
 	case name == "stats":
 		r, _ := http.NewRequest(http.MethodGet, base+"/stats", nil)
 		reqs = append(reqs, r)
-	case *all:
+	case all != nil && *all:
 		r, _ := http.NewRequest(http.MethodDelete, base+"/cache", nil)
 		reqs = append(reqs, r)
-	case *tier != "":
+	case tier != nil && *tier != "":
 		r, _ := http.NewRequest(http.MethodDelete, base+"/cache/tiers/"+url.PathEscape(*tier), nil)
 		reqs = append(reqs, r)
 	case fs.NArg() > 0:
@@ -77,7 +84,7 @@ func adminCmd(name string, args []string) int {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if name == "stats" && !*asJSON && resp.StatusCode == http.StatusOK {
+		if name == "stats" && !(asJSON != nil && *asJSON) && resp.StatusCode == http.StatusOK {
 			if err := printStats(os.Stdout, body); err != nil {
 				fmt.Fprintf(os.Stderr, "iiif-proxy stats: %v\n", err)
 				return 1

@@ -164,6 +164,15 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 	return a, nil
 }
 
+// errorRate maps AccessLogErrorRate (0: no bound) onto the proxy's
+// ErrorLinesPerSecond (0: its default, negative: no bound).
+func errorRate(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 // proxyConfig maps cfg onto the proxy's Config, without stores or signer.
 func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 	trusted, _ := cfg.TrustedPrefixes() // validated with the rest
@@ -171,6 +180,9 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 		TrustedProxies:       trusted,
 		StaleWhileRevalidate: cfg.StaleWhileRevalidate.Std(),
 		WebPath:              cfg.IIIFWebPath,
+		AccessLog:            proxy.AccessLogConfig{Off: !cfg.AccessLog, ErrorLinesPerSecond: errorRate(cfg.AccessLogErrorRate)},
+		AdminPublic:          cfg.AdminAddress != "" && !config.Loopback(cfg.AdminAddress),
+		Unversioned:          rules.Version(cfg.UnversionedVersion),
 		BaseURL:              cfg.IIIFBaseURL,
 		RenderTimeout:        cfg.RenderTimeout.Std(),
 		RenderWait:           cfg.RenderWait.Std(),
@@ -234,7 +246,19 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	servers := []*fasthttp.Server{a.proxy.Server()}
 	lns := []net.Listener{ln}
-	if a.cfg.AdminAddress != "" {
+	if a.cfg.AdminAddress != "" && a.cfg.AdminAddress == a.cfg.Address {
+		// One port for both, as RAIS allows: the admin paths go to the
+		// admin handler (its token rules included), the rest to IIIF.
+		pub, adm := servers[0].Handler, a.proxy.AdminServer(a.cfg.AdminToken).Handler
+		servers[0].Handler = func(ctx *fasthttp.RequestCtx) {
+			if proxy.IsAdminPath(ctx.Path()) {
+				adm(ctx)
+				return
+			}
+			pub(ctx)
+		}
+		a.log.Info("serving admin on the IIIF listener", "address", ln.Addr().String(), "token", a.cfg.AdminToken != "")
+	} else if a.cfg.AdminAddress != "" {
 		aln, err := net.Listen("tcp", a.cfg.AdminAddress)
 		if err != nil {
 			ln.Close()
@@ -249,7 +273,8 @@ func (a *App) Run(ctx context.Context) error {
 		go func() { errc <- s.Serve(lns[i]) }()
 	}
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
-		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json")
+		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json",
+		"unversioned", a.cfg.UnversionedVersion)
 	for done := false; !done; {
 		select {
 		case err := <-errc:

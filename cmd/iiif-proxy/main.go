@@ -5,6 +5,7 @@
 //	iiif-proxy purge IDENTIFIER…                  purge cached derivatives (admin API)
 //	iiif-proxy stats [-json]                       print counters and hit ratios (admin API)
 //	iiif-proxy sign URL-PATH [-expires 24h]        print a signed URL (SignedPrefixes)
+//	iiif-proxy -version                            print the version and commit
 //
 // SIGTERM and SIGINT drain and stop; SIGHUP reloads the configuration
 // (reload.go).
@@ -18,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -41,20 +43,15 @@ func run(args []string) int {
 			return signCmd(args[1:])
 		}
 	}
-	if len(args) > 0 && (args[0] == "-help" || args[0] == "--help" || args[0] == "-h") {
-		fmt.Fprint(os.Stderr, `usage:
-  iiif-proxy [flags]                        serve
-  iiif-proxy samples [-dir DIR] [-small]    generate sample images
-  iiif-proxy purge IDENTIFIER…              purge an image's cached derivatives (also -tier T, -all)
-  iiif-proxy stats [-json]                  print cache and renderer counters, per-tier hit ratios
-  iiif-proxy sign URL-PATH [-expires 24h]   print a signed URL of a protected image
-
-flags:
-`)
-		fs := config.Flags()
-		fs.SetOutput(os.Stderr)
-		fs.PrintDefaults()
-		return 0
+	for _, a := range args {
+		switch a {
+		case "-help", "--help", "-h":
+			printHelp(os.Stdout)
+			return 0
+		case "-version", "--version":
+			fmt.Println(versionLine())
+			return 0
+		}
 	}
 	file, given, rest, err := config.ConfigFlag(args)
 	if err != nil {
@@ -70,7 +67,7 @@ flags:
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	cfg, warnings, err := config.Load(file, os.Environ(), rest)
-	logger, level := newLogger(cfg.LogLevel)
+	logger, level := newLogger(cfg.LogLevel, cfg.LogFormat)
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
@@ -79,7 +76,7 @@ flags:
 			strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return 2
 	}
-	logger.Info("configuration loaded", "file", orNone(file))
+	logger.Info("configuration loaded", "file", orNone(file), "version", version, "commit", commit)
 
 	// The live heap is small (the cache is on disk), so Go's default GC
 	// target collects every few megabytes of per-request garbage; a higher
@@ -111,19 +108,69 @@ func orNone(file string) string {
 	return file
 }
 
-// newLogger logs to stderr at level; the returned LevelVar changes it live.
-func newLogger(level string) (*slog.Logger, *slog.LevelVar) {
+// newLogger logs to stderr at level, as text or JSON (LogFormat); the
+// returned LevelVar changes the level live.
+func newLogger(level, format string) (*slog.Logger, *slog.LevelVar) {
 	lv := new(slog.LevelVar)
 	lv.Set(logLevel(level))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), lv
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv
 }
 
 // newFlagSet is a FlagSet for a subcommand that prints its own usage.
 func newFlagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: iiif-proxy %s\n", usage)
+		fmt.Fprintf(fs.Output(), "usage: iiif-proxy %s\n\nflags:\n", usage)
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseFlags parses a subcommand's args. Asked for help (-h, -help), it
+// prints the usage on stdout and says done with status 0; on a bad flag,
+// the usage goes to stderr and the status is 2.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	fs.SetOutput(io.Discard) // the error and usage are printed below, once
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stdout)
+		fs.Usage()
+		return 0, true
+	case err != nil:
+		fs.SetOutput(os.Stderr)
+		fmt.Fprintf(os.Stderr, "iiif-proxy %s: %v\n", fs.Name(), err)
+		fs.Usage()
+		return 2, true
+	}
+	fs.SetOutput(os.Stderr)
+	return 0, false
+}
+
+// printHelp writes the server's usage and every flag, each with its
+// sentence, key and environment variable.
+func printHelp(w io.Writer) {
+	fmt.Fprintf(w, `%s: a caching IIIF Image API 3.0 and 2.1 server that reads RAIS's configuration.
+
+usage:
+  iiif-proxy [-config FILE] [flags]         serve
+  iiif-proxy samples [-dir DIR] [-small]    generate sample images
+  iiif-proxy purge IDENTIFIER…              purge an image's cached derivatives (also -tier T, -all)
+  iiif-proxy stats [-json]                  print cache and renderer counters, per-tier hit ratios
+  iiif-proxy sign URL-PATH [-expires 24h]   print a signed URL of a protected image
+  iiif-proxy -version                       print the version and commit
+  iiif-proxy COMMAND -h                     a command's own flags
+
+Settings come from built-in defaults, then the TOML file, then RAIS_*
+environment variables, then these flags; conf/rais.toml documents each.
+
+flags:
+`, versionLine())
+	fs := config.Flags()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"strings"
 
@@ -46,14 +45,11 @@ func (a *App) Reload(next config.Config) (applied, restart []string) {
 		a.log.Error("SIGHUP: configuration rejected; the running one stays", "error", err)
 		return nil, nil
 	}
-	// The admin listener keeps its start-up address until a restart: a
-	// token may only be dropped where that address is loopback, whatever the
-	// new file says AdminAddress will be.
-	if next.AdminToken == "" && a.cfg.AdminAddress != "" && !config.Loopback(a.cfg.AdminAddress) {
-		a.log.Error("SIGHUP: configuration rejected; the running one stays",
-			"error", fmt.Sprintf("AdminToken: required while the admin listener runs on %q, which is not a loopback address", a.cfg.AdminAddress))
-		return nil, nil
-	}
+	// The admin listener keeps its start-up address until a restart. A
+	// token dropped there follows the start-up rule, not a refusal: on a
+	// listener beyond loopback, reads stay open and purges are refused
+	// (proxy.Config's AdminPublic); config.Load's warning says so on every
+	// load, start-up and SIGHUP alike.
 	for _, k := range config.Diff(a.started, next) {
 		if !config.Live(k) {
 			restart = append(restart, k)

@@ -35,12 +35,13 @@ var samples = []sample{
 // samplesCmd generates the sample images that the default configuration
 // serves, skipping files that already exist.
 func samplesCmd(args []string) int {
-	fs := newFlagSet("samples", "samples [-dir DIR] [-small] [-only NAMES]")
-	dir := fs.String("dir", "samples", "directory to write the images to")
-	small := fs.Bool("small", false, "only the small images (seconds instead of a minute)")
-	only := fs.String("only", "", "only these images, by name, comma-separated (e.g. pattern,page)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlagSet("samples", "samples [-dir DIR] [-small] [-only NAMES]\n\n"+
+		"Writes the sample images the shipped configuration serves, skipping those that exist.")
+	dir := fs.String("dir", "samples", "Directory to write the images to.")
+	small := fs.Bool("small", false, "Write only the small images (seconds instead of a minute).")
+	only := fs.String("only", "", "Write only these images, by name, comma-separated (e.g. pattern,page).")
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "iiif-proxy samples:", err)

@@ -15,9 +15,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,6 +248,21 @@ func (s *iipimage) Requests(t *testing.T, sub string) int {
 	return strings.Count(string(b), sub)
 }
 
+// settledRequests counts the upstream's requests matching sub once at
+// least want are logged (bounded): nginx writes its access log line after
+// the response has gone, so a count taken at once can miss the last one.
+func settledRequests(t *testing.T, up interface {
+	Requests(*testing.T, string) int
+}, sub string, want int) int {
+	t.Helper()
+	n := up.Requests(t, sub)
+	for i := 0; n < want && i < 100; i++ {
+		time.Sleep(20 * time.Millisecond)
+		n = up.Requests(t, sub)
+	}
+	return n
+}
+
 func sendSignal(t *testing.T, c *exec.Cmd, sig syscall.Signal) {
 	t.Helper()
 	if err := c.Process.Signal(sig); err != nil {
@@ -301,7 +320,7 @@ func (e *embedded) Start(t *testing.T) {
 	t.Helper()
 	c := &child{addr: e.addr, admin: freePort(t)}
 	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", c.addr, "-admin-address", c.admin,
-		"-tile-path", samplePyramid(t), "-log-level", "DEBUG", "-cache-dir", "")
+		"-tile-path", samplePyramid(t), "-log-level", "DEBUG", "-cache-dir", "", "-access-log")
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +339,7 @@ func (e *embedded) Start(t *testing.T) {
 				if i < 0 {
 					break
 				}
-				if line := string(b[:i]); strings.Contains(line, "msg=request") {
+				if line := string(b[:i]); strings.Contains(line, "msg=access") {
 					e.mu.Lock()
 					e.log = append(e.log, line)
 					e.mu.Unlock()
@@ -367,17 +386,21 @@ type sidecar struct {
 func (s *sidecar) clock() time.Time        { return time.Unix(0, s.now.Load()) }
 func (s *sidecar) advance(d time.Duration) { s.now.Add(int64(d)) }
 
-func startSidecar(t *testing.T, up upstreamServer) *sidecar {
+func startSidecar(t *testing.T, up upstreamServer) *sidecar { return startSidecarAt(t, up.URL(), 100) }
+
+// startSidecarAt starts a sidecar with Upstream = url, keeping
+// sourceCacheLen source descriptions in memory (0: every request asks).
+func startSidecarAt(t *testing.T, url string, sourceCacheLen int) *sidecar {
 	t.Helper()
 	s := &sidecar{}
 	s.now.Store(time.Now().UnixNano()) // the store stamps entries with the real time
-	u, err := upstream.New(upstream.Config{URL: up.URL(), Timeout: 1500 * time.Millisecond,
+	u, err := upstream.New(upstream.Config{URL: url, Timeout: 1500 * time.Millisecond,
 		ConnectTimeout: time.Second, MaxConns: 16, Backoff: time.Second, MaxBackoff: 2 * time.Second, Clock: s.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.u = u
-	cfg := proxy.Config{SourceCacheLen: 100, Clock: s.clock, RenderTimeout: 10 * time.Second,
+	cfg := proxy.Config{SourceCacheLen: sourceCacheLen, Clock: s.clock, RenderTimeout: 10 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	dir := t.TempDir()
 	for tr := range rules.NumTiers {
@@ -554,7 +577,7 @@ func sidecarSuite(t *testing.T, up upstreamServer) {
 				t.Errorf("missing image: %d", r.status)
 			}
 		}
-		if n := up.Requests(t, "missing.tif"); n != 1 {
+		if n := settledRequests(t, up, "missing.tif", 1); n != 1 {
 			t.Errorf("the upstream was asked %d times for a missing image, want 1", n)
 		}
 		if r := hget(t, sc.base+"/iiif/3/pattern.tif/0,0,0,0/max/0/default.jpg"); r.status != http.StatusBadRequest {
@@ -585,7 +608,7 @@ func sidecarSuite(t *testing.T, up upstreamServer) {
 				t.Fatalf("response %d differs or failed", i)
 			}
 		}
-		if n := up.Requests(t, up2) - before; n != 1 {
+		if n := settledRequests(t, up, up2, before+1) - before; n != 1 {
 			t.Errorf("200 concurrent requests reached the upstream %d times, want 1", n)
 		}
 	})
@@ -643,6 +666,112 @@ func sidecarSuite(t *testing.T, up upstreamServer) {
 			t.Errorf("revalidation was not answered 304 (a conditional request that moves no bytes)")
 		}
 	})
+
+	t.Run("info.json unusable: normalised keys", func(t *testing.T) { unusableInfo(t, up) })
+}
+
+// unusableInfo runs a second sidecar in front of up through a loopback
+// front that answers info.json 500 once told to (an upstream whose
+// info.json is broken while its images work), keeping no description in
+// memory, so each request describes its image again.
+func unusableInfo(t *testing.T, up upstreamServer) {
+	upv := up.Version()
+	front := startFront(t, up.URL())
+	sc := startSidecarAt(t, front.URL(), 0)
+
+	// A stored description asks in the version the upstream speaks, from
+	// whichever stored document it is made (in front of IIPImage, the 3.0
+	// one is the proxy's own, built from IIPImage's 2.1).
+	for _, v := range []string{"3", "2"} {
+		if r := hget(t, sc.base+"/iiif/"+v+"/pattern.tif/info.json"); r.status != http.StatusOK {
+			t.Fatalf("info.json %s: %d", v, r.status)
+		}
+	}
+	front.failInfo.Store(true)
+	path := "pattern.tif/0,0,256,256/256,/0/default.jpg"
+	r := hget(t, sc.base+"/iiif/3/"+path)
+	want := canonical(t, rules.V3, upv, path)
+	direct := hget(t, up.URL()+"/"+want)
+	if r.status != http.StatusOK || !bytes.Equal(r.body, direct.body) || front.count(want) != 1 {
+		t.Errorf("%s from a stored description: %d, upstream asked for %q, want %q once", path, r.status, front.paths(), want)
+	}
+
+	// No description at all: keyed and asked by the normalised form.
+	id := "sub%2Fpattern.tif"
+	for _, tc := range []struct{ v, path, same string }{
+		{"3", "full/200,/0/default.jpg", "full/200,/360/default.jpg"},
+		{"2", "0,0,512,512/256,/0/default.jpg", "0,0,512,512/256,/0.0/default.jpg"},
+		{"3", "full/!300,300/0/default.jpg", "full/!300,300/360.0/default.jpg"},
+	} {
+		first := hget(t, sc.base+"/iiif/"+tc.v+"/"+id+"/"+tc.path)
+		again := hget(t, sc.base+"/iiif/"+tc.v+"/"+id+"/"+tc.same)
+		direct := hget(t, up.URL()+"/"+id+"/"+tc.path)
+		if first.status != http.StatusOK || direct.status != http.StatusOK || !bytes.Equal(first.body, direct.body) {
+			t.Errorf("%s: %d (%d bytes), upstream %d (%d bytes): want the same bytes", tc.path, first.status, len(first.body), direct.status, len(direct.body))
+		}
+		if first.header.Get("X-Cache") != "MISS" || again.header.Get("X-Cache") != "HIT" || !bytes.Equal(again.body, first.body) {
+			t.Errorf("%s then %s: X-Cache %s, %s; want MISS then a HIT on the same entry", tc.path, tc.same, first.header.Get("X-Cache"), again.header.Get("X-Cache"))
+		}
+		if n := front.count(id + "/" + tc.path); n != 1 {
+			t.Errorf("%s: the upstream was asked %d times, want once", tc.path, n)
+		}
+	}
+	if n := front.count(id + "/info.json"); n != 1 {
+		t.Errorf("the broken info.json was asked %d times, want once (remembered)", n)
+	}
+	if r := hget(t, sc.base+"/iiif/3/"+id+"/0,0,0,0/max/0/default.jpg"); r.status != http.StatusBadRequest || front.count("0,0,0,0") != 0 {
+		t.Errorf("a bad URL without a description: %d, want 400 at the edge", r.status)
+	}
+}
+
+// front passes requests through to a real upstream, logging their paths,
+// and answers info.json 500 while failInfo is set.
+type front struct {
+	srv      *httptest.Server
+	failInfo atomic.Bool
+	mu       sync.Mutex // protects asked
+	asked    []string   // escaped paths, without the leading slash
+}
+
+func startFront(t *testing.T, upURL string) *front {
+	t.Helper()
+	target, err := url.Parse(upURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &front{}
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.asked = append(f.asked, strings.TrimPrefix(r.URL.EscapedPath(), "/"))
+		f.mu.Unlock()
+		if f.failInfo.Load() && strings.HasSuffix(r.URL.Path, "/info.json") {
+			http.Error(w, "broken", http.StatusInternalServerError)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *front) URL() string { return f.srv.URL }
+
+func (f *front) paths() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.asked)
+}
+
+// count counts the paths asked that contain s.
+func (f *front) count(s string) int {
+	n := 0
+	for _, p := range f.paths() {
+		if strings.Contains(p, s) {
+			n++
+		}
+	}
+	return n
 }
 
 func jsonString(s string) string {

@@ -17,18 +17,19 @@ import (
 // The URL may be a path or a full URL; the keys and IIIFWebPath come from
 // the configuration, as the server reads them.
 func signCmd(args []string) int {
-	fs := newFlagSet("sign", "sign [-config FILE] [-expires 24h] URL-PATH")
-	file := fs.String("config", config.Find(), "configuration file to read SigningKeys, SigningKeyFile and IIIFWebPath from")
-	expires := fs.Duration("expires", 24*time.Hour, "how long the URL stays valid")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlagSet("sign", "sign [-config FILE] [-expires 24h] URL-PATH\n\n"+
+		"Prints URL-PATH (a path or a full URL under IIIFWebPath) with a signature, for an image under SignedPrefixes.")
+	file := fs.String("config", config.Find(), "Configuration file to read SigningKeys, SigningKeyFile and IIIFWebPath from.")
+	expires := fs.Duration("expires", 24*time.Hour, "How long the signed URL stays valid.")
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	// Flags may follow the URL too ("sign URL -expires 1h").
 	var target string
 	if fs.NArg() > 0 {
 		target = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return 2
+		if code, done := parseFlags(fs, fs.Args()[1:]); done {
+			return code
 		}
 	}
 	if target == "" || fs.NArg() > 0 || *expires <= 0 {

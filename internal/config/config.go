@@ -22,8 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // Config is the whole configuration. Field names are the TOML keys.
@@ -34,6 +32,20 @@ type Config struct {
 	// "127.0.0.1:12416" (RAIS listens on all interfaces; we keep admin on
 	// loopback unless told otherwise).
 	AdminAddress string
+	// LogFormat is the log's format: "text" (key=value lines) or "json"
+	// (one object a line, for a log collector). Default "text".
+	LogFormat string
+	// AccessLog logs one INFO line per request (client, method, path,
+	// status, bytes, duration, cache status, tier). Default false, which
+	// keeps only the lines of requests that failed (status 400 or more):
+	// at full load, successful requests' lines cost about a fifth of the
+	// warm-hit throughput and 8 MB of log a second.
+	AccessLog bool
+	// AccessLogErrorRate is the most access-log lines per second for
+	// requests that failed, so that a flood of 404s cannot fill the disk;
+	// past it lines are dropped and the next one logged counts them
+	// ("suppressed"). Default 100; 0 means no bound.
+	AccessLogErrorRate int
 	// LogLevel is DEBUG, INFO, WARN, ERROR or CRIT (RAIS). Default "INFO".
 	LogLevel string
 	// TilePath is the directory of source images (RAIS). Required; the
@@ -42,9 +54,19 @@ type Config struct {
 	// IIIFWebPath is the path prefix of the IIIF service (RAIS). Default
 	// "/iiif": 3.0 at /iiif/3/{id}/…, 2.1 at /iiif/2/{id}/….
 	IIIFWebPath string
+	// UnversionedVersion is the IIIF Image API version that URLs without a
+	// version segment speak ({IIIFWebPath}/{id}/…, RAIS's own form, which
+	// every manifest a RAIS site published points at): 2 (2.1, as RAIS),
+	// 3, or 0 to serve only /2/ and /3/. Default 2.
+	UnversionedVersion int
 	// IIIFBaseURL is the public scheme://host[:port] for ids in info.json
 	// and Link headers (RAIS). Empty: taken from each request.
 	IIIFBaseURL string
+	// IIIFURL is RAIS 2's one key for the public URL of the IIIF service,
+	// e.g. "http://example.org/images/iiif": when set, it is read as
+	// IIIFBaseURL ("http://example.org") and IIIFWebPath ("/images/iiif"),
+	// which must not then say otherwise. Default "": RAIS 3's two keys.
+	IIIFURL string
 	// InfoCacheLen is how many sources' info stay in memory (RAIS).
 	// Default 10000; 0 turns it off.
 	InfoCacheLen int
@@ -110,8 +132,11 @@ type Config struct {
 	// the file system ("5%"). Below it the tiers store nothing and evict
 	// until it is back. Default "5%".
 	CacheMinFree FreeSpace
-	// AdminToken is the bearer token the admin endpoints require. Required
-	// when AdminAddress is not a loopback address; "" on loopback means none.
+	// AdminToken is the bearer token the admin endpoints require. "" means
+	// none: on loopback every admin request is let in; on any other
+	// AdminAddress (RAIS's ":12416") /metrics and /stats are served
+	// read-only, as RAIS serves them, and purges are refused until a token
+	// is set, with a warning at start.
 	// Prefer AdminTokenFile or RAIS_ADMINTOKEN: a flag shows in ps.
 	AdminToken string
 	// AdminTokenFile is a file holding AdminToken (surrounding white space
@@ -163,8 +188,9 @@ type Config struct {
 	// Default 64.
 	UpstreamMaxConns int
 	// UpstreamNotFoundTTL is how long the upstream's 404 for an identifier
-	// is remembered, so requests for missing images do not each reach it.
-	// Default "10s"; "0s" means not at all.
+	// is remembered, so requests for missing images do not each reach it;
+	// likewise an info.json it answers 5xx or unusable. Default "10s";
+	// "0s" means not at all.
 	UpstreamNotFoundTTL Duration
 	// TrustedProxies are the addresses or networks ("10.0.0.0/8",
 	// "127.0.0.1") whose X-Forwarded-Proto and X-Forwarded-Host are
@@ -219,7 +245,11 @@ func Default() Config {
 		Address:                ":12415",
 		AdminAddress:           "127.0.0.1:12416",
 		LogLevel:               "INFO",
+		LogFormat:              "text",
+		AccessLog:              false,
+		AccessLogErrorRate:     100,
 		IIIFWebPath:            "/iiif",
+		UnversionedVersion:     2,
 		InfoCacheLen:           10000,
 		TileCacheLen:           1000,
 		JPGQuality:             75,
@@ -260,9 +290,29 @@ func Default() Config {
 	}
 }
 
-// raisOnly are RAIS keys that iiif-proxy accepts but does not implement.
-var raisOnly = []string{"CapabilitiesFile", "Plugins", "SchemeMap", "S3Cache", "S3Zone", "S3Endpoint",
-	"S3DisableSSL", "S3ForcePathStyle", "DatabaseURL"}
+// raisOnly are RAIS keys (RAIS 2, 3 and 4, its plugins included) that
+// iiif-proxy accepts but does not implement: each one found in a file, the
+// environment or a flag gets a one-line warning and is otherwise ignored.
+var raisOnly = []string{
+	"CapabilitiesFile", // IIIF features to turn off: iiif-proxy serves level 2
+	"Plugins",          // RAIS 3's Go plugins
+	"SchemeMap",        // RAIS 4's cloud sources
+	"S3Cache", "S3Zone", "S3Bucket", "S3CacheLifetime", "S3Endpoint", "S3DisableSSL", "S3ForcePathStyle",
+	"DatabaseURL",
+	"DatadogAddress", "DatadogServiceName", // datadog plugin
+	"TracerOutputDirectory", "TraceFlushMinutes", "MaxTraces", // json-tracer plugin
+}
+
+// raisOnlyEnv are RAIS's environment names that do not follow envName
+// (viper read S3 settings with an underscore), and its plugins' switches.
+var raisOnlyEnv = []string{"RAIS_S3_ENDPOINT", "RAIS_S3_DISABLESSL", "RAIS_S3_FORCEPATHSTYLE", "RAIS_ALLOW_INSECURE_PLUGINS"}
+
+// raisOnlyFlags are RAIS's command-line flags for keys in raisOnly.
+var raisOnlyFlags = map[string]string{"capabilities-file": "CapabilitiesFile", "plugins": "Plugins"}
+
+func raisOnlyWarning(where, key string) string {
+	return fmt.Sprintf("%s: RAIS setting %s is not implemented by iiif-proxy and is ignored", where, key)
+}
 
 // Duration is a time.Duration written in Go's notation ("90s", "24h").
 type Duration time.Duration
@@ -368,27 +418,22 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 	cfg = Default()
 	var errs []error
 	if file != "" {
-		md, err := toml.DecodeFile(file, &cfg)
-		if err != nil {
-			return cfg, nil, fmt.Errorf("%s: %w", file, err)
-		}
-		for _, k := range md.Undecoded() {
-			key := k.String()
-			if slices.Contains(raisOnly, k[0]) {
-				warnings = append(warnings, fmt.Sprintf("%s: RAIS key %s is not implemented by iiif-proxy and is ignored", file, key))
-				continue
-			}
-			errs = append(errs, fmt.Errorf("%s: unknown key %s", file, key))
-		}
+		w, fileErrs := decodeFile(file, &cfg)
+		warnings = append(warnings, w...)
+		errs = append(errs, fileErrs...)
 	}
 	w, envErrs := applyEnv(&cfg, environ)
 	warnings = append(warnings, w...)
 	errs = append(errs, envErrs...)
-	if err := applyFlags(&cfg, args); err != nil {
-		errs = append(errs, err)
-	}
+	w, flagErrs := applyFlags(&cfg, args)
+	warnings = append(warnings, w...)
+	errs = append(errs, flagErrs...)
 	errs = append(errs, cfg.readSecrets()...)
+	errs = append(errs, cfg.applyIIIFURL()...)
 	errs = append(errs, cfg.validate()...)
+	if cfg.AdminToken == "" && cfg.AdminAddress != "" && !loopback(cfg.AdminAddress) {
+		warnings = append(warnings, publicAdminWarning(cfg.AdminAddress))
+	}
 	return cfg, warnings, errors.Join(errs...)
 }
 
@@ -509,7 +554,12 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
 			continue
 		}
 		f, ok := known[name]
-		if !ok {
+		switch {
+		case ok:
+		case slices.Contains(raisOnlyEnv, name) || slices.ContainsFunc(raisOnly, func(k string) bool { return envName([]string{k}) == name }):
+			warnings = append(warnings, raisOnlyWarning("environment", name))
+			continue
+		default:
 			warnings = append(warnings, fmt.Sprintf("environment: %s is not an iiif-proxy setting and is ignored", name))
 			continue
 		}
@@ -522,8 +572,9 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
 
 // flagNames are RAIS's command-line flags and ours, by key.
 var flagNames = map[string]string{
-	"Address": "address", "AdminAddress": "admin-address", "LogLevel": "log-level", "TilePath": "tile-path",
-	"IIIFWebPath": "iiif-web-path", "IIIFBaseURL": "iiif-base-url", "InfoCacheLen": "iiif-info-cache-size",
+	"Address": "address", "AdminAddress": "admin-address", "LogLevel": "log-level", "LogFormat": "log-format",
+	"AccessLog": "access-log", "AccessLogErrorRate": "access-log-error-rate", "TilePath": "tile-path",
+	"IIIFWebPath": "iiif-web-path", "IIIFURL": "iiif-url", "UnversionedVersion": "unversioned-version", "IIIFBaseURL": "iiif-base-url", "InfoCacheLen": "iiif-info-cache-size",
 	"TileCacheLen": "tile-cache-size", "JPGQuality": "jpg-quality", "ImageMaxArea": "image-max-area",
 	"ImageMaxWidth": "image-max-width", "ImageMaxHeight": "image-max-height", "MaxSourcePixels": "max-source-pixels",
 	"RenderConcurrency": "render-concurrency", "RenderQueueLen": "render-queue-len",
@@ -558,11 +609,11 @@ func flagSet(cfg *Config, help bool) *flag.FlagSet {
 		if !ok {
 			name = strings.ToLower(strings.Join(f.path, "-"))
 		}
-		usage := ""
+		text := ""
 		if help {
-			usage = fmt.Sprintf("%s (env %s)", key, envName(f.path))
+			text = usage(f.path)
 		}
-		fset.Var(flagValue{f.v}, name, usage)
+		fset.Var(flagValue{f.v}, name, text)
 	}
 	return fset
 }
@@ -585,24 +636,58 @@ func (f flagValue) Set(s string) error { return set(f.v, s) }
 // IsBoolFlag lets "-tile-passthrough" mean true, as flag does for bools.
 func (f flagValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
 
-func applyFlags(cfg *Config, args []string) error {
+// applyFlags sets cfg from command-line flags (-name value, -name=value,
+// --name value; a bool flag alone means true). Every bad flag is reported,
+// not only the first, and RAIS's flags for keys we do not implement warn.
+func applyFlags(cfg *Config, args []string) (warnings []string, errs []error) {
 	fset := flagSet(cfg, false)
-	fset.SetOutput(discard{})
-	if err := fset.Parse(args); err != nil {
-		return fmt.Errorf("flags: %w", err)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "-" || a == "--" || !strings.HasPrefix(a, "-") {
+			errs = append(errs, fmt.Errorf("flags: unexpected argument %q", a))
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fset.Lookup(name)
+		key, raisOnly := raisOnlyFlags[name]
+		isBool := f != nil && f.Value.(flagValue).IsBoolFlag()
+		if !hasVal && !isBool {
+			if f == nil && !raisOnly && (i+1 >= len(args) || strings.HasPrefix(args[i+1], "-")) {
+				errs = append(errs, fmt.Errorf("flags: unknown flag -%s (see -help)", name))
+				continue
+			}
+			if i+1 >= len(args) {
+				errs = append(errs, fmt.Errorf("flags: -%s needs a value", name))
+				continue
+			}
+			i++
+			val = args[i]
+		} else if !hasVal {
+			val = "true"
+		}
+		switch {
+		case f != nil:
+			if err := f.Value.Set(val); err != nil {
+				errs = append(errs, fmt.Errorf("flag -%s: %w", name, err))
+			}
+		case raisOnly:
+			warnings = append(warnings, raisOnlyWarning("flag -"+name, key))
+		default:
+			errs = append(errs, fmt.Errorf("flags: unknown flag -%s (see -help)", name))
+		}
 	}
-	if fset.NArg() > 0 {
-		return fmt.Errorf("flags: unexpected argument %q", fset.Arg(0))
-	}
-	return nil
+	return warnings, errs
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // LogLevels are the accepted LogLevel values.
 var LogLevels = []string{"DEBUG", "INFO", "WARN", "ERROR", "CRIT"}
+
+// publicAdminWarning is what Load says (at start-up and on SIGHUP) when the
+// admin listener on addr, not a loopback address, has no token.
+func publicAdminWarning(addr string) string {
+	return fmt.Sprintf("AdminToken: none, and AdminAddress %q is not loopback: /metrics and /stats are served read-only to anyone who reaches it; "+
+		"purges are refused until a token is set (AdminToken, AdminTokenFile or RAIS_ADMINTOKEN)", addr)
+}
 
 // Loopback reports whether addr ("host:port") only listens on loopback.
 func Loopback(addr string) bool { return loopback(addr) }
@@ -675,6 +760,33 @@ func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
 	return out, errors.Join(errs...)
 }
 
+// applyIIIFURL reads RAIS 2's IIIFURL into IIIFBaseURL and IIIFWebPath.
+// It runs after every source, so IIIFURL wins over the defaults whichever
+// source set it; a source that set IIIFBaseURL or IIIFWebPath to something
+// else is a conflict, reported rather than guessed at.
+func (c *Config) applyIIIFURL() []error {
+	if c.IIIFURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.IIIFURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path == "" || u.Path == "/" ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return []error{fmt.Errorf("IIIFURL: %q must be http(s)://host[:port]/path, e.g. http://example.org/images/iiif", c.IIIFURL)}
+	}
+	base, path := u.Scheme+"://"+u.Host, strings.TrimRight(u.EscapedPath(), "/")
+	var errs []error
+	if c.IIIFBaseURL != "" && strings.TrimRight(c.IIIFBaseURL, "/") != base {
+		errs = append(errs, fmt.Errorf("IIIFURL: %q names %s, but IIIFBaseURL says %q: keep one (IIIFURL is RAIS 2's key)", c.IIIFURL, base, c.IIIFBaseURL))
+	}
+	if c.IIIFWebPath != Default().IIIFWebPath && strings.TrimRight(c.IIIFWebPath, "/") != path {
+		errs = append(errs, fmt.Errorf("IIIFURL: %q names path %s, but IIIFWebPath says %q: keep one (IIIFURL is RAIS 2's key)", c.IIIFURL, path, c.IIIFWebPath))
+	}
+	if len(errs) == 0 {
+		c.IIIFBaseURL, c.IIIFWebPath = base, path
+	}
+	return errs
+}
+
 // MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
 // its full strength with keys of its output size or more.
 const MinSigningKeyLen = 32
@@ -684,6 +796,12 @@ func (c *Config) validate() []error {
 	c.LogLevel = strings.ToUpper(c.LogLevel)
 	if !slices.Contains(LogLevels, c.LogLevel) {
 		errs = append(errs, fmt.Errorf("LogLevel: %q is not one of %s", c.LogLevel, strings.Join(LogLevels, ", ")))
+	}
+	if c.LogFormat = strings.ToLower(c.LogFormat); c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("LogFormat: %q must be text or json", c.LogFormat))
+	}
+	if c.AccessLogErrorRate < 0 {
+		errs = append(errs, fmt.Errorf("AccessLogErrorRate: %d must be >= 0 (0: no bound)", c.AccessLogErrorRate))
 	}
 	if c.Address == "" {
 		errs = append(errs, errors.New("Address: must not be empty"))
@@ -715,6 +833,9 @@ func (c *Config) validate() []error {
 	}
 	if !strings.HasPrefix(c.IIIFWebPath, "/") {
 		errs = append(errs, fmt.Errorf("IIIFWebPath: %q must start with /", c.IIIFWebPath))
+	}
+	if c.UnversionedVersion != 0 && c.UnversionedVersion != 2 && c.UnversionedVersion != 3 {
+		errs = append(errs, fmt.Errorf("UnversionedVersion: %d must be 2, 3 or 0 (no unversioned URLs)", c.UnversionedVersion))
 	}
 	if c.IIIFBaseURL != "" && !strings.HasPrefix(c.IIIFBaseURL, "http://") && !strings.HasPrefix(c.IIIFBaseURL, "https://") {
 		errs = append(errs, fmt.Errorf("IIIFBaseURL: %q must start with http:// or https://", c.IIIFBaseURL))
@@ -762,9 +883,6 @@ func (c *Config) validate() []error {
 	}
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("WriteTimeout: must be > 0"))
-	}
-	if c.AdminToken == "" && c.AdminAddress != "" && !loopback(c.AdminAddress) {
-		errs = append(errs, fmt.Errorf("AdminToken: required because AdminAddress %q is not a loopback address", c.AdminAddress))
 	}
 	if len(c.SignedPrefixes) > 0 && len(c.SigningKeys) == 0 {
 		errs = append(errs, errors.New("SignedPrefixes: needs signing keys (SigningKeyFile, RAIS_SIGNINGKEYS or SigningKeys)"))

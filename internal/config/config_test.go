@@ -139,11 +139,19 @@ Formats = ["bmp"]
 [Tiers.Info]
 MaxSize = 10
 `)
-	_, _, err = Load(f, nil, nil)
-	for _, want := range []string{"AdminToken", "Tiers.Thumbnail.Formats", "Tiers.Info"} {
+	_, warns, err := Load(f, nil, nil)
+	for _, want := range []string{"Tiers.Thumbnail.Formats", "Tiers.Info"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
+	}
+	// A public admin listener without a token starts (as RAIS's does),
+	// with a warning that says what it serves and what it refuses.
+	if strings.Contains(err.Error(), "AdminToken") {
+		t.Errorf("a missing token on a public admin listener is an error: %v", err)
+	}
+	if w := strings.Join(warns, "\n"); !strings.Contains(w, `AdminAddress "0.0.0.0:12416" is not loopback`) || !strings.Contains(w, "purges are refused") {
+		t.Errorf("no warning about the public admin listener: %q", w)
 	}
 }
 
@@ -327,5 +335,22 @@ func TestPyramidKeys(t *testing.T) {
 	_, _, err = Load(f, nil, []string{"-pyramid-builds", "0", "-pyramid-min-pixels", "-1"})
 	if err == nil || !strings.Contains(err.Error(), "PyramidBuilds") || !strings.Contains(err.Error(), "PyramidMinPixels") {
 		t.Errorf("bad pyramid keys: %v", err)
+	}
+}
+
+func TestUnversionedVersion(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, err := Load("", []string{"RAIS_TILEPATH=" + dir}, nil)
+	if err != nil || cfg.UnversionedVersion != 2 {
+		t.Fatalf("default %d, %v; want 2 (RAIS speaks 2.1 there)", cfg.UnversionedVersion, err)
+	}
+	for _, v := range []string{"0", "3"} {
+		if _, _, err := Load("", []string{"RAIS_TILEPATH=" + dir}, []string{"-unversioned-version", v}); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
+	_, _, err = Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_UNVERSIONEDVERSION=1"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "UnversionedVersion: 1 must be 2, 3 or 0") {
+		t.Errorf("version 1: %v", err)
 	}
 }

@@ -157,3 +157,35 @@ func (f *Renderer) Render(ctx context.Context, src *renderer.Source, res rules.R
 	body = res.AppendKey(body)
 	return renderer.Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Identity}, nil
 }
+
+// Forwarding is a fake renderer that is also a renderer.Forwarder, like an
+// upstream: it can render a request whose source Info cannot describe.
+type Forwarding struct {
+	*Renderer
+	// Forwards counts Forward calls that passed the gate.
+	Forwards atomic.Int64
+}
+
+var _ renderer.Forwarder = (*Forwarding)(nil)
+
+// Forward returns "fake {id} forwarded {normalised request}" after the gate
+// opens, or the error set by FailRender; the image has no Identity.
+func (f *Forwarding) Forward(ctx context.Context, id string, req rules.Request) (renderer.Image, error) {
+	f.Started.Add(1)
+	f.mu.Lock()
+	gate, err := f.gate, f.rendErr[id]
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return renderer.Image{}, ctx.Err()
+		}
+	}
+	f.Forwards.Add(1)
+	if err != nil {
+		return renderer.Image{}, err
+	}
+	body := fmt.Appendf(nil, "fake %s forwarded ", id)
+	return renderer.Image{Body: req.AppendNormalised(body), MIME: req.Format.MIME()}, nil
+}

@@ -19,7 +19,10 @@
 //
 // Failures: 404 is ErrNotFound and is remembered for Config.NotFoundTTL, so
 // a crawler asking for missing images does not reach the upstream each
-// time; another 4xx is a renderer.StatusError, passed through; 5xx, a
+// time. An info.json the upstream answers 5xx or that cannot be used (not
+// JSON, no size) is remembered as long: meanwhile the proxy forwards image
+// requests in their normalised form (Forward), keyed by that form, without
+// asking for the document each time. Another 4xx is a renderer.StatusError, passed through; 5xx, a
 // refused connection and a timeout are renderer.UnavailableError, which the
 // cache answers with a stale entry where it has one. After
 // Config.FailuresToDown failures in a row the upstream is marked down and
@@ -62,8 +65,9 @@ type Config struct {
 	// MaxConns bounds the connections open to the upstream at once; more
 	// requests wait for one (until their context ends). Zero means 64.
 	MaxConns int
-	// NotFoundTTL is how long a 404 is remembered. Zero means 10s; negative
-	// means never remembered.
+	// NotFoundTTL is how long a 404 is remembered, and an info.json
+	// answered 5xx or unusable (while the upstream is up). Zero means 10s;
+	// negative means never remembered.
 	NotFoundTTL time.Duration
 	// MaxBodyBytes bounds a response body read from the upstream; a larger
 	// one fails as unavailable. Zero means 256 MB.
@@ -133,6 +137,7 @@ type Upstream struct {
 	client   *http.Client
 	now      func() time.Time
 	notFound *lru.Cache[string, time.Time] // identifiers that were 404, and when
+	badInfo  *lru.Cache[string, badInfo]   // identifiers whose info.json was answered 5xx or unusable
 	health   health
 	live     atomic.Pointer[rules.Limits] // set by SetLimits; nil: cfg.Limits
 	stats    struct {
@@ -141,7 +146,13 @@ type Upstream struct {
 	}
 }
 
-var _ renderer.Renderer = (*Upstream)(nil)
+var (
+	_ renderer.Renderer    = (*Upstream)(nil)
+	_ renderer.Revalidator = (*Upstream)(nil)
+	_ renderer.Documenter  = (*Upstream)(nil)
+	_ renderer.Describer   = (*Upstream)(nil)
+	_ renderer.Forwarder   = (*Upstream)(nil)
+)
 
 // New returns an Upstream for cfg.
 func New(cfg Config) (*Upstream, error) {
@@ -165,7 +176,7 @@ func New(cfg Config) (*Upstream, error) {
 		// A redirect (RAIS's bare identifier → info.json) is followed by
 		// the client; the proxy itself never asks for a bare identifier.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		now: cfg.Clock, notFound: lru.New[string, time.Time](4096)}
+		now: cfg.Clock, notFound: lru.New[string, time.Time](4096), badInfo: lru.New[string, badInfo](4096)}
 	u.health.init(cfg)
 	return u, nil
 }
@@ -230,6 +241,9 @@ func (u *Upstream) info(ctx context.Context, id string, prev *renderer.Source) (
 	if at, ok := u.notFound.Get(id); ok && u.cfg.NotFoundTTL > 0 && u.now().Sub(at) < u.cfg.NotFoundTTL {
 		return nil, renderer.ErrNotFound
 	}
+	if b, ok := u.badInfo.Get(id); ok && u.cfg.NotFoundTTL > 0 && u.now().Sub(b.at) < u.cfg.NotFoundTTL && u.health.up() {
+		return nil, b.err
+	}
 	hdr := http.Header{"Accept": {"application/json, application/ld+json"}}
 	var ps *source
 	if prev != nil {
@@ -245,16 +259,36 @@ func (u *Upstream) info(ctx context.Context, id string, prev *renderer.Source) (
 	}
 	resp, body, err := u.get(ctx, u.imageURL(id, []byte("info.json")), hdr)
 	if err != nil {
-		return nil, err
+		return nil, err // not answered: nothing to remember
 	}
 	if resp.StatusCode == http.StatusNotModified && prev != nil {
 		u.stats.notModified.Add(1)
 		return prev, nil
 	}
-	if err := u.check(id, resp, body); err != nil {
-		return nil, err
+	err = u.check(id, resp, body)
+	var src *renderer.Source
+	if err == nil {
+		src, err = parseInfo(id, body, resp.Header)
 	}
-	return parseInfo(id, body, resp.Header)
+	var ue *renderer.UnavailableError
+	var se *renderer.SourceError
+	if u.cfg.NotFoundTTL > 0 && (errors.As(err, &ue) || errors.As(err, &se)) && u.health.up() {
+		// The upstream answered, but not with a usable info.json: images
+		// are forwarded without it (renderer.Forwarder), and asking again
+		// for every one of them would double the traffic and count a
+		// failure against the upstream's health each time. Not while
+		// the upstream is down, and forgotten when it comes back (a 5xx
+		// for every identifier is the upstream failing, not its
+		// documents, and must not outlive it).
+		u.badInfo.Add(id, badInfo{u.now(), err})
+	}
+	return src, err
+}
+
+// badInfo is an info.json answered 5xx or unusable, and when.
+type badInfo struct {
+	at  time.Time
+	err error
 }
 
 // Render fetches res from the upstream, in the version its info.json
@@ -284,6 +318,28 @@ func (u *Upstream) Render(ctx context.Context, src *renderer.Source, res rules.R
 		mod = src.ModTime
 	}
 	return renderer.Image{Body: body, MIME: mime, ModTime: mod, Identity: src.Identity}, nil
+}
+
+// Forward fetches req from the upstream in its normalised form, for when
+// the image's info.json cannot be had (answered 5xx, or unusable) and so
+// neither its size nor the version the upstream speaks is known: the
+// normalised form reads the same in both versions. The image has no
+// Identity: a cache revalidating it asks for the info.json again.
+func (u *Upstream) Forward(ctx context.Context, id string, req rules.Request) (renderer.Image, error) {
+	var buf [96]byte
+	resp, body, err := u.get(ctx, u.imageURL(id, req.AppendNormalised(buf[:0])), nil)
+	if err != nil {
+		return renderer.Image{}, err
+	}
+	if err := u.check(id, resp, body); err != nil {
+		return renderer.Image{}, err
+	}
+	u.stats.renders.Add(1)
+	mime := resp.Header.Get("Content-Type")
+	if mime == "" {
+		mime = req.Format.MIME()
+	}
+	return renderer.Image{Body: body, MIME: mime, ModTime: ParseTime(resp.Header.Get("Last-Modified")).UTC().Truncate(time.Second)}, nil
 }
 
 // check turns a non-200 answer into the contract's error.
@@ -355,8 +411,8 @@ func (u *Upstream) get(ctx context.Context, url string, hdr http.Header) (*http.
 	if resp.StatusCode >= 500 {
 		u.stats.failures.Add(1)
 		u.health.failure(u.now())
-	} else {
-		u.health.success()
+	} else if u.health.success() {
+		u.badInfo.RemoveFunc(func(string) bool { return true })
 	}
 	return resp, body, nil
 }
@@ -393,6 +449,8 @@ type infoDoc struct {
 	MaxArea   int64 `json:"maxArea"`
 }
 
+var identityVersion = map[rules.Version]string{rules.V2: "v2 ", rules.V3: "v3 "}
+
 // parseInfo describes id from an upstream info.json and its headers.
 func parseInfo(id string, body []byte, h http.Header) (*renderer.Source, error) {
 	var d infoDoc
@@ -423,15 +481,20 @@ func parseInfo(id string, body []byte, h http.Header) (*renderer.Source, error) 
 		s.sizes = append(s.sizes, renderer.Size{Width: sz.Width, Height: sz.Height})
 	}
 	src.ModTime = ParseTime(s.lastModified).UTC().Truncate(time.Second)
+	// The identity starts with the version the upstream speaks ("v2 ",
+	// "v3 "): it is stored with every entry, so a description made from a
+	// stored info.json (Describe) knows the upstream's version even from
+	// the document the proxy built for the other one.
+	src.Identity = identityVersion[s.version]
 	switch {
 	case s.etag != "":
-		src.Identity = "etag:" + s.etag
+		src.Identity += "etag:" + s.etag
 	case s.lastModified != "" && !src.ModTime.IsZero():
-		src.Identity = "lm:" + strconv.FormatInt(src.ModTime.Unix(), 10)
+		src.Identity += "lm:" + strconv.FormatInt(src.ModTime.Unix(), 10)
 	default:
 		// Neither validator: the document itself, so a re-made image of a
 		// new size is still noticed.
-		src.Identity = "doc:" + strconv.FormatUint(xxhash.Sum64(body), 16)
+		src.Identity += "doc:" + strconv.FormatUint(xxhash.Sum64(body), 16)
 	}
 	return src, nil
 }
@@ -459,7 +522,7 @@ func (u *Upstream) Sizes(src *renderer.Source) []renderer.Size {
 // rewritten); false when the upstream speaks the other version.
 func (u *Upstream) Document(src *renderer.Source, v rules.Version) ([]byte, bool) {
 	s, ok := src.Detail.(*source)
-	if !ok || s.version != v {
+	if !ok || s.version != v || s.doc == nil {
 		return nil, false
 	}
 	return s.doc, true
@@ -468,10 +531,22 @@ func (u *Upstream) Document(src *renderer.Source, v rules.Version) ([]byte, bool
 // Describe describes id from an info.json the proxy stored earlier (its
 // info tier), for when the upstream cannot be asked: the size it gives
 // keeps cache keys canonical while the upstream is down.
+//
+// The version the upstream speaks is the one its identity names (see
+// parseInfo), whatever the document's: a v3 document the proxy built in
+// front of a v2-only upstream gives the size, but images are still asked
+// for in v2, and Document does not pass it off as the upstream's own.
+// Identities stored before they named a version leave the document's.
 func (u *Upstream) Describe(id string, doc []byte, identity string, mod time.Time) (*renderer.Source, error) {
 	src, err := parseInfo(id, doc, http.Header{})
 	if err != nil {
 		return nil, err
+	}
+	s := src.Detail.(*source)
+	for v, prefix := range identityVersion {
+		if strings.HasPrefix(identity, prefix) && v != s.version {
+			s.version, s.doc = v, nil
+		}
 	}
 	src.Identity, src.ModTime = identity, mod
 	return src, nil
@@ -550,10 +625,19 @@ func (h *health) abandon() {
 	h.probing = false
 }
 
-func (h *health) success() {
+// success records an answer; it reports whether the upstream was down.
+func (h *health) success() (wasDown bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	wasDown = h.down
 	h.failures, h.down, h.probing = 0, false, false
+	return wasDown
+}
+
+func (h *health) up() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.down
 }
 
 func (h *health) state() (up bool, failures int) {

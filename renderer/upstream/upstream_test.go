@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,7 +83,7 @@ func TestInfoRenderAndConditionalRevalidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src.Width != 1000 || src.TileWidth != 256 || src.TileHeight != 256 || src.Identity != "lm:1709647629" {
+	if src.Width != 1000 || src.TileWidth != 256 || src.TileHeight != 256 || src.Identity != "v2 lm:1709647629" {
 		t.Errorf("described as %+v", src)
 	}
 	req, _ := rules.Parse(rules.V3, "a%2Fb/0,0,256,256/256,/0/default.jpg")
@@ -142,8 +143,10 @@ func TestADownUpstreamIsLeftAloneAndProbed(t *testing.T) {
 	clock := func() time.Time { return time.Unix(0, mu.Load()) }
 	u, f := newUpstream(t, clock)
 	f.status.Store(http.StatusBadGateway)
-	for range 3 {
-		u.Info(context.Background(), "a/b")
+	for i := range 3 {
+		// Distinct identifiers: a bad info.json is remembered per
+		// identifier, so the same one would be asked once.
+		u.Info(context.Background(), "x"+strconv.Itoa(i))
 	}
 	if s := u.Stats().Upstream; s.Up || s.Downs != 1 {
 		t.Fatalf("after 3 failures: %+v, want down", s)
@@ -191,5 +194,95 @@ func TestTimeoutIsMarked(t *testing.T) {
 	var ue *renderer.UnavailableError
 	if _, err := u.Info(context.Background(), "x"); !errors.As(err, &ue) || !ue.Timeout {
 		t.Errorf("a hung upstream: %v, want a timeout", err)
+	}
+}
+
+// A stored description keeps the version the upstream speaks, whichever
+// stored document it is made from: a v3 document the proxy built in front
+// of this v2-only upstream gives the size, not the version, and is not
+// passed off as the upstream's own.
+func TestDescribeKeepsTheUpstreamsVersion(t *testing.T) {
+	u, _ := newUpstream(t, nil)
+	live, err := u.Info(context.Background(), "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(live.Identity, "v2 ") {
+		t.Fatalf("identity %q does not name the version the upstream speaks", live.Identity)
+	}
+	built := []byte(`{"@context":"http://iiif.io/api/image/3/context.json","id":"x","width":1000,"height":800}`)
+	src, err := u.Describe("a/b", built, live.Identity, live.ModTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, own := u.Document(src, rules.V3); own {
+		t.Errorf("a document the proxy built was passed off as the upstream's")
+	}
+	if _, own := u.Document(src, rules.V2); own {
+		t.Errorf("a v3 document served as the upstream's v2 one")
+	}
+	req, _ := rules.Parse(rules.V3, "a%2Fb/full/max/0/default.jpg")
+	res, err := req.Resolve(rules.ImageInfo{Width: src.Width, Height: src.Height}, rules.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := u.Render(context.Background(), src, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(img.Body); got != "pixels of /iiif/a%2Fb/full/full/0/default.jpg" {
+		t.Errorf("asked %q, want the v2 canonical form", got)
+	}
+	// The upstream's own document is its own.
+	own, err := u.Describe("a/b", live.Detail.(*source).doc, live.Identity, live.ModTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := u.Document(own, rules.V2); !ok {
+		t.Errorf("the upstream's stored v2 document is not its own")
+	}
+}
+
+// Forward asks for the request's normalised form, with no identity.
+func TestForwardAsksTheNormalisedForm(t *testing.T) {
+	u, f := newUpstream(t, nil)
+	req, err := rules.Parse(rules.V2, "a%2Fb/full/full/360/default.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := u.Forward(context.Background(), "a/b", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(img.Body) != "pixels of /iiif/a%2Fb/full/max/0/default.jpg" || img.Identity != "" || img.MIME != "image/jpeg" || img.ModTime.IsZero() {
+		t.Errorf("%q identity %q %s %v", img.Body, img.Identity, img.MIME, img.ModTime)
+	}
+	f.status.Store(http.StatusBadRequest)
+	var se *renderer.StatusError
+	if _, err := u.Forward(context.Background(), "a/b", req); !errors.As(err, &se) || se.Status != http.StatusBadRequest {
+		t.Errorf("a 400 came back as %v", err)
+	}
+}
+
+// An info.json answered 5xx is remembered NotFoundTTL, while the upstream
+// is up: the images forwarded meanwhile do not each ask for it again.
+func TestABadInfoJSONIsRemembered(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	u, f := newUpstream(t, func() time.Time { return time.Unix(0, now.Load()) })
+	f.status.Store(http.StatusInternalServerError)
+	var ue *renderer.UnavailableError
+	for range 3 {
+		if _, err := u.Info(context.Background(), "a/b"); !errors.As(err, &ue) || ue.Status != 500 {
+			t.Fatalf("500: %v", err)
+		}
+	}
+	if n := f.n.Load(); n != 1 || !u.Stats().Upstream.Up {
+		t.Errorf("asked %d times (up %v), want once", n, u.Stats().Upstream.Up)
+	}
+	f.status.Store(0)
+	now.Add(int64(11 * time.Second)) // past the default NotFoundTTL
+	if _, err := u.Info(context.Background(), "a/b"); err != nil || f.n.Load() != 2 {
+		t.Errorf("after NotFoundTTL: %v, asked %d times", err, f.n.Load())
 	}
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// run runs the test binary (a plain go build) with args and returns its
+// stdout, stderr and exit status.
+func runBinary(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestHelpIsOnStdoutWithASentencePerFlag(t *testing.T) {
+	out, errOut, code := runBinary(t, binary, "-help")
+	if code != 0 || errOut != "" {
+		t.Fatalf("-help: exit %d, stderr %q", code, errOut)
+	}
+	for _, want := range []string{"usage:", "-tile-path", "Directory of the source images", "env RAIS_TILEPATH",
+		"-unversioned-version", "-tiers-tile-maxbytes", "Disk budget of the tile tier"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("-help does not say %q", want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runBinary(t, binary, "-version")
+	if code != 0 || !strings.HasPrefix(out, "iiif-proxy devel (commit unknown,") {
+		t.Errorf("plain build: -version = %q (exit %d), want devel", out, code)
+	}
+	// Stamped as the Makefile stamps it.
+	stamped := filepath.Join(t.TempDir(), "iiif-proxy")
+	b, err := exec.Command("go", "build", "-ldflags", "-X main.version=v9.8.7 -X main.commit=abc1234", "-o", stamped, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	out, _, code = runBinary(t, stamped, "--version")
+	if code != 0 || !strings.HasPrefix(out, "iiif-proxy v9.8.7 (commit abc1234,") {
+		t.Errorf("stamped build: -version = %q (exit %d)", out, code)
+	}
+	// -version never reads a configuration: a broken one does not matter.
+	if _, errOut, code := runBinary(t, binary, "-config", "/nonexistent.toml", "-version"); code != 0 {
+		t.Errorf("-version with a missing config: exit %d: %s", code, errOut)
+	}
+}
+
+// TestSubcommandHelpListsOnlyItsOwnFlags: stats -h does not offer -tier,
+// purge -h does not offer -json; help is on stdout with status 0.
+func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {
+	flagsOf := func(help string) []string {
+		var names []string
+		for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(help, -1) {
+			names = append(names, m[1])
+		}
+		return names
+	}
+	for _, tc := range []struct {
+		cmd  string
+		want string
+	}{
+		{"stats", "admin config json token"},
+		{"purge", "admin all config tier token"},
+		{"sign", "config expires"},
+		{"samples", "dir only small"},
+	} {
+		out, errOut, code := runBinary(t, binary, tc.cmd, "-h")
+		if code != 0 || errOut != "" {
+			t.Errorf("%s -h: exit %d, stderr %q", tc.cmd, code, errOut)
+		}
+		if got := strings.Join(flagsOf(out), " "); got != tc.want {
+			t.Errorf("%s -h lists %q, want %q", tc.cmd, got, tc.want)
+		}
+	}
+	if _, errOut, code := runBinary(t, binary, "stats", "-tier", "info"); code != 2 || !strings.Contains(errOut, "-tier") {
+		t.Errorf("stats -tier: exit %d, %q", code, errOut)
+	}
+}
+
+// TestJSONAccessLog: LogFormat = "json" makes every line one JSON object,
+// the access log's included.
+func TestJSONAccessLog(t *testing.T) {
+	c := start(t, "RAIS_TILEPATH="+t.TempDir(), "RAIS_LOGFORMAT=json")
+	resp, err := http.Get("http://" + c.addr + "/iiif/missing.tif/info.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-c.lines:
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+			if m["msg"] == "access" {
+				if m["status"] != float64(404) || m["path"] != "/iiif/missing.tif/info.json" || m["client"] != "127.0.0.1" {
+					t.Errorf("access line %v", m)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no access line within 10s")
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// decodeFile reads the TOML file into cfg one key at a time, so that every
+// bad value (a string where a number belongs, "soon" for a duration, "lots"
+// for a size) is reported, not only the first, and so that keys match
+// case-insensitively, as RAIS's (viper's) did. Only a syntax error, after
+// which nothing in the file can be trusted, stops it early.
+func decodeFile(file string, cfg *Config) (warnings []string, errs []error) {
+	var top map[string]toml.Primitive
+	md, err := toml.DecodeFile(file, &top)
+	if err != nil {
+		return nil, []error{fmt.Errorf("%s: %w", file, err)}
+	}
+	decodeTable(md, file, top, reflect.ValueOf(cfg).Elem(), nil, &warnings, &errs)
+	return warnings, errs
+}
+
+// decodeTable decodes the members of one table into the struct v, whose
+// path from Config is prefix.
+func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive, v reflect.Value, prefix []string,
+	warnings *[]string, errs *[]error) {
+	keys := make([]string, 0, len(table))
+	for k := range table {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // problems listed in a stable order
+	t := v.Type()
+	for _, k := range keys {
+		i := slices.IndexFunc(reflect.VisibleFields(t), func(f reflect.StructField) bool {
+			return f.IsExported() && strings.EqualFold(f.Name, k)
+		})
+		if i < 0 {
+			if len(prefix) == 0 && slices.ContainsFunc(raisOnly, func(r string) bool { return strings.EqualFold(r, k) }) {
+				*warnings = append(*warnings, raisOnlyWarning(file, k))
+				continue
+			}
+			*errs = append(*errs, fmt.Errorf("%s: unknown key %s", file, strings.Join(append(slices.Clone(prefix), k), ".")))
+			continue
+		}
+		f := t.Field(i)
+		fv := v.Field(i)
+		path := append(slices.Clone(prefix), f.Name)
+		if fv.Kind() == reflect.Struct && !isText(fv) {
+			var sub map[string]toml.Primitive
+			if err := md.PrimitiveDecode(table[k], &sub); err != nil {
+				*errs = append(*errs, fmt.Errorf("%s: %s: must be a table ([%s])", file, strings.Join(path, "."), strings.Join(path, ".")))
+				continue
+			}
+			decodeTable(md, file, sub, fv, path, warnings, errs)
+			continue
+		}
+		// Into a copy: a value that fails leaves the default in place.
+		tmp := reflect.New(fv.Type())
+		tmp.Elem().Set(fv)
+		if err := md.PrimitiveDecode(table[k], tmp.Interface()); err != nil {
+			*errs = append(*errs, fmt.Errorf("%s: %s: %s", file, strings.Join(path, "."), tomlReason(err)))
+			continue
+		}
+		fv.Set(tmp.Elem())
+	}
+}
+
+// tomlReason trims what the caller already says (the library's prefix, the
+// key) off a decoding error, keeping the line and the reason.
+func tomlReason(err error) string {
+	s := strings.TrimPrefix(err.Error(), "toml: ")
+	return lastKey.ReplaceAllString(s, "")
+}
+
+var lastKey = regexp.MustCompile(` \(last key "[^"]*"\)`)

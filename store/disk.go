@@ -1,0 +1,167 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"time"
+)
+
+// What a tier holds on disk. Without a WAL (see tier.go) the database is
+// its sstables plus a MANIFEST and an OPTIONS file, so what MaxBytes does
+// not count is:
+//
+//   - deleted data awaiting compaction: an evicted, expired or purged entry
+//     stays in its sstable until a compaction rewrites that file. reclaim
+//     bounds it: once the sstables hold more than reclaimSlack beyond the
+//     live bytes, the memtable is flushed (so the deletions reach disk) and
+//     the keyspace compacted, which rewrites the live bytes and deletes the
+//     old files. Eviction runs down to 99% of MaxBytes, so the directory
+//     stays near or below MaxBytes × 1.08 plus the fixed overhead; the price
+//     is write amplification (each reclaim rewrites the live bytes, after
+//     about an eighth of them were replaced).
+//   - bookkeeping: the access index (9 bytes + key + a 4-byte size per
+//     entry) and Pebble's block and filter overhead, a few per cent of
+//     small entries;
+//   - fixed overhead: the MANIFEST, rolled over at maxManifest (the
+//     previous one is kept until the next roll), and the OPTIONS file: at
+//     most about 2 × maxManifest + 8 KiB per tier (FixedOverhead). The
+//     reserve file beside the directory (tier.go) comes on top.
+//
+// Memtables are memory, not disk: without a WAL they cost nothing on disk.
+const (
+	// maxManifest rolls the MANIFEST over (Pebble's default is 128 MB, a
+	// fixed cost per tier larger than many budgets).
+	maxManifest = 1 << 20
+	// FixedOverhead bounds what a tier's directory holds beyond its live
+	// entries, their bookkeeping and reclaimable garbage: two MANIFESTs and
+	// the OPTIONS file.
+	FixedOverhead = 2*maxManifest + 8<<10
+	// reclaimMinSlack is garbage never worth a compaction.
+	reclaimMinSlack = 1 << 20
+	// reclaimEvery spaces reclaims out, so a tier being filled and evicted
+	// at a high rate does not compact back to back.
+	reclaimEvery = 2 * time.Second
+)
+
+// reclaimSlack is how much deleted data the sstables may hold beyond the
+// live bytes before reclaim compacts: an eighth of them, at least
+// reclaimMinSlack.
+func reclaimSlack(live int64) int64 { return max(live/8, reclaimMinSlack) }
+
+// reclaimSoon asks the sweeper to run and reclaim now (after a purge).
+func (t *engine) reclaimSoon() {
+	t.reclaimForce.Store(true)
+	t.wakeSweeper()
+}
+
+// diskBytes is what the database held on disk at the sweeper's last look
+// (every flushEvery, and after each reclaim), by Pebble's accounting. It is
+// kept rather than asked for, because Stats must never wait on Pebble's
+// locks (a database Pebble gave up on holds them forever; see pebbleLogger).
+func (t *engine) diskBytes() int64 { return t.disk.Load() }
+
+// measureDisk updates diskBytes.
+func (t *engine) measureDisk() {
+	if err := t.enter(); err != nil {
+		return
+	}
+	defer t.leave()
+	t.disk.Store(int64(t.db.Metrics().DiskSpaceUsage()))
+}
+
+// reclaim gives the space of deleted entries back to the file system when
+// the sstables hold more than reclaimSlack beyond the live bytes (see the
+// top of this file). It runs on the sweeper, at most once per reclaimEvery
+// unless a purge asked for it, and only when the file system has room for
+// the rewrite (above the reserve, and free space for the live bytes).
+func (t *engine) reclaim(force bool) {
+	force = t.reclaimForce.Swap(false) || force
+	t.reclaimMu.Lock() // protects lastReclaim and reclaimFloor
+	defer t.reclaimMu.Unlock()
+	defer t.measureDisk()
+	if !force && time.Since(t.lastReclaim) < reclaimEvery {
+		return
+	}
+	if !t.hooks.canFlush() {
+		return
+	}
+	if err := t.enter(); err != nil {
+		return
+	}
+	defer t.leave()
+	live := t.bytes.Load()
+	m := t.db.Metrics()
+	// Only the current version's tables: obsolete ones are already being
+	// deleted in the background, and a compaction would not speed that up.
+	tables := int64(m.Table.Local.LiveSize)
+	// Deletions still in the memtable count as garbage already: the flush
+	// below takes them to the tables.
+	garbage := tables - live
+	// floor is what the last reclaim could not remove (block and index
+	// overhead, tombstones Pebble keeps): compacting for it again would
+	// rewrite the tier every reclaimEvery for nothing.
+	if garbage-t.reclaimFloor <= reclaimSlack(live) {
+		return
+	}
+	if free := t.hooks.freeBytes(); free >= 0 && free < live+t.hooks.reserve() {
+		return // no room to rewrite: MinFree's shedding takes over
+	}
+	t.lastReclaim = time.Now()
+	if t.dirty.Swap(false) {
+		if err := t.db.Flush(); err != nil {
+			t.dirty.Store(true)
+			_ = t.pebbleErr("flush", err)
+			return
+		}
+	}
+	for _, r := range t.reclaimRanges() {
+		if err := t.db.Compact(context.Background(), r[0], r[1], false); err != nil {
+			_ = t.pebbleErr("compact", err)
+			return
+		}
+	}
+	t.reclaims.Add(1)
+	m = t.db.Metrics()
+	t.reclaimFloor = max(int64(m.Table.Local.LiveSize)-t.bytes.Load(), 0)
+}
+
+// reclaimPieces is how many pieces reclaim compacts the entry space in, one
+// after the other: a compaction writes its outputs before deleting its
+// inputs, so compacting the whole keyspace at once would briefly hold it
+// twice; in pieces the transient is about a piece.
+const reclaimPieces = 8
+
+// reclaimRanges splits the keyspace for reclaim: the access index, then the
+// entry space cut at keys sampled from the policy (Go's map order is
+// random enough for a sample).
+func (t *engine) reclaimRanges() [][2][]byte {
+	ranges := [][2][]byte{{rangeStart, []byte{spaceAccess + 1}}}
+	var cuts [][]byte
+	t.polMu.Lock()
+	for k := range t.pol.nodes {
+		if len(cuts) == reclaimPieces-1 {
+			break
+		}
+		cuts = append(cuts, appendEntryKey(nil, []byte(k)))
+	}
+	t.polMu.Unlock()
+	slices.SortFunc(cuts, bytes.Compare)
+	lo := []byte{spaceEntry}
+	for _, c := range cuts {
+		if bytes.Compare(c, lo) > 0 {
+			ranges = append(ranges, [2][]byte{lo, c})
+			lo = c
+		}
+	}
+	return append(ranges, [2][]byte{lo, rangeEnd})
+}
+
+// freeBytes is the cache file system's free space at the Tier's last
+// statfs; -1 when unknown (no Tier: tests of the keyspace).
+func (h *hooks) freeBytes() int64 {
+	if h == nil || h.t == nil {
+		return -1
+	}
+	return h.t.free.Load()
+}
