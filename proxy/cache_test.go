@@ -203,9 +203,6 @@ func testCollapse(t *testing.T, cached bool, leader string) {
 	}
 	close(start)
 	wg.Wait()
-	if n := cp.renders(); n != 1 {
-		t.Errorf("%d renders for %d concurrent requests, want 1", n, clients)
-	}
 	count := map[string]int{}
 	for i := range clients {
 		count[xcache[i]]++
@@ -213,10 +210,22 @@ func testCollapse(t *testing.T, cached bool, leader string) {
 			t.Fatalf("client %d got different bytes", i)
 		}
 	}
-	if count[leader] != 1 || count[leader]+count["COLLAPSED"]+count["HIT"] != clients {
-		t.Errorf("X-Cache counts %v, want one %s and the rest COLLAPSED or HIT", count, leader)
-	}
 	t.Logf("X-Cache: %v", count)
+	n := cp.renders()
+	if cached {
+		if n != 1 || count[leader] != 1 || count[leader]+count["COLLAPSED"]+count["HIT"] != clients {
+			t.Errorf("%d renders, X-Cache counts %v; want 1 render, one %s and the rest COLLAPSED or HIT", n, count, leader)
+		}
+		return
+	}
+	// Uncached, a request that arrives after a flight has finished finds
+	// nothing stored and starts another: on a loaded machine the 200
+	// requests may not all overlap one render. Every render must still
+	// have collapsed everything that overlapped it: each render is one
+	// BYPASS, the rest COLLAPSED, and a handful of renders at most.
+	if n != uint64(count[leader]) || count[leader]+count["COLLAPSED"] != clients || n < 1 || n > 5 {
+		t.Errorf("%d renders, X-Cache counts %v; want each render one %s, the rest COLLAPSED, at most 5 renders", n, count, leader)
+	}
 }
 
 func TestRevalidationReplacesEveryTierWhenTheSourceChanges(t *testing.T) {
