@@ -49,6 +49,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -302,6 +303,18 @@ func (c FaultCounts) MarshalJSON() ([]byte, error) {
 		b = strconv.AppendUint(b, c[f], 10)
 	}
 	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; unknown kinds are ignored.
+func (c *FaultCounts) UnmarshalJSON(b []byte) error {
+	var m map[string]uint64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	for f := FaultNoSpace; f < NumFaults; f++ {
+		c[f] = m[f.String()]
+	}
+	return nil
 }
 
 // stripes is the number of per-key locks. Writers to one key (Put, touches,

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -956,6 +957,31 @@ func TestVersion1ValuesStayReadable(t *testing.T) {
 			t.Errorf("%s: Get = %v, want ErrCorrupt", name, err)
 		case !flip && (err != nil || !bytes.Equal(e.Body, body) || e.ContentType != "image/jpeg" || e.ETag != etag(xxhash.Sum64(body))):
 			t.Errorf("%s: Get = %+v, %v", name, e.ContentType, err)
+		}
+	}
+}
+
+// TestStatsRoundTripJSON: the stats JSON that /stats serves decodes back
+// (iiif-proxy stats reads it), state and faults included.
+func TestStatsRoundTripJSON(t *testing.T) {
+	in := Stats{Hits: 3, State: StateDegraded, FreeBytes: 42}
+	in.Faults[FaultReadOnly] = 2
+	in.Faults[FaultNoSpace] = 1
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Stats
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("decoding %s: %v", b, err)
+	}
+	if out != in {
+		t.Errorf("round trip %s: got %+v, want %+v", b, out, in)
+	}
+	for st := StateOK; st <= StateOpening; st++ {
+		var got State
+		if text, _ := st.MarshalText(); got.UnmarshalText(text) != nil || got != st {
+			t.Errorf("state %s does not round-trip", st)
 		}
 	}
 }

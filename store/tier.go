@@ -103,6 +103,18 @@ func (s State) String() string {
 // MarshalText makes the state readable in the stats JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads what MarshalText writes, so that clients of the stats
+// JSON (iiif-proxy stats) can decode it.
+func (s *State) UnmarshalText(b []byte) error {
+	for st := StateOK; st <= StateOpening; st++ {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("store: unknown tier state %q", b)
+}
+
 // Timing of the supervisor.
 const (
 	spaceEvery     = time.Second            // statfs period

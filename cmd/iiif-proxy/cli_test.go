@@ -122,3 +122,25 @@ func TestJSONAccessLog(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsAndPurgeAgainstARunningServer: the README's `iiif-proxy stats`
+// and `purge` work against the binary's own /stats and purge endpoints
+// (the stats JSON must decode: tier state and faults included).
+func TestStatsAndPurgeAgainstARunningServer(t *testing.T) {
+	c := start(t, "RAIS_TILEPATH="+samplePyramid(t))
+	for range 2 {
+		resp, err := http.Get("http://" + c.addr + "/iiif/3/pattern.tif/0,0,256,256/256,/0/default.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	out, errOut, code := runBinary(t, binary, "stats", "-config", "/dev/null", "-admin", c.admin)
+	if code != 0 || !strings.Contains(out, "tile") {
+		t.Fatalf("stats: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = runBinary(t, binary, "purge", "-config", "/dev/null", "-admin", c.admin, "pattern.tif")
+	if code != 0 {
+		t.Fatalf("purge: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
