@@ -39,8 +39,11 @@ build: deps
 samples: build
 	./iiif-proxy samples -dir $(SAMPLES)
 
+# RUN_CACHE is make run's cache directory: the configuration's default,
+# "cache", would land among the cache package's sources in this checkout.
+RUN_CACHE ?= run-cache
 run: samples
-	./iiif-proxy -config conf/rais.toml -tile-path $(SAMPLES)
+	./iiif-proxy -config conf/rais.toml -tile-path $(SAMPLES) -cache-dir $(RUN_CACHE)
 
 sidecar-deps:
 	@missing=""; \
@@ -72,7 +75,7 @@ soak: deps
 	bash bench/soak.sh
 
 clean:
-	rm -rf iiif-proxy $(SAMPLES)
+	rm -rf iiif-proxy $(SAMPLES) $(RUN_CACHE)
 
 # install puts the binary, the systemd unit, its service user (sysusers.d)
 # and a configuration to edit (/etc/iiif-proxy/rais.toml, never overwritten)
