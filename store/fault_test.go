@@ -19,44 +19,13 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/iiif-proxy/iiif-proxy/internal/testfs"
 )
 
 // Fault tests: each breaks the world under a Tier and checks that every
 // call returns (a hit, a miss or ErrUnavailable, never a panic or a hang),
 // and that the tier recovers by itself once the fault is cleared.
-
-// mountTmpfs mounts a tmpfs of size bytes and unmounts it at cleanup.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { unmount(t, dir) })
-	return dir
-}
-
-// fill writes a file of zeros until the file system is full.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return
-		}
-	}
-}
 
 // eventually polls cond every 20 ms for up to 15 s.
 func eventually(t *testing.T, what string, cond func() bool) {
@@ -106,7 +75,7 @@ func works(tier *Tier, key string) bool {
 // at open: the tier stops storing (Full or Degraded), answers every call,
 // and stores again once the fill file is gone.
 func TestFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := testfs.MountTmpfs(t, "8m")
 	cfg := Config{Dir: filepath.Join(mnt, "tile"), MinFreeBytes: 1 << 20, SweepEvery: 100 * time.Millisecond, Logger: quiet}
 	tier, err := Open(cfg)
 	if err != nil {
@@ -116,7 +85,7 @@ func TestFullDisk(t *testing.T) {
 		mustPut(t, tier, fmt.Sprintf("k%d", i), jpeg(20_000, byte(i)))
 	}
 	fillFile := filepath.Join(mnt, "fill")
-	fill(t, fillFile)
+	testfs.Fill(t, fillFile)
 	for round := range 100 { // 2 MB of Puts on a full disk, and the sweeper flushing
 		callsAnswer(t, tier, round)
 	}
@@ -137,7 +106,7 @@ func TestFullDisk(t *testing.T) {
 
 	// Full at open: New returns at once, the tier serves uncached, then
 	// opens when space comes back.
-	fill(t, fillFile)
+	testfs.Fill(t, fillFile)
 	started := time.Now()
 	tier, err = New(cfg)
 	if err != nil {
@@ -166,7 +135,7 @@ func TestFullDisk(t *testing.T) {
 // MinFree it stops storing, gives space back, and is back above MinFree
 // (storing again) without anyone's help.
 func TestCacheFillsItsOwnDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "8m")
+	mnt := testfs.MountTmpfs(t, "8m")
 	tier, err := Open(Config{Dir: filepath.Join(mnt, "tile"), MinFreeBytes: 3 << 20, SweepEvery: 100 * time.Millisecond, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -542,19 +511,4 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// unmount unmounts dir, retrying for a few seconds while it is busy, and
-// lazily as a last resort, so that no test leaves a mount behind.
-func unmount(t *testing.T, dir string) {
-	var out []byte
-	var err error
-	for range 20 {
-		if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	_ = exec.Command("umount", "-l", dir).Run()
-	t.Errorf("umount %s: %v: %s (unmounted lazily)", dir, err, out)
 }

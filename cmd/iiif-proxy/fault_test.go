@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/internal/testfs"
 )
 
 // Cache faults, end to end: the binary serves correct bytes (compared with a
@@ -51,37 +52,6 @@ func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a tmpfs and change users (CI runs as root)")
-	}
-}
-
-// mountTmpfs mounts a tmpfs of size at a new directory, unmounted at cleanup
-// (after the servers using it are stopped: cleanups run last first).
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { unmount(t, dir) })
-	return dir
-}
-
-// fillDisk writes a file of zeros until its file system is full.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 256<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return
-		}
 	}
 }
 
@@ -215,7 +185,7 @@ func metric(t *testing.T, c *child, name string) string {
 func TestFullCacheDisk(t *testing.T) {
 	needRoot(t)
 	samples := worldSamples(t)
-	mnt := mountTmpfs(t, "16m")
+	mnt := testfs.MountTmpfs(t, "16m")
 	cacheEnv := []string{"RAIS_TILEPATH=" + samples, "RAIS_CACHEDIR=" + filepath.Join(mnt, "cache"), "RAIS_CACHEMINFREE=2MB", "RAIS_TILECACHELEN=0"} // disk hits only
 	ref := start(t, "RAIS_TILEPATH="+samples, "RAIS_CACHEDIR=")
 	client := &http.Client{Timeout: 30 * time.Second}
@@ -230,7 +200,7 @@ func TestFullCacheDisk(t *testing.T) {
 		t.Fatalf("nothing cached before the fill: %v", seen)
 	}
 	fill := filepath.Join(mnt, "fill")
-	fillDisk(t, fill)
+	testfs.Fill(t, fill)
 	checkAll(t, client, srv, ref, paths) // at once, before the tiers look at the free space
 	deadline := time.Now().Add(5 * time.Second)
 	for st := ""; st != "1" && st != "2"; st = metric(t, srv, `iiif_cache_state{tier="tile"}`) {
@@ -251,7 +221,7 @@ func TestFullCacheDisk(t *testing.T) {
 
 	// Stopping with a full disk does not hang; starting with one does not
 	// wait.
-	fillDisk(t, fill)
+	testfs.Fill(t, fill)
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -341,19 +311,4 @@ func TestUnwritableCacheDir(t *testing.T) {
 	hitsAgain(t, client, srv, "page.tif/1024,1024,512,512/128,/0/default.jpg")
 	checkAll(t, client, srv, ref, paths[:10])
 	logs.alive(t)
-}
-
-// unmount unmounts dir, retrying for a few seconds while it is busy, and
-// lazily as a last resort, so that no test leaves a mount behind.
-func unmount(t *testing.T, dir string) {
-	var out []byte
-	var err error
-	for range 20 {
-		if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	_ = exec.Command("umount", "-l", dir).Run()
-	t.Errorf("umount %s: %v: %s (unmounted lazily)", dir, err, out)
 }

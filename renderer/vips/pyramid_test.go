@@ -9,10 +9,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/internal/testfs"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
@@ -342,14 +342,7 @@ func TestPyramidNotBuiltBelowMinimumFreeSpace(t *testing.T) {
 }
 
 func TestPyramidBuildOnAFullDiskFailsCleanly(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
-		t.Skipf("cannot mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := testfs.MountTmpfs(t, "64k")
 	v, _ := pyramidFixture(t, Config{PyramidDir: filepath.Join(dir, "pyramid")})
 	// The free-space check is fooled (the disk fills while the build
 	// writes): the build must fail, leave nothing and cost no request.
