@@ -3,8 +3,13 @@ package proxy
 import (
 	"errors"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
 // The in-flight budget bounds the bytes held by responses that are being
@@ -83,6 +88,28 @@ func (b *budget) estimate(w, h int, rotated bool) int64 {
 		n = limit
 	}
 	return n
+}
+
+// reserve takes the in-flight bytes res's response may need before the
+// cache is read or a render starts, so that a request the budget cannot take
+// is refused (503, Retry-After) before it costs anything. The caller defers
+// unreserve(held) and hands held to send, which moves the bytes to the body
+// stream.
+func (p *Proxy) reserve(ctx *fasthttp.RequestCtx, res rules.Resolved) (held *int64, ok bool) {
+	n := p.budget.estimate(res.Width, res.Height, math.Mod(res.Rotation.Degrees, 90) != 0)
+	if !p.budget.acquire(n) {
+		p.fail(ctx, errBusy)
+		return nil, false
+	}
+	return &n, true
+}
+
+// unreserve releases what a reservation still holds: nothing once send
+// handed it to a body stream.
+func (p *Proxy) unreserve(held *int64) {
+	if *held > 0 {
+		p.budget.release(*held)
+	}
 }
 
 func (b *budget) release(n int64) {

@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -538,18 +537,11 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 		p.fail(ctx, err)
 		return true
 	}
-	// Reserve the response's bytes before reading the cache or rendering:
-	// a request the budget cannot take is refused before it costs anything.
-	held := p.budget.estimate(res.Width, res.Height, math.Mod(res.Rotation.Degrees, 90) != 0)
-	if !p.budget.acquire(held) {
-		p.fail(ctx, errBusy)
+	held, ok := p.reserve(ctx, res)
+	if !ok {
 		return true
 	}
-	defer func() {
-		if held > 0 {
-			p.budget.release(held) // not handed to a body stream
-		}
-	}()
+	defer p.unreserve(held)
 	ti := p.cfg.Classifier.Classify(req, res)
 	t := p.cache.Tier(ti)
 	key := cache.Key(req.ID, res)
@@ -590,7 +582,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 			return true
 		}
 	}
-	p.send(ctx, t, e, how, &held)
+	p.send(ctx, t, e, how, held)
 	return true
 }
 

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"math"
 
 	"github.com/valyala/fasthttp"
 
@@ -37,16 +36,11 @@ func (p *Proxy) unsized(ctx *fasthttp.RequestCtx, req rules.Request, serr error)
 		p.fail(ctx, err)
 		return true
 	}
-	held := p.budget.estimate(res.Width, res.Height, math.Mod(res.Rotation.Degrees, 90) != 0)
-	if !p.budget.acquire(held) {
-		p.fail(ctx, errBusy)
+	held, ok := p.reserve(ctx, res)
+	if !ok {
 		return true
 	}
-	defer func() {
-		if held > 0 {
-			p.budget.release(held)
-		}
-	}()
+	defer p.unreserve(held)
 	ti := p.cfg.Classifier.Classify(req, res)
 	key := cache.NormalisedKey(req.ID, req)
 	r := p.lookup(ctx, ti, key, req.ID)
@@ -65,6 +59,6 @@ func (p *Proxy) unsized(ctx *fasthttp.RequestCtx, req rules.Request, serr error)
 			return true
 		}
 	}
-	p.send(ctx, p.cache.Tier(ti), e, how, &held)
+	p.send(ctx, p.cache.Tier(ti), e, how, held)
 	return true
 }
