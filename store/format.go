@@ -253,6 +253,12 @@ func rawAccess(v []byte) (int64, bool) {
 	return int64(binary.LittleEndian.Uint64(v[offAccess:])), true
 }
 
+// ETag is the strong validator of a body as the store writes it with every
+// entry (Entry.ETag): its 64-bit xxhash as 16 zero-padded lower-case hex
+// digits, in quotes. The cache uses it for bodies it does not store, so a
+// body has one tag wherever it comes from.
+func ETag(body []byte) string { return etag(xxhash.Sum64(body)) }
+
 // etag formats a body hash as a strong, quoted ETag: "\"0123456789abcdef\"".
 func etag(sum uint64) string {
 	const hexdigits = "0123456789abcdef"
