@@ -37,12 +37,7 @@ func (r Resolved) AppendCanonical(dst []byte) []byte {
 	}
 	dst = append(dst, '/')
 	dst = r.appendSize(dst)
-	dst = append(dst, '/')
-	dst = appendRotation(dst, r.Rotation)
-	dst = append(dst, '/')
-	dst = append(dst, r.Quality.String()...)
-	dst = append(dst, '.')
-	return append(dst, r.Format.Ext()...)
+	return appendTail(dst, r.Rotation, r.Quality, r.Format)
 }
 
 func (r Resolved) appendSize(dst []byte) []byte {
@@ -78,16 +73,22 @@ func (r Resolved) AppendKey(dst []byte) []byte {
 	dst = appendRect(dst, r.Region)
 	dst = append(dst, '/')
 	dst = appendPair(dst, r.Width, r.Height)
-	dst = append(dst, '/')
-	dst = appendRotation(dst, r.Rotation)
-	dst = append(dst, '/')
 	q := r.Quality
 	if q == QualityDefault {
 		q = QualityColor
 	}
+	return appendTail(dst, r.Rotation, q, r.Format)
+}
+
+// appendTail appends "/{rotation}/{quality}.{format}", the end every form of
+// a request shares (canonical, key, normalised).
+func appendTail(dst []byte, rot Rotation, q Quality, f Format) []byte {
+	dst = append(dst, '/')
+	dst = appendRotation(dst, rot)
+	dst = append(dst, '/')
 	dst = append(dst, q.String()...)
 	dst = append(dst, '.')
-	return append(dst, r.Format.Ext()...)
+	return append(dst, f.Ext()...)
 }
 
 func appendRect(dst []byte, g Rect) []byte {

@@ -24,12 +24,7 @@ func (r Request) AppendNormalised(dst []byte) []byte {
 	}
 	dst = append(dst, '/')
 	dst = append(dst, r.Size.String()...)
-	dst = append(dst, '/')
-	dst = appendRotation(dst, r.Rotation)
-	dst = append(dst, '/')
-	dst = append(dst, r.Quality.String()...)
-	dst = append(dst, '.')
-	return append(dst, r.Format.Ext()...)
+	return appendTail(dst, r.Rotation, r.Quality, r.Format)
 }
 
 // unknownSide stands for an output side Bound cannot know: larger than any
