@@ -94,6 +94,14 @@ func launchConfig(t *testing.T, file string, setup func(*exec.Cmd), env ...strin
 	if setup != nil {
 		setup(c.cmd)
 	}
+	c.run(t)
+	return c
+}
+
+// run starts c.cmd, sends its stderr line by line to c.lines, and kills it
+// at cleanup if the test did not stop it.
+func (c *child) run(t *testing.T) {
+	t.Helper()
 	stderr, err := c.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -114,11 +122,10 @@ func launchConfig(t *testing.T, file string, setup func(*exec.Cmd), env ...strin
 			c.cmd.Wait()
 		}
 	})
-	return c
 }
 
-// waitFor reads the child's log until a line contains s.
-func (c *child) waitFor(t *testing.T, s string) {
+// waitLine reads the child's log until a line contains s and returns it.
+func (c *child) waitLine(t *testing.T, s string) string {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -128,12 +135,18 @@ func (c *child) waitFor(t *testing.T, s string) {
 				t.Fatalf("the process ended before logging %q", s)
 			}
 			if strings.Contains(line, s) {
-				return
+				return line
 			}
 		case <-deadline:
 			t.Fatalf("no log line with %q within 30s", s)
 		}
 	}
+}
+
+// waitFor reads the child's log until a line contains s.
+func (c *child) waitFor(t *testing.T, s string) {
+	t.Helper()
+	c.waitLine(t, s)
 }
 
 func samplesDir(t *testing.T) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"net/http"
 	"os/exec"
@@ -84,21 +83,7 @@ func TestAdminOnTheIIIFPort(t *testing.T) {
 	c := &child{addr: addr, lines: make(chan string, 1024)}
 	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", addr, "-admin-address", addr,
 		"-tile-path", t.TempDir(), "-cache-dir", "")
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-	}()
-	t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
+	c.run(t)
 	c.waitFor(t, "serving IIIF")
 	for path, want := range map[string]int{"/metrics": 200, "/stats": 200, "/iiif/3/none.tif/info.json": 404, "/iiif/none.tif/info.json": 404} {
 		resp, err := http.Get("http://" + addr + path)

@@ -14,25 +14,6 @@ import (
 	"time"
 )
 
-// waitLine reads the child's log until a line contains s and returns it.
-func (c *child) waitLine(t *testing.T, s string) string {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("the process ended before logging %q", s)
-			}
-			if strings.Contains(line, s) {
-				return line
-			}
-		case <-deadline:
-			t.Fatalf("no log line with %q within 30s", s)
-		}
-	}
-}
-
 func tileStats(t *testing.T, admin string) (maxBytes int64, revalidate string) {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/stats")
