@@ -350,15 +350,9 @@ func TestABrokenStoreServesUncached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := p.Server()
-	go srv.Serve(ln)
-	defer srv.Shutdown()
+	addr := serveLoopback(t, p, nil, nil)
 	for range 2 {
-		resp := get(t, "http://"+ln.Addr().String()+"/iiif/3/pattern.tif/0,0,256,256/256,/0/default.jpg")
+		resp := get(t, "http://"+addr+"/iiif/3/pattern.tif/0,0,256,256/256,/0/default.jpg")
 		if resp.status != 200 || len(resp.body) < 1000 {
 			t.Fatalf("with a broken store: %d", resp.status)
 		}

@@ -62,6 +62,18 @@ func serveFakeOver(t *testing.T, r *fake.Renderer, rr renderer.Renderer, cached 
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := serveLoopback(t, p, func() {
+		fakeClient.CloseIdleConnections() // or Shutdown waits for them to time out
+	}, nil)
+	return &fakeProxy{base: "http://" + addr + "/iiif/3/", p: p, r: r}
+}
+
+// serveLoopback serves p on a loopback port until the test ends and returns
+// the address. At cleanup, before (if not nil) runs before the server shuts
+// down, after (if not nil) once it has, and the cache's background work is
+// waited for.
+func serveLoopback(t *testing.T, p *Proxy, before, after func()) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,12 +82,17 @@ func serveFakeOver(t *testing.T, r *fake.Renderer, rr renderer.Renderer, cached 
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
-		fakeClient.CloseIdleConnections() // or Shutdown waits for them to time out
+		if before != nil {
+			before()
+		}
 		srv.Shutdown()
 		<-done
 		p.cache.Wait()
+		if after != nil {
+			after()
+		}
 	})
-	return &fakeProxy{base: "http://" + ln.Addr().String() + "/iiif/3/", p: p, r: r}
+	return ln.Addr().String()
 }
 
 type fakeResp struct {

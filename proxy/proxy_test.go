@@ -12,7 +12,6 @@ import (
 	_ "image/png"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -84,19 +83,7 @@ func serve(t *testing.T, cfg Config, rcfg vips.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := p.Server()
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		<-done
-		r.Close()
-	})
-	return "http://" + ln.Addr().String()
+	return "http://" + serveLoopback(t, p, nil, func() { r.Close() })
 }
 
 var client = &http.Client{
