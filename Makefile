@@ -21,7 +21,7 @@ DEB_PACKAGES := libvips-dev liblcms2-dev pkg-config gcc colord-data
 # front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go).
 SIDECAR_PACKAGES := iipimage-server nginx-light
 
-.PHONY: deps sidecar-deps build run samples test bench fuzz soak clean install uninstall
+.PHONY: deps sidecar-deps s3-deps build run samples test bench fuzz soak clean install uninstall
 
 deps:
 	@missing=""; \
@@ -55,7 +55,19 @@ sidecar-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-test: deps viewer-deps sidecar-deps
+# The object-storage tests run a real S3 server: MinIO, built once from the
+# Go module proxy (about 3 minutes on 2 cores) into MINIO_DIR and reused
+# (internal/s3test finds it there; MINIO_BIN overrides).
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_DIR ?= $(HOME)/.cache/iiif-proxy/bin
+s3-deps:
+	@if [ -x "$(MINIO_DIR)/minio" ] && [ -f "$(MINIO_DIR)/minio.version" ] && [ "$$(cat $(MINIO_DIR)/minio.version)" = "$(MINIO_VERSION)" ]; then :; else \
+		echo "building the MinIO server $(MINIO_VERSION) into $(MINIO_DIR) (once; about 3 minutes)"; \
+		mkdir -p "$(MINIO_DIR)" && GOBIN="$(MINIO_DIR)" GOFLAGS=-buildvcs=false $(GO) install github.com/minio/minio@$(MINIO_VERSION) && \
+		echo "$(MINIO_VERSION)" > "$(MINIO_DIR)/minio.version"; \
+	fi
+
+test: deps viewer-deps sidecar-deps s3-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
