@@ -61,7 +61,9 @@ var (
 // TileMaxSize on each side, unrotated and unmirrored, in default or color
 // quality, in one of TileFormats. A thumbnail is the whole image or its
 // square, at most ThumbnailMaxSize on each side, in one of
-// ThumbnailFormats. Everything else is TierOther.
+// ThumbnailFormats, in any rotation and quality. Everything else is
+// TierOther: whole-image views larger than ThumbnailMaxSize, large,
+// rotated or grey regions, other formats.
 func (c Classifier) Classify(req Request, res Resolved) Tier {
 	if req.Kind == KindInfo {
 		return TierInfo
