@@ -18,8 +18,10 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DEB_PACKAGES := libvips-dev liblcms2-dev pkg-config gcc colord-data
 
 # The sidecar tests run a real third-party IIIF server behind a FastCGI
-# front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go).
-SIDECAR_PACKAGES := iipimage-server nginx-light
+# front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go); the
+# purge-forwarding test runs Debian's Varnish in front of iiif-proxy
+# (cmd/iiif-proxy/varnish_test.go, conf/varnish.vcl).
+SIDECAR_PACKAGES := iipimage-server nginx-light varnish
 
 .PHONY: deps sidecar-deps s3-deps build run samples test bench fuzz soak clean install uninstall
 
@@ -49,6 +51,7 @@ sidecar-deps:
 	@missing=""; \
 	[ -x /usr/lib/iipimage-server/iipsrv.fcgi ] || missing="$$missing iipimage-server"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -x /usr/sbin/varnishd ] || missing="$$missing varnish"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
