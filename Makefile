@@ -93,7 +93,9 @@ clean:
 	rm -rf iiif-proxy $(SAMPLES) $(RUN_CACHE)
 
 # install puts the binary, the systemd unit, its service user (sysusers.d)
-# and a configuration to edit (/etc/iiif-proxy/rais.toml, never overwritten)
+# and a configuration to edit (/etc/iiif-proxy/rais.toml, never overwritten;
+# CacheDir left unset, so the cache goes where the unit's CacheDirectory=
+# says, /var/cache/iiif-proxy)
 # under DESTDIR (for packagers) and PREFIX (/usr/local). Then: set TilePath
 # in /etc/iiif-proxy/rais.toml and `systemctl enable --now iiif-proxy`.
 PREFIX ?= /usr/local
@@ -108,7 +110,7 @@ install: build
 	@if [ -e $(DESTDIR)/etc/iiif-proxy/rais.toml ]; then \
 		echo "kept $(DESTDIR)/etc/iiif-proxy/rais.toml"; \
 	else \
-		sed -e 's|^TilePath = .*|TilePath = "/srv/iiif/images"|' -e 's|^CacheDir = .*|CacheDir = "/var/cache/iiif-proxy"|' \
+		sed -e 's|^TilePath = .*|TilePath = "/srv/iiif/images"|' \
 			conf/rais.toml > $(DESTDIR)/etc/iiif-proxy/rais.toml; \
 		echo "wrote $(DESTDIR)/etc/iiif-proxy/rais.toml: set TilePath to your images"; \
 	fi

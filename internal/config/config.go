@@ -127,7 +127,9 @@ type Config struct {
 	PyramidBuilds int
 
 	// CacheDir holds one Pebble database per tier (CacheDir/tile, …).
-	// Default "cache"; "" turns the disk cache off.
+	// Default: $CACHE_DIRECTORY when systemd set it (the unit's
+	// CacheDirectory=, /var/cache/iiif-proxy), else "cache" (relative to
+	// the working directory); "" turns the disk cache off.
 	CacheDir string
 	// CacheMinFree is the free space the cache file system must keep, as
 	// nginx's proxy_cache_path min_free: a size ("1GB") or a percentage of
@@ -449,6 +451,12 @@ func (f FreeSpace) MarshalText() ([]byte, error) {
 // do not stop start-up.
 func Load(file string, environ []string, args []string) (cfg Config, warnings []string, err error) {
 	cfg = Default()
+	if dir := systemdCacheDirectory(environ); dir != "" {
+		// Under a systemd unit with CacheDirectory= (packaging/), the
+		// platform's place is the default; the file, RAIS_CACHEDIR and
+		// -cache-dir still win.
+		cfg.CacheDir = dir
+	}
 	var errs []error
 	if file != "" {
 		w, fileErrs := decodeFile(file, &cfg)
@@ -468,6 +476,21 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 		warnings = append(warnings, publicAdminWarning(cfg.AdminAddress))
 	}
 	return cfg, warnings, errors.Join(errs...)
+}
+
+// systemdCacheDirectory is the directory systemd made for the unit's
+// CacheDirectory= ($CACHE_DIRECTORY: absolute paths joined by ":", the
+// first ours), or "" when not run so.
+func systemdCacheDirectory(environ []string) string {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "CACHE_DIRECTORY="); ok {
+			first, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(first, "/") {
+				return first
+			}
+		}
+	}
+	return ""
 }
 
 // Find returns the configuration file to use when -config is not given:

@@ -395,3 +395,33 @@ func TestPurgeForwardKeys(t *testing.T) {
 		}
 	}
 }
+
+// Under the systemd unit (CacheDirectory=iiif-proxy), the cache goes where
+// systemd says unless a setting says otherwise.
+func TestCacheDirFollowsSystemd(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"RAIS_TILEPATH=" + dir}
+	for _, tc := range []struct {
+		name, file string
+		env, args  []string
+		want       string
+	}{
+		{"plain run", "", nil, nil, "cache"},
+		{"systemd", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy"}, nil, "/var/cache/iiif-proxy"},
+		{"systemd, several", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy:/var/cache/other"}, nil, "/var/cache/iiif-proxy"},
+		{"not absolute", "", []string{"CACHE_DIRECTORY=relative"}, nil, "cache"},
+		{"file wins", "CacheDir = \"/srv/cache\"\n", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy"}, nil, "/srv/cache"},
+		{"env wins", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy", "RAIS_CACHEDIR=/srv/c"}, nil, "/srv/c"},
+		{"flag wins", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy"}, []string{"-cache-dir", "/srv/f"}, "/srv/f"},
+		{"off stays off", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy", "RAIS_CACHEDIR="}, nil, ""},
+	} {
+		f := ""
+		if tc.file != "" {
+			f = write(t, tc.file)
+		}
+		cfg, _, err := Load(f, append(slices.Clone(env), tc.env...), tc.args)
+		if err != nil || cfg.CacheDir != tc.want {
+			t.Errorf("%s: CacheDir %q (%v), want %q", tc.name, cfg.CacheDir, err, tc.want)
+		}
+	}
+}
