@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/proxy"
+	"github.com/iiif-proxy/iiif-proxy/purge"
 )
 
 const varnishdBin = "/usr/sbin/varnishd"
@@ -130,7 +131,20 @@ func TestPurgeReachesVarnish(t *testing.T) {
 	banAddr, purgeAddr := freePort(t), freePort(t)
 	// Varnish's ports are chosen first, iiif-proxy (its backend) started
 	// first.
-	c := launchConfig(t, "/dev/null", nil, "RAIS_TILEPATH="+samplePyramid(t),
+	// A tree of its own: the test replaces a source (the shared samples
+	// must not change under other tests).
+	images := t.TempDir()
+	pattern, err := os.ReadFile(filepath.Join(samplePyramid(t), "pattern.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(images, "sub"), 0o755)
+	for _, f := range []string{"pattern.tif", "sub/pattern.tif"} {
+		if err := os.WriteFile(filepath.Join(images, f), pattern, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := launchConfig(t, "/dev/null", nil, "RAIS_TILEPATH="+images, "RAIS_TIERS_TILE_REVALIDATE=1s",
 		"RAIS_PURGEFORWARD=ban http://"+banAddr+",purge http://"+purgeAddr+",webhook http://"+dead+"/hook",
 		"RAIS_PURGEFORWARDATTEMPTS=2", "RAIS_PURGEFORWARDBACKOFF=10ms")
 	c.waitFor(t, "serving IIIF")
@@ -167,29 +181,10 @@ func TestPurgeReachesVarnish(t *testing.T) {
 
 	// Wait for forwarding: 1 BAN, 6 PURGEs (info.json and base of 3 forms),
 	// the webhook given up after 2 attempts.
-	var st proxy.Stats
-	want := func() bool {
-		f := st.PurgeForward
+	st := waitForwarded(t, c, ban, func(f []purge.TargetStats) bool {
 		return len(f) == 3 && f[0].Sent == 1 && f[1].Sent == 6 && f[2].Dropped == 1
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get("http://" + c.admin + "/stats")
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("forwarding counters %+v, want 1 ban and 6 purges sent, the webhook dropped\nVarnish:\n%s", st.PurgeForward, ban.out)
-		}
-	}
-	if f := st.PurgeForward; f[0].Failed != 0 || f[1].Failed != 0 || f[2].Failed != 2 || f[2].Retried != 1 {
+	})
+	if f := st; f[0].Failed != 0 || f[1].Failed != 0 || f[2].Failed != 2 || f[2].Retried != 1 {
 		t.Errorf("forwarding counters %+v: want no failure at Varnish, 2 attempts at the dead webhook", f)
 	}
 
@@ -213,18 +208,73 @@ func TestPurgeReachesVarnish(t *testing.T) {
 		t.Errorf("PURGE took tiles it does not name: the README's account of PURGE is wrong")
 	}
 
-	resp, err := http.Get("http://" + c.admin + "/metrics")
+	// A source replaced: the first request that reaches iiif-proxy after
+	// the tile tier's Revalidate (1s) finds it changed, purges it here and
+	// forwards the purge: Varnish fetches the image's URLs again.
+	for _, p := range []string{info3, tile} {
+		if !ban.get(t, p) {
+			t.Fatalf("%s is not cached in Varnish again", p)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // the binary's clock cannot be moved
+	if err := os.WriteFile(filepath.Join(images, "sub", "pattern.tif.new"), pattern, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(images, "sub", "pattern.tif.new"), filepath.Join(images, "sub", "pattern.tif")); err != nil {
+		t.Fatal(err) // a new inode: a new identity
+	}
+	resp, err := http.Get("http://" + c.addr + tile) // not through Varnish
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Cache"); got != "MISS" {
+		t.Fatalf("the replaced source's tile: X-Cache %s, want MISS", got)
+	}
+	// To every target, as the admin purge was.
+	waitForwarded(t, c, ban, func(f []purge.TargetStats) bool { return f[0].Sent == 2 && f[1].Sent == 12 && f[2].Dropped == 2 })
+	for _, p := range []string{info3, tile} {
+		if ban.get(t, p) {
+			t.Errorf("after the source changed, %s is still a Varnish hit", p)
+		}
+	}
+
+	resp, err = http.Get("http://" + c.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		fmt.Sprintf(`iiif_purge_forward_total{result="sent",target="ban http://%s"} 1`, banAddr),
-		fmt.Sprintf(`iiif_purge_forward_total{result="dropped",target="webhook http://%s/hook"} 1`, dead),
+		fmt.Sprintf(`iiif_purge_forward_total{result="sent",target="ban http://%s"} 2`, banAddr),
+		fmt.Sprintf(`iiif_purge_forward_total{result="dropped",target="webhook http://%s/hook"} 2`, dead),
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics has no %s", want)
+		}
+	}
+}
+
+// waitForwarded polls the server's /stats until done holds for its purge
+// forwarding counters, and returns them.
+func waitForwarded(t *testing.T, c *child, v *varnish, done func([]purge.TargetStats) bool) []purge.TargetStats {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var st proxy.Stats
+		resp, err := http.Get("http://" + c.admin + "/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done(st.PurgeForward) {
+			return st.PurgeForward
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forwarding counters %+v after 20s\nVarnish:\n%s", st.PurgeForward, v.out)
 		}
 	}
 }
