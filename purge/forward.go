@@ -97,8 +97,8 @@ func New(cfg Config) (*Forwarder, error) {
 	return f, nil
 }
 
-// Close stops the workers; requests still queued are dropped (and
-// counted). It waits for a request being sent to end (Timeout at most).
+// Close stops the workers: a request being sent is cut off, those still
+// queued, and any forwarded after, are dropped (and counted).
 func (f *Forwarder) Close() {
 	if f == nil {
 		return
@@ -130,7 +130,7 @@ func (f *Forwarder) forward(scope Scope, id, tier, reason string) {
 	}
 	for _, t := range f.targets {
 		path := f.cfg.WebPath
-		if p := t.URL.EscapedPath(); p != "" && p != "/" && t.Kind != Webhook {
+		if p := strings.TrimRight(t.URL.EscapedPath(), "/"); p != "" && t.Kind != Webhook {
 			path = p // the cache in front serves the images under its own path
 		}
 		switch t.Kind {
@@ -169,6 +169,10 @@ func (f *Forwarder) forward(scope Scope, id, tier, reason string) {
 // enqueue adds j to t's queue, or drops it when the queue is full: the
 // purge that asked must not wait for a cache in front.
 func (f *Forwarder) enqueue(t *target, j job) {
+	if f.ctx.Err() != nil {
+		t.dropped.Add(1) // closed: no worker would send it
+		return
+	}
 	select {
 	case t.queue <- j:
 	default:

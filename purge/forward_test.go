@@ -217,7 +217,7 @@ func TestWebhookIsRetriedWithBackoffUntilItAnswers(t *testing.T) {
 
 func TestPurgeAndBanRequests(t *testing.T) {
 	purge, ban := newRecorder(t, 0), newRecorder(t, 0)
-	f, err := New(Config{Targets: []string{"purge " + purge.srv.URL + "/images/iiif", "ban " + ban.srv.URL},
+	f, err := New(Config{Targets: []string{"purge " + purge.srv.URL + "/images/iiif/", "ban " + ban.srv.URL},
 		BaseURL: "https://images.example.org", WebPath: "/iiif/"})
 	if err != nil {
 		t.Fatal(err)
@@ -304,5 +304,9 @@ func TestDeadAndHangingTargetsNeverBlockThePurge(t *testing.T) {
 	h = f.Stats()[1]
 	if h.Dropped != purges || h.Queued != 0 {
 		t.Errorf("after Close: %+v, want every request dropped", h)
+	}
+	f.ID("late", ReasonSourceChanged) // a background revalidation after shutdown
+	if h = f.Stats()[1]; h.Dropped != purges+1 || h.Queued != 0 {
+		t.Errorf("forwarded after Close: %+v, want it dropped", h)
 	}
 }
