@@ -77,12 +77,13 @@ test: deps viewer-deps sidecar-deps s3-deps
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./rules/ ./renderer/vips/
 
-# fuzz runs each fuzz target for FUZZTIME (the URL parser and the identifier
-# resolver); `make fuzz FUZZTIME=30m` for a long run.
+# fuzz runs each fuzz target for FUZZTIME (the URL parser, the identifier
+# resolver, and the ban regex of an identifier); `make fuzz FUZZTIME=30m` for a long run.
 FUZZTIME ?= 60s
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules/
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./renderer/vips/
+	$(GO) test -run '^$$' -fuzz '^FuzzIDRegex$$' -fuzztime $(FUZZTIME) ./purge/
 
 # soak runs the harness's mix workload for DURATION (30m) against the binary
 # and plots RSS, goroutines, open files and disk per tier (bench/soak.sh).

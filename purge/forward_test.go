@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestIDRegexMatchesEveryURLOfTheImageAndNoOther(t *testing.T) {
@@ -309,4 +311,38 @@ func TestDeadAndHangingTargetsNeverBlockThePurge(t *testing.T) {
 	if h = f.Stats()[1]; h.Dropped != purges+1 || h.Queued != 0 {
 		t.Errorf("forwarded after Close: %+v, want it dropped", h)
 	}
+}
+
+// FuzzIDRegex: for any identifier, the ban regex compiles, matches the URLs
+// the proxy itself writes for it (url.PathEscape) in every form, matches no
+// other identifier's info.json, and holds nothing Varnish's ban parser
+// would split or unescape.
+func FuzzIDRegex(f *testing.F) {
+	for _, s := range []string{"a.jpg", "box1/scan.tif", "a b+c", "é/ü", "2", "x%2Fy", "[]^$"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if id == "" || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+			return
+		}
+		src := idRegex("/iiif", id)
+		if strings.ContainsAny(src, "\\ \"") {
+			t.Fatalf("%q: %s holds a backslash, space or quote", id, src)
+		}
+		re, err := regexp.Compile(src)
+		if err != nil {
+			t.Fatalf("%q: %v", id, err)
+		}
+		esc := url.PathEscape(id)
+		for _, u := range []string{"/iiif/3/" + esc + "/info.json", "/iiif/" + esc, "/iiif/2/" + esc + "/full/max/0/default.jpg"} {
+			if !re.MatchString(u) {
+				t.Fatalf("%q: %s does not match %s", id, src, u)
+			}
+		}
+		// An image named "2" or "3" also matches the version segment of
+		// /iiif/3/{any}/…: the over-match idRegex documents.
+		if other := "/iiif/3/" + esc + "x/info.json"; id != "2" && id != "3" && re.MatchString(other) {
+			t.Fatalf("%q: %s matches another image's %s", id, src, other)
+		}
+	})
 }
