@@ -18,8 +18,10 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 DEB_PACKAGES := libvips-dev liblcms2-dev pkg-config gcc colord-data
 
 # The sidecar tests run a real third-party IIIF server behind a FastCGI
-# front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go).
-SIDECAR_PACKAGES := iipimage-server nginx-light
+# front: Debian's IIPImage under nginx (cmd/iiif-proxy/sidecar_test.go); the
+# purge-forwarding test runs Debian's Varnish in front of iiif-proxy
+# (cmd/iiif-proxy/varnish_test.go, conf/varnish.vcl).
+SIDECAR_PACKAGES := iipimage-server nginx-light varnish
 
 .PHONY: deps sidecar-deps s3-deps build run samples test bench fuzz soak clean install uninstall
 
@@ -49,6 +51,7 @@ sidecar-deps:
 	@missing=""; \
 	[ -x /usr/lib/iipimage-server/iipsrv.fcgi ] || missing="$$missing iipimage-server"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -x /usr/sbin/varnishd ] || missing="$$missing varnish"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
@@ -74,12 +77,13 @@ test: deps viewer-deps sidecar-deps s3-deps
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./rules/ ./renderer/vips/
 
-# fuzz runs each fuzz target for FUZZTIME (the URL parser and the identifier
-# resolver); `make fuzz FUZZTIME=30m` for a long run.
+# fuzz runs each fuzz target for FUZZTIME (the URL parser, the identifier
+# resolver, and the ban regex of an identifier); `make fuzz FUZZTIME=30m` for a long run.
 FUZZTIME ?= 60s
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./rules/
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./renderer/vips/
+	$(GO) test -run '^$$' -fuzz '^FuzzIDRegex$$' -fuzztime $(FUZZTIME) ./purge/
 
 # soak runs the harness's mix workload for DURATION (30m) against the binary
 # and plots RSS, goroutines, open files and disk per tier (bench/soak.sh).
@@ -90,7 +94,9 @@ clean:
 	rm -rf iiif-proxy $(SAMPLES) $(RUN_CACHE)
 
 # install puts the binary, the systemd unit, its service user (sysusers.d)
-# and a configuration to edit (/etc/iiif-proxy/rais.toml, never overwritten)
+# and a configuration to edit (/etc/iiif-proxy/rais.toml, never overwritten;
+# CacheDir left unset, so the cache goes where the unit's CacheDirectory=
+# says, /var/cache/iiif-proxy)
 # under DESTDIR (for packagers) and PREFIX (/usr/local). Then: set TilePath
 # in /etc/iiif-proxy/rais.toml and `systemctl enable --now iiif-proxy`.
 PREFIX ?= /usr/local
@@ -105,7 +111,7 @@ install: build
 	@if [ -e $(DESTDIR)/etc/iiif-proxy/rais.toml ]; then \
 		echo "kept $(DESTDIR)/etc/iiif-proxy/rais.toml"; \
 	else \
-		sed -e 's|^TilePath = .*|TilePath = "/srv/iiif/images"|' -e 's|^CacheDir = .*|CacheDir = "/var/cache/iiif-proxy"|' \
+		sed -e 's|^TilePath = .*|TilePath = "/srv/iiif/images"|' \
 			conf/rais.toml > $(DESTDIR)/etc/iiif-proxy/rais.toml; \
 		echo "wrote $(DESTDIR)/etc/iiif-proxy/rais.toml: set TilePath to your images"; \
 	fi

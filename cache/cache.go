@@ -94,6 +94,11 @@ type Config struct {
 	// runs; older entries are checked before they are served. Zero means
 	// every check happens before serving.
 	StaleWhileRevalidate time.Duration
+	// OnSourceChanged is called, after the purge, with each identifier
+	// whose derivatives revalidation purged because its source changed or
+	// went (the proxy forwards it to the caches in front, purge package).
+	// Nil means nobody is told.
+	OnSourceChanged func(id string)
 	// Clock tells the time. Nil means time.Now.
 	Clock func() time.Time
 	// Logger receives fault and purge logs. Nil means slog.Default().

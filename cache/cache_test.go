@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -275,7 +276,8 @@ func TestHitsFromMemoryAndDisk(t *testing.T) {
 }
 
 func TestRevalidationByIdentity(t *testing.T) {
-	f := newFixture(t, nil)
+	var changed []string // OnSourceChanged's calls
+	f := newFixture(t, func(c *Config) { c.OnSourceChanged = func(id string) { changed = append(changed, id) } })
 	f.fill(t, rules.TierTile)
 	f.clk.advance(2 * time.Minute)
 	infos := f.r.Infos.Load()
@@ -286,6 +288,9 @@ func TestRevalidationByIdentity(t *testing.T) {
 	if r = f.c.Lookup(rules.TierTile, f.key, "a", nil); r.How != Hit {
 		t.Fatalf("right after revalidating: %v, want a plain hit (refreshed)", r.How)
 	}
+	if len(changed) != 0 {
+		t.Fatalf("OnSourceChanged(%q) for an unchanged source", changed)
+	}
 	f.r.Set("a", 1000, 800) // replaced: same size, new identity
 	f.clk.advance(2 * time.Minute)
 	if r = f.c.Lookup(rules.TierTile, f.key, "a", nil); r.State != Changed {
@@ -293,6 +298,9 @@ func TestRevalidationByIdentity(t *testing.T) {
 	}
 	if r = f.c.Lookup(rules.TierTile, f.key, "a", nil); r.State != Missing {
 		t.Fatalf("after the purge: %v, want Missing", r.State)
+	}
+	if !slices.Equal(changed, []string{"a"}) {
+		t.Errorf("OnSourceChanged calls %q, want one for a", changed)
 	}
 	e, _ := f.fill(t, rules.TierTile)
 	if !strings.Contains(string(e.Body), " v2 ") {

@@ -130,6 +130,9 @@ func (c *Cache) revalidate(t *Tier, key []byte, id string, e *store.Entry) How {
 	if err != nil || e.SourceIdentity == "" || src.Identity != e.SourceIdentity {
 		t.stats.changed.Add(1)
 		c.PurgeID(id)
+		if c.cfg.OnSourceChanged != nil {
+			c.cfg.OnSourceChanged(id)
+		}
 		return Miss
 	}
 	t.stats.unchanged.Add(1)

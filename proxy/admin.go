@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
@@ -23,7 +24,8 @@ import (
 //	DELETE /cache/tiers/{tier}   purge one tier (tile, thumbnail, info, other)
 //	DELETE /cache                purge everything
 //
-// POST is accepted wherever DELETE is. With a token configured, every
+// POST is accepted wherever DELETE is. Every purge is also forwarded to the
+// caches in front (Config.Forward), in the background. With a token configured, every
 // request needs "Authorization: Bearer {token}" (see auth.go); without one,
 // a listener beyond loopback serves GET only (Config.AdminPublic).
 
@@ -56,6 +58,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 					p.cache.PurgeTier(t)
 				}
 				p.cache.ForgetSources()
+				p.cfg.Forward.All(purge.ReasonAdmin)
 				adminJSON(ctx, map[string]any{"purged": "all"})
 			case strings.HasPrefix(path, "/cache/tiers/") && write:
 				name := strings.TrimPrefix(path, "/cache/tiers/")
@@ -65,6 +68,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 					return
 				}
 				p.cache.PurgeTier(t)
+				p.cfg.Forward.Tier(t.String(), purge.ReasonAdmin)
 				adminJSON(ctx, map[string]any{"purged": name})
 			case strings.HasPrefix(path, "/cache/ids/") && write:
 				raw := strings.TrimPrefix(string(ctx.URI().PathOriginal()), "/cache/ids/")
@@ -73,7 +77,11 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 					adminError(ctx, fasthttp.StatusBadRequest, "the identifier must be one percent-encoded path segment")
 					return
 				}
-				adminJSON(ctx, map[string]any{"id": id, "purged": p.cache.PurgeID(id)})
+				n := p.cache.PurgeID(id)
+				// Forwarded whether or not anything was cached here: a
+				// cache in front may hold what this one evicted.
+				p.cfg.Forward.ID(id, purge.ReasonAdmin)
+				adminJSON(ctx, map[string]any{"id": id, "purged": n})
 			default:
 				adminError(ctx, fasthttp.StatusNotFound,
 					"admin endpoints: GET /metrics, GET /stats, DELETE /cache/ids/{id}, DELETE /cache/tiers/{tier}, DELETE /cache")
@@ -155,6 +163,9 @@ type Stats struct {
 	Tiers    map[string]TierStats `json:"tiers"`
 	InFlight InFlightStats        `json:"inFlight"`
 	Renderer *renderer.Stats      `json:"renderer,omitempty"`
+	// PurgeForward are the counters of each cache in front that purges
+	// are forwarded to (PurgeForward), in configuration order.
+	PurgeForward []purge.TargetStats `json:"purgeForward,omitempty"`
 }
 
 // Stats returns a snapshot of the proxy's counters.
@@ -185,5 +196,6 @@ func (p *Proxy) Stats() Stats {
 		rs := r.Stats()
 		s.Renderer = &rs
 	}
+	s.PurgeForward = p.cfg.Forward.Stats()
 	return s
 }

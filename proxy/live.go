@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
@@ -45,5 +46,10 @@ func (p *Proxy) Reload(cfg Config) (applied []string) {
 // SIGHUP); nil protects nothing.
 func (p *Proxy) SetSigner(s *Signer) { p.signer.Store(s) }
 
-// PurgeTier drops every entry of tier t, in memory and on disk.
-func (p *Proxy) PurgeTier(t rules.Tier) { p.cache.PurgeTier(t) }
+// PurgeTier drops every entry of tier t, in memory and on disk, for a
+// reload that changed what they say (info.json advertises the limits), and
+// forwards the purge to the caches in front.
+func (p *Proxy) PurgeTier(t rules.Tier) {
+	p.cache.PurgeTier(t)
+	p.cfg.Forward.Tier(t.String(), purge.ReasonReload)
+}

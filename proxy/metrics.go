@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/iiif-proxy/iiif-proxy/cache"
+	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
@@ -33,7 +34,7 @@ func (m *metrics) response(code int) {
 // StatsSource is what metrics read from the renderer.
 type StatsSource interface{ Stats() renderer.Stats }
 
-func newMetrics(c *cache.Cache, r Renderer, b *budget) *metrics {
+func newMetrics(c *cache.Cache, r Renderer, b *budget, fwd *purge.Forwarder) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.responses = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "iiif_responses_total",
 		Help: "Responses by HTTP status code."}, []string{"code"})
@@ -65,6 +66,9 @@ func newMetrics(c *cache.Cache, r Renderer, b *budget) *metrics {
 	m.reg.MustRegister(storeCollector{c})
 	if s, ok := r.(StatsSource); ok {
 		m.reg.MustRegister(rendererCollector{s})
+	}
+	if fwd != nil {
+		m.reg.MustRegister(forwardCollector{fwd})
 	}
 	return m
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/iiif-proxy/iiif-proxy/cache"
+	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
@@ -118,6 +119,11 @@ type Config struct {
 	// no token lets every admin request in.
 	AdminPublic bool
 
+	// Forward passes every purge on to the caches in front (Varnish,
+	// nginx, a CDN's webhook): the admin API's, and those of sources found
+	// changed. Nil means purges stay here.
+	Forward *purge.Forwarder
+
 	// Logger receives the access log (accesslog.go) and every other
 	// message; the level follows the status. Nil means slog.Default().
 	Logger *slog.Logger
@@ -168,13 +174,14 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, r: r, log: cfg.Logger, prefix: []byte(cfg.WebPath)}
 	p.cache = cache.New(cache.Config{Tiers: cfg.Tiers, SourceCacheLen: cfg.SourceCacheLen,
 		RenderTimeout: cfg.RenderTimeout, RenderWait: cfg.RenderWait,
-		StaleWhileRevalidate: cfg.StaleWhileRevalidate, Clock: cfg.Clock, Logger: cfg.Logger}, r)
+		StaleWhileRevalidate: cfg.StaleWhileRevalidate, Clock: cfg.Clock, Logger: cfg.Logger,
+		OnSourceChanged: func(id string) { cfg.Forward.ID(id, purge.ReasonSourceChanged) }}, r)
 	p.budget.limit.Store(cfg.MaxInFlightBytes)
 	p.signer.Store(cfg.Signer)
 	p.SetAdminToken("")
 	p.authFails = newFailLimiter()
 	p.access = newAccessLog(cfg.AccessLog)
-	p.metrics = newMetrics(p.cache, r, &p.budget)
+	p.metrics = newMetrics(p.cache, r, &p.budget, cfg.Forward)
 	return p, nil
 }
 
@@ -575,6 +582,7 @@ func (p *Proxy) imageOnce(ctx *fasthttp.RequestCtx, req rules.Request) bool {
 		})
 		if errors.Is(err, renderer.ErrSourceChanged) {
 			p.cache.PurgeID(req.ID)
+			p.cfg.Forward.ID(req.ID, purge.ReasonSourceChanged)
 			return false
 		}
 		if err != nil {

@@ -136,5 +136,9 @@ func printStats(w io.Writer, body []byte) error {
 		fmt.Fprintf(w, "renderer: %d renders, %d passthrough, %d failures, %d overloaded, %d running, %d queued\n",
 			r.Renders, r.Passthrough, r.Failures, r.Overloaded, r.InFlight, r.Queued)
 	}
+	for _, f := range st.PurgeForward {
+		fmt.Fprintf(w, "purge forwarding to %s: %d sent, %d failed, %d retried, %d dropped, %d queued\n",
+			f.Target, f.Sent, f.Failed, f.Retried, f.Dropped, f.Queued)
+	}
 	return nil
 }

@@ -11,7 +11,8 @@ func TestPrintStatsHitRatio(t *testing.T) {
 	  "tile": {"memoryHits": 6, "diskHits": 2, "misses": 1, "collapsed": 1, "hitRatio": 0.8,
 	           "store": {"Hits": 4, "Misses": 2, "Entries": 3, "Bytes": 4096}},
 	  "info": {"memoryHits": 0, "diskHits": 0, "misses": 0, "collapsed": 0}},
-	 "inFlight": {"bytes": 10, "responses": 1, "limit": 512, "refused": 2}}`
+	 "inFlight": {"bytes": 10, "responses": 1, "limit": 512, "refused": 2},
+	 "purgeForward": [{"target": "ban http://127.0.0.1:6081", "sent": 3, "failed": 2, "retried": 1, "dropped": 1, "queued": 0}]}`
 	var out strings.Builder
 	if err := printStats(&out, []byte(body)); err != nil {
 		t.Fatal(err)
@@ -34,5 +35,8 @@ func TestPrintStatsHitRatio(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "in flight: 10 bytes in 1 responses (limit 512), 2 refused") {
 		t.Errorf("no in-flight line:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "purge forwarding to ban http://127.0.0.1:6081: 3 sent, 2 failed, 1 retried, 1 dropped, 0 queued") {
+		t.Errorf("no purge forwarding line:\n%s", out.String())
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
+	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
@@ -37,6 +38,7 @@ type App struct {
 	stores  []*store.Tier
 	tiers   [rules.NumTiers]*store.Tier // the open stores by tier; nil: none
 	proxy   *proxy.Proxy
+	forward *purge.Forwarder // nil: purges are not forwarded
 
 	// reload re-reads the configuration from the start-up sources (file,
 	// environment, flags); hup delivers SIGHUP. Nil: no reloading.
@@ -123,6 +125,16 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 	a := &App{cfg: cfg, started: cfg, log: log, level: level, render: r, vips: started}
 	pcfg := proxyConfig(cfg, log)
 	pcfg.Signer = signer
+	pc := cfg.Purge()
+	pc.Logger = log
+	if a.forward, err = purge.New(pc); err != nil {
+		a.close()
+		return nil, err
+	}
+	pcfg.Forward = a.forward
+	for _, t := range a.forward.Stats() {
+		log.Info("forwarding purges", "target", t.Target)
+	}
 	minFree := cfg.CacheMinFree
 	if minFree.Bytes == 0 && minFree.Percent == 0 {
 		minFree.Bytes = 1 // "0": no headroom beyond the store's small reserve (zero would mean the store's default)
@@ -222,6 +234,7 @@ func formats(exts []string) []rules.Format {
 }
 
 func (a *App) close() {
+	a.forward.Close() // after the listeners: no purge comes any more
 	for _, s := range a.stores {
 		if err := s.Close(); err != nil {
 			a.log.Warn("closing cache", "error", err)

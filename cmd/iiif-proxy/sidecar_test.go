@@ -107,7 +107,7 @@ func samplePyramid(t *testing.T) string {
 // (CI=true), where `make test` installs it (sidecar-deps).
 func missingTool(t *testing.T, what string) {
 	t.Helper()
-	msg := fmt.Sprintf("%s is missing: `make sidecar-deps` (or apt-get install iipimage-server nginx-light) installs it", what)
+	msg := fmt.Sprintf("%s is missing: `make sidecar-deps` (or apt-get install iipimage-server nginx-light varnish) installs it", what)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/purge"
 )
 
 // Config is the whole configuration. Field names are the TOML keys.
@@ -125,7 +127,9 @@ type Config struct {
 	PyramidBuilds int
 
 	// CacheDir holds one Pebble database per tier (CacheDir/tile, …).
-	// Default "cache"; "" turns the disk cache off.
+	// Default: $CACHE_DIRECTORY when systemd set it (the unit's
+	// CacheDirectory=, /var/cache/iiif-proxy), else "cache" (relative to
+	// the working directory); "" turns the disk cache off.
 	CacheDir string
 	// CacheMinFree is the free space the cache file system must keep, as
 	// nginx's proxy_cache_path min_free: a size ("1GB") or a percentage of
@@ -202,6 +206,33 @@ type Config struct {
 	// source (both modes). Default "0s": checked before serving.
 	StaleWhileRevalidate Duration
 
+	// Purge forwarding (issue 12): every purge, from the admin API or a
+	// source found changed, passed on to the caches in front (purge
+	// package).
+
+	// PurgeForward are the caches in front that purges are passed on to,
+	// each "KIND URL": "ban http://127.0.0.1:6081" (a BAN request, the regex
+	// of every URL of the identifier in X-Ban-Url: Varnish), "purge URL"
+	// (PURGE of each version form's info.json and base: nginx, Varnish),
+	// "webhook URL" (a POST of JSON, for a CDN's invalidation API). A ban or
+	// purge URL's path, if any, replaces IIIFWebPath in what is sent.
+	// Default none.
+	PurgeForward []string
+	// PurgeForwardQueueLen bounds the requests waiting per target; more
+	// are dropped and counted. Default 1000.
+	PurgeForwardQueueLen int
+	// PurgeForwardAttempts bounds the tries of one request. Default 5.
+	PurgeForwardAttempts int
+	// PurgeForwardBackoff is the wait before the first retry, doubled for
+	// each next one (at most a minute). Default "1s".
+	PurgeForwardBackoff Duration
+	// PurgeForwardTimeout bounds one request to a target. Default "5s".
+	PurgeForwardTimeout Duration
+	// PurgeForwardToken, when set, is sent to webhook targets as
+	// "Authorization: Bearer {token}". Prefer RAIS_PURGEFORWARDTOKEN to
+	// writing it here. Default "".
+	PurgeForwardToken string
+
 	// Tiers configures each cache tier.
 	Tiers Tiers
 }
@@ -275,6 +306,10 @@ func Default() Config {
 		UpstreamMaxConns:       64,
 		UpstreamNotFoundTTL:    Duration(10 * time.Second),
 		TrustedProxies:         []string{"127.0.0.0/8", "::1"},
+		PurgeForwardQueueLen:   purge.DefaultQueueLen,
+		PurgeForwardAttempts:   purge.DefaultAttempts,
+		PurgeForwardBackoff:    Duration(purge.DefaultBackoff),
+		PurgeForwardTimeout:    Duration(purge.DefaultTimeout),
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
@@ -416,6 +451,12 @@ func (f FreeSpace) MarshalText() ([]byte, error) {
 // do not stop start-up.
 func Load(file string, environ []string, args []string) (cfg Config, warnings []string, err error) {
 	cfg = Default()
+	if dir := systemdCacheDirectory(environ); dir != "" {
+		// Under a systemd unit with CacheDirectory= (packaging/), the
+		// platform's place is the default; the file, RAIS_CACHEDIR and
+		// -cache-dir still win.
+		cfg.CacheDir = dir
+	}
 	var errs []error
 	if file != "" {
 		w, fileErrs := decodeFile(file, &cfg)
@@ -435,6 +476,21 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 		warnings = append(warnings, publicAdminWarning(cfg.AdminAddress))
 	}
 	return cfg, warnings, errors.Join(errs...)
+}
+
+// systemdCacheDirectory is the directory systemd made for the unit's
+// CacheDirectory= ($CACHE_DIRECTORY: absolute paths joined by ":", the
+// first ours), or "" when not run so.
+func systemdCacheDirectory(environ []string) string {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "CACHE_DIRECTORY="); ok {
+			first, _, _ := strings.Cut(v, ":")
+			if strings.HasPrefix(first, "/") {
+				return first
+			}
+		}
+	}
+	return ""
 }
 
 // Find returns the configuration file to use when -config is not given:
@@ -587,6 +643,10 @@ var flagNames = map[string]string{
 	"Upstream": "upstream", "UpstreamTimeout": "upstream-timeout", "UpstreamConnectTimeout": "upstream-connect-timeout",
 	"UpstreamMaxConns": "upstream-max-conns", "UpstreamNotFoundTTL": "upstream-not-found-ttl",
 	"TrustedProxies": "trusted-proxies", "StaleWhileRevalidate": "stale-while-revalidate",
+	// Purge forwarding
+	"PurgeForward": "purge-forward", "PurgeForwardQueueLen": "purge-forward-queue-len",
+	"PurgeForwardAttempts": "purge-forward-attempts", "PurgeForwardBackoff": "purge-forward-backoff",
+	"PurgeForwardTimeout": "purge-forward-timeout", "PurgeForwardToken": "purge-forward-token",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -787,6 +847,22 @@ func (c *Config) applyIIIFURL() []error {
 	return errs
 }
 
+// Purge is the purge forwarder's configuration (PurgeForward…), without
+// its Client and Logger.
+func (c Config) Purge() purge.Config {
+	return purge.Config{
+		Targets:      c.PurgeForward,
+		WebPath:      c.IIIFWebPath,
+		BaseURL:      c.IIIFBaseURL,
+		Unversioned:  c.UnversionedVersion != 0,
+		QueueLen:     c.PurgeForwardQueueLen,
+		Attempts:     c.PurgeForwardAttempts,
+		Backoff:      c.PurgeForwardBackoff.Std(),
+		Timeout:      c.PurgeForwardTimeout.Std(),
+		WebhookToken: c.PurgeForwardToken,
+	}
+}
+
 // MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
 // its full strength with keys of its output size or more.
 const MinSigningKeyLen = 32
@@ -890,6 +966,19 @@ func (c *Config) validate() []error {
 	for i, k := range c.SigningKeys {
 		if len(k) < MinSigningKeyLen {
 			errs = append(errs, fmt.Errorf("SigningKeys: key %d has %d bytes; use at least %d (e.g. `openssl rand -hex 32`)", i+1, len(k), MinSigningKeyLen))
+		}
+	}
+	if err := c.Purge().Validate(); err != nil {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = append(errs, j.Unwrap()...) // one line each, sorted with the rest
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	for name, zero := range map[string]bool{"PurgeForwardQueueLen": c.PurgeForwardQueueLen == 0, "PurgeForwardAttempts": c.PurgeForwardAttempts == 0,
+		"PurgeForwardBackoff": c.PurgeForwardBackoff == 0, "PurgeForwardTimeout": c.PurgeForwardTimeout == 0} {
+		if zero { // the forwarder's zero is its default: say what was meant
+			errs = append(errs, fmt.Errorf("%s: must be > 0", name))
 		}
 	}
 	for name, t := range map[string]Tier{"Tile": c.Tiers.Tile, "Thumbnail": c.Tiers.Thumbnail, "Info": c.Tiers.Info, "Other": c.Tiers.Other} {

@@ -4,9 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/purge"
 )
 
 func write(t *testing.T, body string) string {
@@ -352,5 +355,73 @@ func TestUnversionedVersion(t *testing.T) {
 	_, _, err = Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_UNVERSIONEDVERSION=1"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "UnversionedVersion: 1 must be 2, 3 or 0") {
 		t.Errorf("version 1: %v", err)
+	}
+}
+
+func TestPurgeForwardKeys(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, err := Load("", []string{"RAIS_TILEPATH=" + dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Purge(); len(p.Targets) != 0 || p.QueueLen != 1000 || p.Attempts != 5 || p.Backoff != time.Second ||
+		p.Timeout != 5*time.Second || p.WebPath != "/iiif" || !p.Unversioned {
+		t.Errorf("defaults %+v", p)
+	}
+	f := write(t, "TilePath = \""+dir+"\"\nIIIFBaseURL = \"https://img.example.org\"\n"+
+		"PurgeForward = [\"ban http://127.0.0.1:6081\", \"purge http://127.0.0.1:8080/images/iiif\"]\nPurgeForwardAttempts = 3\n")
+	cfg, _, err = Load(f, []string{"RAIS_PURGEFORWARDTOKEN=tok", "RAIS_PURGEFORWARDBACKOFF=250ms"},
+		[]string{"-purge-forward-queue-len", "10", "-purge-forward-timeout=2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := purge.Config{Targets: []string{"ban http://127.0.0.1:6081", "purge http://127.0.0.1:8080/images/iiif"},
+		WebPath: "/iiif", BaseURL: "https://img.example.org", Unversioned: true, QueueLen: 10, Attempts: 3,
+		Backoff: 250 * time.Millisecond, Timeout: 2 * time.Second, WebhookToken: "tok"}
+	if p := cfg.Purge(); !reflect.DeepEqual(p, want) {
+		t.Errorf("file, env, flags:\n%+v\nwant\n%+v", p, want)
+	}
+	cfg, _, err = Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_PURGEFORWARD=ban http://127.0.0.1:6081, webhook https://relay/x"}, nil)
+	if err != nil || !slices.Equal(cfg.PurgeForward, []string{"ban http://127.0.0.1:6081", "webhook https://relay/x"}) {
+		t.Errorf("from the environment: %q %v", cfg.PurgeForward, err)
+	}
+	// Every problem at once, each on its line.
+	_, _, err = Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_PURGEFORWARD=varnish http://x,ban ftp://y"},
+		[]string{"-purge-forward-attempts", "0", "-purge-forward-queue-len", "-1"})
+	for _, want := range []string{`PurgeForward: "varnish http://x": kind "varnish"`, `PurgeForward: "ban ftp://y"`,
+		"PurgeForwardQueueLen: -1 must be >= 0", "PurgeForwardAttempts: must be > 0"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad purge keys: no %q in\n%v", want, err)
+		}
+	}
+}
+
+// Under the systemd unit (CacheDirectory=iiif-proxy), the cache goes where
+// systemd says unless a setting says otherwise.
+func TestCacheDirFollowsSystemd(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"RAIS_TILEPATH=" + dir}
+	for _, tc := range []struct {
+		name, file string
+		env, args  []string
+		want       string
+	}{
+		{"plain run", "", nil, nil, "cache"},
+		{"systemd", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy"}, nil, "/var/cache/iiif-proxy"},
+		{"systemd, several", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy:/var/cache/other"}, nil, "/var/cache/iiif-proxy"},
+		{"not absolute", "", []string{"CACHE_DIRECTORY=relative"}, nil, "cache"},
+		{"file wins", "CacheDir = \"/srv/cache\"\n", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy"}, nil, "/srv/cache"},
+		{"env wins", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy", "RAIS_CACHEDIR=/srv/c"}, nil, "/srv/c"},
+		{"flag wins", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy"}, []string{"-cache-dir", "/srv/f"}, "/srv/f"},
+		{"off stays off", "", []string{"CACHE_DIRECTORY=/var/cache/iiif-proxy", "RAIS_CACHEDIR="}, nil, ""},
+	} {
+		f := ""
+		if tc.file != "" {
+			f = write(t, tc.file)
+		}
+		cfg, _, err := Load(f, append(slices.Clone(env), tc.env...), tc.args)
+		if err != nil || cfg.CacheDir != tc.want {
+			t.Errorf("%s: CacheDir %q (%v), want %q", tc.name, cfg.CacheDir, err, tc.want)
+		}
 	}
 }

@@ -55,6 +55,13 @@ var usages = map[string]string{
 	"UpstreamNotFoundTTL":    "How long the upstream's 404 for an identifier is remembered.",
 	"TrustedProxies":         "Addresses or networks whose X-Forwarded-Proto and -Host are believed, comma-separated.",
 	"StaleWhileRevalidate":   "How long past Revalidate an entry is served at once while its source is checked.",
+	// Purge forwarding
+	"PurgeForward":         "Caches in front that purges are passed on to, comma-separated \"KIND URL\": ban, purge or webhook.",
+	"PurgeForwardQueueLen": "Most forwarded purge requests waiting per target; more are dropped and counted.",
+	"PurgeForwardAttempts": "Most tries of one forwarded purge request.",
+	"PurgeForwardBackoff":  "Wait before the first retry of a forwarded purge, doubled for each next one.",
+	"PurgeForwardTimeout":  "Longest one forwarded purge request may take.",
+	"PurgeForwardToken":    "Bearer token sent to webhook targets; prefer the environment.",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
