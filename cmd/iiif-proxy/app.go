@@ -195,6 +195,12 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 		},
 		Logger: log,
 	}
+	if cfg.DemoPage {
+		pcfg.Demo = true
+		if cfg.Upstream == "" {
+			pcfg.DemoRoot = cfg.TilePath
+		}
+	}
 	for t, tc := range tierConfigs(cfg) {
 		pcfg.Tiers[t] = proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl,
 			MaxEntryBytes: int64(tc.MaxEntryBytes)}

@@ -202,6 +202,14 @@ type Config struct {
 	// source (both modes). Default "0s": checked before serving.
 	StaleWhileRevalidate Duration
 
+	// Demo page (issue 12).
+	// DemoPage serves the demo page at "/" of the IIIF listener: the images
+	// under TilePath, one folder at a time, each opening in OpenSeadragon
+	// or Mirador, served by the binary itself. It lists identifiers (not
+	// those under SignedPrefixes): turn it off where they are not public.
+	// Default true.
+	DemoPage bool
+
 	// Tiers configures each cache tier.
 	Tiers Tiers
 }
@@ -275,6 +283,7 @@ func Default() Config {
 		UpstreamMaxConns:       64,
 		UpstreamNotFoundTTL:    Duration(10 * time.Second),
 		TrustedProxies:         []string{"127.0.0.0/8", "::1"},
+		DemoPage:               true, // demo page (issue 12)
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
@@ -587,6 +596,7 @@ var flagNames = map[string]string{
 	"Upstream": "upstream", "UpstreamTimeout": "upstream-timeout", "UpstreamConnectTimeout": "upstream-connect-timeout",
 	"UpstreamMaxConns": "upstream-max-conns", "UpstreamNotFoundTTL": "upstream-not-found-ttl",
 	"TrustedProxies": "trusted-proxies", "StaleWhileRevalidate": "stale-while-revalidate",
+	"DemoPage": "demo-page", // demo page (issue 12)
 }
 
 // Flags returns a FlagSet describing every flag, for -help.

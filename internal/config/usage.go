@@ -55,6 +55,7 @@ var usages = map[string]string{
 	"UpstreamNotFoundTTL":    "How long the upstream's 404 for an identifier is remembered.",
 	"TrustedProxies":         "Addresses or networks whose X-Forwarded-Proto and -Host are believed, comma-separated.",
 	"StaleWhileRevalidate":   "How long past Revalidate an entry is served at once while its source is checked.",
+	"DemoPage":               "Serve the demo page (the images under TilePath in OpenSeadragon and Mirador) at / of the IIIF listener.",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
