@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
@@ -108,7 +109,11 @@ func (d *demo) list(ctx *fasthttp.RequestCtx) {
 	if d.root != "" {
 		entries, truncated, err := listDir(d.root, dir, d.p.signer.Load().Protected)
 		if err != nil {
-			demoError(ctx, fasthttp.StatusNotFound, "dir "+strconv.Quote(dir)+": "+err.Error())
+			code := fasthttp.StatusNotFound
+			if errors.Is(err, errDemoDirBad) {
+				code = fasthttp.StatusBadRequest
+			}
+			demoError(ctx, code, "dir "+strconv.Quote(dir)+": "+err.Error())
 			return
 		}
 		out.Total, out.Truncated = len(entries), truncated

@@ -45,7 +45,10 @@ type demoListing struct {
 // file.
 var demoImageExts = []string{".jpg", ".jpeg", ".tif", ".tiff", ".png", ".webp", ".gif", ".jp2", ".j2k", ".jpx", ".jpf"}
 
-var errDemoDir = errors.New("no such directory")
+var (
+	errDemoDir    = errors.New("no such directory")
+	errDemoDirBad = errors.New(`not a path under TilePath: use "/"-separated names, no "..", no leading "/"`)
+)
 
 // listDir lists directory dir (slash-separated, relative; "" is the root)
 // under root: subdirectories and image files, hidden ones left out, those
@@ -57,7 +60,7 @@ func listDir(root, dir string, protected func(string) bool) (entries []demoEntry
 		dir = "."
 	}
 	if !fs.ValidPath(dir) {
-		return nil, false, errDemoDir
+		return nil, false, errDemoDirBad
 	}
 	r, err := os.OpenRoot(root)
 	if err != nil {
@@ -78,13 +81,10 @@ func listDir(root, dir string, protected func(string) bool) (entries []demoEntry
 				entries = append(entries, e)
 			}
 		}
-		if errors.Is(err, io.EOF) || len(des) == 0 {
-			break
+		if err != nil && !errors.Is(err, io.EOF) && read == 0 {
+			return nil, false, errDemoDir // not a directory
 		}
-		if err != nil {
-			if read == 0 {
-				return nil, false, errDemoDir // not a directory
-			}
+		if err != nil || len(des) == 0 {
 			break
 		}
 	}

@@ -15,7 +15,7 @@ const HISTORY = 300; // snapshots kept
 const WINDOW_MS = 60000; // the "last minute" of the percentiles
 const TOKEN_KEY = "iiif-proxy-admin-token";
 const history = []; // {t, s}
-let timer = null;
+let timer = null; // the next poll
 
 const $ = (sel) => document.querySelector(sel);
 const esc = (v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -241,10 +241,13 @@ function draw(s) {
   $("#tiers").innerHTML = names.map((n) => tierCard(n, s.tiers[n], s)).join("");
 }
 
+// schedule polls every $("#every") ms, one request at a time: the next is
+// timed from the end of the last, so a slow server is never asked twice at
+// once and an older answer never overwrites a newer one.
 function schedule() {
-  clearInterval(timer);
+  clearTimeout(timer);
   const every = Number($("#every").value);
-  if (every > 0) timer = setInterval(poll, every);
+  if (every > 0) timer = setTimeout(async () => { await poll(); schedule(); }, every);
 }
 
 function main() {
