@@ -275,6 +275,10 @@ func TestDashboardInChromium(t *testing.T) {
 		if d := run.num(t, run.After, "tile.hits") - run.num(t, run.Before, "tile.hits"); d != 3 {
 			t.Errorf("tile hits rose by %v on the page, want 3", d)
 		}
+		// The chart's latest interval with requests is the traffic's.
+		if v := run.After["tile.hitRatioNow"]; v.V == nil || *v.V == "" || !strings.HasSuffix(v.Text, "%") {
+			t.Errorf("tile hit ratio of the latest interval: %+v", v)
+		}
 		if v := run.After["tile.p50"]; v.V == nil || *v.V == "0" || !strings.HasSuffix(v.Text, "ms") {
 			t.Errorf("tile render p50: %+v", v)
 		}

@@ -83,13 +83,18 @@ function chart(points) {
     if (cur.length) lines += `<polyline points="${cur.join(" ")}"/>`;
     cur = [];
   };
+  let dots = "";
   for (const p of points) {
     if (p.r === null) { flush(); continue; }
-    cur.push(`${((W * (p.t - t0)) / span).toFixed(1)},${(H - 2 - (H - 4) * p.r).toFixed(1)}`);
+    const xy = [((W * (p.t - t0)) / span).toFixed(1), (H - 2 - (H - 4) * p.r).toFixed(1)];
+    cur.push(xy.join(","));
+    // A dot per interval, so a lone one between idle intervals shows too.
+    dots += `<circle cx="${xy[0]}" cy="${xy[1]}" r="1.6"><title>${pct(p.r)} of ${p.n} requests</title></circle>`;
   }
   flush();
   const grid = [0, 0.5, 1].map((r) => `<line x1="0" x2="${W}" y1="${H - 2 - (H - 4) * r}" y2="${H - 2 - (H - 4) * r}"/>`).join("");
-  return `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" aria-label="hit ratio over the last ${Math.round(span / 1000)} s">${grid}${lines}</svg>`;
+  const labels = `<text x="2" y="9" font-size="8" fill="#90a4ae">100 %</text><text x="2" y="${H - 4}" font-size="8" fill="#90a4ae">0 %</text>`;
+  return `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" aria-label="hit ratio per poll over the last ${Math.round(span / 1000)} s">${grid}${labels}${lines}${dots}</svg>`;
 }
 
 // windowed returns the tier's render percentiles over about the last minute.
@@ -129,14 +134,16 @@ function tierCard(name, t, s) {
   const st = t.store;
   const state = !t.cached ? "off" : !st ? "uncached" : st.State;
   const ratios = hitRatios(name);
-  const last = ratios.length ? ratios[ratios.length - 1] : null;
+  const last = ratios.findLast((p) => p.r !== null) ?? null; // the latest interval with requests
   const hits = t.memoryHits + t.diskHits;
   const w = windowed(name, s);
   const r = t.render || { count: 0 };
   let html = `<article class="card tier" data-tier="${esc(name)}"><h2>${esc(name)} <span class="badge ${esc(state)}" data-k="${esc(name)}.state">${esc(state)}</span></h2>`;
   html += chart(ratios);
   html += `<table>`;
-  html += row("hit ratio", `${val(`${name}.hitRatioNow`, last?.r ?? "", pct(last?.r))} now`, `${val(`${name}.hitRatio`, t.hitRatio, pct(t.hitRatio))} since start`,
+  const ago = last ? Math.round((Date.now() - last.t) / 1000) : 0;
+  html += row("hit ratio", `${val(`${name}.hitRatioNow`, last?.r ?? "", pct(last?.r))} latest${last && ago > 0 ? ` (${ago} s ago)` : ""}`,
+    `${val(`${name}.hitRatio`, t.hitRatio, pct(t.hitRatio))} since start`,
     last ? `${(last.n / Math.max(0.001, last.dt)).toFixed(1)} req/s` : "");
   html += row("hits", `${val(`${name}.hits`, hits)} (memory ${val(`${name}.memoryHits`, t.memoryHits)}, disk ${val(`${name}.diskHits`, t.diskHits)})`);
   html += row("misses (renders)", val(`${name}.misses`, t.misses), `collapsed ${val(`${name}.collapsed`, t.collapsed)}`);
