@@ -19,9 +19,12 @@ import (
 // token; the numbers come from /stats under the admin listener's rules
 // (auth.go): the page sends "Authorization: Bearer {token}" with the token
 // an operator types into it, kept in the tab's sessionStorage only.
-// Neither path can be a IIIF URL ("/dashboard/" has an empty identifier's
-// worth of segments, the static files three segments), so on a shared port
-// they shadow no image.
+// On a shared port (AdminAddress = Address) these paths go to the admin
+// handler before the IIIF service sees them. The static files' paths have
+// three segments, which no IIIF URL has; "/dashboard/" would otherwise be,
+// with IIIFWebPath "/" only, the base URI of an image named "dashboard"
+// written with a trailing slash, whose usual form, "/dashboard", still
+// redirects to its info.json.
 type dashboard struct{ files *assets }
 
 func newDashboard() *dashboard { return &dashboard{files: newAssets(web.Static())} }
