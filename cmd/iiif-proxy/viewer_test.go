@@ -204,6 +204,16 @@ func viewerTools(t *testing.T) string {
 	if err != nil {
 		skipOutsideCI(t, "node is not on PATH: this test needs Node.js 20 or later, then `make viewer-deps` (run by `make test`) installs the rest")
 	}
+	// playwright-core wants Node.js 20 or later; Debian 12's own nodejs (what
+	// `make web` installs where npm is missing) is 18, enough for npm ci.
+	if out, err := exec.Command(node, "--version").Output(); err == nil {
+		v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+		if major, _, _ := strings.Cut(v, "."); len(major) > 0 {
+			if n, err := strconv.Atoi(major); err == nil && n < 20 {
+				skipOutsideCI(t, "node %s is too old for playwright-core: the browser tests need Node.js 20 or later", v)
+			}
+		}
+	}
 	if _, err := os.Stat(chromiumPath); err != nil {
 		skipOutsideCI(t, "%s not found; `make viewer-deps` (run by `make test`) installs it", chromiumPath)
 	}
