@@ -291,7 +291,15 @@ func TestDashboardInChromium(t *testing.T) {
 		admin := adminAddress(t, c)
 		tile := "http://" + c.addr + "/iiif/3/page.tif/0,0,256,256/256,256/0/default.jpg"
 		var run dashboardRun
-		runScript(t, node, "demo.mjs", &run, "--mode", "dashboard", "--base", "http://"+admin, "--token", token, "--traffic", tile)
+		// Stats the page has no layout for (as an object store's will be)
+		// are shown as they come, at the top and in each tier.
+		inject := `{"top": {"objectStore": {"up": true, "errors": 3}}, "tier": {"shared": {"hits": 7}}}`
+		runScript(t, node, "demo.mjs", &run, "--mode", "dashboard", "--base", "http://"+admin, "--token", token, "--traffic", tile, "--inject", inject)
+		for k, want := range map[string]string{"stats.objectStore.errors": "3", "stats.objectStore.up": "true", "tile.shared.hits": "7", "info.shared.hits": "7"} {
+			if v := run.After[k]; v.V == nil || *v.V != want || v.Text != want {
+				t.Errorf("unknown stats key %s shown as %+v, want %s", k, v, want)
+			}
+		}
 		if !strings.Contains(run.TokenPrompt, "needs its token") {
 			t.Errorf("before the token: status %q, want it to ask for the token", run.TokenPrompt)
 		}

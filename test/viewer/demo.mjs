@@ -9,7 +9,7 @@
 //     {listed, osd: {tilesLoaded, tilesFailed, openFailed, screenshot},
 //      mirador: {tiles, pendingAtEnd, canvas, screenshot}, requests, blocked, errors, ms}
 //
-//   node demo.mjs --mode dashboard --base http://127.0.0.1:ADMIN [--token T] [--traffic URL]... --out DIR
+//   node demo.mjs --mode dashboard --base http://127.0.0.1:ADMIN [--token T] [--traffic URL]... [--inject JSON] --out DIR
 //     The admin dashboard, polled fast (?every=250): its values (every
 //     data-k element) once loaded, then again after node itself has
 //     requested each --traffic URL and the page has polled twice more.
@@ -33,6 +33,9 @@ const { values: args } = parseArgs({
     id: { type: "string", default: "page.tif" },
     token: { type: "string", default: "" },
     traffic: { type: "string", multiple: true, default: [] },
+    // JSON merged into every /stats answer the page gets: {"top": {...}, "tier": {...}}
+    // adds keys at the top and in each tier, as stats the page does not know yet.
+    inject: { type: "string", default: "" },
     out: { type: "string" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
     "wait-ms": { type: "string", default: "20000" },
@@ -131,6 +134,17 @@ try {
     result.mirador.screenshot = join(args.out, "demo-mirador.png");
     await page.screenshot({ path: result.mirador.screenshot, timeout: waitMs });
   } else if (args.mode === "dashboard") {
+    if (args.inject) {
+      const extra = JSON.parse(args.inject);
+      await page.route("**/stats", async (route) => {
+        const resp = await route.fetch();
+        if (resp.status() !== 200) return route.fulfill({ response: resp });
+        const s = await resp.json();
+        Object.assign(s, extra.top || {});
+        for (const t of Object.values(s.tiers || {})) Object.assign(t, extra.tier || {});
+        return route.fulfill({ response: resp, json: s });
+      });
+    }
     await page.goto(base + "/?every=250", { timeout: waitMs });
     if (args.token) {
       await page.waitForFunction(() => /token/.test(document.querySelector("#status").textContent), null, { timeout: waitMs });
