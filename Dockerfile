@@ -9,12 +9,16 @@
 # and every setting can come from RAIS_* variables (-e RAIS_LOGFORMAT=json).
 
 FROM golang:1.26-bookworm AS build
+# nodejs and npm fetch the demo page's viewers (web/package-lock.json), which
+# the binary embeds; the runtime image has no Node.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libvips-dev pkg-config \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libvips-dev pkg-config nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
+COPY web/package.json web/package-lock.json web/.npmrc web/build.sh web/
+RUN mkdir -p web/dist && web/build.sh
 COPY . .
 ARG VERSION=devel
 ARG COMMIT=

@@ -23,7 +23,7 @@ DEB_PACKAGES := libvips-dev liblcms2-dev pkg-config gcc colord-data
 # (cmd/iiif-proxy/varnish_test.go, conf/varnish.vcl).
 SIDECAR_PACKAGES := iipimage-server nginx-light varnish
 
-.PHONY: deps sidecar-deps s3-deps build run samples test bench fuzz soak clean install uninstall
+.PHONY: deps web sidecar-deps s3-deps build run samples test bench fuzz soak clean install uninstall
 
 deps:
 	@missing=""; \
@@ -35,7 +35,21 @@ deps:
 	fi
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 at /usr/local/go"; exit 1; }
 
-build: deps
+# web puts the viewers the demo page serves (OpenSeadragon, Mirador, pinned
+# by web/package-lock.json) into web/dist, which the binary embeds: it
+# installs Debian's nodejs and npm if npm is missing, then runs web/build.sh
+# (npm ci when the lock changed, install scripts off; then a copy). A binary
+# built without it still serves the demo page's list, and says the viewers
+# are missing.
+web:
+	@if ! command -v npm >/dev/null; then \
+		echo "installing: nodejs npm"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	@web/build.sh
+
+build: deps web
 	$(GO) build -ldflags "$(LDFLAGS)" -o iiif-proxy ./cmd/iiif-proxy
 
 samples: build
@@ -70,7 +84,7 @@ s3-deps:
 		echo "$(MINIO_VERSION)" > "$(MINIO_DIR)/minio.version"; \
 	fi
 
-test: deps viewer-deps sidecar-deps s3-deps
+test: deps web viewer-deps sidecar-deps s3-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
@@ -124,9 +138,10 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/iiif-proxy $(DESTDIR)$(UNITDIR)/iiif-proxy.service $(DESTDIR)/usr/lib/sysusers.d/iiif-proxy.conf
 
-# viewer-deps installs what the browser test (cmd/iiif-proxy/viewer_test.go)
-# needs: Debian's Chromium if /usr/bin/chromium is missing, and test/viewer's
-# npm packages (`npm ci`) if they are missing or package-lock.json changed.
+# viewer-deps installs what the browser tests (cmd/iiif-proxy/viewer_test.go)
+# need beyond `make web` (the viewers): Debian's Chromium if /usr/bin/chromium
+# is missing, and test/viewer's npm packages (playwright-core, `npm ci`) if
+# they are missing or package-lock.json changed.
 # Without node and npm it only says so, and the test skips.
 VIEWER := test/viewer
 .PHONY: viewer-deps

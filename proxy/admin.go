@@ -18,6 +18,7 @@ import (
 
 // Admin endpoints, served on their own listener (RAIS's AdminAddress):
 //
+//	GET    /                     the live dashboard (dashboard.go)
 //	GET    /metrics              Prometheus text format
 //	GET    /stats                per-tier and renderer counters as JSON
 //	DELETE /cache/ids/{id}       purge one identifier (percent-encoded) in every tier
@@ -35,6 +36,7 @@ import (
 func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 	p.SetAdminToken(token)
 	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(p.metrics.reg, promhttp.HandlerOpts{}))
+	dash := newDashboard()
 	return &fasthttp.Server{
 		Name:                 "iiif-proxy-admin",
 		ReadTimeout:          30 * time.Second,
@@ -43,6 +45,9 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 		CloseOnShutdown:      true,
 		Logger:               slogPrinter{p.log},
 		Handler: func(ctx *fasthttp.RequestCtx) {
+			if dash.serve(ctx) { // the page holds no data; its /stats requests carry the token
+				return
+			}
 			if !p.authorize(ctx) {
 				return
 			}
@@ -84,7 +89,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 				adminJSON(ctx, map[string]any{"id": id, "purged": n})
 			default:
 				adminError(ctx, fasthttp.StatusNotFound,
-					"admin endpoints: GET /metrics, GET /stats, DELETE /cache/ids/{id}, DELETE /cache/tiers/{tier}, DELETE /cache")
+					"admin endpoints: GET / (dashboard), GET /metrics, GET /stats, DELETE /cache/ids/{id}, DELETE /cache/tiers/{tier}, DELETE /cache")
 			}
 		},
 	}
@@ -95,7 +100,7 @@ func (p *Proxy) AdminServer(token string) *fasthttp.Server {
 // listener hands these paths to the admin handler and the rest to Handle.
 func IsAdminPath(path []byte) bool {
 	switch s := string(path); {
-	case s == "/metrics", s == "/stats", s == "/cache":
+	case s == "/metrics", s == "/stats", s == "/cache", isDashboardPath(s):
 		return true
 	default:
 		return strings.HasPrefix(s, "/cache/")
@@ -143,6 +148,14 @@ type TierStats struct {
 	MaxEntryBytes int64        `json:"maxEntryBytes"`
 	MaxBytes      int64        `json:"maxBytes"`            // the store's budget in force
 	Retention     string       `json:"retention,omitempty"` // the store's retention in force
+
+	// For the dashboard: revalidations of old entries against their source
+	// by result, those run in the background (stale-while-revalidate), and
+	// the time of this tier's renders (latency.go).
+	RevalidatedUnchanged    uint64        `json:"revalidatedUnchanged"`
+	RevalidatedChanged      uint64        `json:"revalidatedChanged"`
+	BackgroundRevalidations uint64        `json:"backgroundRevalidations"`
+	Render                  RenderLatency `json:"render"`
 }
 
 // limitsReader is a store that reports its budget and retention in force.
@@ -190,6 +203,8 @@ func (p *Proxy) Stats() Stats {
 				ts.MaxBytes, ts.Retention = max, ret.String()
 			}
 		}
+		ts.RevalidatedUnchanged, ts.RevalidatedChanged, ts.BackgroundRevalidations = cs.Unchanged, cs.Changed, cs.Background
+		ts.Render = p.metrics.renderLatency(t.Name())
 		s.Tiers[t.Name()] = ts
 	}
 	if r, ok := p.r.(StatsSource); ok {

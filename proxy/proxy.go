@@ -123,6 +123,15 @@ type Config struct {
 	// nginx, a CDN's webhook): the admin API's, and those of sources found
 	// changed. Nil means purges stay here.
 	Forward *purge.Forwarder
+	// Demo serves the demo page at "/" (demo.go): the images under
+	// DemoRoot, each opening in OpenSeadragon or Mirador, served from the
+	// binary. False means "/" is a 404 like any other non-IIIF path.
+	Demo bool
+
+	// DemoRoot is the directory the demo page lists (TilePath). Empty
+	// lists nothing: the page still opens an identifier typed in (sidecar
+	// mode).
+	DemoRoot string
 
 	// Logger receives the access log (accesslog.go) and every other
 	// message; the level follows the status. Nil means slog.Default().
@@ -144,6 +153,7 @@ type Proxy struct {
 	adminToken atomic.Pointer[string]
 	authFails  *failLimiter
 	access     *accessLog
+	demo       *demo // nil: no demo page
 }
 
 // New returns a Proxy.
@@ -182,6 +192,9 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	p.authFails = newFailLimiter()
 	p.access = newAccessLog(cfg.AccessLog)
 	p.metrics = newMetrics(p.cache, r, &p.budget, cfg.Forward)
+	if cfg.Demo {
+		p.demo = newDemo(p, cfg.DemoRoot)
+	}
 	return p, nil
 }
 
@@ -304,12 +317,18 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	v, sig, rest, unversioned, ok := p.route(path)
 	if !ok {
-		p.fail(ctx, errNotIIIF)
+		if p.demo == nil || !p.demo.serve(ctx, path) {
+			p.fail(ctx, errNotIIIF)
+		}
 		return
 	}
 	req, err := rules.Parse(v, b2s(rest))
 	if err != nil {
-		p.fail(ctx, slashError(rest, err))
+		// Only a path that is no IIIF request may be the demo page's:
+		// the IIIF service is never shadowed (demo.go).
+		if p.demo == nil || !p.demo.serve(ctx, path) {
+			p.fail(ctx, slashError(rest, err))
+		}
 		return
 	}
 	if unversioned {

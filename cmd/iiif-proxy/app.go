@@ -207,6 +207,12 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 		},
 		Logger: log,
 	}
+	if cfg.DemoPage {
+		pcfg.Demo = true
+		if cfg.Upstream == "" {
+			pcfg.DemoRoot = cfg.TilePath
+		}
+	}
 	for t, tc := range tierConfigs(cfg) {
 		pcfg.Tiers[t] = proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl,
 			MaxEntryBytes: int64(tc.MaxEntryBytes)}
@@ -270,7 +276,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 			pub(ctx)
 		}
-		a.log.Info("serving admin on the IIIF listener", "address", ln.Addr().String(), "token", a.cfg.AdminToken != "")
+		a.log.Info("serving admin on the IIIF listener", "address", ln.Addr().String(), "token", a.cfg.AdminToken != "", "dashboard", "/dashboard/")
 	} else if a.cfg.AdminAddress != "" {
 		aln, err := net.Listen("tcp", a.cfg.AdminAddress)
 		if err != nil {
@@ -279,7 +285,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		servers = append(servers, a.proxy.AdminServer(a.cfg.AdminToken))
 		lns = append(lns, aln)
-		a.log.Info("serving admin", "address", aln.Addr().String(), "token", a.cfg.AdminToken != "")
+		a.log.Info("serving admin", "address", aln.Addr().String(), "token", a.cfg.AdminToken != "", "dashboard", "/")
 	}
 	errc := make(chan error, len(servers))
 	for i, s := range servers {
@@ -288,6 +294,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
 		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json",
 		"unversioned", a.cfg.UnversionedVersion)
+	if a.cfg.DemoPage {
+		a.log.Info("demo page at / (DemoPage)", "address", ln.Addr().String())
+	}
 	for done := false; !done; {
 		select {
 		case err := <-errc:

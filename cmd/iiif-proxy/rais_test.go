@@ -77,7 +77,8 @@ func TestRAISConfigurationsStartAndAnswerOnRAISURLs(t *testing.T) {
 
 // TestAdminOnTheIIIFPort: RAIS allows AdminAddress = Address; the admin
 // endpoints are then served on the IIIF listener beside the images (with
-// the same token rules: TestPublicAdminWithoutTokenIsReadOnly).
+// the same token rules: TestPublicAdminWithoutTokenIsReadOnly), and the
+// dashboard beside the demo page.
 func TestAdminOnTheIIIFPort(t *testing.T) {
 	addr := freePort(t)
 	c := &child{addr: addr, lines: make(chan string, 1024)}
@@ -85,7 +86,9 @@ func TestAdminOnTheIIIFPort(t *testing.T) {
 		"-tile-path", t.TempDir(), "-cache-dir", "")
 	c.run(t)
 	c.waitFor(t, "serving IIIF")
-	for path, want := range map[string]int{"/metrics": 200, "/stats": 200, "/iiif/3/none.tif/info.json": 404, "/iiif/none.tif/info.json": 404} {
+	for path, want := range map[string]int{"/metrics": 200, "/stats": 200, "/iiif/3/none.tif/info.json": 404, "/iiif/none.tif/info.json": 404,
+		// "/" is the demo page's; the dashboard moves to /dashboard/.
+		"/": 200, "/demo/api/ids": 200, "/dashboard/": 200, "/dashboard/static/dashboard.js": 200} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			t.Fatal(err)

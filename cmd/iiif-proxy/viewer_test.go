@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/web"
 )
 
 // The viewer test runs OpenSeadragon in Debian's Chromium against the real
@@ -29,6 +31,7 @@ import (
 const (
 	chromiumPath = "/usr/bin/chromium"
 	viewerDir    = "../../test/viewer"
+	webDist      = "../../web/dist" // the viewers' bundles, as embedded
 	// What viewer.mjs shows: a 1024 × 768 page, zoomed to one image pixel
 	// per screen pixel centred on this point of page.tif.
 	viewWidth, viewHeight = 1024, 768
@@ -68,7 +71,7 @@ type viewerRun struct {
 // counted and what the screen showed.
 func TestViewerInChromium(t *testing.T) {
 	node := viewerTools(t)
-	dir := samplesDir(t)
+	dir := sharedSamples(t)
 	c := start(t, "RAIS_TILEPATH="+dir)
 	admin := adminAddress(t, c)
 	pageURL := serveViewer(t)
@@ -201,12 +204,26 @@ func viewerTools(t *testing.T) string {
 	if err != nil {
 		skipOutsideCI(t, "node is not on PATH: this test needs Node.js 20 or later, then `make viewer-deps` (run by `make test`) installs the rest")
 	}
+	// playwright-core wants Node.js 20 or later; Debian 12's own nodejs (what
+	// `make web` installs where npm is missing) is 18, enough for npm ci.
+	if out, err := exec.Command(node, "--version").Output(); err == nil {
+		v := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+		if major, _, _ := strings.Cut(v, "."); len(major) > 0 {
+			if n, err := strconv.Atoi(major); err == nil && n < 20 {
+				skipOutsideCI(t, "node %s is too old for playwright-core: the browser tests need Node.js 20 or later", v)
+			}
+		}
+	}
 	if _, err := os.Stat(chromiumPath); err != nil {
 		skipOutsideCI(t, "%s not found; `make viewer-deps` (run by `make test`) installs it", chromiumPath)
 	}
-	for _, f := range []string{"node_modules/playwright-core/package.json", "node_modules/openseadragon/build/openseadragon/openseadragon.min.js"} {
-		if _, err := os.Stat(filepath.Join(viewerDir, f)); err != nil {
-			skipOutsideCI(t, "test/viewer/%s not found; `make viewer-deps` (run by `make test`) installs it", f)
+	if _, err := os.Stat(filepath.Join(viewerDir, "node_modules/playwright-core/package.json")); err != nil {
+		skipOutsideCI(t, "test/viewer/node_modules/playwright-core not found; `make viewer-deps` (run by `make test`) installs it")
+	}
+	// The viewers are the ones the binary embeds (make web).
+	for _, f := range []string{web.OpenSeadragonJS, web.MiradorJS} {
+		if _, err := os.Stat(filepath.Join(webDist, f)); err != nil {
+			skipOutsideCI(t, "web/dist/%s not found; `make web` (run by `make test`) puts it there", f)
 		}
 	}
 	return node
@@ -222,7 +239,7 @@ func adminAddress(t *testing.T, c *child) string {
 	return c.cmd.Args[i+1]
 }
 
-// serveViewer serves test/viewer's page and OpenSeadragon's build on a
+// serveViewer serves test/viewer's page and OpenSeadragon's build (web's) on a
 // loopback port of its own, another origin than the IIIF server's, and
 // returns the page's URL.
 func serveViewer(t *testing.T) string {
@@ -231,7 +248,7 @@ func serveViewer(t *testing.T) string {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFile(w, r, filepath.Join(viewerDir, "index.html"))
 	})
-	osd := filepath.Join(viewerDir, "node_modules/openseadragon/build/openseadragon")
+	osd := filepath.Join(webDist, "openseadragon")
 	mux.Handle("GET /openseadragon/", http.StripPrefix("/openseadragon/", http.FileServer(http.Dir(osd))))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -243,34 +260,66 @@ func serveViewer(t *testing.T) string {
 	return "http://" + ln.Addr().String() + "/"
 }
 
-// runViewer runs viewer.mjs, bounded: on timeout node gets SIGTERM (its
-// Playwright then closes Chromium), and SIGKILL 5 s later. Chromium's
-// process group, named on node's stderr, must be gone afterwards; whatever
-// is left of it is killed.
+// runViewer runs viewer.mjs (runScript).
 func runViewer(t *testing.T, node, page, info string) viewerRun {
 	t.Helper()
-	script, err := filepath.Abs(filepath.Join(viewerDir, "viewer.mjs"))
+	var run viewerRun
+	runScript(t, node, "viewer.mjs", &run, "--page", page, "--info", info)
+	return run
+}
+
+// runScript runs one of test/viewer's Playwright scripts with args, plus
+// --out (artifactDir) and --chromium, and decodes the JSON it prints into
+// out, which must have an Error field ("error"). It is bounded: on timeout
+// node gets SIGTERM (its Playwright then closes Chromium), and SIGKILL 5 s
+// later. Chromium's process group, named on node's stderr, must be gone
+// afterwards; whatever is left of it is killed.
+func runScript(t *testing.T, node, name string, out any, args ...string) {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join(viewerDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script, "--page", page, "--info", info, "--out", t.ArtifactDir(), "--chromium", chromiumPath)
+	args = append([]string{script}, append(args, "--out", artifactDir(t), "--chromium", chromiumPath)...)
+	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // Chromium's profile, removed even if node is killed
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	stdout, err := cmd.Output()
 	if m := chromiumPID.FindStringSubmatch(stderr.String()); m != nil {
 		pgid, _ := strconv.Atoi(m[1])
 		stopGroup(t, pgid)
 	}
-	var run viewerRun
-	if jerr := json.Unmarshal(out, &run); jerr != nil || err != nil || run.Error != "" {
-		t.Fatalf("viewer.mjs: %v (%v), %s\nstdout: %s\nstderr: %s", err, ctx.Err(), run.Error, out, stderr.String())
+	var e struct{ Error string }
+	jerr := json.Unmarshal(stdout, &e)
+	if jerr == nil {
+		jerr = json.Unmarshal(stdout, out)
 	}
-	return run
+	if jerr != nil || err != nil || e.Error != "" {
+		t.Fatalf("%s: %v (%v), %s\nstdout: %s\nstderr: %s", name, err, ctx.Err(), e.Error, stdout, stderr.String())
+	}
+}
+
+// artifactsEnv names a directory where the browser tests keep their
+// screenshots, one subdirectory per test; without it they go to
+// t.ArtifactDir() (kept with `go test -artifacts -outputdir DIR`).
+const artifactsEnv = "IIIF_PROXY_ARTIFACTS"
+
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv(artifactsEnv)
+	if dir == "" {
+		return t.ArtifactDir()
+	}
+	dir = filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 var chromiumPID = regexp.MustCompile(`(?m)^chromium pid (\d+)$`)
@@ -540,7 +589,7 @@ func skipOutsideCI(t *testing.T, format string, args ...any) {
 // refused.
 func TestSignedViewerInChromium(t *testing.T) {
 	node := viewerTools(t)
-	dir := samplesDir(t)
+	dir := sharedSamples(t)
 	env := []string{"RAIS_TILEPATH=" + dir, "RAIS_SIGNEDPREFIXES=page.tif", "RAIS_SIGNINGKEYS=" + strings.Repeat("k3y", 12)}
 	c := start(t, env...)
 	info := "http://" + c.addr + "/iiif/3/page.tif/info.json"

@@ -232,6 +232,13 @@ type Config struct {
 	// "Authorization: Bearer {token}". Prefer RAIS_PURGEFORWARDTOKEN to
 	// writing it here. Default "".
 	PurgeForwardToken string
+	// Demo page (issue 12).
+	// DemoPage serves the demo page at "/" of the IIIF listener: the images
+	// under TilePath, one folder at a time, each opening in OpenSeadragon
+	// or Mirador, served by the binary itself. It lists identifiers (not
+	// those under SignedPrefixes): turn it off where they are not public.
+	// Default true.
+	DemoPage bool
 
 	// Tiers configures each cache tier.
 	Tiers Tiers
@@ -310,6 +317,7 @@ func Default() Config {
 		PurgeForwardAttempts:   purge.DefaultAttempts,
 		PurgeForwardBackoff:    Duration(purge.DefaultBackoff),
 		PurgeForwardTimeout:    Duration(purge.DefaultTimeout),
+		DemoPage:               true, // demo page (issue 12)
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
@@ -647,6 +655,7 @@ var flagNames = map[string]string{
 	"PurgeForward": "purge-forward", "PurgeForwardQueueLen": "purge-forward-queue-len",
 	"PurgeForwardAttempts": "purge-forward-attempts", "PurgeForwardBackoff": "purge-forward-backoff",
 	"PurgeForwardTimeout": "purge-forward-timeout", "PurgeForwardToken": "purge-forward-token",
+	"DemoPage": "demo-page", // demo page (issue 12)
 }
 
 // Flags returns a FlagSet describing every flag, for -help.

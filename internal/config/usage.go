@@ -62,6 +62,7 @@ var usages = map[string]string{
 	"PurgeForwardBackoff":  "Wait before the first retry of a forwarded purge, doubled for each next one.",
 	"PurgeForwardTimeout":  "Longest one forwarded purge request may take.",
 	"PurgeForwardToken":    "Bearer token sent to webhook targets; prefer the environment.",
+	"DemoPage":             "Serve the demo page (the images under TilePath in OpenSeadragon and Mirador) at / of the IIIF listener.",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
