@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/renderer/fallback"
 )
 
 // Config is the whole configuration. Field names are the TOML keys.
@@ -201,6 +203,15 @@ type Config struct {
 	// is still served at once while one background request checks its
 	// source (both modes). Default "0s": checked before serving.
 	StaleWhileRevalidate Duration
+
+	// Operator tools (issue 12): fallbacks for undecodable sources.
+
+	// Fallbacks are extensions tried, in order, for a source that exists
+	// but cannot be decoded: "box/scan.tif" is then served from
+	// "box/scan.jpg" under its own identifier, logged once per source and
+	// counted (renderer/fallback). A missing source is still 404. Default
+	// none.
+	Fallbacks []string
 
 	// Tiers configures each cache tier.
 	Tiers Tiers
@@ -587,6 +598,7 @@ var flagNames = map[string]string{
 	"Upstream": "upstream", "UpstreamTimeout": "upstream-timeout", "UpstreamConnectTimeout": "upstream-connect-timeout",
 	"UpstreamMaxConns": "upstream-max-conns", "UpstreamNotFoundTTL": "upstream-not-found-ttl",
 	"TrustedProxies": "trusted-proxies", "StaleWhileRevalidate": "stale-while-revalidate",
+	"Fallbacks": "fallbacks",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -874,6 +886,9 @@ func (c *Config) validate() []error {
 	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := fallback.Validate(c.Fallbacks); err != nil {
+		errs = append(errs, fmt.Errorf("Fallbacks: %w", err))
 	}
 	if c.StaleWhileRevalidate < 0 {
 		errs = append(errs, errors.New("StaleWhileRevalidate: must be >= 0"))

@@ -55,6 +55,7 @@ var usages = map[string]string{
 	"UpstreamNotFoundTTL":    "How long the upstream's 404 for an identifier is remembered.",
 	"TrustedProxies":         "Addresses or networks whose X-Forwarded-Proto and -Host are believed, comma-separated.",
 	"StaleWhileRevalidate":   "How long past Revalidate an entry is served at once while its source is checked.",
+	"Fallbacks":              "Extensions tried, in order, for a source that cannot be decoded (.jpg serves scan.jpg for scan.tif).",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
