@@ -41,6 +41,8 @@ func run(args []string) int {
 			return adminCmd(args[0], args[1:])
 		case "sign":
 			return signCmd(args[1:])
+		case "check":
+			return checkCmd(args[1:])
 		}
 	}
 	for _, a := range args {

@@ -131,8 +131,12 @@ func (b *Bar) Line() string {
 	return sb.String()
 }
 
-// round keeps a duration readable: whole seconds, or tenths below 10 s.
+// round keeps a duration readable: whole seconds, tenths below 10 s,
+// milliseconds below 1 s.
 func round(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
 	if d < 10*time.Second {
 		return d.Round(100 * time.Millisecond)
 	}

@@ -152,6 +152,9 @@ func (f *Renderer) sibling(ctx context.Context, id string) (*renderer.Source, st
 		if err != nil {
 			continue
 		}
+		if b, ok := f.broken.Get(alt); ok && b == s.Identity {
+			continue // it describes, but its pixels failed to decode
+		}
 		out := *s
 		out.ID = id
 		out.Detail = served{s}
@@ -175,20 +178,21 @@ func (f *Renderer) Sizes(src *renderer.Source) []renderer.Size { return f.r.Size
 // Render renders from the sibling when src was served from one. A source
 // that Info could describe but whose pixels fail to decode (a TIFF with a
 // sound header and corrupt strips) is remembered as broken, at its
-// identity, when a sibling can stand in, and the render answers
+// identity, and when a sibling can stand in the render answers
 // ErrSourceChanged: the proxy then purges what it holds of id and
-// describes it again, and this time Info serves the sibling.
+// describes it again, and this time Info serves the sibling. A sibling
+// whose pixels fail is passed over the same way for the next one.
 func (f *Renderer) Render(ctx context.Context, src *renderer.Source, res rules.Resolved) (renderer.Image, error) {
 	img, err := f.r.Render(ctx, unwrap(src), res)
 	var se *renderer.SourceError
 	if err == nil || !errors.As(err, &se) {
 		return img, err
 	}
-	if _, ok := src.Detail.(served); ok {
-		return img, err // the sibling itself is broken: nothing further to try
-	}
+	// Remember what failed (the original, or the sibling serving it), so
+	// that the next description passes over it.
+	failed := unwrap(src)
+	f.broken.Add(failed.ID, failed.Identity)
 	if s, _ := f.sibling(ctx, src.ID); s != nil {
-		f.broken.Add(src.ID, src.Identity)
 		return renderer.Image{}, renderer.ErrSourceChanged
 	}
 	return img, err
@@ -284,4 +288,14 @@ var (
 // a description there is nothing to fall back from.
 func (u *forwarding) Forward(ctx context.Context, id string, req rules.Request) (renderer.Image, error) {
 	return u.r.(renderer.Forwarder).Forward(ctx, id, req)
+}
+
+// From returns the identifier of the sibling src was served from, when it
+// was served from one.
+func From(src *renderer.Source) (sibling string, ok bool) {
+	s, ok := src.Detail.(served)
+	if !ok {
+		return "", false
+	}
+	return s.src.ID, true
 }

@@ -221,3 +221,32 @@ func TestPixelsThatFailToDecodeFallBackOnTheNextDescription(t *testing.T) {
 		t.Errorf("no sibling: %v, want the SourceError (422)", err)
 	}
 }
+
+// TestABrokenSiblingIsPassedOver: when the sibling serving a source fails
+// to decode too, the next description takes the next sibling.
+func TestABrokenSiblingIsPassedOver(t *testing.T) {
+	fr := fake.New()
+	for _, id := range []string{"c.tif", "c.jpg", "c.png"} {
+		fr.Set(id, 10, 10)
+	}
+	fr.FailInfo("c.tif", broken("c.tif"))
+	fr.FailRender("c.jpg", broken("c.jpg"))
+	f, _ := newFallback(t, fr, ".jpg", ".png")
+	ctx := context.Background()
+	src, err := f.Info(ctx, "c.tif")
+	if alt, _ := From(src); err != nil || alt != "c.jpg" {
+		t.Fatalf("first: %v, %v; want c.jpg", alt, err)
+	}
+	req, _ := rules.Parse(rules.V3, "x/full/max/0/default.jpg")
+	res, _ := req.Resolve(rules.ImageInfo{Width: 10, Height: 10}, rules.Limits{})
+	if _, err := f.Render(ctx, src, res); !errors.Is(err, renderer.ErrSourceChanged) {
+		t.Fatalf("render from the broken sibling: %v, want ErrSourceChanged", err)
+	}
+	src, err = f.Info(ctx, "c.tif")
+	if alt, _ := From(src); err != nil || alt != "c.png" {
+		t.Fatalf("again: %v, %v; want c.png", alt, err)
+	}
+	if got := render(t, f, src); !strings.HasPrefix(got, "fake c.png ") {
+		t.Errorf("rendered %q", got)
+	}
+}

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Tests of the operator tools (check, warm, classify, config, Fallbacks),
+// run from the binary.
+
+var (
+	toolSamplesOnce sync.Once
+	toolSamplesDir  string
+	toolSamplesErr  error
+)
+
+// toolSamples copies the small samples, generated once for these tests
+// (beside the binary, removed with it), into a fresh directory.
+func toolSamples(t *testing.T) string {
+	t.Helper()
+	toolSamplesOnce.Do(func() {
+		toolSamplesDir = filepath.Join(filepath.Dir(binary), "tool-samples")
+		out, err := exec.Command(binary, "samples", "-small", "-dir", toolSamplesDir).CombinedOutput()
+		if err != nil {
+			toolSamplesErr = err
+			toolSamplesDir = string(out)
+		}
+	})
+	if toolSamplesErr != nil {
+		t.Fatalf("samples: %v\n%s", toolSamplesErr, toolSamplesDir)
+	}
+	dir := t.TempDir()
+	entries, err := os.ReadDir(toolSamplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(toolSamplesDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// breakCorpus adds broken files to the samples in dir, each made as it is
+// found in real corpora, and returns their names, sorted.
+func breakCorpus(t *testing.T, dir string) []string {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	jpg, jp2, tif := read("page-plain.jpg"), read("page-jp2.jp2"), read("page.tif")
+	corrupt := slices.Clone(tif)
+	for i := len(corrupt) / 4; i < len(corrupt)*3/4; i++ {
+		corrupt[i] = byte(i*131 + 7)
+	}
+	broken := map[string][]byte{
+		"truncated.jpg":        jpg[:len(jpg)/3], // an upload cut short
+		"truncated.jp2":        jp2[:1500],       // head -c 1500, as found
+		"not-an-image.jpg":     []byte("<html>a login page saved as a JPEG</html>\n"),
+		"zero-byte.tif":        nil,
+		"box/corrupt-tiff.tif": corrupt, // its directory scrambled
+	}
+	var names []string
+	for name, b := range broken {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	// Not images of the corpus: skipped by the walk.
+	if err := os.WriteFile(filepath.Join(dir, ".DS_Store"), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// checkJSON runs check -json with args and returns its report and status.
+func checkJSON(t *testing.T, stdin string, env []string, args ...string) (checkReport, int) {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"check", "-config", "/dev/null", "-json"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var errOut strings.Builder
+	cmd.Stderr = &errOut
+	out, err := cmd.Output()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var rep checkReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("check -json: %v\n%s\nstderr: %s", err, out, errOut.String())
+	}
+	return rep, code
+}
+
+func failedIDs(rep checkReport) []string {
+	var ids []string
+	for _, p := range rep.Problems {
+		if !p.OK {
+			ids = append(ids, p.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestCheckReportsExactlyTheBrokenFiles: over the samples and a set of
+// broken files, check (in process, and against a running server) names
+// exactly the broken ones, each a 422, and exits 1; over the clean samples
+// it exits 0.
+func TestCheckReportsExactlyTheBrokenFiles(t *testing.T) {
+	dir := toolSamples(t)
+	rep, code := checkJSON(t, "", nil, "-tile-path", dir)
+	if code != 0 || rep.Failed != 0 || rep.Checked != 6 {
+		t.Fatalf("clean samples: exit %d, %+v; want 6 checked, none failed, exit 0", code, rep)
+	}
+	broken := breakCorpus(t, dir)
+
+	rep, code = checkJSON(t, "", nil, "-tile-path", dir, "-j", "3")
+	if code != 1 || rep.Checked != 11 {
+		t.Errorf("broken corpus: exit %d, %d checked; want 1, 11", code, rep.Checked)
+	}
+	if got := failedIDs(rep); !slices.Equal(got, broken) {
+		t.Errorf("in process, failed %q, want exactly %q", got, broken)
+	}
+	for _, p := range rep.Problems {
+		if p.Status != http.StatusUnprocessableEntity || p.Error == "" || (p.Stage != "info" && p.Stage != "render") {
+			t.Errorf("%s: status %d, stage %q, error %q; want 422 with a reason", p.ID, p.Status, p.Stage, p.Error)
+		}
+	}
+
+	// A list on stdin, with a missing image: 404.
+	rep, code = checkJSON(t, "# featured\npage.tif\nmissing.tif\n\ntruncated.jpg\n", []string{"RAIS_TILEPATH=" + dir}, "-list", "-")
+	if got := failedIDs(rep); code != 1 || rep.Checked != 3 || !slices.Equal(got, []string{"missing.tif", "truncated.jpg"}) {
+		t.Errorf("-list -: exit %d, %d checked, failed %q", code, rep.Checked, got)
+	}
+	for _, p := range rep.Problems {
+		if p.ID == "missing.tif" && p.Status != http.StatusNotFound {
+			t.Errorf("missing.tif: status %d, want 404", p.Status)
+		}
+	}
+
+	// The same against a running server.
+	c := start(t, "RAIS_TILEPATH="+dir)
+	rep, code = checkJSON(t, "", []string{"RAIS_TILEPATH=" + dir}, "-url", "http://"+c.addr+"/iiif/3")
+	if got := failedIDs(rep); code != 1 || !slices.Equal(got, broken) {
+		t.Errorf("-url: exit %d, failed %q, want exactly %q", code, got, broken)
+	}
+	for _, p := range rep.Problems {
+		if p.Status != http.StatusUnprocessableEntity {
+			t.Errorf("-url %s: status %d, want 422", p.ID, p.Status)
+		}
+	}
+
+	// The table: one line per broken file, the summary, status 1.
+	out, _, code := runBinary(t, binary, "check", "-config", "/dev/null", "-tile-path", dir)
+	if code != 1 || !strings.Contains(out, "checked 11 images") || !strings.Contains(out, "5 failed") {
+		t.Errorf("table: exit %d\n%s", code, out)
+	}
+	for _, name := range broken {
+		if !strings.Contains(out, name) {
+			t.Errorf("the table does not name %s:\n%s", name, out)
+		}
+	}
+}
+
+// TestFallbackServesTheJPEGSiblingOfACorruptTIFF: with Fallbacks = [".jpg"]
+// a TIFF that cannot be decoded is served from its JPEG sibling under its
+// own identifier, logged once; a corrupt TIFF without a sibling is still
+// 422 and a missing one 404, even when its sibling exists.
+func TestFallbackServesTheJPEGSiblingOfACorruptTIFF(t *testing.T) {
+	dir := toolSamples(t)
+	breakCorpus(t, dir)
+	jpg, err := os.ReadFile(filepath.Join(dir, "page-plain.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(dir, "box/corrupt-tiff.jpg"), jpg, 0o644))
+	must(os.WriteFile(filepath.Join(dir, "gone.jpg"), jpg, 0o644)) // gone.tif does not exist
+	cfg := filepath.Join(t.TempDir(), "rais.toml")
+	must(os.WriteFile(cfg, []byte("Fallbacks = [\".jpg\", \".png\"]\n"), 0o644))
+	png, err := os.ReadFile(filepath.Join(dir, "page-png.png"))
+	must(err)
+	must(os.WriteFile(filepath.Join(dir, "truncated.png"), png, 0o644))
+	c := startConfig(t, cfg, "RAIS_TILEPATH="+dir)
+	base := "http://" + c.addr + "/iiif/3/"
+
+	for range 2 {
+		resp, err := http.Get(base + "box%2Fcorrupt-tiff.tif/info.json")
+		must(err)
+		var info struct {
+			ID            string
+			Width, Height int
+		}
+		err = json.NewDecoder(resp.Body).Decode(&info)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !strings.HasSuffix(info.ID, "/iiif/3/box%2Fcorrupt-tiff.tif") ||
+			info.Width != 3000 || info.Height != 4000 {
+			t.Fatalf("info.json: %d %v %+v; want the sibling's size under the TIFF's id", resp.StatusCode, err, info)
+		}
+		resp, err = http.Get(base + "box%2Fcorrupt-tiff.tif/0,0,512,512/256,/0/default.jpg")
+		must(err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || len(body) < 1000 {
+			t.Fatalf("tile: %d %s, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"zero-byte.tif/info.json", http.StatusUnprocessableEntity}, // no zero-byte.jpg
+		{"gone.tif/info.json", http.StatusNotFound},                 // missing stays missing
+	} {
+		resp, err := http.Get(base + tc.path)
+		must(err)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	// A JPEG whose header reads but whose pixels do not: its first render
+	// fails, and the request is served from the PNG sibling (1200×1600).
+	resp, err := http.Get(base + "truncated.jpg/full/max/0/default.jpg")
+	must(err)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Link") == "" || !strings.Contains(resp.Header.Get("Link"), "truncated.jpg/full/max/") {
+		t.Errorf("truncated.jpg: %d, Link %q; want 200 from its PNG sibling", resp.StatusCode, resp.Header.Get("Link"))
+	}
+	resp, err = http.Get(base + "truncated.jpg/info.json")
+	must(err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `"width":1200`) {
+		t.Errorf("truncated.jpg/info.json after its failed render: %s; want the PNG's size", b)
+	}
+	line := c.waitLine(t, "serving its fallback")
+	if !strings.Contains(line, "id=box/corrupt-tiff.tif") || !strings.Contains(line, "fallback=box/corrupt-tiff.jpg") {
+		t.Errorf("log line %q", line)
+	}
+	// Logged once per source: the next is truncated.jpg's, not the TIFF's again.
+	if line := c.waitLine(t, "serving its fallback"); !strings.Contains(line, "id=truncated.jpg fallback=truncated.png") {
+		t.Errorf("log line %q, want truncated.jpg's", line)
+	}
+	// Counted in /stats.
+	resp, err = http.Get("http://" + c.admin + "/stats")
+	must(err)
+	var st struct {
+		Renderer struct {
+			Fallbacks struct{ Described, Failed uint64 }
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.Renderer.Fallbacks.Described < 1 || st.Renderer.Fallbacks.Failed < 1 {
+		t.Errorf("/stats fallbacks: %+v, %v", st.Renderer.Fallbacks, err)
+	}
+	// check says which images a fallback stands in for, and passes them.
+	rep, code := checkJSON(t, "", []string{"RAIS_TILEPATH=" + dir}, "-config", cfg, "box/corrupt-tiff.tif")
+	if code != 0 || rep.Fallbacks != 1 || rep.Problems[0].Fallback != "box/corrupt-tiff.jpg" {
+		t.Errorf("check with Fallbacks: exit %d, %+v", code, rep)
+	}
+}
