@@ -56,8 +56,8 @@ func checkCmd(args []string) int {
 	if *tilePath != "" {
 		over = []string{"-tile-path", *tilePath}
 	}
-	cfg, ok := loadToolConfig("check", *file, over)
-	if !ok && *base == "" {
+	cfg, ok := loadToolConfig("check", *file, over, *base == "")
+	if !ok {
 		return 2
 	}
 	ids, err := toolIDs(fs.Args(), *list, cfg, true)

@@ -43,6 +43,8 @@ func run(args []string) int {
 			return signCmd(args[1:])
 		case "check":
 			return checkCmd(args[1:])
+		case "warm":
+			return warmCmd(args[1:])
 		}
 	}
 	for _, a := range args {

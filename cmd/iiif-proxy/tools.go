@@ -22,10 +22,12 @@ import (
 
 // loadToolConfig reads the configuration from file, the environment and
 // the server's own flags in args (-tile-path, -fallbacks, …), as the server
-// would: a tool checks what the server would serve.
-func loadToolConfig(name, file string, args []string) (config.Config, bool) {
+// would: a tool checks what the server would serve. Its problems are
+// printed, and stop the tool, only when it needs the configuration (in
+// process); against a running server the defaults stand in for what is bad.
+func loadToolConfig(name, file string, args []string, needed bool) (config.Config, bool) {
 	cfg, _, err := config.Load(file, os.Environ(), args)
-	if err != nil {
+	if err != nil && needed {
 		fmt.Fprintf(os.Stderr, "iiif-proxy %s: configuration (%s) has problems:\n  %s\n", name, orNone(file),
 			strings.ReplaceAll(err.Error(), "\n", "\n  "))
 		return cfg, false

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
+	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
 )
 
 // Tests of the operator tools (check, warm, classify, config, Fallbacks),
@@ -290,5 +295,108 @@ func TestFallbackServesTheJPEGSiblingOfACorruptTIFF(t *testing.T) {
 	rep, code := checkJSON(t, "", []string{"RAIS_TILEPATH=" + dir}, "-config", cfg, "box/corrupt-tiff.tif")
 	if code != 0 || rep.Fallbacks != 1 || rep.Problems[0].Fallback != "box/corrupt-tiff.jpg" {
 		t.Errorf("check with Fallbacks: exit %d, %+v", code, rep)
+	}
+}
+
+// viewerMisses replays the start of the harness's viewer workload
+// (OpenSeadragon sessions in a 1920×1080 viewport, each opening an image at
+// its home view and zooming in once) against the server at addr and
+// returns the requests that were not cache hits.
+func viewerMisses(t *testing.T, addr string, ids []string, n int) []string {
+	t.Helper()
+	c := workload.Corpus{Base: "http://" + addr + "/iiif/3"}
+	for _, id := range ids {
+		resp, err := http.Get(c.Base + "/" + id + "/info.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		im, err := iiif.ParseInfo(id, body)
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		c.Images = append(c.Images, im)
+	}
+	gen, err := workload.Spec{Name: workload.Viewer, Viewport: iiif.Viewport{Width: 1920, Height: 1080}, Walk: 1, Seed: 7}.New(c, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var misses []string
+	for range n {
+		r := gen.Next()
+		resp, err := http.Get(r.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", r.URL, resp.StatusCode)
+		}
+		if xc := resp.Header.Get("X-Cache"); xc != "HIT" {
+			misses = append(misses, xc+" "+strings.TrimPrefix(r.URL, c.Base))
+		}
+	}
+	return misses
+}
+
+// TestWarmFillsWhatAViewerAsksForFirst: after warm (against the running
+// server, and in process into a stopped server's cache directory), the
+// first requests of OpenSeadragon-like sessions are all cache hits; with
+// -depth 0 the first zoom's tiles are not (the check can fail).
+func TestWarmFillsWhatAViewerAsksForFirst(t *testing.T) {
+	dir := toolSamples(t)
+	ids := []string{"page.tif", "pattern.tif", "page-plain.jpg", "page-jp2.jp2", "page-png.png", "page-webp.webp"}
+	const n = 300
+
+	// Against the running server, over HTTP.
+	c := start(t, "RAIS_TILEPATH="+dir)
+	args := append([]string{"warm", "-config", "/dev/null", "-url", "http://" + c.addr + "/iiif/3", "-rate", "0"}, ids...)
+	out, errOut, code := runBinary(t, binary, args...)
+	if code != 0 || !strings.Contains(out, "warmed 6 images (0 failed)") || !strings.Contains(out, " 0 failed") {
+		t.Fatalf("warm -url: exit %d\n%s%s", code, out, errOut)
+	}
+	if misses := viewerMisses(t, c.addr, ids, n); len(misses) > 0 {
+		t.Errorf("after warm -url, %d of the viewer's first %d requests were not hits: %q", len(misses), n, misses)
+	}
+	// Warming again renders next to nothing (a store write given up under
+	// load, after 5 s, is served uncached and rendered again: allow a few).
+	out, _, code = runBinary(t, binary, args...)
+	var images, failedImages, requests, rendered int
+	_, err := fmt.Sscanf(out[strings.LastIndex(out, "warmed "):], "warmed %d images (%d failed) with %d requests", &images, &failedImages, &requests)
+	if i := strings.Index(out, ": "); err == nil && i > 0 {
+		_, err = fmt.Sscanf(out[strings.LastIndex(out, ": ")+2:], "%d rendered", &rendered)
+	}
+	if code != 0 || err != nil || requests < 100 || rendered > requests/20 {
+		t.Errorf("second warm -url: exit %d, %v: %d of %d requests rendered again\n%s", code, err, rendered, requests, out)
+	}
+
+	// In process, into the cache directory of a server started after.
+	inProcess := func(depth string) []string {
+		cache := t.TempDir()
+		cmd := exec.Command(binary, append([]string{"warm", "-config", "/dev/null", "-rate", "0", "-depth", depth}, ids...)...)
+		cmd.Env = append(os.Environ(), "RAIS_TILEPATH="+dir, "RAIS_CACHEDIR="+cache)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "warmed 6 images (0 failed)") {
+			t.Fatalf("warm in process: %v\n%s", err, out)
+		}
+		c := start(t, "RAIS_TILEPATH="+dir, "RAIS_CACHEDIR="+cache)
+		defer c.cmd.Process.Kill()
+		// The tiers open in the background, serving uncached meanwhile.
+		for _, tier := range []string{"tile", "thumbnail", "info", "other"} {
+			for i := 0; metric(t, c, `iiif_cache_state{tier="`+tier+`"}`) != "0"; i++ {
+				if i == 300 {
+					t.Fatalf("the %s tier did not open", tier)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		return viewerMisses(t, c.addr, ids, n)
+	}
+	if misses := inProcess("1"); len(misses) > 0 {
+		t.Errorf("after warm in process, %d of the viewer's first %d requests were not hits: %q", len(misses), n, misses)
+	}
+	if misses := inProcess("0"); len(misses) == 0 {
+		t.Error("warm -depth 0 left no misses: the first zoom's tiles should not have been warmed")
 	}
 }
