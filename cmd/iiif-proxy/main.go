@@ -45,6 +45,8 @@ func run(args []string) int {
 			return checkCmd(args[1:])
 		case "warm":
 			return warmCmd(args[1:])
+		case "classify":
+			return classifyCmd(args[1:])
 		}
 	}
 	for _, a := range args {

@@ -400,3 +400,57 @@ func TestWarmFillsWhatAViewerAsksForFirst(t *testing.T) {
 		t.Error("warm -depth 0 left no misses: the first zoom's tiles should not have been warmed")
 	}
 }
+
+// TestClassify: the tier, rule and key of each URL form, from the binary
+// with the configured tiers; the 2.1, 3.0 and unversioned forms of one view
+// share a key; a missing image is a failure, status 1.
+func TestClassify(t *testing.T) {
+	dir := toolSamples(t)
+	cfg := filepath.Join(t.TempDir(), "rais.toml")
+	if err := os.WriteFile(cfg, []byte("TilePath = \""+dir+"\"\n[Tiers.Thumbnail]\nMaxSize = 1400\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	urls := []string{
+		"/iiif/3/page.tif/full/1024,/0/default.jpg", // a thumbnail here: MaxSize 1400
+		"/iiif/3/page.tif/0,0,512,512/256,256/0/default.jpg",
+		"/iiif/2/page.tif/0,0,512,512/256,/0/default.jpg",
+		"http://images.example.org/iiif/page.tif/0,0,512,512/256,/0/default.jpg",
+		"/iiif/3/page.tif/full/max/90/default.jpg",
+		"/iiif/2/page.tif/info.json",
+	}
+	cmd := exec.Command(binary, append([]string{"classify", "-config", cfg, "-json"}, urls...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("classify: %v\n%s", err, out)
+	}
+	var got []classified
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var c classified
+		if err := dec.Decode(&c); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c)
+	}
+	tileKey := "page.tif\x000,0,512,512/256,256/0/color.jpg"
+	want := []struct{ tier, key, rule string }{
+		{"thumbnail", "page.tif\x000,0,3000,4000/1024,1365/0/color.jpg", "within ThumbnailMaxSize 1400"},
+		{"tile", tileKey, "TileMaxSize 1024"},
+		{"tile", tileKey, "TileMaxSize 1024"},
+		{"tile", tileKey, "TileMaxSize 1024"},
+		{"other", "page.tif\x000,0,3000,4000/3000,4000/90/color.jpg", "rotated 90"},
+		{"info", "page.tif\x00info.json 2.1", "info.json"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d answers for %d URLs:\n%s", len(got), len(want), out)
+	}
+	for i, w := range want {
+		if g := got[i]; g.Tier != w.tier || g.Key != w.key || !strings.Contains(g.Rule, w.rule) {
+			t.Errorf("%s: %s %q %q; want %s %q, rule saying %q", urls[i], g.Tier, g.Key, g.Rule, w.tier, w.key, w.rule)
+		}
+	}
+	stdout, _, code := runBinary(t, binary, "classify", "-config", cfg, "/iiif/3/nothere.tif/full/max/0/default.jpg", urls[1])
+	if code != 1 || !strings.Contains(stdout, "404") || !strings.Contains(stdout, `page.tif\x000,0,512,512/256,256/0/color.jpg`) {
+		t.Errorf("classify with a missing image: exit %d\n%s", code, stdout)
+	}
+}
