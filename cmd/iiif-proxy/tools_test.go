@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -452,5 +453,41 @@ func TestClassify(t *testing.T) {
 	stdout, _, code := runBinary(t, binary, "classify", "-config", cfg, "/iiif/3/nothere.tif/full/max/0/default.jpg", urls[1])
 	if code != 1 || !strings.Contains(stdout, "404") || !strings.Contains(stdout, `page.tif\x000,0,512,512/256,256/0/color.jpg`) {
 		t.Errorf("classify with a missing image: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestConfigSaysWhereEachValueCameFrom: iiif-proxy config with a file, an
+// environment variable and a flag names each source, masks the token, and
+// exits 2 with the problems when the server would not start.
+func TestConfigSaysWhereEachValueCameFrom(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rais.toml")
+	if err := os.WriteFile(file, []byte("TilePath = \""+dir+"\"\nAdminToken = \"hunter2-hunter2\"\n\n[Tiers.Other]\nMaxBytes = \"3GB\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "config", "-config", file, "-jpg-quality", "60")
+	cmd.Env = append(os.Environ(), "RAIS_LOGLEVEL=DEBUG")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, out)
+	}
+	for _, re := range []string{
+		`(?m)^TilePath +` + regexp.QuoteMeta(dir) + ` +file ` + regexp.QuoteMeta(file) + `:1$`,
+		`(?m)^Tiers\.Other\.MaxBytes +3GB +file ` + regexp.QuoteMeta(file) + `:5$`,
+		`(?m)^JPGQuality +60 +flag -jpg-quality$`,
+		`(?m)^LogLevel +DEBUG +environment RAIS_LOGLEVEL$`,
+		`(?m)^Address +:12415 +default$`,
+		`(?m)^AdminToken +\(set\) +file `,
+	} {
+		if !regexp.MustCompile(re).Match(out) {
+			t.Errorf("config output does not match %s:\n%s", re, out)
+		}
+	}
+	if strings.Contains(string(out), "hunter2") {
+		t.Error("config printed the admin token")
+	}
+	_, errOut, code := runBinary(t, binary, "config", "-config", file, "-jpg-quality", "0", "-log-level", "LOUD")
+	if code != 2 || !strings.Contains(errOut, "JPGQuality") || !strings.Contains(errOut, "LogLevel") {
+		t.Errorf("bad values: exit %d\n%s", code, errOut)
 	}
 }

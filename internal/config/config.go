@@ -426,21 +426,27 @@ func (f FreeSpace) MarshalText() ([]byte, error) {
 // after the program name. Warnings are things the operator should know that
 // do not stop start-up.
 func Load(file string, environ []string, args []string) (cfg Config, warnings []string, err error) {
+	return load(file, environ, args, nil)
+}
+
+// load is Load, recording in src (when not nil) where each key set came from.
+func load(file string, environ []string, args []string, src Sources) (cfg Config, warnings []string, err error) {
 	cfg = Default()
 	var errs []error
 	if file != "" {
-		w, fileErrs := decodeFile(file, &cfg)
+		w, fileErrs := decodeFile(file, &cfg, src)
 		warnings = append(warnings, w...)
 		errs = append(errs, fileErrs...)
 	}
-	w, envErrs := applyEnv(&cfg, environ)
+	w, envErrs := applyEnv(&cfg, environ, src)
 	warnings = append(warnings, w...)
 	errs = append(errs, envErrs...)
-	w, flagErrs := applyFlags(&cfg, args)
+	w, flagErrs := applyFlags(&cfg, args, src)
 	warnings = append(warnings, w...)
 	errs = append(errs, flagErrs...)
 	errs = append(errs, cfg.readSecrets()...)
 	errs = append(errs, cfg.applyIIIFURL()...)
+	src.derived(cfg)
 	errs = append(errs, cfg.validate()...)
 	if cfg.AdminToken == "" && cfg.AdminAddress != "" && !loopback(cfg.AdminAddress) {
 		warnings = append(warnings, publicAdminWarning(cfg.AdminAddress))
@@ -552,7 +558,7 @@ func set(v reflect.Value, s string) error {
 	return nil
 }
 
-func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
+func applyEnv(cfg *Config, environ []string, src Sources) (warnings []string, errs []error) {
 	var fs []field
 	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
 	known := map[string]field{}
@@ -576,6 +582,8 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
 		}
 		if err := set(f.v, val); err != nil {
 			errs = append(errs, fmt.Errorf("environment %s: %w", name, err))
+		} else {
+			src.set(f.path, Source{Kind: FromEnvironment, Where: name})
 		}
 	}
 	return warnings, errs
@@ -616,21 +624,28 @@ func flagSet(cfg *Config, help bool) *flag.FlagSet {
 	var fs []field
 	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
 	for _, f := range fs {
-		key := strings.Join(f.path, ".")
-		name, ok := flagNames[key]
-		if !ok {
-			name = strings.ToLower(strings.Join(f.path, "-"))
-		}
+		name := flagName(f.path)
 		text := ""
 		if help {
 			text = usage(f.path)
 		}
-		fset.Var(flagValue{f.v}, name, text)
+		fset.Var(flagValue{f.v, f.path}, name, text)
 	}
 	return fset
 }
 
-type flagValue struct{ v reflect.Value }
+// flagName is the command-line flag of the key at path.
+func flagName(path []string) string {
+	if name, ok := flagNames[strings.Join(path, ".")]; ok {
+		return name
+	}
+	return strings.ToLower(strings.Join(path, "-"))
+}
+
+type flagValue struct {
+	v    reflect.Value
+	path []string
+}
 
 func (f flagValue) String() string {
 	if !f.v.IsValid() {
@@ -651,7 +666,7 @@ func (f flagValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == ref
 // applyFlags sets cfg from command-line flags (-name value, -name=value,
 // --name value; a bool flag alone means true). Every bad flag is reported,
 // not only the first, and RAIS's flags for keys we do not implement warn.
-func applyFlags(cfg *Config, args []string) (warnings []string, errs []error) {
+func applyFlags(cfg *Config, args []string, src Sources) (warnings []string, errs []error) {
 	fset := flagSet(cfg, false)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -681,6 +696,8 @@ func applyFlags(cfg *Config, args []string) (warnings []string, errs []error) {
 		case f != nil:
 			if err := f.Value.Set(val); err != nil {
 				errs = append(errs, fmt.Errorf("flag -%s: %w", name, err))
+			} else {
+				src.set(f.Value.(flagValue).path, Source{Kind: FromFlag, Where: "-" + name})
 			}
 		case raisOnly:
 			warnings = append(warnings, raisOnlyWarning("flag -"+name, key))
