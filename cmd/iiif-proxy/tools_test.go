@@ -292,6 +292,9 @@ func TestFallbackServesTheJPEGSiblingOfACorruptTIFF(t *testing.T) {
 	if err != nil || st.Renderer.Fallbacks.Described < 1 || st.Renderer.Fallbacks.Failed < 1 {
 		t.Errorf("/stats fallbacks: %+v, %v", st.Renderer.Fallbacks, err)
 	}
+	if m := metric(t, c, "iiif_fallback_descriptions_total"); m == "" || m == "0" {
+		t.Errorf("iiif_fallback_descriptions_total = %q, want the fallbacks counted", m)
+	}
 	// check says which images a fallback stands in for, and passes them.
 	rep, code := checkJSON(t, "", []string{"RAIS_TILEPATH=" + dir}, "-config", cfg, "box/corrupt-tiff.tif")
 	if code != 0 || rep.Fallbacks != 1 || rep.Problems[0].Fallback != "box/corrupt-tiff.jpg" {
