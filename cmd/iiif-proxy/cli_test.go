@@ -81,7 +81,7 @@ func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {
 		{"sign", "config expires"},
 		{"samples", "dir only small"},
 		{"check", "config j json list size tile-path url"},
-		{"warm", "config depth j list rate url viewport"},
+		{"warm", "api config depth j list rate url viewport"},
 		{"classify", "config json"},
 		{"config", "config json"},
 	} {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,7 @@ import (
 // listener, writing the cache directory directly (the server must not be
 // running: its stores are locked while it is).
 func warmCmd(args []string) int {
-	fs := newFlagSet("warm", "warm [-config FILE] [-url BASE] [-list FILE] [-rate N] [-j N] [-viewport WxH] [-depth N] [IDENTIFIER…]\n\n"+
+	fs := newFlagSet("warm", "warm [-config FILE] [-url BASE | -api 3] [-list FILE] [-rate N] [-j N] [-viewport WxH] [-depth N] [IDENTIFIER…]\n\n"+
 		"Pre-renders what a viewer's first views of each image need (info.json, its sizes, the pyramid's tiles down to\n"+
 		"the level a viewport shows the whole image at, and -depth finer levels), against a running server (-url) or\n"+
 		"in process into the cache directory (the server stopped).")
@@ -49,13 +50,14 @@ func warmCmd(args []string) int {
 	rate := fs.Float64("rate", 20, "Most requests a second, all workers together; 0 means no limit.")
 	jobs := fs.Int("j", 2, "Requests in flight at once.")
 	viewport := fs.String("viewport", "1920x1080", "The viewer's size on screen, WIDTHxHEIGHT.")
+	api := fs.Int("api", 3, "In process: the IIIF version of the URLs warmed, 3, 2, or 0 for RAIS's unversioned form (info.json is cached per version; images are shared).")
 	depth := fs.Int("depth", 1, "Levels finer than the whole-image view to warm (each has about four times the tiles); 0 stops at it.")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	vp, err := iiif.ParseViewport(*viewport)
-	if err != nil || *jobs < 1 || *depth < 0 || *rate < 0 {
-		fmt.Fprintln(os.Stderr, "iiif-proxy warm: -viewport WxH, -j ≥ 1, -depth ≥ 0, -rate ≥ 0:", err)
+	if err != nil || *jobs < 1 || *depth < 0 || *rate < 0 || (*api != 0 && *api != 2 && *api != 3) {
+		fmt.Fprintln(os.Stderr, "iiif-proxy warm: -viewport WxH, -j ≥ 1, -depth ≥ 0, -rate ≥ 0, -api 3, 2 or 0:", err)
 		return 2
 	}
 	cfg, ok := loadToolConfig("warm", *file, nil, *base == "")
@@ -72,7 +74,7 @@ func warmCmd(args []string) int {
 		w.base = strings.TrimRight(*base, "/")
 		w.client = &http.Client{Timeout: cfg.RenderTimeout.Std() + 10*time.Second}
 	} else {
-		stop, err := w.inProcess(cfg)
+		stop, err := w.inProcess(cfg, *api)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "iiif-proxy warm:", err)
 			return 1
@@ -315,7 +317,7 @@ func (l *limiter) stop() {
 // and serves its handler on an in-memory listener for w's client. It fails
 // when a tier cannot be opened (most likely locked by the running server:
 // warm that with -url). stop shuts it all down, closing the stores.
-func (w *warmer) inProcess(cfg config.Config) (stop func(), err error) {
+func (w *warmer) inProcess(cfg config.Config, api int) (stop func(), err error) {
 	if cfg.CacheDir == "" {
 		return nil, errors.New("CacheDir is empty: there is no cache to warm")
 	}
@@ -338,7 +340,10 @@ func (w *warmer) inProcess(cfg config.Config) (stop func(), err error) {
 	srv := app.proxy.Server()
 	served := make(chan struct{})
 	go func() { srv.Serve(ln); close(served) }()
-	w.base = "http://in-process" + strings.TrimRight(cfg.IIIFWebPath, "/") + "/3"
+	w.base = "http://in-process" + strings.TrimRight(cfg.IIIFWebPath, "/")
+	if api != 0 {
+		w.base += "/" + strconv.Itoa(api)
+	}
 	w.client = &http.Client{Transport: &http.Transport{
 		DialContext:         func(context.Context, string, string) (net.Conn, error) { return ln.Dial() },
 		MaxIdleConnsPerHost: w.jobs,
