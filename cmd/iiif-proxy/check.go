@@ -164,7 +164,6 @@ func (c *localChecker) check(ctx context.Context, id string) checkResult {
 		if alt, ok := fallback.From(src); ok {
 			r.Fallback = alt
 		}
-		_ = c.r.Sizes(src) // info.json's sizes: computed as the server does
 		req, perr := rules.Parse(rules.V3, escapedPath(id, fmt.Sprintf("/full/!%d,%d/0/default.jpg", c.size, c.size)))
 		if perr != nil {
 			return fail("render", perr)
