@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"runtime"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ import (
 //	iiif-proxy check -list ids.txt -json  the identifiers in ids.txt, as JSON
 //	iiif-proxy check -url http://127.0.0.1:12415/iiif/3 scan.tif
 func checkCmd(args []string) int {
-	fs := newFlagSet("check", "check [-config FILE] [-tile-path DIR] [-url BASE] [-list FILE] [-j N] [-json] [-size N] [IDENTIFIER…]\n\n"+
+	fs := newFlagSet("check", "check [-config FILE] [-tile-path DIR] [-ext .tif,…] [-url BASE] [-list FILE] [-j N] [-json] [-size N] [IDENTIFIER…]\n\n"+
 		"Describes and renders every image (the arguments, the -list, or every file under TilePath) and reports each\n"+
 		"that fails and why; exit status 1 when any does. In process with the configured renderer, or against a\n"+
 		"running server with -url.")
@@ -44,6 +45,7 @@ func checkCmd(args []string) int {
 	list := fs.String("list", "", "File of identifiers, one a line (- for stdin), instead of walking TilePath.")
 	jobs := fs.Int("j", runtime.NumCPU(), "Images checked at once.")
 	asJSON := fs.Bool("json", false, "Print the report as JSON instead of a table.")
+	exts := fs.String("ext", "", "When walking TilePath, only files with these extensions, comma-separated (e.g. .tif,.jp2); default every file.")
 	size := fs.Int("size", 256, "Side of the sample render's bounding box, in pixels (full/!N,N).")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -64,6 +66,9 @@ func checkCmd(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "iiif-proxy check:", err)
 		return 2
+	}
+	if *exts != "" && fs.NArg() == 0 && *list == "" {
+		ids = withExtensions(ids, strings.Split(*exts, ","))
 	}
 	var one func(ctx context.Context, id string) checkResult
 	if *base != "" {
@@ -95,6 +100,22 @@ func checkCmd(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// withExtensions keeps the identifiers ending in one of exts (".tif" or
+// "tif"; case-insensitive).
+func withExtensions(ids, exts []string) []string {
+	var out []string
+	for _, id := range ids {
+		e := strings.ToLower(path.Ext(id))
+		for _, x := range exts {
+			if x = strings.ToLower(strings.TrimSpace(x)); x != "" && (e == x || e == "."+x) {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // checkResult is what check found of one image.

@@ -80,7 +80,7 @@ func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {
 		{"purge", "admin all config tier token"},
 		{"sign", "config expires"},
 		{"samples", "dir only small"},
-		{"check", "config j json list size tile-path url"},
+		{"check", "config ext j json list size tile-path url"},
 		{"warm", "api config depth j list rate url viewport"},
 		{"classify", "config json"},
 		{"config", "config json"},

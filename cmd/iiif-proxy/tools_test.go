@@ -159,6 +159,13 @@ func TestCheckReportsExactlyTheBrokenFiles(t *testing.T) {
 		}
 	}
 
+	// Only some extensions.
+	rep, code = checkJSON(t, "", nil, "-tile-path", dir, "-ext", ".jp2,TIF")
+	if got := failedIDs(rep); code != 1 || rep.Checked != 6 ||
+		!slices.Equal(got, []string{"box/corrupt-tiff.tif", "truncated.jp2", "zero-byte.tif"}) {
+		t.Errorf("-ext .jp2,TIF: exit %d, %d checked, failed %q", code, rep.Checked, got)
+	}
+
 	// A list on stdin, with a missing image: 404.
 	rep, code = checkJSON(t, "# featured\npage.tif\nmissing.tif\n\ntruncated.jpg\n", []string{"RAIS_TILEPATH=" + dir}, "-list", "-")
 	if got := failedIDs(rep); code != 1 || rep.Checked != 3 || !slices.Equal(got, []string{"missing.tif", "truncated.jpg"}) {
