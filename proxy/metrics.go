@@ -161,6 +161,7 @@ func (c rendererCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range pyramidDescs {
 		ch <- d
 	}
+	describeFallbacks(ch)
 }
 
 func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
@@ -172,6 +173,7 @@ func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(renderDescs["cancelled"], prometheus.CounterValue, float64(s.Cancelled))
 	ch <- prometheus.MustNewConstMetric(renderDescs["inflight"], prometheus.GaugeValue, float64(s.InFlight))
 	ch <- prometheus.MustNewConstMetric(renderDescs["queued"], prometheus.GaugeValue, float64(s.Queued))
+	collectFallbacks(ch, s.Fallbacks)
 	if u := s.Upstream; u != nil {
 		up := 0.0
 		if u.Up {

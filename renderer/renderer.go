@@ -150,6 +150,17 @@ type Stats struct {
 	// Pyramids describes the automatic pyramids of flat sources; nil when
 	// the renderer builds none.
 	Pyramids *PyramidStats `json:",omitempty"`
+	// Fallbacks counts undecodable sources served from a sibling
+	// (renderer/fallback); nil when no Fallbacks are configured.
+	Fallbacks *FallbackStats `json:",omitempty"`
+}
+
+// FallbackStats are the counters of the Fallbacks setting: sources that
+// exist but cannot be decoded, served from a sibling with another extension.
+type FallbackStats struct {
+	Extensions []string // the fallback extensions, in order
+	Described  uint64   // descriptions answered from a sibling
+	Failed     uint64   // undecodable sources that no sibling could stand in for
 }
 
 // PyramidStats are the counters of a renderer's automatic pyramids: tiled

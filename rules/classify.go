@@ -1,6 +1,10 @@
 package rules
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Tier is the cache tier a request belongs to.
 type Tier uint8
@@ -68,30 +72,132 @@ func (c Classifier) Classify(req Request, res Resolved) Tier {
 	if req.Kind == KindInfo {
 		return TierInfo
 	}
-	tileMax, thumbMax := c.TileMaxSize, c.ThumbnailMaxSize
+	tile, thumb := c.misses(req, res)
+	switch {
+	case tile == 0:
+		return TierTile
+	case thumb == 0:
+		return TierThumbnail
+	}
+	return TierOther
+}
+
+// miss is a set of the tile or thumbnail rule's conditions that a request
+// fails; zero means it meets the rule.
+type miss uint8
+
+const (
+	missRegion   miss = 1 << iota // tile: not a pixel region of part of the image; thumbnail: not the whole image or its square
+	missSize                      // larger than the tier's MaxSize on a side
+	missRotation                  // tile: rotated or mirrored
+	missQuality                   // tile: not default or color
+	missFormat                    // not one of the tier's formats
+)
+
+// misses are the conditions of the tile rule and of the thumbnail rule
+// that req, resolved as res, fails: one computation behind both Classify
+// and Explain, so the explanation is of the rule that is applied.
+func (c Classifier) misses(req Request, res Resolved) (tile, thumb miss) {
+	tileMax, thumbMax, tileF, thumbF := c.settings()
+	if !((req.Region.Kind == RegionPixels || req.Region.Kind == RegionPercent) && !res.Full) {
+		tile |= missRegion
+	}
+	if res.Width > tileMax || res.Height > tileMax {
+		tile |= missSize
+	}
+	if res.Rotation != (Rotation{}) {
+		tile |= missRotation
+	}
+	if res.Quality != QualityDefault && res.Quality != QualityColor {
+		tile |= missQuality
+	}
+	if !slices.Contains(tileF, res.Format) {
+		tile |= missFormat
+	}
+	if !(req.Region.Kind == RegionFull || req.Region.Kind == RegionSquare || res.Full) {
+		thumb |= missRegion
+	}
+	if res.Width > thumbMax || res.Height > thumbMax {
+		thumb |= missSize
+	}
+	if !slices.Contains(thumbF, res.Format) {
+		thumb |= missFormat
+	}
+	return tile, thumb
+}
+
+// settings are c's fields with their defaults applied.
+func (c Classifier) settings() (tileMax, thumbMax int, tileF, thumbF []Format) {
+	tileMax, thumbMax, tileF, thumbF = c.TileMaxSize, c.ThumbnailMaxSize, c.TileFormats, c.ThumbnailFormats
 	if tileMax == 0 {
 		tileMax = 1024
 	}
 	if thumbMax == 0 {
 		thumbMax = 1000
 	}
-	tileF, thumbF := c.TileFormats, c.ThumbnailFormats
 	if tileF == nil {
 		tileF = defaultTileFormats
 	}
 	if thumbF == nil {
 		thumbF = defaultThumbFormats
 	}
-	if (req.Region.Kind == RegionPixels || req.Region.Kind == RegionPercent) && !res.Full &&
-		res.Width <= tileMax && res.Height <= tileMax && res.Rotation == (Rotation{}) &&
-		(res.Quality == QualityDefault || res.Quality == QualityColor) && slices.Contains(tileF, res.Format) {
-		return TierTile
+	return tileMax, thumbMax, tileF, thumbF
+}
+
+// Explain returns the tier Classify gives and, in words, the rule that
+// put the request there and why the rules before it did not apply: what
+// `iiif-proxy classify` prints for tuning the tiers. For a 2000-pixel
+// view of the whole image:
+//
+//	other: not a tile (not a pixel region of part of the image; 2000×1500 is over TileMaxSize 1024);
+//	not a thumbnail (2000×1500 is over ThumbnailMaxSize 1000)
+func (c Classifier) Explain(req Request, res Resolved) (Tier, string) {
+	if req.Kind == KindInfo {
+		return TierInfo, "info: every info.json"
 	}
-	if (req.Region.Kind == RegionFull || req.Region.Kind == RegionSquare || res.Full) &&
-		res.Width <= thumbMax && res.Height <= thumbMax && slices.Contains(thumbF, res.Format) {
-		return TierThumbnail
+	tileMax, thumbMax, tileF, thumbF := c.settings()
+	tile, thumb := c.misses(req, res)
+	size := fmt.Sprintf("%d×%d", res.Width, res.Height)
+	switch {
+	case tile == 0:
+		return TierTile, fmt.Sprintf("tile: a pixel region of part of the image, %s within TileMaxSize %d, unrotated, %s quality, %s in TileFormats",
+			size, tileMax, res.Quality, res.Format.Ext())
+	case thumb == 0:
+		return TierThumbnail, fmt.Sprintf("thumbnail: the whole image or its square, %s within ThumbnailMaxSize %d, %s in ThumbnailFormats; not a tile (%s)",
+			size, thumbMax, res.Format.Ext(), why(tile, size, "TileMaxSize", tileMax, tileF, res, true))
 	}
-	return TierOther
+	return TierOther, fmt.Sprintf("other: not a tile (%s); not a thumbnail (%s)",
+		why(tile, size, "TileMaxSize", tileMax, tileF, res, true),
+		why(thumb, size, "ThumbnailMaxSize", thumbMax, thumbF, res, false))
+}
+
+// why says which conditions m holds, for Explain.
+func why(m miss, size, maxName string, max int, formats []Format, res Resolved, tile bool) string {
+	var parts []string
+	if m&missRegion != 0 {
+		if tile {
+			parts = append(parts, "not a pixel region of part of the image")
+		} else {
+			parts = append(parts, "not the whole image or its square")
+		}
+	}
+	if m&missSize != 0 {
+		parts = append(parts, fmt.Sprintf("%s is over %s %d", size, maxName, max))
+	}
+	if m&missRotation != 0 {
+		parts = append(parts, "rotated "+res.Rotation.String())
+	}
+	if m&missQuality != 0 {
+		parts = append(parts, res.Quality.String()+" quality")
+	}
+	if m&missFormat != 0 {
+		exts := make([]string, len(formats))
+		for i, f := range formats {
+			exts[i] = f.Ext()
+		}
+		parts = append(parts, fmt.Sprintf("%s is not in %s", res.Format.Ext(), strings.Join(exts, ", ")))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // ParseFormat returns the format with extension ext ("jpg", "png", …).

@@ -1,6 +1,9 @@
 package rules
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestClassify(t *testing.T) {
 	img := ImageInfo{Width: 6000, Height: 4000}
@@ -49,6 +52,9 @@ func TestClassify(t *testing.T) {
 			if got := tt.c.Classify(req, res); got != tt.want {
 				t.Errorf("Classify(%s) = %s, want %s", tt.path, got, tt.want)
 			}
+			if got, why := tt.c.Explain(req, res); got != tt.want || !strings.HasPrefix(why, tt.want.String()+": ") {
+				t.Errorf("Explain(%s) = %s, %q; want %s", tt.path, got, why, tt.want)
+			}
 		})
 	}
 	info, _ := Parse(V3, "x/info.json")
@@ -67,5 +73,35 @@ func TestClassify(t *testing.T) {
 	}
 	if _, ok := ParseFormat("bmp"); ok {
 		t.Error("ParseFormat(bmp) succeeded")
+	}
+}
+
+// TestExplainSaysWhy: the explanation names the rule applied and every
+// condition of the earlier rules that failed, with the settings in force.
+func TestExplainSaysWhy(t *testing.T) {
+	img := ImageInfo{Width: 6000, Height: 4000}
+	for _, tc := range []struct{ path, want string }{
+		{"x/0,0,512,512/256,/0/default.jpg",
+			"tile: a pixel region of part of the image, 256×256 within TileMaxSize 1024, unrotated, default quality, jpg in TileFormats"},
+		{"x/full/400,/90/default.png",
+			"thumbnail: the whole image or its square, 400×267 within ThumbnailMaxSize 1000, png in ThumbnailFormats; " +
+				"not a tile (not a pixel region of part of the image; rotated 90; png is not in jpg)"},
+		{"x/full/1024,/0/default.jpg",
+			"other: not a tile (not a pixel region of part of the image); not a thumbnail (1024×683 is over ThumbnailMaxSize 1000)"},
+		{"x/0,0,512,512/256,/!0/gray.tif",
+			"other: not a tile (rotated !0; gray quality; tif is not in jpg); " +
+				"not a thumbnail (not the whole image or its square; tif is not in jpg, png, webp)"},
+	} {
+		req, err := Parse(V3, tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := req.Resolve(img, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, got := (Classifier{}).Explain(req, res); got != tc.want {
+			t.Errorf("Explain(%s) =\n  %s\nwant\n  %s", tc.path, got, tc.want)
+		}
 	}
 }

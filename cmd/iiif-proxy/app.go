@@ -16,6 +16,7 @@ import (
 	"github.com/iiif-proxy/iiif-proxy/proxy"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
+	"github.com/iiif-proxy/iiif-proxy/renderer/fallback"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -100,6 +101,20 @@ func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error)
 	return r, true, nil
 }
 
+// withFallbacks wraps r so that undecodable sources are served from a
+// sibling with one of exts (Fallbacks), whichever renderer r is; no exts
+// leaves r as it is.
+func withFallbacks(r appRenderer, exts []string, log *slog.Logger) (appRenderer, error) {
+	if len(exts) == 0 {
+		return r, nil
+	}
+	w, err := fallback.New(r, exts, log)
+	if err != nil {
+		return r, err
+	}
+	return w.(appRenderer), nil
+}
+
 // notFoundTTL maps the configuration's "0s = off" onto the client's
 // "negative = off" (its zero is its default).
 func notFoundTTL(d time.Duration) time.Duration {
@@ -120,6 +135,14 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 	}
 	r, started, err := newRenderer(cfg, log)
 	if err != nil {
+		return nil, err
+	}
+	r, err = withFallbacks(r, cfg.Fallbacks, log)
+	if err != nil {
+		r.Close()
+		if started {
+			vips.Shutdown()
+		}
 		return nil, err
 	}
 	a := &App{cfg: cfg, started: cfg, log: log, level: level, render: r, vips: started}

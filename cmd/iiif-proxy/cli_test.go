@@ -80,6 +80,10 @@ func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {
 		{"purge", "admin all config tier token"},
 		{"sign", "config expires"},
 		{"samples", "dir only small"},
+		{"check", "config ext j json list size tile-path url"},
+		{"warm", "api config depth j list rate url viewport"},
+		{"classify", "config json"},
+		{"config", "config json"},
 	} {
 		out, errOut, code := runBinary(t, binary, tc.cmd, "-h")
 		if code != 0 || errOut != "" {

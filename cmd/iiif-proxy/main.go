@@ -5,6 +5,10 @@
 //	iiif-proxy purge IDENTIFIER…                  purge cached derivatives (admin API)
 //	iiif-proxy stats [-json]                       print counters and hit ratios (admin API)
 //	iiif-proxy sign URL-PATH [-expires 24h]        print a signed URL (SignedPrefixes)
+//	iiif-proxy check [-url BASE] [IDENTIFIER…]     describe and render every image, report failures
+//	iiif-proxy warm [-url BASE] IDENTIFIER…        pre-render what viewers ask for first
+//	iiif-proxy classify URL…                       the tier, rule and cache key of each URL
+//	iiif-proxy config [SERVER FLAGS…]              the effective configuration and its sources
 //	iiif-proxy -version                            print the version and commit
 //
 // SIGTERM and SIGINT drain and stop; SIGHUP reloads the configuration
@@ -41,6 +45,14 @@ func run(args []string) int {
 			return adminCmd(args[0], args[1:])
 		case "sign":
 			return signCmd(args[1:])
+		case "check":
+			return checkCmd(args[1:])
+		case "warm":
+			return warmCmd(args[1:])
+		case "classify":
+			return classifyCmd(args[1:])
+		case "config":
+			return configCmd(args[1:])
 		}
 	}
 	for _, a := range args {
@@ -162,6 +174,10 @@ usage:
   iiif-proxy purge IDENTIFIER…              purge an image's cached derivatives (also -tier T, -all)
   iiif-proxy stats [-json]                  print cache and renderer counters, per-tier hit ratios
   iiif-proxy sign URL-PATH [-expires 24h]   print a signed URL of a protected image
+  iiif-proxy check [-url BASE] [ID…]        describe and render every image (TilePath or a list); report failures
+  iiif-proxy warm [-url BASE] ID…           pre-render info.json, sizes and the first views' tiles of each image
+  iiif-proxy classify URL…                  say which cache tier each URL lands in, under which rule, and its key
+  iiif-proxy config [FLAGS…]                print the effective configuration and where each value came from
   iiif-proxy -version                       print the version and commit
   iiif-proxy COMMAND -h                     a command's own flags
 

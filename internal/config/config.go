@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/purge"
+	"github.com/iiif-proxy/iiif-proxy/renderer/fallback"
 )
 
 // Config is the whole configuration. Field names are the TOML keys.
@@ -239,6 +240,14 @@ type Config struct {
 	// those under SignedPrefixes): turn it off where they are not public.
 	// Default true.
 	DemoPage bool
+	// Operator tools (issue 12): fallbacks for undecodable sources.
+
+	// Fallbacks are extensions tried, in order, for a source that exists
+	// but cannot be decoded: "box/scan.tif" is then served from
+	// "box/scan.jpg" under its own identifier, logged once per source and
+	// counted (renderer/fallback). A missing source is still 404. Default
+	// none.
+	Fallbacks []string
 
 	// Tiers configures each cache tier.
 	Tiers Tiers
@@ -458,6 +467,11 @@ func (f FreeSpace) MarshalText() ([]byte, error) {
 // after the program name. Warnings are things the operator should know that
 // do not stop start-up.
 func Load(file string, environ []string, args []string) (cfg Config, warnings []string, err error) {
+	return load(file, environ, args, nil)
+}
+
+// load is Load, recording in src (when not nil) where each key set came from.
+func load(file string, environ []string, args []string, src Sources) (cfg Config, warnings []string, err error) {
 	cfg = Default()
 	if dir := systemdCacheDirectory(environ); dir != "" {
 		// Under a systemd unit with CacheDirectory= (packaging/), the
@@ -467,18 +481,19 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 	}
 	var errs []error
 	if file != "" {
-		w, fileErrs := decodeFile(file, &cfg)
+		w, fileErrs := decodeFile(file, &cfg, src)
 		warnings = append(warnings, w...)
 		errs = append(errs, fileErrs...)
 	}
-	w, envErrs := applyEnv(&cfg, environ)
+	w, envErrs := applyEnv(&cfg, environ, src)
 	warnings = append(warnings, w...)
 	errs = append(errs, envErrs...)
-	w, flagErrs := applyFlags(&cfg, args)
+	w, flagErrs := applyFlags(&cfg, args, src)
 	warnings = append(warnings, w...)
 	errs = append(errs, flagErrs...)
 	errs = append(errs, cfg.readSecrets()...)
 	errs = append(errs, cfg.applyIIIFURL()...)
+	src.derived(cfg)
 	errs = append(errs, cfg.validate()...)
 	if cfg.AdminToken == "" && cfg.AdminAddress != "" && !loopback(cfg.AdminAddress) {
 		warnings = append(warnings, publicAdminWarning(cfg.AdminAddress))
@@ -605,7 +620,7 @@ func set(v reflect.Value, s string) error {
 	return nil
 }
 
-func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
+func applyEnv(cfg *Config, environ []string, src Sources) (warnings []string, errs []error) {
 	var fs []field
 	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
 	known := map[string]field{}
@@ -629,6 +644,8 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
 		}
 		if err := set(f.v, val); err != nil {
 			errs = append(errs, fmt.Errorf("environment %s: %w", name, err))
+		} else {
+			src.set(f.path, Source{Kind: FromEnvironment, Where: name})
 		}
 	}
 	return warnings, errs
@@ -655,7 +672,8 @@ var flagNames = map[string]string{
 	"PurgeForward": "purge-forward", "PurgeForwardQueueLen": "purge-forward-queue-len",
 	"PurgeForwardAttempts": "purge-forward-attempts", "PurgeForwardBackoff": "purge-forward-backoff",
 	"PurgeForwardTimeout": "purge-forward-timeout", "PurgeForwardToken": "purge-forward-token",
-	"DemoPage": "demo-page", // demo page (issue 12)
+	"DemoPage":  "demo-page", // demo page (issue 12)
+	"Fallbacks": "fallbacks",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -673,21 +691,28 @@ func flagSet(cfg *Config, help bool) *flag.FlagSet {
 	var fs []field
 	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
 	for _, f := range fs {
-		key := strings.Join(f.path, ".")
-		name, ok := flagNames[key]
-		if !ok {
-			name = strings.ToLower(strings.Join(f.path, "-"))
-		}
+		name := flagName(f.path)
 		text := ""
 		if help {
 			text = usage(f.path)
 		}
-		fset.Var(flagValue{f.v}, name, text)
+		fset.Var(flagValue{f.v, f.path}, name, text)
 	}
 	return fset
 }
 
-type flagValue struct{ v reflect.Value }
+// flagName is the command-line flag of the key at path.
+func flagName(path []string) string {
+	if name, ok := flagNames[strings.Join(path, ".")]; ok {
+		return name
+	}
+	return strings.ToLower(strings.Join(path, "-"))
+}
+
+type flagValue struct {
+	v    reflect.Value
+	path []string
+}
 
 func (f flagValue) String() string {
 	if !f.v.IsValid() {
@@ -708,7 +733,7 @@ func (f flagValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == ref
 // applyFlags sets cfg from command-line flags (-name value, -name=value,
 // --name value; a bool flag alone means true). Every bad flag is reported,
 // not only the first, and RAIS's flags for keys we do not implement warn.
-func applyFlags(cfg *Config, args []string) (warnings []string, errs []error) {
+func applyFlags(cfg *Config, args []string, src Sources) (warnings []string, errs []error) {
 	fset := flagSet(cfg, false)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -738,6 +763,8 @@ func applyFlags(cfg *Config, args []string) (warnings []string, errs []error) {
 		case f != nil:
 			if err := f.Value.Set(val); err != nil {
 				errs = append(errs, fmt.Errorf("flag -%s: %w", name, err))
+			} else {
+				src.set(f.Value.(flagValue).path, Source{Kind: FromFlag, Where: "-" + name})
 			}
 		case raisOnly:
 			warnings = append(warnings, raisOnlyWarning("flag -"+name, key))
@@ -959,6 +986,9 @@ func (c *Config) validate() []error {
 	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := fallback.Validate(c.Fallbacks); err != nil {
+		errs = append(errs, fmt.Errorf("Fallbacks: %w", err))
 	}
 	if c.StaleWhileRevalidate < 0 {
 		errs = append(errs, errors.New("StaleWhileRevalidate: must be >= 0"))

@@ -16,20 +16,26 @@ import (
 // for a size) is reported, not only the first, and so that keys match
 // case-insensitively, as RAIS's (viper's) did. Only a syntax error, after
 // which nothing in the file can be trusted, stops it early.
-func decodeFile(file string, cfg *Config) (warnings []string, errs []error) {
+func decodeFile(file string, cfg *Config, src Sources) (warnings []string, errs []error) {
 	var top map[string]toml.Primitive
 	md, err := toml.DecodeFile(file, &top)
 	if err != nil {
 		return nil, []error{fmt.Errorf("%s: %w", file, err)}
 	}
-	decodeTable(md, file, top, reflect.ValueOf(cfg).Elem(), nil, &warnings, &errs)
+	var lines map[string]int
+	if src != nil {
+		lines = keyLines(file)
+	}
+	decodeTable(md, file, top, reflect.ValueOf(cfg).Elem(), nil, &warnings, &errs, src, lines)
 	return warnings, errs
 }
 
 // decodeTable decodes the members of one table into the struct v, whose
 // path from Config is prefix.
+// src, when not nil, records each key set, at its line in lines (by
+// lower-case path, from keyLines).
 func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive, v reflect.Value, prefix []string,
-	warnings *[]string, errs *[]error) {
+	warnings *[]string, errs *[]error, src Sources, lines map[string]int) {
 	keys := make([]string, 0, len(table))
 	for k := range table {
 		keys = append(keys, k)
@@ -57,7 +63,7 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 				*errs = append(*errs, fmt.Errorf("%s: %s: must be a table ([%s])", file, strings.Join(path, "."), strings.Join(path, ".")))
 				continue
 			}
-			decodeTable(md, file, sub, fv, path, warnings, errs)
+			decodeTable(md, file, sub, fv, path, warnings, errs, src, lines)
 			continue
 		}
 		// Into a copy: a value that fails leaves the default in place.
@@ -68,6 +74,11 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 			continue
 		}
 		fv.Set(tmp.Elem())
+		where := file
+		if n, ok := lines[strings.ToLower(strings.Join(path, "."))]; ok {
+			where = fmt.Sprintf("%s:%d", file, n)
+		}
+		src.set(path, Source{Kind: FromFile, Where: where})
 	}
 }
 

@@ -63,6 +63,7 @@ var usages = map[string]string{
 	"PurgeForwardTimeout":  "Longest one forwarded purge request may take.",
 	"PurgeForwardToken":    "Bearer token sent to webhook targets; prefer the environment.",
 	"DemoPage":             "Serve the demo page (the images under TilePath in OpenSeadragon and Mirador) at / of the IIIF listener.",
+	"Fallbacks":            "Extensions tried, in order, for a source that cannot be decoded (.jpg serves scan.jpg for scan.tif).",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
