@@ -1,0 +1,550 @@
+package sources
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/renderer"
+)
+
+// entry is one object version in the source cache: a sparse file the
+// object's size (name.data) and a bitmap of the blocks it holds, written
+// to name.meta after the data is synced (on Close, and when the entry
+// becomes whole), so a crash never leaves a bitmap that claims unwritten
+// bytes.
+type entry struct {
+	obj     Object
+	name    string // file name without extension
+	block   int64
+	nblocks int64
+	lastUse atomic.Int64 // Unix ns
+
+	mu       sync.Mutex // protects the rest
+	f        *os.File   // name.data, read-write
+	have     []uint64   // bitmap of blocks held
+	nhave    int64
+	inflight map[int64]chan struct{} // blocks being fetched: closed when done
+	refs     int                     // open Files
+	gone     bool                    // evicted or replaced: files removed
+	closed   bool                    // the store is closed
+	dirty    bool                    // have changed since the last persist
+}
+
+// meta is name.meta.
+type meta struct {
+	ID, Key, ETag string
+	Size          int64
+	ModTime       time.Time
+	Block         int64
+	Have          []uint64
+}
+
+func (e *entry) bit(b int64) bool { return e.have[b/64]&(1<<(b%64)) != 0 }
+
+func (e *entry) whole() bool { return e.nhave == e.nblocks }
+
+// bytesOf is what blocks [0, n) of e hold on disk (the last one is short).
+func (e *entry) blockLen(b int64) int64 {
+	return min(e.block, e.obj.Size-b*e.block)
+}
+
+func entryName(o Object) string {
+	k := sha256.Sum256([]byte(o.Key))
+	v := sha256.Sum256([]byte(o.ETag + "\x00" + fmt.Sprint(o.Size)))
+	return hex.EncodeToString(k[:12]) + "-" + hex.EncodeToString(v[:6])
+}
+
+func (s *Store) path(name, ext string) string { return filepath.Join(s.cfg.Dir, name+ext) }
+
+// add makes obj the cached version of its identifier, replacing (and
+// removing) an older one.
+func (s *Store) add(obj Object) (*entry, error) {
+	s.mu.Lock()
+	old := s.index[obj.ID]
+	if old != nil && old.obj == obj {
+		s.mu.Unlock()
+		return old, nil
+	}
+	s.mu.Unlock()
+	if old != nil {
+		s.drop(obj.ID, old)
+	}
+	e := &entry{obj: obj, name: entryName(obj), block: s.cfg.BlockSize}
+	e.nblocks = (obj.Size + e.block - 1) / e.block
+	e.have = make([]uint64, (e.nblocks+63)/64)
+	f, err := os.OpenFile(s.path(e.name, ".data"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(obj.Size); err != nil { // sparse: no block is written yet
+		f.Close()
+		return nil, err
+	}
+	e.f = f
+	e.lastUse.Store(s.now().UnixNano())
+	s.mu.Lock()
+	if cur := s.index[obj.ID]; cur != nil && cur != old {
+		// Another request added a version meanwhile: keep one.
+		s.mu.Unlock()
+		f.Close()
+		if cur.obj == obj {
+			return cur, nil
+		}
+		s.drop(obj.ID, cur)
+		return s.add(obj)
+	}
+	s.index[obj.ID] = e
+	s.mu.Unlock()
+	return e, nil
+}
+
+// drop removes id's cached version (e, or whichever is cached when e is
+// nil) and its files.
+func (s *Store) drop(id string, e *entry) {
+	s.mu.Lock()
+	cur := s.index[id]
+	if cur == nil || (e != nil && cur != e) {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.index, id)
+	s.mu.Unlock()
+	s.remove(cur)
+}
+
+// remove deletes e's files (open Files keep reading the data) and gives
+// back its bytes. e is no longer in the index.
+func (s *Store) remove(e *entry) {
+	e.mu.Lock()
+	if e.gone {
+		e.mu.Unlock()
+		return
+	}
+	e.gone = true
+	held := e.heldBytes()
+	if e.refs == 0 {
+		e.f.Close()
+	}
+	e.mu.Unlock()
+	os.Remove(s.path(e.name, ".meta"))
+	os.Remove(s.path(e.name, ".data"))
+	s.mu.Lock()
+	s.bytes -= held
+	s.mu.Unlock()
+	if s.cfg.OnEvict != nil {
+		s.cfg.OnEvict(e.obj)
+	}
+}
+
+// heldBytes is what e's blocks take. e.mu is held.
+func (e *entry) heldBytes() int64 {
+	n := e.nhave * e.block
+	if e.nblocks > 0 && e.bit(e.nblocks-1) {
+		n -= e.block - e.blockLen(e.nblocks-1)
+	}
+	return n
+}
+
+// put stores data, which starts at block b and covers whole blocks (the
+// object's last one may be short), and marks them held.
+func (e *entry) put(s *Store, b int64, data []byte) {
+	if !s.room(int64(len(data)), e) {
+		return
+	}
+	if _, err := e.f.WriteAt(data, b*e.block); err != nil {
+		return
+	}
+	var added int64
+	e.mu.Lock()
+	for k := b; k*e.block < b*e.block+int64(len(data)) && k < e.nblocks; k++ {
+		if !e.bit(k) {
+			e.have[k/64] |= 1 << (k % 64)
+			e.nhave++
+			added += e.blockLen(k)
+			e.dirty = true
+		}
+	}
+	gone, whole := e.gone, e.whole()
+	e.mu.Unlock()
+	if !gone {
+		s.account(added, e)
+		if whole {
+			e.persist()
+		}
+	}
+}
+
+// File reads one object version through the source cache. It stays usable
+// when its version is evicted or replaced (the data file is unlinked, not
+// closed, until the last File closes).
+type File struct {
+	s       *Store
+	e       *entry
+	unavail atomic.Pointer[renderer.UnavailableError]
+	closed  atomic.Bool
+}
+
+// Open returns a reader of obj (from Stat or Known), cached or not yet.
+func (s *Store) Open(obj Object) (*File, error) {
+	s.mu.Lock()
+	e := s.index[obj.ID]
+	s.mu.Unlock()
+	if e == nil || e.obj != obj {
+		var err error
+		if e, err = s.add(obj); err != nil {
+			return nil, err
+		}
+	}
+	e.mu.Lock()
+	if e.gone && e.refs == 0 {
+		// Removed meanwhile and its file closed: start again.
+		e.mu.Unlock()
+		return s.Open(obj)
+	}
+	e.refs++
+	e.mu.Unlock()
+	e.lastUse.Store(s.now().UnixNano())
+	return &File{s: s, e: e}, nil
+}
+
+// Object is the version f reads.
+func (f *File) Object() Object { return f.e.obj }
+
+// Size is the object's size.
+func (f *File) Size() int64 { return f.e.obj.Size }
+
+// Unavailable is the first failure of the store a read of f met, or nil:
+// a decoder that failed on f failed because of the store, not the bytes.
+func (f *File) Unavailable() *renderer.UnavailableError { return f.unavail.Load() }
+
+// Close releases f.
+func (f *File) Close() error {
+	if f.closed.Swap(true) {
+		return nil
+	}
+	e := f.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refs--
+	if e.refs == 0 && (e.gone || e.closed) {
+		return e.f.Close()
+	}
+	return nil
+}
+
+// ReadAt reads from the cache, fetching the blocks it lacks first.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	size := f.e.obj.Size
+	if off >= size {
+		return 0, io.EOF
+	}
+	want := p
+	if off+int64(len(p)) > size {
+		want = p[:size-off]
+	}
+	if len(want) == 0 {
+		return 0, nil
+	}
+	if err := f.ensure(context.Background(), off, int64(len(want)), want); err != nil {
+		var ue *renderer.UnavailableError
+		if errors.As(err, &ue) {
+			f.unavail.CompareAndSwap(nil, ue)
+		}
+		return 0, err
+	}
+	if len(want) < len(p) {
+		return len(want), io.EOF
+	}
+	return len(want), nil
+}
+
+// errFilled means ensure read the bytes straight into the caller's buffer
+// (no room to cache them).
+var errFilled = errors.New("filled")
+
+// ensure makes sure [off, off+n) is in the cache. When it cannot be cached
+// (no room on disk), it reads the range from the store straight into p
+// (when p is not nil) instead.
+func (f *File) ensure(ctx context.Context, off, n int64, p []byte) error {
+	e, s := f.e, f.s
+	e.lastUse.Store(s.now().UnixNano())
+	b0, b1 := off/e.block, (off+n-1)/e.block
+	for attempt := 0; ; attempt++ {
+		var claimed []int64
+		var waits []chan struct{}
+		e.mu.Lock()
+		for b := b0; b <= b1; b++ {
+			if e.bit(b) {
+				continue
+			}
+			if ch, ok := e.inflight[b]; ok {
+				waits = append(waits, ch)
+				continue
+			}
+			if e.inflight == nil {
+				e.inflight = map[int64]chan struct{}{}
+			}
+			e.inflight[b] = make(chan struct{})
+			claimed = append(claimed, b)
+		}
+		e.mu.Unlock()
+		if len(claimed) == 0 && len(waits) == 0 {
+			if p != nil {
+				_, err := e.f.ReadAt(p, off)
+				return err
+			}
+			return nil
+		}
+		var ferr error
+		for i := 0; i < len(claimed); {
+			j := i + 1
+			for j < len(claimed) && claimed[j] == claimed[j-1]+1 {
+				j++
+			}
+			if ferr == nil {
+				ferr = f.fetch(ctx, claimed[i], claimed[j-1])
+			} else {
+				f.release(claimed[i:j])
+			}
+			i = j
+		}
+		for _, ch := range waits {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if errors.Is(ferr, errNoRoom) && p != nil {
+			s.stats.uncached.Add(1)
+			return f.s.getRange(ctx, e.obj, off, n, bufWriter(p), nil)
+		}
+		if ferr != nil {
+			return ferr
+		}
+		if attempt >= 2 {
+			// Another reader's fetch failed twice: say so rather than
+			// loop; its error went to its own caller.
+			return &renderer.UnavailableError{Err: fmt.Errorf("S3 object %s: blocks could not be fetched", e.obj.Key)}
+		}
+	}
+}
+
+var errNoRoom = errors.New("no room in the source cache")
+
+// fetch gets blocks [b0, b1] (claimed by this reader) in one ranged GET and
+// stores them, releasing each block's waiters as soon as it is written.
+func (f *File) fetch(ctx context.Context, b0, b1 int64) error {
+	e, s := f.e, f.s
+	off := b0 * e.block
+	n := min((b1+1)*e.block, e.obj.Size) - off
+	if !s.room(n, e) {
+		f.release(blocks(b0, b1))
+		return errNoRoom
+	}
+	next := b0 // the first block not yet marked
+	err := s.getRange(ctx, e.obj, off, n, io.NewOffsetWriter(localWriter{e.f}, off), func(done int64) {
+		end := off + done // bytes [0, end) of this range are written
+		var added int64
+		e.mu.Lock()
+		for next <= b1 && min((next+1)*e.block, e.obj.Size) <= end {
+			if !e.bit(next) {
+				e.have[next/64] |= 1 << (next % 64)
+				e.nhave++
+				e.dirty = true
+				added += e.blockLen(next)
+			}
+			if ch, ok := e.inflight[next]; ok {
+				close(ch)
+				delete(e.inflight, next)
+			}
+			next++
+		}
+		gone := e.gone
+		e.mu.Unlock()
+		if !gone {
+			s.account(added, e)
+		}
+	})
+	if next <= b1 {
+		f.release(blocks(next, b1))
+	}
+	e.mu.Lock()
+	whole, gone := e.whole(), e.gone
+	e.mu.Unlock()
+	if err == nil && whole && !gone {
+		e.persist()
+	}
+	return err
+}
+
+func blocks(b0, b1 int64) []int64 {
+	out := make([]int64, 0, b1-b0+1)
+	for b := b0; b <= b1; b++ {
+		out = append(out, b)
+	}
+	return out
+}
+
+// release gives up claimed blocks that were not fetched: their waiters
+// wake and try themselves.
+func (f *File) release(bs []int64) {
+	e := f.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, b := range bs {
+		if ch, ok := e.inflight[b]; ok {
+			close(ch)
+			delete(e.inflight, b)
+		}
+	}
+}
+
+// Whole makes the whole object local and returns a read-only handle on the
+// cached copy, for decoders that need a file (flat formats) and for the
+// pyramid builder. Close it when done.
+func (f *File) Whole(ctx context.Context) (*os.File, error) {
+	e := f.e
+	if e.obj.Size > 0 {
+		if err := f.ensure(ctx, 0, e.obj.Size, nil); err != nil {
+			var ue *renderer.UnavailableError
+			if errors.As(err, &ue) {
+				f.unavail.CompareAndSwap(nil, ue)
+			}
+			return nil, err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.whole() {
+		return nil, &renderer.UnavailableError{Err: fmt.Errorf("S3 object %s: %w", e.obj.Key, errNoRoom)}
+	}
+	fd, err := syscall.Dup(int(e.f.Fd()))
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), e.obj.Key), nil
+}
+
+// localWriter marks write errors as the local disk's, not the store's.
+type localWriter struct{ f *os.File }
+
+func (w localWriter) WriteAt(p []byte, off int64) (int, error) {
+	n, err := w.f.WriteAt(p, off)
+	if err != nil {
+		err = &localError{err}
+	}
+	return n, err
+}
+
+type localError struct{ err error }
+
+func (e *localError) Error() string { return "source cache: " + e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+// bufWriter writes into a byte slice at offsets.
+type bufWriter []byte
+
+func (b bufWriter) WriteAt(p []byte, off int64) (int, error) { return copy(b[off:], p), nil }
+
+// persist syncs e's data, then writes its bitmap, so the bitmap never
+// claims bytes a crash lost.
+func (e *entry) persist() error {
+	e.mu.Lock()
+	if !e.dirty || e.gone {
+		e.mu.Unlock()
+		return nil
+	}
+	m := meta{ID: e.obj.ID, Key: e.obj.Key, ETag: e.obj.ETag, Size: e.obj.Size, ModTime: e.obj.ModTime,
+		Block: e.block, Have: append([]uint64(nil), e.have...)}
+	e.dirty = false
+	f := e.f
+	e.mu.Unlock()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(filepath.Dir(f.Name()), strings.TrimSuffix(filepath.Base(f.Name()), ".data")+".meta")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// load indexes what an earlier run left in the directory: entries whose
+// bitmap was written; anything else (a data file without one, temporaries)
+// is removed.
+func (s *Store) load() {
+	des, err := os.ReadDir(s.cfg.Dir)
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, de := range des {
+		name, ok := strings.CutSuffix(de.Name(), ".meta")
+		if !ok {
+			continue
+		}
+		b, err := os.ReadFile(s.path(name, ".meta"))
+		var m meta
+		if err != nil || json.Unmarshal(b, &m) != nil || m.Block != s.cfg.BlockSize || !ValidID(m.ID) || m.Key != s.Key(m.ID) {
+			continue
+		}
+		obj := Object{ID: m.ID, Key: m.Key, ETag: m.ETag, Size: m.Size, ModTime: m.ModTime}
+		if entryName(obj) != name {
+			continue
+		}
+		e := &entry{obj: obj, name: name, block: m.Block}
+		e.nblocks = (obj.Size + e.block - 1) / e.block
+		if int64(len(m.Have)) != (e.nblocks+63)/64 {
+			continue
+		}
+		f, err := os.OpenFile(s.path(name, ".data"), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if fi, err := f.Stat(); err != nil || fi.Size() != obj.Size {
+			f.Close()
+			continue
+		}
+		e.f, e.have = f, m.Have
+		for _, w := range m.Have {
+			e.nhave += int64(bits.OnesCount64(w))
+		}
+		if mt, err := os.Stat(s.path(name, ".meta")); err == nil {
+			e.lastUse.Store(mt.ModTime().UnixNano())
+		}
+		if old := s.index[m.ID]; old != nil {
+			old.f.Close()
+			delete(keep, old.name)
+		}
+		s.index[m.ID] = e
+		s.bytes += e.heldBytes()
+		keep[name] = true
+	}
+	for _, de := range des {
+		name := de.Name()
+		if i := strings.IndexByte(name, '.'); i > 0 && keep[name[:i]] {
+			continue
+		}
+		os.Remove(filepath.Join(s.cfg.Dir, name))
+	}
+	s.evict(nil)
+}
