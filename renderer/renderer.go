@@ -150,6 +150,38 @@ type Stats struct {
 	// Pyramids describes the automatic pyramids of flat sources; nil when
 	// the renderer builds none.
 	Pyramids *PyramidStats `json:",omitempty"`
+	// Sources describes the S3 source store and its local source cache;
+	// nil when sources are local files.
+	Sources *SourceStats `json:",omitempty"`
+}
+
+// SourceStats are the counters of an S3 source store (package sources) and
+// its local source cache.
+type SourceStats struct {
+	Bucket, Prefix string
+	Dir            string // the source cache directory
+	MaxBytes       int64
+	Bytes          int64  // cached now (blocks held)
+	Objects        int    // objects with at least one block cached
+	Whole          int    // of which complete
+	Evicted        uint64 // objects removed to stay under MaxBytes or the free-space minimum
+	// Requests to the store: Stats (conditional first-block GETs that
+	// describe an object) and Gets (ranged reads of blocks).
+	Stats, Gets uint64
+	NotModified uint64 // conditional Stats answered 304
+	NotFound    uint64
+	Errors      uint64 // failures of the store: no answer, 5xx, 403, no bucket
+	Timeouts    uint64 // of which timeouts
+	Refused     uint64 // requests not sent because the breaker was open
+	Stale       uint64 // Stats answered from the cache because the store failed
+	Uncached    uint64 // reads sent to the store uncached: no room on disk
+	// FetchedBytes are the bytes of object data received from the store.
+	FetchedBytes uint64
+	// Breaker is "closed" (requests go through), "open" (failing at once)
+	// or "half-open" (one probe may go or is in flight).
+	Breaker        string
+	BreakerOpens   uint64 // times it opened
+	FailuresInARow int
 }
 
 // PyramidStats are the counters of a renderer's automatic pyramids: tiled

@@ -191,10 +191,10 @@ func (e *entry) put(s *Store, b int64, data []byte) {
 // when its version is evicted or replaced (the data file is unlinked, not
 // closed, until the last File closes).
 type File struct {
-	s       *Store
-	e       *entry
-	unavail atomic.Pointer[renderer.UnavailableError]
-	closed  atomic.Bool
+	s      *Store
+	e      *entry
+	failed atomic.Pointer[error] // the first read failure of the store
+	closed atomic.Bool
 }
 
 // Open returns a reader of obj (from Stat or Known), cached or not yet.
@@ -226,9 +226,24 @@ func (f *File) Object() Object { return f.e.obj }
 // Size is the object's size.
 func (f *File) Size() int64 { return f.e.obj.Size }
 
-// Unavailable is the first failure of the store a read of f met, or nil:
-// a decoder that failed on f failed because of the store, not the bytes.
-func (f *File) Unavailable() *renderer.UnavailableError { return f.unavail.Load() }
+// Err is the first failure of the store a read of f met (a
+// *renderer.UnavailableError, or renderer.ErrSourceChanged when the object
+// was overwritten), or nil: a decoder that failed on f failed because of
+// the store, not because of the bytes.
+func (f *File) Err() error {
+	if p := f.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// note records err as f's failure when it is the store's.
+func (f *File) note(err error) {
+	var ue *renderer.UnavailableError
+	if errors.As(err, &ue) || errors.Is(err, renderer.ErrSourceChanged) {
+		f.failed.CompareAndSwap(nil, &err)
+	}
+}
 
 // Close releases f.
 func (f *File) Close() error {
@@ -259,10 +274,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	if err := f.ensure(context.Background(), off, int64(len(want)), want); err != nil {
-		var ue *renderer.UnavailableError
-		if errors.As(err, &ue) {
-			f.unavail.CompareAndSwap(nil, ue)
-		}
+		f.note(err)
 		return 0, err
 	}
 	if len(want) < len(p) {
@@ -420,10 +432,7 @@ func (f *File) Whole(ctx context.Context) (*os.File, error) {
 	e := f.e
 	if e.obj.Size > 0 {
 		if err := f.ensure(ctx, 0, e.obj.Size, nil); err != nil {
-			var ue *renderer.UnavailableError
-			if errors.As(err, &ue) {
-				f.unavail.CompareAndSwap(nil, ue)
-			}
+			f.note(err)
 			return nil, err
 		}
 	}

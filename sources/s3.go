@@ -130,8 +130,8 @@ func (s *Store) Close() error {
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Store) Stats() Stats {
-	st := Stats{Bucket: s.bucket, Prefix: s.prefix, Dir: s.cfg.Dir, MaxBytes: s.cfg.MaxBytes,
+func (s *Store) Stats() renderer.SourceStats {
+	st := renderer.SourceStats{Bucket: s.bucket, Prefix: s.prefix, Dir: s.cfg.Dir, MaxBytes: s.cfg.MaxBytes,
 		Stats: s.stats.stats.Load(), Gets: s.stats.gets.Load(), NotModified: s.stats.notModified.Load(),
 		NotFound: s.stats.notFound.Load(), Errors: s.stats.errors.Load(), Timeouts: s.stats.timeouts.Load(),
 		Refused: s.stats.refused.Load(), Stale: s.stats.stale.Load(), Uncached: s.stats.uncached.Load(),

@@ -57,30 +57,3 @@ type Object struct {
 	Size    int64
 	ModTime time.Time // Last-Modified
 }
-
-// Stats are the source cache's and the store's counters since start.
-type Stats struct {
-	Bucket, Prefix string
-	Dir            string // the source cache directory
-	MaxBytes       int64
-	Bytes          int64 // cached now (blocks held)
-	Objects        int   // objects with at least one block cached
-	Whole          int   // of which complete
-	Evicted        uint64
-	// Requests to the store, by kind.
-	Stats, Gets uint64
-	NotModified uint64 // conditional Stats answered 304
-	NotFound    uint64
-	Errors      uint64 // failures of the store: no answer, 5xx, 403, no bucket
-	Timeouts    uint64 // of which idle timeouts
-	Refused     uint64 // requests not sent because the breaker was open
-	Stale       uint64 // Stats answered from the cache because the store failed
-	Uncached    uint64 // reads sent to the store uncached: no room on disk
-	// FetchedBytes are the bytes of object data received from the store.
-	FetchedBytes uint64
-	// Breaker is "closed" (requests go through), "open" (failing at once)
-	// or "half-open" (one probe in flight).
-	Breaker        string
-	BreakerOpens   uint64 // times it opened
-	FailuresInARow int
-}
