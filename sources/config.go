@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // Config configures an S3 source. The zero value of every field but URL
@@ -101,6 +103,9 @@ func ParseURL(s string) (bucket, prefix string, err error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "s3" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", "", fmt.Errorf("%q must be s3://bucket or s3://bucket/prefix", s)
+	}
+	if err := s3utils.CheckValidBucketName(u.Host); err != nil {
+		return "", "", fmt.Errorf("%q: %w", s, err)
 	}
 	prefix = strings.Trim(u.Path, "/")
 	if prefix != "" && !ValidID(prefix) {

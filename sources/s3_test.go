@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -285,4 +286,76 @@ func TestStoreDownServesCachedAndFailsFast(t *testing.T) {
 	if st := s.Stats(); st.Breaker != "closed" {
 		t.Fatalf("breaker after recovery: %s", st.Breaker)
 	}
+}
+
+// TestStoreFailuresAreUnavailableNotMissing: a 403 (bad credentials), a
+// bucket that vanished and a store that accepts connections but never
+// answers are failures of the store (UnavailableError, counted, opening the
+// breaker), never "no such image", and a silent store fails within Timeout.
+func TestStoreFailuresAreUnavailableNotMissing(t *testing.T) {
+	ctx := context.Background()
+	check := func(t *testing.T, s *Store, timeout bool) {
+		t.Helper()
+		var ue *renderer.UnavailableError
+		for i := range 2 {
+			start := time.Now()
+			_, err := s.Stat(ctx, "a.bin")
+			if !errors.As(err, &ue) || ue.Timeout != timeout {
+				t.Fatalf("attempt %d: %v (%T), want UnavailableError with Timeout %v", i, err, err, timeout)
+			}
+			if took := time.Since(start); took > 2*time.Second {
+				t.Fatalf("took %s", took)
+			}
+		}
+		if st := s.Stats(); st.Breaker != "open" || st.Errors != 2 {
+			t.Fatalf("stats: %+v", st)
+		}
+	}
+	t.Run("forbidden", func(t *testing.T) {
+		s, srv, b := newStore(t, func(c *Config) { c.SecretKey = "wrong-secret-key" })
+		put(t, srv, b, "pre/a.bin", []byte("x"))
+		check(t, s, false)
+	})
+	t.Run("bucket gone", func(t *testing.T) {
+		s, _, _ := newStore(t, func(c *Config) { c.URL = "s3://no-such-bucket/pre" })
+		check(t, s, false)
+	})
+	t.Run("silent", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var conns []net.Conn
+		var mu sync.Mutex
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c) // held open, never answered
+				mu.Unlock()
+			}
+		}()
+		defer func() {
+			mu.Lock()
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+		}()
+		s, err := New(Config{URL: "s3://bkt/pre", Endpoint: ln.Addr().String(), DisableSSL: true, ForcePathStyle: true,
+			Region: "us-east-1", AccessKey: "k", SecretKey: "s", Dir: t.TempDir(), Timeout: 300 * time.Millisecond,
+			BreakerFailures: 2, BreakerCooldown: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		check(t, s, true)
+		if s.Stats().Timeouts != 2 {
+			t.Fatalf("timeouts: %+v", s.Stats())
+		}
+	})
 }

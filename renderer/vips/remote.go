@@ -26,13 +26,14 @@ type input struct {
 	rf *sources.File // the S3 object; nil for local files
 }
 
-// ReadAt reads from whichever the input reads (imgmeta's TIFF and JPEG 2000
-// header readers, tile pass-through).
-func (in input) ReadAt(p []byte, off int64) (int, error) {
+// reader is what imgmeta's TIFF and JPEG 2000 header readers and tile
+// pass-through read: the *os.File itself for a local file (boxing input in
+// an interface would cost an allocation per tile).
+func (in input) reader() io.ReaderAt {
 	if in.f != nil {
-		return in.f.ReadAt(p, off)
+		return in.f
 	}
-	return in.rf.ReadAt(p, off)
+	return in.rf
 }
 
 // name is what libvips' messages call the source, to be replaced by the

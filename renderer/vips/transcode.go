@@ -43,7 +43,7 @@ func transcodable(lv Level, x, y, w, h int, res rules.Resolved) bool {
 // the tile again or says why it cannot. The caller holds a render slot.
 func (v *Vips) transcode(in input, src *source, lv Level, x, y int, res rules.Resolved, mode int) ([]byte, bool) {
 	d := lv.ifd
-	tile, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), in, x/d.TileWidth, y/d.TileHeight)
+	tile, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), in.reader(), x/d.TileWidth, y/d.TileHeight)
 	if err != nil {
 		return nil, false
 	}

@@ -548,7 +548,7 @@ func (v *Vips) levels(id string, in input) (*source, C.iiif_header, []byte, erro
 			s.Levels = append(s.Levels, Level{Width: max(s.Width/sh, 1), Height: max(s.Height/sh, 1), page: -1, subifd: -1, shrink: sh})
 		}
 	case "tiffload":
-		t, err := imgmeta.ReadTIFF(in)
+		t, err := imgmeta.ReadTIFF(in.reader())
 		if err != nil {
 			t = nil // libvips reads it; we only lose tile geometry and pass-through
 		}
@@ -586,7 +586,7 @@ func (v *Vips) levels(id string, in input) (*source, C.iiif_header, []byte, erro
 		}
 	case "jp2kload":
 		s.seq = false
-		if tw, th, err := imgmeta.JP2TileSize(in); err == nil && (tw < s.Width || th < s.Height) {
+		if tw, th, err := imgmeta.JP2TileSize(in.reader()); err == nil && (tw < s.Width || th < s.Height) {
 			s.TileWidth, s.TileHeight, s.Tiled = tw, th, true
 		}
 		s.Levels[0].page = 0
@@ -851,7 +851,7 @@ func (v *Vips) passthrough(in input, lv Level, x, y, w, h int, res rules.Resolve
 	default:
 		return nil, false
 	}
-	body, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), in, x/d.TileWidth, y/d.TileHeight)
+	body, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), in.reader(), x/d.TileWidth, y/d.TileHeight)
 	if err == nil {
 		body, err = withProfile(body, c, mode, res)
 	}
