@@ -31,6 +31,11 @@ type entry struct {
 	block   int64
 	nblocks int64
 	lastUse atomic.Int64 // Unix ns
+	// The last failure of the store met reading this version, and when
+	// (Unix ns): a decoder sharing a reader with others (libvips keeps
+	// pyramid levels open) learns whether its failure was the store's.
+	failAt  atomic.Int64
+	failErr atomic.Pointer[error]
 
 	mu       sync.Mutex // protects the rest
 	f        *os.File   // name.data, read-write
@@ -193,7 +198,6 @@ func (e *entry) put(s *Store, b int64, data []byte) {
 type File struct {
 	s      *Store
 	e      *entry
-	failed atomic.Pointer[error] // the first read failure of the store
 	closed atomic.Bool
 }
 
@@ -226,23 +230,38 @@ func (f *File) Object() Object { return f.e.obj }
 // Size is the object's size.
 func (f *File) Size() int64 { return f.e.obj.Size }
 
-// Err is the first failure of the store a read of f met (a
-// *renderer.UnavailableError, or renderer.ErrSourceChanged when the object
-// was overwritten), or nil: a decoder that failed on f failed because of
-// the store, not because of the bytes.
-func (f *File) Err() error {
-	if p := f.failed.Load(); p != nil {
+// ErrSince is the last failure of the store met by any read of f's
+// version at or after t (a *renderer.UnavailableError, or
+// renderer.ErrSourceChanged when the object was overwritten), or nil: a
+// decoder that failed on f since t failed because of the store, not
+// because of the bytes.
+func (f *File) ErrSince(t time.Time) error {
+	if f.e.failAt.Load() < t.UnixNano() {
+		return nil
+	}
+	if p := f.e.failErr.Load(); p != nil {
 		return *p
 	}
 	return nil
 }
 
-// note records err as f's failure when it is the store's.
+// note records err as a failure of f's version when it is the store's.
 func (f *File) note(err error) {
 	var ue *renderer.UnavailableError
 	if errors.As(err, &ue) || errors.Is(err, renderer.ErrSourceChanged) {
-		f.failed.CompareAndSwap(nil, &err)
+		f.e.failErr.Store(&err)
+		f.e.failAt.Store(f.s.now().UnixNano())
 	}
+}
+
+// Clone returns another reader of f's version, which keeps its data open
+// until it is closed too.
+func (f *File) Clone() *File {
+	e := f.e
+	e.mu.Lock()
+	e.refs++
+	e.mu.Unlock()
+	return &File{s: f.s, e: e}
 }
 
 // Close releases f.

@@ -11,6 +11,7 @@ import (
 	"runtime/cgo"
 	"strconv"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/iiif-proxy/iiif-proxy/sources"
@@ -24,6 +25,7 @@ import (
 type input struct {
 	f  *os.File      // read this when set
 	rf *sources.File // the S3 object; nil for local files
+	at time.Time     // when rf was opened: failures of the store since count
 }
 
 // reader is what imgmeta's TIFF and JPEG 2000 header readers and tile
@@ -52,7 +54,9 @@ func (in input) cargs() (path *C.char, remote C.uintptr_t, free func()) {
 		cp := C.CString(fdPath(in.f))
 		return cp, 0, func() { C.free(unsafe.Pointer(cp)) }
 	}
-	return nil, C.uintptr_t(cgo.NewHandle(&cursor{rf: in.rf})), func() {}
+	// The source may outlive this input (a level kept open for later
+	// renders): it reads through a reader of its own, closed with it.
+	return nil, C.uintptr_t(cgo.NewHandle(&cursor{rf: in.rf.Clone()})), func() {}
 }
 
 // unavailable is the failure of the store that a read of in met, if any: a
@@ -61,7 +65,7 @@ func (in input) unavailable() error {
 	if in.rf == nil {
 		return nil
 	}
-	return in.rf.Err()
+	return in.rf.ErrSince(in.at)
 }
 
 func (in input) close() {
@@ -122,6 +126,10 @@ func iiifSourceSeek(h C.uintptr_t, off C.longlong, whence C.int) C.longlong {
 }
 
 //export iiifSourceFree
-func iiifSourceFree(h C.uintptr_t) { cgo.Handle(h).Delete() }
+func iiifSourceFree(h C.uintptr_t) {
+	hd := cgo.Handle(h)
+	hd.Value().(*cursor).rf.Close()
+	hd.Delete()
+}
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }

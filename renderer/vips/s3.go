@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -38,7 +39,7 @@ func (v *Vips) infoS3(ctx context.Context, id string) (*renderer.Source, error) 
 			return nil, &renderer.UnavailableError{Err: err}
 		}
 		defer rf.Close()
-		if s, err = v.describe(id, input{rf: rf}, ident, obj.ModTime); err != nil {
+		if s, err = v.describe(id, input{rf: rf, at: time.Now()}, ident, obj.ModTime); err != nil {
 			return nil, err
 		}
 	}
@@ -63,19 +64,20 @@ func (v *Vips) openS3(ctx context.Context, src *source, whole bool) (input, erro
 	if identityOf(obj) != src.Identity {
 		return input{}, ErrSourceChanged
 	}
+	at := time.Now()
 	rf, err := v.s3.Open(obj)
 	if err != nil {
 		return input{}, &renderer.UnavailableError{Err: err}
 	}
 	if !whole {
-		return input{rf: rf}, nil
+		return input{rf: rf, at: at}, nil
 	}
 	f, err := rf.Whole(ctx)
 	if err != nil {
 		rf.Close()
 		return input{}, err
 	}
-	return input{f: f, rf: rf}, nil
+	return input{f: f, rf: rf, at: at}, nil
 }
 
 // renderS3 is Render for an S3 source.

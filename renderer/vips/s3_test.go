@@ -248,8 +248,13 @@ func TestS3StoreDown(t *testing.T) {
 	if _, err := renderBytes(t, v, cached, "full/100,/0/default.jpg"); err != nil {
 		t.Fatal(err)
 	}
-	// One tile of the pyramid: its header and that tile are cached.
+	// One tile of the pyramid: its header and that tile are cached; and a
+	// region that is no stored tile, which leaves the full-resolution level
+	// open (shared by later renders).
 	if _, err := renderBytes(t, v, ranged, "0,0,256,256/256,256/0/default.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := renderBytes(t, v, ranged, "100,100,256,256/256,256/0/default.jpg"); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
@@ -263,6 +268,10 @@ func TestS3StoreDown(t *testing.T) {
 	// A tile whose bytes are not cached: unavailable, not undecodable.
 	if _, err := renderBytes(t, v, ranged, "4096,4096,512,512/256,256/0/default.jpg"); !errors.As(err, &ue) {
 		t.Fatalf("uncached tile while down: %v, want UnavailableError", err)
+	}
+	// The same through the level left open by an earlier render.
+	if _, err := renderBytes(t, v, ranged, "4100,4100,256,256/256,256/0/default.jpg"); !errors.As(err, &ue) {
+		t.Fatalf("uncached region of an open level while down: %v, want UnavailableError", err)
 	}
 	if _, err := renderBytes(t, v, never, "full/100,/0/default.jpg"); !errors.As(err, &ue) {
 		t.Fatalf("uncached source while down: %v, want UnavailableError", err)
