@@ -17,6 +17,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 )
@@ -30,6 +31,8 @@ type Store struct {
 	brk            breaker
 	now            func() time.Time
 	free           func(dir string) (free, total uint64, err error)
+
+	stat singleflight.Group // one Stat per identifier at a time
 
 	mu    sync.Mutex        // protects index and bytes
 	index map[string]*entry // by identifier: the version cached
@@ -169,10 +172,19 @@ func (s *Store) Known(id string) (Object, bool) {
 // one request. When the store fails (or the breaker is open) a cached
 // version is returned as it is (counted as stale); without one the error is
 // a *renderer.UnavailableError. A missing object is renderer.ErrNotFound.
+//
+// Concurrent calls for one identifier share one request.
 func (s *Store) Stat(ctx context.Context, id string) (Object, error) {
 	if !ValidID(id) {
 		return Object{}, renderer.ErrNotFound
 	}
+	// Not the caller's context: the answer is shared (the timeout still
+	// bounds it).
+	o, err, _ := s.stat.Do(id, func() (any, error) { return s.statOnce(context.WithoutCancel(ctx), id) })
+	return o.(Object), err
+}
+
+func (s *Store) statOnce(ctx context.Context, id string) (Object, error) {
 	s.mu.Lock()
 	cur := s.index[id]
 	s.mu.Unlock()

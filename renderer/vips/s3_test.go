@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +305,40 @@ func TestS3StoreDown(t *testing.T) {
 	if _, err := renderBytes(t, v, ranged, "4096,4096,512,512/256,256/0/default.jpg"); err != nil {
 		t.Fatalf("after restart: %v", err)
 	}
+}
+
+// TestS3ConcurrentRequestsFetchOnce: many concurrent first requests for one
+// flat original (fetched whole) and for one tile of a pyramid (by ranges)
+// download each byte once.
+func TestS3ConcurrentRequestsFetchOnce(t *testing.T) {
+	v, _, _ := s3Fixture(t, nil)
+	plain := ids["bigplain"]
+	fi, _ := os.Stat(filepath.Join(fixtureDir, plain))
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 16 {
+		wg.Go(func() {
+			if _, err := renderBytes(t, v, plain, "full/300,/0/default.jpg"); err != nil {
+				errs <- err
+			}
+		})
+		wg.Go(func() {
+			if _, err := renderBytes(t, v, ids["bigpyr"], "2048,2048,256,256/256,256/0/default.jpg"); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	pyr, _ := os.Stat(filepath.Join(fixtureDir, ids["bigpyr"]))
+	st := v.Stats().Sources
+	// Each object's bytes at most once: the whole plain JPEG, and part of
+	// the pyramid.
+	if st.FetchedBytes > uint64(fi.Size()+pyr.Size()) || st.Whole != 1 {
+		t.Fatalf("fetched %d bytes for objects of %d and %d: %+v", st.FetchedBytes, fi.Size(), pyr.Size(), st)
+	}
+	t.Logf("%d GETs, %d stats, %d bytes", st.Gets, st.Stats, st.FetchedBytes)
 }
