@@ -342,3 +342,29 @@ func TestS3ConcurrentRequestsFetchOnce(t *testing.T) {
 	}
 	t.Logf("%d GETs, %d stats, %d bytes", st.Gets, st.Stats, st.FetchedBytes)
 }
+
+// TestS3AutomaticPyramid: a large flat original on S3 gets its automatic
+// pyramid, built in the child process from the whole local copy, and is
+// then served from it.
+func TestS3AutomaticPyramid(t *testing.T) {
+	v, _, _ := s3Fixture(t, func(c *Config) {
+		c.PyramidDir = filepath.Join(t.TempDir(), "pyramid")
+		c.PyramidMinPixels = 1 << 20
+	})
+	id := ids["bigplain"]
+	if _, err := v.Info(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	v.pyr.wg.Wait()
+	if s := v.Stats().Pyramids; s.Succeeded != 1 || s.Files != 1 {
+		t.Fatalf("pyramids: %+v", s)
+	}
+	if st := v.Stats().Sources; st.Whole != 1 {
+		t.Fatalf("the flat original was not made whole for the build: %+v", st)
+	}
+	_, d := render(t, v, id, fmt.Sprintf("x/%d,%d,256,256/256,256/0/default.jpg", 8*cell, 8*cell))
+	d.wantCell(t, 128, 128, 1, 1)
+	if s := v.Stats().Pyramids; s.Served != 1 {
+		t.Fatalf("not served from the pyramid: %+v", s)
+	}
+}
