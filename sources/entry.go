@@ -359,7 +359,11 @@ func (f *File) ensure(ctx context.Context, off, n int64, p []byte) error {
 				return ctx.Err()
 			}
 		}
-		if errors.Is(ferr, errNoRoom) && p != nil {
+		if errors.Is(ferr, errNoRoom) {
+			if p == nil {
+				// A whole copy cannot be read around the cache.
+				return &renderer.UnavailableError{Err: fmt.Errorf("S3 object %s: %w", e.obj.Key, errNoRoom)}
+			}
 			s.stats.uncached.Add(1)
 			return f.s.getRange(ctx, e.obj, off, n, bufWriter(p), nil)
 		}

@@ -359,3 +359,53 @@ func TestStoreFailuresAreUnavailableNotMissing(t *testing.T) {
 		}
 	})
 }
+
+// TestBelowMinFreeReadsGoUncached: with the source cache's file system below
+// the free-space minimum, nothing is written: ranged reads come straight
+// from the store (counted), and what cannot be read that way (a whole copy)
+// is unavailable, never a corrupt file.
+func TestBelowMinFreeReadsGoUncached(t *testing.T) {
+	s, srv, b := newStore(t, func(c *Config) { c.MinFreeBytes = 1 << 30 })
+	free := uint64(2 << 30)
+	var mu sync.Mutex
+	s.free = func(string) (uint64, uint64, error) { mu.Lock(); defer mu.Unlock(); return free, 100 << 30, nil }
+	data := randBytes(200<<10, 9)
+	put(t, srv, b, "pre/x", data)
+	ctx := context.Background()
+	o, err := s.Stat(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := s.Open(o)
+	defer f.Close()
+	p := make([]byte, 1000)
+	if _, err := f.ReadAt(p, 10_000); err != nil || !bytes.Equal(p, data[10_000:11_000]) {
+		t.Fatal(err)
+	}
+	held := s.Stats().Bytes
+	mu.Lock()
+	free = 1<<30 + 1000 // below the minimum plus any block
+	mu.Unlock()
+	if _, err := f.ReadAt(p, 150_000); err != nil || !bytes.Equal(p, data[150_000:151_000]) {
+		t.Fatalf("uncached read: %v", err)
+	}
+	if st := s.Stats(); st.Uncached != 1 || st.Bytes != held {
+		t.Fatalf("stats: %+v (held before %d)", st, held)
+	}
+	var ue *renderer.UnavailableError
+	if _, err := f.Whole(ctx); !errors.As(err, &ue) {
+		t.Fatalf("Whole below the minimum: %v", err)
+	}
+	mu.Lock()
+	free = 2 << 30
+	mu.Unlock()
+	wf, err := f.Whole(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wf.Close()
+	got, _ := io.ReadAll(io.NewSectionReader(wf, 0, o.Size))
+	if !bytes.Equal(got, data) {
+		t.Fatal("whole copy differs after room came back")
+	}
+}
