@@ -26,11 +26,12 @@ import (
 // becomes whole), so a crash never leaves a bitmap that claims unwritten
 // bytes.
 type entry struct {
-	obj     Object
-	name    string // file name without extension
-	block   int64
-	nblocks int64
-	lastUse atomic.Int64 // Unix ns
+	obj      Object
+	name     string // file name without extension
+	dataPath string // Dir/name.data
+	block    int64
+	nblocks  int64
+	lastUse  atomic.Int64 // Unix ns
 	// The last failure of the store met reading this version, and when
 	// (Unix ns): a decoder sharing a reader with others (libvips keeps
 	// pyramid levels open) learns whether its failure was the store's.
@@ -38,13 +39,12 @@ type entry struct {
 	failErr atomic.Pointer[error]
 
 	mu       sync.Mutex // protects the rest
-	f        *os.File   // name.data, read-write
+	f        *os.File   // name.data, read-write, open while refs > 0 (an idle entry holds no descriptor)
 	have     []uint64   // bitmap of blocks held
 	nhave    int64
 	inflight map[int64]chan struct{} // blocks being fetched: closed when done
-	refs     int                     // open Files
+	refs     int                     // open Files; f is open while there are any
 	gone     bool                    // evicted or replaced: files removed
-	closed   bool                    // the store is closed
 	dirty    bool                    // have changed since the last persist
 }
 
@@ -88,23 +88,23 @@ func (s *Store) add(obj Object) (*entry, error) {
 		s.drop(obj.ID, old)
 	}
 	e := &entry{obj: obj, name: entryName(obj), block: s.cfg.BlockSize}
+	e.dataPath = s.path(e.name, ".data")
 	e.nblocks = (obj.Size + e.block - 1) / e.block
 	e.have = make([]uint64, (e.nblocks+63)/64)
 	f, err := os.OpenFile(s.path(e.name, ".data"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Truncate(obj.Size); err != nil { // sparse: no block is written yet
-		f.Close()
+	err = f.Truncate(obj.Size) // sparse: no block is written yet
+	f.Close()
+	if err != nil {
 		return nil, err
 	}
-	e.f = f
 	e.lastUse.Store(s.now().UnixNano())
 	s.mu.Lock()
 	if cur := s.index[obj.ID]; cur != nil && cur != old {
 		// Another request added a version meanwhile: keep one.
 		s.mu.Unlock()
-		f.Close()
 		if cur.obj == obj {
 			return cur, nil
 		}
@@ -140,9 +140,6 @@ func (s *Store) remove(e *entry) {
 	}
 	e.gone = true
 	held := e.heldBytes()
-	if e.refs == 0 {
-		e.f.Close()
-	}
 	e.mu.Unlock()
 	os.Remove(s.path(e.name, ".meta"))
 	os.Remove(s.path(e.name, ".data"))
@@ -165,7 +162,8 @@ func (e *entry) heldBytes() int64 {
 
 // put stores data, which starts at block b and covers whole blocks (the
 // object's last one may be short), and marks them held.
-func (e *entry) put(s *Store, b int64, data []byte) {
+func (f *File) put(b int64, data []byte) {
+	e, s := f.e, f.s
 	if !s.room(int64(len(data)), e) {
 		return
 	}
@@ -202,26 +200,42 @@ type File struct {
 }
 
 // Open returns a reader of obj (from Stat or Known), cached or not yet.
+// A newer version in the cache is renderer.ErrSourceChanged: obj is not
+// put back in its place.
 func (s *Store) Open(obj Object) (*File, error) {
-	s.mu.Lock()
-	e := s.index[obj.ID]
-	s.mu.Unlock()
-	if e == nil || e.obj != obj {
-		var err error
-		if e, err = s.add(obj); err != nil {
-			return nil, err
+	for range 3 {
+		s.mu.Lock()
+		e := s.index[obj.ID]
+		s.mu.Unlock()
+		if e != nil && e.obj != obj {
+			return nil, renderer.ErrSourceChanged
 		}
-	}
-	e.mu.Lock()
-	if e.gone && e.refs == 0 {
-		// Removed meanwhile and its file closed: start again.
+		if e == nil {
+			var err error
+			if e, err = s.add(obj); err != nil {
+				return nil, err
+			}
+		}
+		e.mu.Lock()
+		if e.gone && e.refs == 0 {
+			// Removed meanwhile (its file is gone): start again.
+			e.mu.Unlock()
+			continue
+		}
+		if e.refs == 0 {
+			f, err := os.OpenFile(s.path(e.name, ".data"), os.O_RDWR, 0)
+			if err != nil {
+				e.mu.Unlock()
+				return nil, err
+			}
+			e.f = f
+		}
+		e.refs++
 		e.mu.Unlock()
-		return s.Open(obj)
+		e.lastUse.Store(s.now().UnixNano())
+		return &File{s: s, e: e}, nil
 	}
-	e.refs++
-	e.mu.Unlock()
-	e.lastUse.Store(s.now().UnixNano())
-	return &File{s: s, e: e}, nil
+	return nil, fmt.Errorf("S3 object %s: evicted as fast as it is opened", obj.Key)
 }
 
 // Object is the version f reads.
@@ -273,8 +287,10 @@ func (f *File) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.refs--
-	if e.refs == 0 && (e.gone || e.closed) {
-		return e.f.Close()
+	if e.refs == 0 {
+		err := e.f.Close()
+		e.f = nil
+		return err
 	}
 	return nil
 }
@@ -301,10 +317,6 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return len(want), nil
 }
-
-// errFilled means ensure read the bytes straight into the caller's buffer
-// (no room to cache them).
-var errFilled = errors.New("filled")
 
 // ensure makes sure [off, off+n) is in the cache. When it cannot be cached
 // (no room on disk), it reads the range from the store straight into p
@@ -503,16 +515,21 @@ func (e *entry) persist() error {
 	m := meta{ID: e.obj.ID, Key: e.obj.Key, ETag: e.obj.ETag, Size: e.obj.Size, ModTime: e.obj.ModTime,
 		Block: e.block, Have: append([]uint64(nil), e.have...)}
 	e.dirty = false
-	f := e.f
+	data, p := e.dataPath, strings.TrimSuffix(e.dataPath, ".data")+".meta"
 	e.mu.Unlock()
-	if err := f.Sync(); err != nil {
+	f, err := os.Open(data)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
 		return err
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(filepath.Dir(f.Name()), strings.TrimSuffix(filepath.Base(f.Name()), ".data")+".meta")
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {
 		return err
@@ -543,20 +560,15 @@ func (s *Store) load() {
 		if entryName(obj) != name {
 			continue
 		}
-		e := &entry{obj: obj, name: name, block: m.Block}
+		e := &entry{obj: obj, name: name, block: m.Block, dataPath: s.path(name, ".data")}
 		e.nblocks = (obj.Size + e.block - 1) / e.block
 		if int64(len(m.Have)) != (e.nblocks+63)/64 {
 			continue
 		}
-		f, err := os.OpenFile(s.path(name, ".data"), os.O_RDWR, 0)
-		if err != nil {
+		if fi, err := os.Stat(e.dataPath); err != nil || fi.Size() != obj.Size {
 			continue
 		}
-		if fi, err := f.Stat(); err != nil || fi.Size() != obj.Size {
-			f.Close()
-			continue
-		}
-		e.f, e.have = f, m.Have
+		e.have = m.Have
 		for _, w := range m.Have {
 			e.nhave += int64(bits.OnesCount64(w))
 		}
@@ -564,7 +576,6 @@ func (s *Store) load() {
 			e.lastUse.Store(mt.ModTime().UnixNano())
 		}
 		if old := s.index[m.ID]; old != nil {
-			old.f.Close()
 			delete(keep, old.name)
 		}
 		s.index[m.ID] = e

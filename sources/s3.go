@@ -109,7 +109,7 @@ func (s *Store) Key(id string) string {
 }
 
 // Close writes every entry's bitmap so the next run finds what this one
-// fetched, and closes the cached files. Readers must be closed first.
+// fetched. Files still open keep working; their data is not synced.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	es := make([]*entry, 0, len(s.index))
@@ -122,12 +122,6 @@ func (s *Store) Close() error {
 		if err := e.persist(); err != nil {
 			errs = append(errs, err)
 		}
-		e.mu.Lock()
-		e.closed = true
-		if e.refs == 0 {
-			e.f.Close()
-		}
-		e.mu.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -237,12 +231,14 @@ func (s *Store) statOnce(ctx context.Context, id string) (Object, error) {
 	if cur != nil && cur.obj.ETag == obj.ETag && cur.obj.Size == obj.Size {
 		return cur.obj, nil // a store that ignores If-None-Match
 	}
-	e, err := s.add(obj)
-	if err != nil {
+	if _, err := s.add(obj); err != nil {
 		return obj, nil // uncached: reads will go to the store
 	}
 	if int64(len(head)) == min(s.cfg.BlockSize, obj.Size) && len(head) > 0 {
-		e.put(s, 0, head)
+		if f, err := s.Open(obj); err == nil {
+			f.put(0, head)
+			f.Close()
+		}
 	}
 	return obj, nil
 }

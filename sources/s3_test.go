@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -407,5 +409,57 @@ func TestBelowMinFreeReadsGoUncached(t *testing.T) {
 	got, _ := io.ReadAll(io.NewSectionReader(wf, 0, o.Size))
 	if !bytes.Equal(got, data) {
 		t.Fatal("whole copy differs after room came back")
+	}
+}
+
+// openIn counts this process's descriptors open on files in dir.
+func openIn(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestIdleObjectsHoldNoDescriptors: a source cache of many objects keeps a
+// descriptor open only while a reader is.
+func TestIdleObjectsHoldNoDescriptors(t *testing.T) {
+	s, srv, b := newStore(t, nil)
+	ctx := context.Background()
+	var files []*File
+	for i := range 20 {
+		id := fmt.Sprintf("o%d", i)
+		put(t, srv, b, "pre/"+id, randBytes(10<<10, uint64(i)))
+		o, err := s.Stat(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Open(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ReadAt(make([]byte, 100), 9000); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	if n := openIn(t, s.cfg.Dir); n != 20 {
+		t.Fatalf("%d descriptors with 20 readers open", n)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	if n := openIn(t, s.cfg.Dir); n != 0 {
+		t.Fatalf("%d descriptors open with no reader", n)
+	}
+	if st := s.Stats(); st.Objects != 20 {
+		t.Fatalf("objects: %d", st.Objects)
 	}
 }

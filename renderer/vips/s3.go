@@ -36,7 +36,7 @@ func (v *Vips) infoS3(ctx context.Context, id string) (*renderer.Source, error) 
 	if !ok || s.Identity != ident {
 		rf, err := v.s3.Open(obj)
 		if err != nil {
-			return nil, &renderer.UnavailableError{Err: err}
+			return nil, openError(err)
 		}
 		defer rf.Close()
 		if s, err = v.describe(id, input{rf: rf, at: time.Now()}, ident, obj.ModTime); err != nil {
@@ -67,7 +67,7 @@ func (v *Vips) openS3(ctx context.Context, src *source, whole bool) (input, erro
 	at := time.Now()
 	rf, err := v.s3.Open(obj)
 	if err != nil {
-		return input{}, &renderer.UnavailableError{Err: err}
+		return input{}, openError(err)
 	}
 	if !whole {
 		return input{rf: rf, at: at}, nil
@@ -78,6 +78,15 @@ func (v *Vips) openS3(ctx context.Context, src *source, whole bool) (input, erro
 		return input{}, err
 	}
 	return input{f: f, rf: rf, at: at}, nil
+}
+
+// openError is the error of a failed sources.Open: a newer version meanwhile
+// (describe again), or the source cache's disk (unavailable: 502).
+func openError(err error) error {
+	if errors.Is(err, ErrSourceChanged) {
+		return err
+	}
+	return &renderer.UnavailableError{Err: err}
 }
 
 // renderS3 is Render for an S3 source.
