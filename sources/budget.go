@@ -84,9 +84,6 @@ func (s *Store) evictTo(target int64, keep *entry) {
 		e.mu.Lock()
 		held := e.heldBytes()
 		e.mu.Unlock()
-		if held == 0 && target > 0 {
-			continue
-		}
 		delete(s.index, e.obj.ID)
 		bytes -= held
 		victims = append(victims, e)

@@ -117,4 +117,8 @@ func TestS3SourcesFromTheBinary(t *testing.T) {
 	if v := metric(t, c, `iiif_source_s3_breaker{state="closed"}`); v != "1" {
 		t.Errorf("breaker after recovery: closed = %q", v)
 	}
+	out, errOut, code := runBinary(t, binary, "stats", "-config", "/dev/null", "-admin", c.admin)
+	if code != 0 || !strings.Contains(out, "S3 sources s3://"+bucket+"/images: breaker closed") {
+		t.Errorf("iiif-proxy stats: %d\n%s%s", code, out, errOut)
+	}
 }
