@@ -8,6 +8,11 @@
 // /proc/self/fd/N of that verified file, so the bytes rendered are the bytes
 // checked, even if the path is swapped meanwhile.
 //
+// Or they are objects in an S3 bucket (Config.S3, s3.go), read through the
+// source cache of package sources: a tiled TIFF or JPEG 2000 by ranges,
+// libvips reading through Go (remote.go, a custom source), other formats
+// from a whole local copy, which then renders as a local file does.
+//
 // Every render reads as little as it can: a pyramidal TIFF (pages or
 // sub-IFDs) or a JPEG 2000 renders from the smallest resolution level that
 // still has enough pixels, and a JPEG is opened with libjpeg's shrink-on-load
