@@ -20,7 +20,8 @@ import (
 // earlier run left (its blocks, reloaded from disk: one conditional
 // request, answered 304); "whole": an empty source cache, the object
 // downloaded whole before rendering (what RAIS and Loris do); "local": the
-// same file from a directory. fetched-B/op is what came from the store.
+// same file from a directory. fetched-B/op is what came from the store,
+// requests/op the requests sent (each a round trip to a real store).
 func BenchmarkS3FirstTile(b *testing.B) {
 	file := filepath.Join(corpus(b), "scan-pyramid.tif")
 	fi, err := os.Stat(file)
@@ -37,7 +38,7 @@ func BenchmarkS3FirstTile(b *testing.B) {
 			DisableSSL: true, ForcePathStyle: true, Region: s3test.Region, AccessKey: s3test.AccessKey,
 			SecretKey: s3test.SecretKey, Dir: dir, Timeout: 5 * time.Second}}
 	}
-	first := func(b *testing.B, dir string, whole bool) uint64 {
+	first := func(b *testing.B, dir string, whole bool) (fetched, requests uint64) {
 		c := cfg(dir)
 		if dir == "local" {
 			c = Config{TilePassthrough: true, TilePath: corpus(b)}
@@ -73,9 +74,10 @@ func BenchmarkS3FirstTile(b *testing.B) {
 			b.Fatal(err)
 		}
 		if v.s3 == nil {
-			return 0
+			return 0, 0
 		}
-		return v.Stats().Sources.FetchedBytes
+		st := v.Stats().Sources
+		return st.FetchedBytes, st.Stats + st.Gets
 	}
 	first(b, warmDir, false) // fills the warm cache
 	for _, tc := range []struct {
@@ -83,7 +85,7 @@ func BenchmarkS3FirstTile(b *testing.B) {
 		cold, whole bool
 	}{{"cold", true, false}, {"warm", false, false}, {"whole", true, true}, {"local", false, false}} {
 		b.Run(tc.name, func(b *testing.B) {
-			var fetched uint64
+			var fetched, requests uint64
 			n := 0
 			for b.Loop() {
 				dir := warmDir
@@ -95,10 +97,12 @@ func BenchmarkS3FirstTile(b *testing.B) {
 					dir = filepath.Join(b.TempDir(), "src")
 					b.StartTimer()
 				}
-				fetched += first(b, dir, tc.whole)
+				f, r := first(b, dir, tc.whole)
+				fetched, requests = fetched+f, requests+r
 				n++
 			}
 			b.ReportMetric(float64(fetched)/float64(n), "fetched-B/op")
+			b.ReportMetric(float64(requests)/float64(n), "requests/op")
 			b.ReportMetric(float64(fi.Size()), "object-B")
 		})
 	}
