@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,6 +321,28 @@ func TestStoreFailuresAreUnavailableNotMissing(t *testing.T) {
 	})
 	t.Run("bucket gone", func(t *testing.T) {
 		s, _, _ := newStore(t, func(c *Config) { c.URL = "s3://no-such-bucket/pre" })
+		check(t, s, false)
+	})
+	t.Run("500s", func(t *testing.T) {
+		// A store answering every request with 500 InternalError.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>`)
+		})}
+		go hs.Serve(ln)
+		defer hs.Close()
+		s, err := New(Config{URL: "s3://bkt/pre", Endpoint: ln.Addr().String(), DisableSSL: true, ForcePathStyle: true,
+			Region: "us-east-1", AccessKey: "k", SecretKey: "s", Dir: t.TempDir(), Timeout: time.Second,
+			BreakerFailures: 2, BreakerCooldown: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
 		check(t, s, false)
 	})
 	t.Run("silent", func(t *testing.T) {
