@@ -162,6 +162,9 @@ func (c rendererCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	describeFallbacks(ch)
+	for _, d := range sourceDescs {
+		ch <- d
+	}
 }
 
 func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
@@ -198,6 +201,47 @@ func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pyramidDescs["files"], prometheus.GaugeValue, float64(p.Files))
 		ch <- prometheus.MustNewConstMetric(pyramidDescs["seconds"], prometheus.CounterValue, float64(p.BuildNs)/1e9)
 	}
+	if so := s.Sources; so != nil {
+		for name, v := range map[string]uint64{"stats": so.Stats, "gets": so.Gets, "notModified": so.NotModified,
+			"notFound": so.NotFound, "errors": so.Errors, "timeouts": so.Timeouts, "refused": so.Refused,
+			"stale": so.Stale, "uncached": so.Uncached, "evicted": so.Evicted, "fetched": so.FetchedBytes,
+			"opens": so.BreakerOpens} {
+			ch <- prometheus.MustNewConstMetric(sourceDescs[name], prometheus.CounterValue, float64(v))
+		}
+		for name, v := range map[string]float64{"bytes": float64(so.Bytes), "maxBytes": float64(so.MaxBytes),
+			"objects": float64(so.Objects), "whole": float64(so.Whole), "failuresInARow": float64(so.FailuresInARow)} {
+			ch <- prometheus.MustNewConstMetric(sourceDescs[name], prometheus.GaugeValue, v)
+		}
+		for _, state := range []string{"closed", "open", "half-open"} {
+			v := 0.0
+			if so.Breaker == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(sourceDescs["breaker"], prometheus.GaugeValue, v, state)
+		}
+	}
+}
+
+// sourceDescs describe the S3 source store and its local source cache.
+var sourceDescs = map[string]*prometheus.Desc{
+	"stats":          prometheus.NewDesc("iiif_source_s3_stats_total", "Conditional requests that describe an S3 source (first block, If-None-Match).", nil, nil),
+	"gets":           prometheus.NewDesc("iiif_source_s3_gets_total", "Ranged GETs of S3 source blocks.", nil, nil),
+	"notModified":    prometheus.NewDesc("iiif_source_s3_not_modified_total", "Revalidations of S3 sources answered 304 (no bytes moved).", nil, nil),
+	"notFound":       prometheus.NewDesc("iiif_source_s3_not_found_total", "S3 requests answered 404.", nil, nil),
+	"errors":         prometheus.NewDesc("iiif_source_s3_errors_total", "S3 requests that failed: no answer, 5xx, 403, missing bucket.", nil, nil),
+	"timeouts":       prometheus.NewDesc("iiif_source_s3_timeouts_total", "S3 requests that went longer than S3Timeout without a byte.", nil, nil),
+	"refused":        prometheus.NewDesc("iiif_source_s3_refused_total", "S3 requests not sent because the circuit breaker was open.", nil, nil),
+	"stale":          prometheus.NewDesc("iiif_source_s3_stale_total", "S3 sources served from the source cache without revalidation because the store failed.", nil, nil),
+	"uncached":       prometheus.NewDesc("iiif_source_cache_uncached_reads_total", "Reads sent to S3 uncached because the source cache had no room (SourceCacheMaxBytes or CacheMinFree).", nil, nil),
+	"evicted":        prometheus.NewDesc("iiif_source_cache_evictions_total", "Originals removed from the source cache (budget, free space, or a new version).", nil, nil),
+	"fetched":        prometheus.NewDesc("iiif_source_s3_fetched_bytes_total", "Bytes of S3 source data received.", nil, nil),
+	"opens":          prometheus.NewDesc("iiif_source_s3_breaker_opens_total", "Times the S3 circuit breaker opened.", nil, nil),
+	"bytes":          prometheus.NewDesc("iiif_source_cache_bytes", "Bytes of S3 sources held in the source cache.", nil, nil),
+	"maxBytes":       prometheus.NewDesc("iiif_source_cache_max_bytes", "The source cache's budget (SourceCacheMaxBytes).", nil, nil),
+	"objects":        prometheus.NewDesc("iiif_source_cache_objects", "S3 sources with at least one block in the source cache.", nil, nil),
+	"whole":          prometheus.NewDesc("iiif_source_cache_whole_objects", "S3 sources held whole in the source cache.", nil, nil),
+	"failuresInARow": prometheus.NewDesc("iiif_source_s3_failures_in_a_row", "S3 failures since the last success.", nil, nil),
+	"breaker":        prometheus.NewDesc("iiif_source_s3_breaker", "The S3 circuit breaker's state: 1 for the state it is in (closed, open, half-open).", []string{"state"}, nil),
 }
 
 // pyramidDescs describe the automatic pyramids of large flat sources.

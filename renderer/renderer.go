@@ -153,6 +153,9 @@ type Stats struct {
 	// Fallbacks counts undecodable sources served from a sibling
 	// (renderer/fallback); nil when no Fallbacks are configured.
 	Fallbacks *FallbackStats `json:",omitempty"`
+	// Sources describes the S3 source store and its local source cache;
+	// nil when sources are local files.
+	Sources *SourceStats `json:",omitempty"`
 }
 
 // FallbackStats are the counters of the Fallbacks setting: sources that
@@ -161,6 +164,35 @@ type FallbackStats struct {
 	Extensions []string // the fallback extensions, in order
 	Described  uint64   // descriptions answered from a sibling
 	Failed     uint64   // undecodable sources that no sibling could stand in for
+}
+
+// SourceStats are the counters of an S3 source store (package sources) and
+// its local source cache.
+type SourceStats struct {
+	Bucket, Prefix string
+	Dir            string // the source cache directory
+	MaxBytes       int64
+	Bytes          int64  // cached now (blocks held)
+	Objects        int    // objects with at least one block cached
+	Whole          int    // of which complete
+	Evicted        uint64 // objects removed to stay under MaxBytes or the free-space minimum
+	// Requests to the store: Stats (conditional first-block GETs that
+	// describe an object) and Gets (ranged reads of blocks).
+	Stats, Gets uint64
+	NotModified uint64 // conditional Stats answered 304
+	NotFound    uint64
+	Errors      uint64 // failures of the store: no answer, 5xx, 403, no bucket
+	Timeouts    uint64 // of which timeouts
+	Refused     uint64 // requests not sent because the breaker was open
+	Stale       uint64 // Stats answered from the cache because the store failed
+	Uncached    uint64 // reads sent to the store uncached: no room on disk
+	// FetchedBytes are the bytes of object data received from the store.
+	FetchedBytes uint64
+	// Breaker is "closed" (requests go through), "open" (failing at once)
+	// or "half-open" (one probe may go or is in flight).
+	Breaker        string
+	BreakerOpens   uint64 // times it opened
+	FailuresInARow int
 }
 
 // PyramidStats are the counters of a renderer's automatic pyramids: tiled

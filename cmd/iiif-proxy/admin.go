@@ -135,6 +135,11 @@ func printStats(w io.Writer, body []byte) error {
 	if r := st.Renderer; r != nil {
 		fmt.Fprintf(w, "renderer: %d renders, %d passthrough, %d failures, %d overloaded, %d running, %d queued\n",
 			r.Renders, r.Passthrough, r.Failures, r.Overloaded, r.InFlight, r.Queued)
+		if so := r.Sources; so != nil {
+			fmt.Fprintf(w, "S3 sources s3://%s/%s: breaker %s, %d requests (%d not modified, %d errors, %d refused), %d bytes fetched; source cache %d of %d bytes, %d objects (%d whole), %d evicted\n",
+				so.Bucket, so.Prefix, so.Breaker, so.Stats+so.Gets, so.NotModified, so.Errors, so.Refused, so.FetchedBytes,
+				so.Bytes, so.MaxBytes, so.Objects, so.Whole, so.Evicted)
+		}
 	}
 	for _, f := range st.PurgeForward {
 		fmt.Fprintf(w, "purge forwarding to %s: %d sent, %d failed, %d retried, %d dropped, %d queued\n",

@@ -20,6 +20,7 @@ import (
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/sources"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
@@ -93,6 +94,9 @@ func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error)
 		vc.PyramidMinFreeBytes = cfg.CacheMinFree.Bytes
 		vc.PyramidMinFreePercent = cfg.CacheMinFree.Percent
 	}
+	if sources.IsS3(cfg.TilePath) {
+		vc.S3 = s3Config(cfg, log)
+	}
 	r, err := vips.New(vc)
 	if err != nil {
 		vips.Shutdown()
@@ -113,6 +117,32 @@ func withFallbacks(r appRenderer, exts []string, log *slog.Logger) (appRenderer,
 		return r, err
 	}
 	return w.(appRenderer), nil
+}
+
+// s3Config is the S3 source store of TilePath "s3://bucket/prefix", with
+// the credentials and region of the standard AWS_* variables (read by
+// package sources, as RAIS reads them) and the source cache beside the
+// tiers, kept to the same free-space minimum.
+func s3Config(cfg config.Config, log *slog.Logger) *sources.Config {
+	region := os.Getenv("AWS_REGION")
+	if region == "" {
+		region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	return &sources.Config{
+		URL:             cfg.TilePath,
+		Endpoint:        cfg.S3Endpoint,
+		DisableSSL:      cfg.S3DisableSSL,
+		ForcePathStyle:  cfg.S3ForcePathStyle,
+		Region:          region,
+		Dir:             cfg.SourceCache(),
+		MaxBytes:        int64(cfg.SourceCacheMaxBytes),
+		MinFreeBytes:    cfg.CacheMinFree.Bytes,
+		MinFreePercent:  cfg.CacheMinFree.Percent,
+		Timeout:         cfg.S3Timeout.Std(),
+		BreakerFailures: cfg.S3BreakerFailures,
+		BreakerCooldown: cfg.S3BreakerCooldown.Std(),
+		Logger:          log,
+	}
 }
 
 // notFoundTTL maps the configuration's "0s = off" onto the client's

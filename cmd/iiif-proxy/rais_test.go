@@ -21,7 +21,7 @@ func TestRAISConfigurationsStartAndAnswerOnRAISURLs(t *testing.T) {
 	}{
 		{"rais2.toml", "/images/iiif", "http://images.example.org", []string{"RAIS setting Plugins", "RAIS setting S3Bucket"}},
 		{"rais3.toml", "/iiif", "", []string{"RAIS setting Plugins", "RAIS setting DatadogAddress", "RAIS setting TracerOutputDirectory"}},
-		{"rais4.toml", "/images/iiif", "https://images.example.org", []string{"RAIS setting S3ForcePathStyle", "RAIS setting CapabilitiesFile"}},
+		{"rais4.toml", "/images/iiif", "https://images.example.org", []string{"RAIS setting S3Zone", "RAIS setting CapabilitiesFile"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			// INFO, so that "serving IIIF" is logged whatever the file's level.

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -52,7 +53,8 @@ type Config struct {
 	// LogLevel is DEBUG, INFO, WARN, ERROR or CRIT (RAIS). Default "INFO".
 	LogLevel string
 	// TilePath is the directory of source images (RAIS). Required; the
-	// shipped conf/rais.toml points it at ./samples.
+	// shipped conf/rais.toml points it at ./samples. "s3://bucket/prefix"
+	// reads them from an S3 bucket instead (see the S3 keys below).
 	TilePath string
 	// IIIFWebPath is the path prefix of the IIIF service (RAIS). Default
 	// "/iiif": 3.0 at /iiif/3/{id}/…, 2.1 at /iiif/2/{id}/….
@@ -248,6 +250,42 @@ type Config struct {
 	// counted (renderer/fallback). A missing source is still 404. Default
 	// none.
 	Fallbacks []string
+	// S3 sources (issue 10): TilePath = "s3://bucket/prefix". Credentials
+	// and region come from the standard AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN), ~/.aws/credentials and
+	// AWS_REGION, as RAIS reads them.
+
+	// S3Endpoint is the S3-compatible store's host[:port] (RAIS 4; env
+	// RAIS_S3_ENDPOINT as RAIS spells it, or RAIS_S3ENDPOINT). Default "":
+	// AWS.
+	S3Endpoint string
+	// S3DisableSSL talks plain HTTP to S3Endpoint (RAIS 4;
+	// RAIS_S3_DISABLESSL). Default false.
+	S3DisableSSL bool
+	// S3ForcePathStyle addresses buckets as endpoint/bucket/key (RAIS 4;
+	// RAIS_S3_FORCEPATHSTYLE), as MinIO and most S3-compatible stores on
+	// one host need. Default false.
+	S3ForcePathStyle bool
+	// S3Timeout bounds how long a request to the store may go without a
+	// byte (headers, then every read of the body, so large downloads are
+	// not cut off while they progress). Default "5s".
+	S3Timeout Duration
+	// S3BreakerFailures is how many failures of the store in a row (no
+	// answer, 5xx, 403, a missing bucket) open the circuit breaker: requests
+	// for sources not cached locally then fail at once (502), cached ones
+	// are served. Default 5.
+	S3BreakerFailures int
+	// S3BreakerCooldown is how long the breaker stays open before one probe
+	// request; a failed probe doubles it, up to 16 times. Default "5s".
+	S3BreakerCooldown Duration
+	// SourceCacheDir holds the local copies of S3 sources (whole, or the
+	// ranges read of pyramidal TIFFs and JPEG 2000s). Default "": CacheDir/sources.
+	SourceCacheDir string
+	// SourceCacheMaxBytes is the source cache's budget; the least recently
+	// used originals go first, and nothing is cached below CacheMinFree.
+	// It must hold the largest flat (untiled) original, which is fetched
+	// whole to render. Default "10GB".
+	SourceCacheMaxBytes ByteSize
 
 	// Tiers configures each cache tier.
 	Tiers Tiers
@@ -327,6 +365,10 @@ func Default() Config {
 		PurgeForwardBackoff:    Duration(purge.DefaultBackoff),
 		PurgeForwardTimeout:    Duration(purge.DefaultTimeout),
 		DemoPage:               true, // demo page (issue 12)
+		S3Timeout:              Duration(5 * time.Second),
+		S3BreakerFailures:      5,
+		S3BreakerCooldown:      Duration(5 * time.Second),
+		SourceCacheMaxBytes:    10 << 30,
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
@@ -346,18 +388,23 @@ func Default() Config {
 // iiif-proxy accepts but does not implement: each one found in a file, the
 // environment or a flag gets a one-line warning and is otherwise ignored.
 var raisOnly = []string{
-	"CapabilitiesFile", // IIIF features to turn off: iiif-proxy serves level 2
-	"Plugins",          // RAIS 3's Go plugins
-	"SchemeMap",        // RAIS 4's cloud sources
-	"S3Cache", "S3Zone", "S3Bucket", "S3CacheLifetime", "S3Endpoint", "S3DisableSSL", "S3ForcePathStyle",
+	"CapabilitiesFile",                                 // IIIF features to turn off: iiif-proxy serves level 2
+	"Plugins",                                          // RAIS 3's Go plugins
+	"SchemeMap",                                        // RAIS 4's cloud sources
+	"S3Cache", "S3Zone", "S3Bucket", "S3CacheLifetime", // RAIS 3's s3-images plugin (RAIS 4's S3 keys are ours)
 	"DatabaseURL",
 	"DatadogAddress", "DatadogServiceName", // datadog plugin
 	"TracerOutputDirectory", "TraceFlushMinutes", "MaxTraces", // json-tracer plugin
 }
 
-// raisOnlyEnv are RAIS's environment names that do not follow envName
-// (viper read S3 settings with an underscore), and its plugins' switches.
-var raisOnlyEnv = []string{"RAIS_S3_ENDPOINT", "RAIS_S3_DISABLESSL", "RAIS_S3_FORCEPATHSTYLE", "RAIS_ALLOW_INSECURE_PLUGINS"}
+// raisOnlyEnv are RAIS's plugins' switches, in the environment.
+var raisOnlyEnv = []string{"RAIS_ALLOW_INSECURE_PLUGINS"}
+
+// envAliases are RAIS's environment names that do not follow envName (RAIS
+// 4 reads its S3 settings with an underscore), by key.
+var envAliases = map[string]string{
+	"RAIS_S3_ENDPOINT": "S3Endpoint", "RAIS_S3_DISABLESSL": "S3DisableSSL", "RAIS_S3_FORCEPATHSTYLE": "S3ForcePathStyle",
+}
 
 // raisOnlyFlags are RAIS's command-line flags for keys in raisOnly.
 var raisOnlyFlags = map[string]string{"capabilities-file": "CapabilitiesFile", "plugins": "Plugins"}
@@ -627,6 +674,9 @@ func applyEnv(cfg *Config, environ []string, src Sources) (warnings []string, er
 	for _, f := range fs {
 		known[envName(f.path)] = f
 	}
+	for alias, key := range envAliases {
+		known[alias] = known[envName([]string{key})]
+	}
 	for _, kv := range environ {
 		name, val, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, "RAIS_") {
@@ -672,8 +722,11 @@ var flagNames = map[string]string{
 	"PurgeForward": "purge-forward", "PurgeForwardQueueLen": "purge-forward-queue-len",
 	"PurgeForwardAttempts": "purge-forward-attempts", "PurgeForwardBackoff": "purge-forward-backoff",
 	"PurgeForwardTimeout": "purge-forward-timeout", "PurgeForwardToken": "purge-forward-token",
-	"DemoPage":  "demo-page", // demo page (issue 12)
-	"Fallbacks": "fallbacks",
+	"DemoPage":   "demo-page", // demo page (issue 12)
+	"Fallbacks":  "fallbacks",
+	"S3Endpoint": "s3-endpoint", "S3DisableSSL": "s3-disable-ssl", "S3ForcePathStyle": "s3-force-path-style",
+	"S3Timeout": "s3-timeout", "S3BreakerFailures": "s3-breaker-failures", "S3BreakerCooldown": "s3-breaker-cooldown",
+	"SourceCacheDir": "source-cache-dir", "SourceCacheMaxBytes": "source-cache-max-bytes",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -899,6 +952,38 @@ func (c Config) Purge() purge.Config {
 	}
 }
 
+// validateS3 checks the settings of S3 sources (TilePath "s3://…").
+func (c *Config) validateS3() []error {
+	var errs []error
+	if u, err := url.Parse(c.TilePath); err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		errs = append(errs, fmt.Errorf("TilePath: %q must be s3://bucket or s3://bucket/prefix", c.TilePath))
+	}
+	if c.SourceCacheDir == "" && c.CacheDir == "" {
+		errs = append(errs, errors.New("SourceCacheDir: S3 sources need a local source cache: set SourceCacheDir (or CacheDir)"))
+	}
+	if c.SourceCacheMaxBytes <= 0 {
+		errs = append(errs, errors.New("SourceCacheMaxBytes: must be > 0 for S3 sources"))
+	}
+	if c.S3Timeout <= 0 || c.S3BreakerCooldown <= 0 {
+		errs = append(errs, errors.New("S3Timeout, S3BreakerCooldown: must be > 0"))
+	}
+	if c.S3BreakerFailures < 1 {
+		errs = append(errs, fmt.Errorf("S3BreakerFailures: %d must be >= 1", c.S3BreakerFailures))
+	}
+	return errs
+}
+
+// SourceCache is the directory of the S3 source cache.
+func (c Config) SourceCache() string {
+	if c.SourceCacheDir != "" {
+		return c.SourceCacheDir
+	}
+	if c.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(c.CacheDir, "sources")
+}
+
 // MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
 // its full strength with keys of its output size or more.
 const MinSigningKeyLen = 32
@@ -934,6 +1019,8 @@ func (c *Config) validate() []error {
 		}
 	} else if c.TilePath == "" {
 		errs = append(errs, errors.New("TilePath: required: the directory of source images (env RAIS_TILEPATH, flag -tile-path), or Upstream for sidecar mode"))
+	} else if strings.HasPrefix(c.TilePath, "s3://") {
+		errs = append(errs, c.validateS3()...)
 	} else if fi, err := os.Stat(c.TilePath); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("TilePath: %q does not exist: point it at your images (-tile-path DIR, RAIS_TILEPATH), or generate samples there with `iiif-proxy samples -dir %s`", c.TilePath, c.TilePath))

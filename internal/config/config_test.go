@@ -425,3 +425,26 @@ func TestCacheDirFollowsSystemd(t *testing.T) {
 		}
 	}
 }
+
+// TestS3SourceSettings: TilePath s3://… needs no directory, takes the
+// source cache under CacheDir by default, and every bad S3 setting is
+// reported at once.
+func TestS3SourceSettings(t *testing.T) {
+	cfg, _, err := Load("", []string{"RAIS_TILEPATH=s3://bucket/a/b", "RAIS_CACHEDIR=/var/cache/x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SourceCache() != "/var/cache/x/sources" || cfg.S3Timeout.Std() != 5*time.Second || cfg.SourceCacheMaxBytes != 10<<30 {
+		t.Fatalf("defaults: %q %v %d", cfg.SourceCache(), cfg.S3Timeout, cfg.SourceCacheMaxBytes)
+	}
+	_, _, err = Load("", []string{"RAIS_TILEPATH=s3://bucket?x=1", "RAIS_CACHEDIR=", "RAIS_S3TIMEOUT=0s",
+		"RAIS_S3BREAKERFAILURES=0", "RAIS_SOURCECACHEMAXBYTES=0"}, nil)
+	if err == nil {
+		t.Fatal("bad S3 settings accepted")
+	}
+	for _, want := range []string{"TilePath", "SourceCacheDir", "S3Timeout", "S3BreakerFailures", "SourceCacheMaxBytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no %s in: %v", want, err)
+		}
+	}
+}

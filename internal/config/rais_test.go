@@ -27,17 +27,20 @@ func TestRAISSampleFilesStart(t *testing.T) {
 				}
 			}},
 		{"testdata/rais3.toml", []string{"AdminToken", "CapabilitiesFile", "DatadogAddress", "DatadogServiceName",
-			"MaxTraces", "Plugins", "S3Cache", "S3Endpoint", "S3Zone", "TraceFlushMinutes", "TracerOutputDirectory"},
+			"MaxTraces", "Plugins", "S3Cache", "S3Zone", "TraceFlushMinutes", "TracerOutputDirectory"},
 			func(t *testing.T, c Config) {
 				if c.AdminAddress != ":12416" || c.AdminToken != "" || c.IIIFWebPath != "/iiif" || c.IIIFBaseURL != "" {
 					t.Errorf("cfg %+v", c)
 				}
 			}},
-		{"testdata/rais4.toml", []string{"AdminToken", "CapabilitiesFile", "S3Cache", "S3DisableSSL", "S3Endpoint",
-			"S3ForcePathStyle", "S3Zone"},
+		{"testdata/rais4.toml", []string{"AdminToken", "CapabilitiesFile", "S3Cache", "S3Zone"},
 			func(t *testing.T, c Config) {
 				if c.IIIFBaseURL != "https://images.example.org" || c.IIIFWebPath != "/images/iiif" || c.TileCacheLen != 500 {
 					t.Errorf("cfg %+v", c)
+				}
+				// RAIS 4's S3 keys are implemented (S3 sources).
+				if c.S3Endpoint != "minio:9000" || !c.S3DisableSSL || !c.S3ForcePathStyle {
+					t.Errorf("S3 keys read as %q %v %v", c.S3Endpoint, c.S3DisableSSL, c.S3ForcePathStyle)
 				}
 			}},
 	} {
@@ -68,18 +71,26 @@ func TestRAISSampleFilesStart(t *testing.T) {
 	}
 }
 
-// TestRAISSettingsInTheEnvironmentAndFlagsWarn: RAIS's own environment
-// names (RAIS_S3_ENDPOINT), its plugin switches and its flags for keys we
-// do not implement warn by name instead of failing; IIIFURL works there too.
+// TestRAISSettingsInTheEnvironmentAndFlagsWarn: RAIS's plugin switches
+// and its flags for keys we do not implement warn by name instead of
+// failing; RAIS 4's own spelling of its S3 settings (RAIS_S3_ENDPOINT) and
+// IIIFURL work there too.
 func TestRAISSettingsInTheEnvironmentAndFlagsWarn(t *testing.T) {
-	env := []string{"RAIS_TILEPATH=" + t.TempDir(), "RAIS_PLUGINS=*.so", "RAIS_S3_ENDPOINT=minio:9000",
+	env := []string{"RAIS_TILEPATH=s3://images/scans", "RAIS_PLUGINS=*.so", "RAIS_S3_ENDPOINT=minio:9000",
+		"RAIS_S3_DISABLESSL=t", "RAIS_S3_FORCEPATHSTYLE=true", "RAIS_CACHEDIR=" + t.TempDir(),
 		"RAIS_ALLOW_INSECURE_PLUGINS=1", "RAIS_IIIFURL=https://x.example/iiif"}
 	cfg, warns, err := Load("", env, []string{"--plugins", "datadog.so", "--capabilities-file=/etc/cap.toml"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := strings.Join(warns, "\n")
-	for _, want := range []string{"environment: RAIS setting RAIS_PLUGINS", "RAIS_S3_ENDPOINT", "RAIS_ALLOW_INSECURE_PLUGINS",
+	if strings.Contains(all, "RAIS_S3_") {
+		t.Errorf("RAIS 4's S3 settings warned:\n%s", all)
+	}
+	if cfg.S3Endpoint != "minio:9000" || !cfg.S3DisableSSL || !cfg.S3ForcePathStyle || cfg.SourceCache() == "" {
+		t.Errorf("RAIS_S3_* read as %q %v %v, source cache %q", cfg.S3Endpoint, cfg.S3DisableSSL, cfg.S3ForcePathStyle, cfg.SourceCache())
+	}
+	for _, want := range []string{"environment: RAIS setting RAIS_PLUGINS", "RAIS_ALLOW_INSECURE_PLUGINS",
 		"flag -plugins: RAIS setting Plugins", "flag -capabilities-file: RAIS setting CapabilitiesFile"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no warning %q in:\n%s", want, all)

@@ -64,6 +64,14 @@ var usages = map[string]string{
 	"PurgeForwardToken":    "Bearer token sent to webhook targets; prefer the environment.",
 	"DemoPage":             "Serve the demo page (the images under TilePath in OpenSeadragon and Mirador) at / of the IIIF listener.",
 	"Fallbacks":            "Extensions tried, in order, for a source that cannot be decoded (.jpg serves scan.jpg for scan.tif).",
+	"S3Endpoint":           "S3-compatible store for TilePath s3://bucket/prefix, host:port; empty means AWS.",
+	"S3DisableSSL":         "Talk plain HTTP to S3Endpoint.",
+	"S3ForcePathStyle":     "Address buckets as endpoint/bucket/key (MinIO and most S3-compatible stores).",
+	"S3Timeout":            "Longest a request to S3 may go without a byte before it fails.",
+	"S3BreakerFailures":    "S3 failures in a row after which requests for uncached sources fail at once.",
+	"S3BreakerCooldown":    "How long S3 is left alone after the breaker opens, before one probe.",
+	"SourceCacheDir":       "Directory of the local copies of S3 sources; empty means CacheDir/sources.",
+	"SourceCacheMaxBytes":  "Byte budget of the S3 source cache; the least recently used originals go first.",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.

@@ -57,7 +57,7 @@ type colour struct {
 // is corrupt, not an image profile, of the wrong colour space for the
 // pixels, or that lcms cannot build a transform from is ignored with one
 // warning: the source renders as if untagged, never fails.
-func (v *Vips) classify(id, path string, page, subifd int, data []byte, bands int, cmyk bool) colour {
+func (v *Vips) classify(id string, in input, page, subifd int, data []byte, bands int, cmyk bool) colour {
 	if len(data) == 0 {
 		return colour{}
 	}
@@ -91,10 +91,10 @@ func (v *Vips) classify(id, path string, page, subifd int, data []byte, bands in
 	if c.kind == profileRGB || c.kind == profileCMYK {
 		// Build the transform now: a profile lcms rejects is found here,
 		// once, and the first render finds its transform ready.
-		cp := C.CString(path)
-		defer C.free(unsafe.Pointer(cp))
+		cp, remote, free := in.cargs()
+		defer free()
 		var cerr *C.char
-		if C.iiif_check_profile(cp, C.int(page), C.int(subifd), C.ulonglong(c.key), &cerr) != 0 {
+		if C.iiif_check_profile(cp, remote, C.int(page), C.int(subifd), C.ulonglong(c.key), &cerr) != 0 {
 			msg := C.GoString(cerr)
 			C.iiif_free(unsafe.Pointer(cerr))
 			return warn(msg)

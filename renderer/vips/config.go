@@ -8,14 +8,22 @@ import (
 	"runtime"
 
 	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/sources"
 )
 
 // Config configures a Vips renderer. The zero value of every field but
 // TilePath means "use the default" as each field's comment says.
 type Config struct {
 	// TilePath is the directory that holds the source images (RAIS's
-	// TilePath). Identifiers are paths relative to it. Required.
+	// TilePath). Identifiers are paths relative to it. Required unless S3
+	// is set.
 	TilePath string
+
+	// S3 reads the sources from an S3 bucket through a local source cache
+	// instead (TilePath = "s3://bucket/prefix"; package sources). Its
+	// OnEvict is wrapped: the renderer drops what it keeps open on an
+	// evicted object. Nil means TilePath is a directory.
+	S3 *sources.Config
 
 	// Concurrency is how many renders run at once. Zero means GOMAXPROCS.
 	Concurrency int
@@ -161,7 +169,11 @@ func (c *Config) setDefaults() {
 // Validate reports every problem with c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if c.TilePath == "" {
+	if c.S3 != nil {
+		if err := c.S3.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	} else if c.TilePath == "" {
 		errs = append(errs, errors.New("TilePath: must name the directory of source images"))
 	} else if fi, err := os.Stat(c.TilePath); err != nil {
 		errs = append(errs, fmt.Errorf("TilePath: %w", err))

@@ -21,11 +21,15 @@ import (
 // a replacement is caught even when size and mtime are preserved; a new inode
 // catches a file renamed into place. It also moves on chmod, chown and new
 // hard links: such a file is re-rendered once, needlessly but harmlessly.
+//
+// An S3 object's identity is its ETag and size (ETag set, the file fields
+// zero): an overwritten object gets a new ETag.
 type Identity struct {
 	Dev, Ino uint64
 	Size     int64
 	ModNs    int64 // modification time, Unix nanoseconds
 	ChangeNs int64 // change time (ctime), Unix nanoseconds; 0 where the OS does not say
+	ETag     string
 }
 
 // IdentityOf computes the identity of a file from its FileInfo (from Stat on
@@ -47,7 +51,12 @@ func IdentityOf(fi fs.FileInfo) Identity {
 // file. (In memory, the device stays part of the identity.) The leading
 // version lets the form change without an old value ever comparing equal to
 // a new one.
+//
+// An S3 object's is "s3:size:etag".
 func (id Identity) String() string {
+	if id.ETag != "" {
+		return "s3:" + strconv.FormatInt(id.Size, 16) + ":" + id.ETag
+	}
 	b := make([]byte, 0, 64)
 	b = append(b, "v1:"...)
 	b = strconv.AppendUint(b, id.Ino, 16)

@@ -12,9 +12,8 @@ func BenchmarkOpenHeaderOnly(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	p := fdPath(f)
 	for b.Loop() {
-		if _, err := probeHeader(p, 0, -1); err != nil {
+		if _, err := probeHeader(input{f: f}, 0, -1); err != nil {
 			b.Fatal(err)
 		}
 	}

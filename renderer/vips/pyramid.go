@@ -260,7 +260,7 @@ func (p *pyramids) probe(src *source, path string) (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps, _, _, err := p.v.levels(src.ID, f)
+	ps, _, _, err := p.v.levels(src.ID, input{f: f})
 	if err != nil {
 		return nil, err
 	}
@@ -362,14 +362,15 @@ func estimate(src *source) int64 {
 
 // buildFile builds py's file from src and returns its size.
 func (p *pyramids) buildFile(py *pyramid, src *source) (int64, error) {
-	f, fi, err := p.v.open(src.ID)
+	f, same, err := p.v.sourceFile(p.ctx, src)
+	var ue *renderer.UnavailableError
+	if errors.As(err, &ue) {
+		return 0, err // the store failed: retried later like any failure
+	}
 	if err != nil {
 		return 0, errBuildChanged
 	}
 	defer f.Close()
-	if IdentityOf(fi) != src.Identity {
-		return 0, errBuildChanged
-	}
 	need := estimate(src)
 	if need > p.maxBytes {
 		return 0, fmt.Errorf("%w: it would take about %d bytes, more than PyramidMaxBytes (%d)", errBuildNoRoom, need, p.maxBytes)
@@ -400,7 +401,7 @@ func (p *pyramids) buildFile(py *pyramid, src *source) (int64, error) {
 		}
 		return 0, err
 	}
-	if fi, err := f.Stat(); err != nil || IdentityOf(fi) != src.Identity {
+	if !same() {
 		return 0, errBuildChanged // written to while it was read
 	}
 	if err := syncFile(tmp); err != nil {

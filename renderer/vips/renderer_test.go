@@ -552,3 +552,14 @@ func TestTilePassthrough(t *testing.T) {
 		t.Errorf("pass-through happened while switched off: %+v", s)
 	}
 }
+
+// TestJPEGShrinkLevelsAreLibvipsSizes: a plain JPEG's 1/8 level is as
+// libvips loads it (rounded down), so a view read from it covers its last
+// row: 1200 × 900 at 1/8 is 150 × 112, and a 100-wide view of it used to
+// fail with "bad extract area".
+func TestJPEGShrinkLevelsAreLibvipsSizes(t *testing.T) {
+	v := newVips(t, Config{})
+	for _, p := range []string{"x/full/100,/0/default.jpg", "x/full/150,/0/default.png", "x/full/,113/0/default.jpg"} {
+		render(t, v, ids["jpeg"], p)
+	}
+}

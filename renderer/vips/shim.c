@@ -11,6 +11,7 @@
 #include "shim.h"
 #include "colour.h"
 #include "direct.h"
+#include "remote.h"
 
 #define NSTEPS 24
 
@@ -23,11 +24,14 @@ static int fail(char **err) {
 	return -1;
 }
 
-// open_source builds "path[opts]" so one call works for every loader.
+// open_source builds "path[opts]" so one call works for every loader; with
+// remote set (a handle of a Go reader, see remote.h), path is not used and
+// libvips reads through Go.
 // fail_on=error makes truncation and decoder errors fail the load or the
 // render that meets them, instead of libvips' default of filling the missing
 // pixels with black; strict (fail_on=warning) also fails on warnings.
-static VipsImage *open_source(const char *path, int page, int subifd, int shrink, int sequential, int strict) {
+static VipsImage *open_source(const char *path, uintptr_t remote, int page, int subifd, int shrink, int sequential,
+                              int strict) {
 	char opts[160] = "fail_on=error";
 	if (strict) g_strlcpy(opts, "fail_on=warning", sizeof opts);
 	size_t n = strlen(opts);
@@ -35,23 +39,25 @@ static VipsImage *open_source(const char *path, int page, int subifd, int shrink
 	if (subifd >= 0) n += snprintf(opts + n, sizeof opts - n, ",subifd=%d", subifd);
 	if (shrink > 1) n += snprintf(opts + n, sizeof opts - n, ",shrink=%d", shrink);
 	if (sequential) n += snprintf(opts + n, sizeof opts - n, ",access=sequential");
+	if (remote) return iiif_open_remote(remote, opts);
 	char *name = g_strdup_printf("%s[%s]", path, opts);
 	VipsImage *im = vips_image_new_from_file(name, NULL);
 	g_free(name);
 	return im;
 }
 
-VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, int strict, char **err) {
+VipsImage *iiif_open(const char *path, uintptr_t remote, int page, int subifd, int shrink, int sequential, int strict,
+                     char **err) {
 	*err = NULL;
-	VipsImage *im = open_source(path, page, subifd, shrink, sequential, strict);
+	VipsImage *im = open_source(path, remote, page, subifd, shrink, sequential, strict);
 	if (im == NULL) fail(err);
 	return im;
 }
 
 void iiif_unref(VipsImage *im) { g_object_unref(im); }
 
-int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err) {
-	VipsImage *im = open_source(path, page, subifd, 1, 0, 0);
+int iiif_probe(const char *path, uintptr_t remote, int page, int subifd, iiif_header *out, char **err) {
+	VipsImage *im = open_source(path, remote, page, subifd, 1, 0, 0);
 	if (im == NULL) return fail(err);
 	memset(out, 0, sizeof *out);
 	out->width = vips_image_get_width(im);
@@ -79,9 +85,9 @@ int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **
 	return 0;
 }
 
-int iiif_check_profile(const char *path, int page, int subifd, unsigned long long key, char **err) {
+int iiif_check_profile(const char *path, uintptr_t remote, int page, int subifd, unsigned long long key, char **err) {
 	*err = NULL;
-	VipsImage *im = open_source(path, page, subifd, 1, 0, 0);
+	VipsImage *im = open_source(path, remote, page, subifd, 1, 0, 0);
 	if (im == NULL) return fail(err);
 	int r = iiif_icc_check(im, key);
 	g_object_unref(im);
@@ -357,7 +363,7 @@ out:
 int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const char *out, int q, int tile,
                        iiif_kill *kill, char **err) {
 	*err = NULL;
-	VipsImage *src = open_source(path, page, subifd, 1, 1, strict);
+	VipsImage *src = open_source(path, 0, page, subifd, 1, 1, strict);
 	if (src == NULL) return fail(err);
 	VipsImage *cp = NULL;
 	int rc = vips_copy(src, &cp, NULL);

@@ -6,6 +6,7 @@
 #define IIIF_SHIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum iiif_quality { IIIF_Q_COLOR = 0, IIIF_Q_GRAY = 1, IIIF_Q_BITONAL = 2 };
 enum iiif_format {
@@ -51,13 +52,14 @@ typedef struct {
 	size_t icc_len;
 } iiif_header;
 
-// iiif_open opens path (we pass /proc/self/fd/N of a verified fd) lazily:
+// iiif_open opens path (we pass /proc/self/fd/N of a verified fd), or the
+// Go reader behind remote when it is not 0 (remote.h; consumed), lazily:
 // only the header is read. page is a TIFF page or JP2 resolution level,
 // subifd a TIFF sub-IFD level (-1 = not used for either); shrink is the JPEG
 // shrink-on-load factor (1 = none). A random-access image may be shared by
 // concurrent renders; a sequential one serves exactly one. Release it with
 // iiif_unref. strict makes decoder warnings fail the render, as errors do.
-VipsImage *iiif_open(const char *path, int page, int subifd, int shrink, int sequential, int strict, char **err);
+VipsImage *iiif_open(const char *path, uintptr_t remote, int page, int subifd, int shrink, int sequential, int strict, char **err);
 
 // iiif_kill lets another thread stop a render that is running: iiif_render
 // registers each image it evaluates with it, and iiif_kill_set sets libvips'
@@ -79,13 +81,13 @@ int iiif_render(VipsImage *src, const iiif_job *job, iiif_kill *kill, void **buf
 void iiif_unref(VipsImage *im);
 
 // iiif_probe reads a source's header (no pixels are decoded). page and subifd
-// select a pyramid level as in iiif_job.
-int iiif_probe(const char *path, int page, int subifd, iiif_header *out, char **err);
+// select a pyramid level as in iiif_job; remote as for iiif_open.
+int iiif_probe(const char *path, uintptr_t remote, int page, int subifd, iiif_header *out, char **err);
 
 // iiif_check_profile opens path's first level and builds the colour
 // transform for its embedded profile (keyed by key), so that a profile that
 // lcms cannot use is found once per source. 0: usable.
-int iiif_check_profile(const char *path, int page, int subifd, unsigned long long key, char **err);
+int iiif_check_profile(const char *path, uintptr_t remote, int page, int subifd, unsigned long long key, char **err);
 
 // iiif_build_pyramid writes the source at path (level page/subifd, read
 // sequentially) to out as a tiled (tile × tile), JPEG-compressed (quality q)

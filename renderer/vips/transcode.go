@@ -6,7 +6,6 @@ package vips
 import "C"
 
 import (
-	"os"
 	"time"
 	"unsafe"
 
@@ -42,9 +41,9 @@ func transcodable(lv Level, x, y, w, h int, res rules.Resolved) bool {
 // libvips pipeline (direct.h). ok is false when it cannot (a damaged tile,
 // a profile lcms rejects): the caller renders through libvips, which reads
 // the tile again or says why it cannot. The caller holds a render slot.
-func (v *Vips) transcode(f *os.File, src *source, lv Level, x, y int, res rules.Resolved, mode int) ([]byte, bool) {
+func (v *Vips) transcode(in input, src *source, lv Level, x, y int, res rules.Resolved, mode int) ([]byte, bool) {
 	d := lv.ifd
-	tile, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), f, x/d.TileWidth, y/d.TileHeight)
+	tile, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), in.reader(), x/d.TileWidth, y/d.TileHeight)
 	if err != nil {
 		return nil, false
 	}
@@ -57,12 +56,12 @@ func (v *Vips) transcode(f *os.File, src *source, lv Level, x, y int, res rules.
 		profile, plen = C.CBytes(src.colour.profile), C.size_t(len(src.colour.profile))
 		defer C.free(profile)
 	}
-	in := C.CBytes(tile)
-	defer C.free(in)
+	cin := C.CBytes(tile)
+	defer C.free(cin)
 	var buf unsafe.Pointer
 	var n C.size_t
 	start := time.Now()
-	rc := C.iiif_transcode_jpeg(in, C.size_t(len(tile)), C.int(v.cfg.JPGQuality), C.ulonglong(src.colour.key),
+	rc := C.iiif_transcode_jpeg(cin, C.size_t(len(tile)), C.int(v.cfg.JPGQuality), C.ulonglong(src.colour.key),
 		profile, plen, &buf, &n)
 	v.stats.ns.Add(uint64(time.Since(start)))
 	if rc != 0 {

@@ -8,6 +8,11 @@
 // /proc/self/fd/N of that verified file, so the bytes rendered are the bytes
 // checked, even if the path is swapped meanwhile.
 //
+// Or they are objects in an S3 bucket (Config.S3, s3.go), read through the
+// source cache of package sources: a tiled TIFF or JPEG 2000 by ranges,
+// libvips reading through Go (remote.go, a custom source), other formats
+// from a whole local copy, which then renders as a local file does.
+//
 // Every render reads as little as it can: a pyramidal TIFF (pages or
 // sub-IFDs) or a JPEG 2000 renders from the smallest resolution level that
 // still has enough pixels, and a JPEG is opened with libjpeg's shrink-on-load
@@ -54,7 +59,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,6 +70,7 @@ import (
 	"github.com/iiif-proxy/iiif-proxy/internal/lru"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/sources"
 )
 
 // The contract's types and errors under their old names here, so the
@@ -191,6 +196,7 @@ type Vips struct {
 	slots chan struct{}                   // one token per running render
 	live  atomic.Pointer[rules.Limits]    // set by SetLimits (live.go); nil: cfg.Limits
 	pyr   *pyramids                       // automatic pyramids; nil: none
+	s3    *sources.Store                  // S3 sources (s3.go); nil: files under root
 	stats struct {
 		renders, passthrough, failures, cancelled, overloaded, ns atomic.Uint64
 		inflight, queued                                          atomic.Int64
@@ -206,16 +212,27 @@ func New(cfg Config) (*Vips, error) {
 	if !started.Load() {
 		return nil, errors.New("renderer: call Startup before New")
 	}
-	root, err := os.OpenRoot(cfg.TilePath)
-	if err != nil {
-		return nil, fmt.Errorf("TilePath: %w", err)
-	}
 	v := &Vips{
 		cfg:   cfg,
-		root:  root,
 		meta:  lru.New[string, *source](cfg.MetaCacheLen),
 		open_: lru.NewWithEvict(cfg.OpenCacheLen, func(_ openKey, o *openImage) { o.release() }),
 		slots: make(chan struct{}, cfg.Concurrency),
+	}
+	var err error
+	if cfg.S3 != nil {
+		sc := *cfg.S3
+		then := sc.OnEvict
+		sc.OnEvict = func(o sources.Object) {
+			v.forget(o)
+			if then != nil {
+				then(o)
+			}
+		}
+		if v.s3, err = sources.New(sc); err != nil {
+			return nil, err
+		}
+	} else if v.root, err = os.OpenRoot(cfg.TilePath); err != nil {
+		return nil, fmt.Errorf("TilePath: %w", err)
 	}
 	if cfg.PyramidDir != "" && cfg.PyramidMinPixels > 0 {
 		if v.pyr, err = newPyramids(v); err != nil {
@@ -235,6 +252,9 @@ func (v *Vips) Close() error {
 		v.pyr.close()
 	}
 	v.open_.RemoveFunc(func(openKey) bool { return true })
+	if v.s3 != nil {
+		return v.s3.Close()
+	}
 	return v.root.Close()
 }
 
@@ -265,7 +285,7 @@ func (o *openImage) release() {
 // Tiled and JPEG 2000 sources stay open across renders (re-opening a big
 // pyramidal TIFF costs more than rendering a tile from it); sequential
 // sources are single-use.
-func (v *Vips) image(f *os.File, src *source, lv Level) (*openImage, error) {
+func (v *Vips) image(in input, src *source, lv Level) (*openImage, error) {
 	key := openKey{src.Identity, lv.page, lv.subifd}
 	if !src.seq {
 		if o, ok := v.open_.Get(key); ok && o.refs.Add(1) > 1 {
@@ -273,8 +293,8 @@ func (v *Vips) image(f *os.File, src *source, lv Level) (*openImage, error) {
 		}
 		// refs was 0: evicted meanwhile and already unreffed; open anew.
 	}
-	cp := C.CString(fdPath(f))
-	defer C.free(unsafe.Pointer(cp))
+	cp, remote, free := in.cargs()
+	defer free()
 	var cerr *C.char
 	seq := C.int(0)
 	if src.seq {
@@ -289,10 +309,13 @@ func (v *Vips) image(f *os.File, src *source, lv Level) (*openImage, error) {
 	if src.Format == "jpegload" {
 		strict = 1
 	}
-	im := C.iiif_open(cp, C.int(lv.page), C.int(lv.subifd), C.int(lv.shrink), seq, strict, &cerr)
+	im := C.iiif_open(cp, remote, C.int(lv.page), C.int(lv.subifd), C.int(lv.shrink), seq, strict, &cerr)
 	if im == nil {
-		msg := strings.ReplaceAll(strings.TrimSpace(C.GoString(cerr)), fdPath(f), src.ID)
+		msg := withID(strings.TrimSpace(C.GoString(cerr)), in, src.ID)
 		C.iiif_free(unsafe.Pointer(cerr))
+		if err := in.unavailable(); err != nil {
+			return nil, err
+		}
 		return nil, &SourceError{ID: src.ID, Detail: msg}
 	}
 	o := &openImage{im: im, key: key, cached: !src.seq}
@@ -334,7 +357,16 @@ func (v *Vips) Stats() Stats {
 		Queued:      v.stats.queued.Load(),
 		RenderNs:    v.stats.ns.Load(),
 		Pyramids:    v.pyramidStats(),
+		Sources:     v.sourceStats(),
 	}
+}
+
+func (v *Vips) sourceStats() *renderer.SourceStats {
+	if v.s3 == nil {
+		return nil
+	}
+	st := v.s3.Stats()
+	return &st
 }
 
 func (v *Vips) pyramidStats() *renderer.PyramidStats {
@@ -345,17 +377,16 @@ func (v *Vips) pyramidStats() *renderer.PyramidStats {
 }
 
 // validID rejects identifiers that could only name something outside
-// TilePath, before the filesystem is asked.
-func validID(id string) bool {
-	if id == "" || strings.HasPrefix(id, "/") || strings.IndexByte(id, 0) >= 0 {
-		return false
+// TilePath, before the filesystem (or the bucket) is asked: the one rule
+// for both, sources.ValidID.
+func validID(id string) bool { return sources.ValidID(id) }
+
+// withID replaces the name libvips gave in's source in msg with id.
+func withID(msg string, in input, id string) string {
+	if n := in.name(); n != "" {
+		return strings.ReplaceAll(msg, n, id)
 	}
-	for part := range strings.SplitSeq(id, "/") {
-		if part == ".." || part == "." || part == "" {
-			return false
-		}
-	}
-	return true
+	return msg
 }
 
 // open opens id inside TilePath.
@@ -375,17 +406,18 @@ func (v *Vips) open(id string) (*os.File, fs.FileInfo, error) {
 	return f, fi, nil
 }
 
-func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
-
 // Info returns the source's description, from memory when the file has not
 // changed since it was last read.
 func (v *Vips) Info(ctx context.Context, id string) (*renderer.Source, error) {
+	if v.s3 != nil {
+		return v.infoS3(ctx, id)
+	}
 	f, fi, err := v.open(id)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	s, err := v.describe(id, f, fi)
+	s, err := v.describe(id, input{f: f}, IdentityOf(fi), fi.ModTime())
 	if err != nil {
 		return nil, err
 	}
@@ -395,16 +427,17 @@ func (v *Vips) Info(ctx context.Context, id string) (*renderer.Source, error) {
 	return &s.Source, nil
 }
 
-func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*source, error) {
-	ident := IdentityOf(fi)
+// describe describes the source in, whose identity is ident, from memory
+// when that version was described before.
+func (v *Vips) describe(id string, in input, ident Identity, mod time.Time) (*source, error) {
 	if s, ok := v.meta.Get(id); ok && s.Identity == ident {
 		return s, nil
 	}
-	s, err := v.probe(id, f)
+	s, err := v.probe(id, in)
 	if err != nil {
 		return nil, err
 	}
-	s.ModTime = fi.ModTime().UTC().Truncate(time.Second) // HTTP dates have whole seconds
+	s.ModTime = mod.UTC().Truncate(time.Second) // HTTP dates have whole seconds
 	s.Identity = ident
 	// A tagged source's renders depend on ColourProfiles as well as on its
 	// bytes: with the policy in its identity, caches revalidating after the
@@ -415,18 +448,18 @@ func (v *Vips) describe(id string, f *os.File, fi fs.FileInfo) (*source, error) 
 	return s, nil
 }
 
-func probeHeader(p string, page, subifd int) (C.iiif_header, error) {
-	h, _, err := probeHeaderICC(p, page, subifd)
+func probeHeader(in input, page, subifd int) (C.iiif_header, error) {
+	h, _, err := probeHeaderICC(in, page, subifd)
 	return h, err
 }
 
 // probeHeaderICC is probeHeader that also returns the embedded ICC profile.
-func probeHeaderICC(p string, page, subifd int) (C.iiif_header, []byte, error) {
+func probeHeaderICC(in input, page, subifd int) (C.iiif_header, []byte, error) {
 	var h C.iiif_header
 	var cerr *C.char
-	cp := C.CString(p)
-	defer C.free(unsafe.Pointer(cp))
-	if C.iiif_probe(cp, C.int(page), C.int(subifd), &h, &cerr) != 0 {
+	cp, remote, free := in.cargs()
+	defer free()
+	if C.iiif_probe(cp, remote, C.int(page), C.int(subifd), &h, &cerr) != 0 {
 		msg := C.GoString(cerr)
 		C.iiif_free(unsafe.Pointer(cerr))
 		return h, nil, errors.New(strings.TrimSpace(msg))
@@ -449,8 +482,8 @@ func (v *Vips) log() *slog.Logger {
 
 // probe reads the headers of a source, works out its levels and the
 // geometry to advertise, and classifies its profile.
-func (v *Vips) probe(id string, f *os.File) (*source, error) {
-	s, h, profile, err := v.levels(id, f)
+func (v *Vips) probe(id string, in input) (*source, error) {
+	s, h, profile, err := v.levels(id, in)
 	if err != nil {
 		return nil, err
 	}
@@ -464,8 +497,7 @@ func (v *Vips) probe(id string, f *os.File) (*source, error) {
 		s.TileWidth, s.TileHeight = v.cfg.UntiledTileSize, v.cfg.UntiledTileSize
 	}
 	s.ScaleFactors = scaleFactors(s)
-	p := fdPath(f)
-	s.colour = v.classify(id, p, s.Levels[0].page, s.Levels[0].subifd, profile, int(h.bands)-int(h.has_alpha), h.cmyk != 0)
+	s.colour = v.classify(id, in, s.Levels[0].page, s.Levels[0].subifd, profile, int(h.bands)-int(h.has_alpha), h.cmyk != 0)
 	for i := range s.Levels {
 		if d := s.Levels[i].ifd; d != nil && !sameProfile(d.ICC, s.colour) {
 			s.Levels[i].ifd = nil // tagged unlike the source: always rendered
@@ -496,25 +528,32 @@ func (v *Vips) pyramidEligible(s *source, h C.iiif_header) bool {
 }
 
 // levels reads the headers of a file and works out its levels and tiling.
-func (v *Vips) levels(id string, f *os.File) (*source, C.iiif_header, []byte, error) {
-	p := fdPath(f)
-	h, profile, err := probeHeaderICC(p, -1, -1)
+func (v *Vips) levels(id string, in input) (*source, C.iiif_header, []byte, error) {
+	h, profile, err := probeHeaderICC(in, -1, -1)
 	if err != nil {
-		return nil, h, nil, &SourceError{ID: id, Detail: strings.ReplaceAll(err.Error(), p, id)}
+		if err := in.unavailable(); err != nil {
+			return nil, h, nil, err
+		}
+		return nil, h, nil, &SourceError{ID: id, Detail: withID(err.Error(), in, id)}
 	}
 	s := &source{
 		Source: renderer.Source{ID: id, Width: int(h.width), Height: int(h.height)},
-		Format: C.GoString(&h.loader[0]),
+		// A source read through Go (remote.go) reports "tiffload_source"
+		// and the like: the same loader, as far as levels are concerned.
+		Format: strings.TrimSuffix(C.GoString(&h.loader[0]), "_source"),
 		Levels: []Level{{Width: int(h.width), Height: int(h.height), page: -1, subifd: -1, shrink: 1}},
 		seq:    true,
 	}
 	switch s.Format {
 	case "jpegload":
 		for _, sh := range []int{2, 4, 8} {
-			s.Levels = append(s.Levels, Level{Width: ceilDiv(s.Width, sh), Height: ceilDiv(s.Height, sh), page: -1, subifd: -1, shrink: sh})
+			// libvips 8.14 rounds a shrink-on-load size down (1200 × 900
+			// at 1/8 is 150 × 112): a level rounded up made requests that
+			// read its last row fail with "bad extract area".
+			s.Levels = append(s.Levels, Level{Width: max(s.Width/sh, 1), Height: max(s.Height/sh, 1), page: -1, subifd: -1, shrink: sh})
 		}
 	case "tiffload":
-		t, err := imgmeta.ReadTIFF(f)
+		t, err := imgmeta.ReadTIFF(in.reader())
 		if err != nil {
 			t = nil // libvips reads it; we only lose tile geometry and pass-through
 		}
@@ -526,7 +565,7 @@ func (v *Vips) levels(id string, f *os.File) (*source, C.iiif_header, []byte, er
 		case h.subifds > 0:
 			s.Levels[0].page = 0
 			for k := range int(h.subifds) {
-				lh, err := probeHeader(p, 0, k)
+				lh, err := probeHeader(in, 0, k)
 				if err != nil || !halves(s.Levels[len(s.Levels)-1], lh) {
 					break
 				}
@@ -539,7 +578,7 @@ func (v *Vips) levels(id string, f *os.File) (*source, C.iiif_header, []byte, er
 		case h.pages > 1:
 			s.Levels[0].page = 0
 			for k := 1; k < int(h.pages); k++ {
-				lh, err := probeHeader(p, k, -1)
+				lh, err := probeHeader(in, k, -1)
 				if err != nil || !halves(s.Levels[len(s.Levels)-1], lh) {
 					break
 				}
@@ -552,12 +591,12 @@ func (v *Vips) levels(id string, f *os.File) (*source, C.iiif_header, []byte, er
 		}
 	case "jp2kload":
 		s.seq = false
-		if tw, th, err := imgmeta.JP2TileSize(f); err == nil && (tw < s.Width || th < s.Height) {
+		if tw, th, err := imgmeta.JP2TileSize(in.reader()); err == nil && (tw < s.Width || th < s.Height) {
 			s.TileWidth, s.TileHeight, s.Tiled = tw, th, true
 		}
 		s.Levels[0].page = 0
 		for k := 1; k < int(h.pages); k++ {
-			lh, err := probeHeader(p, k, -1)
+			lh, err := probeHeader(in, k, -1)
 			if err != nil {
 				break
 			}
@@ -658,6 +697,9 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 	if err != nil {
 		return Image{}, err
 	}
+	if v.s3 != nil {
+		return v.renderS3(ctx, src, res)
+	}
 	f, fi, err := v.open(src.ID)
 	if err != nil {
 		return Image{}, err
@@ -670,7 +712,7 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		if ps, path := v.pyr.ready(src); ps != nil {
 			if pf, err := os.Open(path); err == nil {
 				defer pf.Close()
-				img, err := v.render(ctx, pf, ps, res)
+				img, err := v.render(ctx, input{f: pf}, ps, res)
 				var se *SourceError
 				if !errors.As(err, &se) {
 					v.pyr.stats.served.Add(1)
@@ -686,16 +728,16 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 			v.pyr.want(src)
 		}
 	}
-	return v.render(ctx, f, src, res)
+	return v.render(ctx, input{f: f}, src, res)
 }
 
 // render renders res from f, described by src: the source itself, or its
 // automatic pyramid (whose Source, so ID, ModTime and Identity, is the flat
 // source's).
-func (v *Vips) render(ctx context.Context, f *os.File, src *source, res rules.Resolved) (Image, error) {
+func (v *Vips) render(ctx context.Context, in input, src *source, res rules.Resolved) (Image, error) {
 	lv, x, y, w, h := plan(src, res)
 	mode := v.iccMode(src.colour, res)
-	if body, ok := v.passthrough(f, lv, x, y, w, h, res, src.colour, mode); ok {
+	if body, ok := v.passthrough(in, lv, x, y, w, h, res, src.colour, mode); ok {
 		v.stats.passthrough.Add(1)
 		return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
 	}
@@ -707,12 +749,12 @@ func (v *Vips) render(ctx context.Context, f *os.File, src *source, res rules.Re
 	}
 	defer v.release()
 	if !testNoTranscode && transcodable(lv, x, y, w, h, res) {
-		if body, ok := v.transcode(f, src, lv, x, y, res, mode); ok {
+		if body, ok := v.transcode(in, src, lv, x, y, res, mode); ok {
 			v.stats.renders.Add(1)
 			return Image{Body: body, MIME: res.Format.MIME(), ModTime: src.ModTime, Identity: src.Source.Identity}, nil
 		}
 	}
-	o, err := v.image(f, src, lv)
+	o, err := v.image(in, src, lv)
 	if err != nil {
 		v.stats.failures.Add(1)
 		return Image{}, err
@@ -754,6 +796,9 @@ func (v *Vips) render(ctx context.Context, f *os.File, src *source, res rules.Re
 		}
 		v.stats.failures.Add(1)
 		v.discard(o)
+		if err := in.unavailable(); err != nil {
+			return Image{}, err // the store failed, not the file
+		}
 		return Image{}, &SourceError{ID: src.ID, Detail: msg}
 	}
 	defer C.iiif_free(buf)
@@ -795,7 +840,7 @@ func (v *Vips) checkDecode(src *source, lv Level) error {
 // tagged level passes through when the render would not change its pixels
 // (an sRGB profile, or embed or strip), with the profile spliced in for
 // embed.
-func (v *Vips) passthrough(f *os.File, lv Level, x, y, w, h int, res rules.Resolved, c colour, mode int) ([]byte, bool) {
+func (v *Vips) passthrough(in input, lv Level, x, y, w, h int, res rules.Resolved, c colour, mode int) ([]byte, bool) {
 	d := lv.ifd
 	if !v.cfg.TilePassthrough || d == nil || mode == C.IIIF_ICC_CONVERT || res.Format != rules.FormatJPG || res.Rotation != (rules.Rotation{}) ||
 		w != res.Width || h != res.Height || w != d.TileWidth || h != d.TileHeight ||
@@ -811,7 +856,7 @@ func (v *Vips) passthrough(f *os.File, lv Level, x, y, w, h int, res rules.Resol
 	default:
 		return nil, false
 	}
-	body, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), f, x/d.TileWidth, y/d.TileHeight)
+	body, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), in.reader(), x/d.TileWidth, y/d.TileHeight)
 	if err == nil {
 		body, err = withProfile(body, c, mode, res)
 	}
