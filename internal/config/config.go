@@ -501,10 +501,17 @@ func systemdCacheDirectory(environ []string) string {
 	return ""
 }
 
+// searchPath is where Find looks, in order: this checkout's sample, the
+// working directory, the file `make install` and the Docker image write
+// (which the unit and the image pass as -config, so that `iiif-proxy purge`
+// and `stats` run by hand find the same file, token included), then RAIS's
+// own place.
+var searchPath = []string{"conf/rais.toml", "rais.toml", "/etc/iiif-proxy/rais.toml", "/etc/rais.toml"}
+
 // Find returns the configuration file to use when -config is not given:
-// conf/rais.toml, then rais.toml, then /etc/rais.toml; "" if none exists.
+// the first of searchPath that exists; "" if none does.
 func Find() string {
-	for _, f := range []string{"conf/rais.toml", "rais.toml", "/etc/rais.toml"} {
+	for _, f := range searchPath {
 		if _, err := os.Stat(f); err == nil {
 			return f
 		}
@@ -662,7 +669,7 @@ var flagNames = map[string]string{
 func Flags() *flag.FlagSet {
 	cfg := Default()
 	fset := flagSet(&cfg, true)
-	fset.String("config", "", "TOML configuration file (default: conf/rais.toml, rais.toml or /etc/rais.toml, whichever exists)")
+	fset.String("config", "", "TOML configuration file (default: the first of "+strings.Join(searchPath, ", ")+" that exists)")
 	return fset
 }
 

@@ -425,3 +425,31 @@ func TestCacheDirFollowsSystemd(t *testing.T) {
 		}
 	}
 }
+
+// TestFindPrefersTheInstalledFileOverRAISs: the unit and the Docker image
+// start the server with -config /etc/iiif-proxy/rais.toml; `iiif-proxy
+// purge` and `stats` typed by hand (no -config) must read that file, not a
+// RAIS site's /etc/rais.toml or nothing, or they miss its AdminAddress and
+// token.
+func TestFindPrefersTheInstalledFileOverRAISs(t *testing.T) {
+	installed, rais := slices.Index(searchPath, "/etc/iiif-proxy/rais.toml"), slices.Index(searchPath, "/etc/rais.toml")
+	if installed < 0 || rais < 0 || installed > rais {
+		t.Fatalf("searchPath %q: want /etc/iiif-proxy/rais.toml, then /etc/rais.toml", searchPath)
+	}
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "conf.toml"), filepath.Join(dir, "installed.toml"), filepath.Join(dir, "rais.toml")}
+	saved := searchPath
+	t.Cleanup(func() { searchPath = saved })
+	searchPath = files
+	if got := Find(); got != "" {
+		t.Errorf("no file exists: Find() = %q, want \"\"", got)
+	}
+	for i := len(files) - 1; i >= 0; i-- { // each newly made file comes earlier and wins
+		if err := os.WriteFile(files[i], nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := Find(); got != files[i] {
+			t.Errorf("Find() = %q, want %q (the first that exists)", got, files[i])
+		}
+	}
+}
