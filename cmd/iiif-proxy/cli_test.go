@@ -62,6 +62,17 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// TestUnknownCommandIsNamed: a mistyped command is reported as such, not
+// as a problem of whichever configuration file was found.
+func TestUnknownCommandIsNamed(t *testing.T) {
+	for _, word := range []string{"version", "stat"} {
+		_, errOut, code := runBinary(t, binary, word)
+		if code != 2 || !strings.Contains(errOut, `unknown command "`+word+`"`) || strings.Contains(errOut, "configuration") {
+			t.Errorf("iiif-proxy %s: exit %d, stderr %q; want 2 and the unknown command named", word, code, errOut)
+		}
+	}
+}
+
 // TestSubcommandHelpListsOnlyItsOwnFlags: stats -h does not offer -tier,
 // purge -h does not offer -json; help is on stdout with status 0.
 func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {

@@ -41,6 +41,14 @@ func run(args []string) int {
 			return adminCmd(args[0], args[1:])
 		case "sign":
 			return signCmd(args[1:])
+		default:
+			// The server takes flags only: a first word that is no flag is
+			// a command mistyped ("stat", "version"), not a configuration
+			// problem, which is what the flag parser would call it.
+			if !strings.HasPrefix(args[0], "-") {
+				fmt.Fprintf(os.Stderr, "iiif-proxy: unknown command %q: commands are samples, purge, stats and sign; the server takes flags only (see -help)\n", args[0])
+				return 2
+			}
 		}
 	}
 	for _, a := range args {
