@@ -681,6 +681,11 @@ func flagSet(cfg *Config, help bool) *flag.FlagSet {
 	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
 	for _, f := range fs {
 		key := strings.Join(f.path, ".")
+		if help && tileOrThumbnailOnly(f.path) {
+			// Accepted (and refused by validate with a reason), but not
+			// offered: -help would describe a setting that cannot be set.
+			continue
+		}
 		name, ok := flagNames[key]
 		if !ok {
 			name = strings.ToLower(strings.Join(f.path, "-"))
@@ -692,6 +697,13 @@ func flagSet(cfg *Config, help bool) *flag.FlagSet {
 		fset.Var(flagValue{f.v}, name, text)
 	}
 	return fset
+}
+
+// tileOrThumbnailOnly reports whether path is the MaxSize or Formats of
+// the info or other tier, keys only the tile and thumbnail tiers have.
+func tileOrThumbnailOnly(path []string) bool {
+	return len(path) == 3 && path[0] == "Tiers" && (path[1] == "Info" || path[1] == "Other") &&
+		(path[2] == "MaxSize" || path[2] == "Formats")
 }
 
 type flagValue struct{ v reflect.Value }

@@ -147,6 +147,16 @@ func TestEveryFlagHasAUsage(t *testing.T) {
 			t.Errorf("-%s: usage %q is no sentence", f.Name, f.Usage)
 		}
 	})
+	// Only the tile and thumbnail tiers have MaxSize and Formats (validate
+	// refuses the others'): -help does not offer them.
+	for _, name := range []string{"tiers-info-maxsize", "tiers-info-formats", "tiers-other-maxsize", "tiers-other-formats"} {
+		if Flags().Lookup(name) != nil {
+			t.Errorf("-help offers -%s, which validate always refuses", name)
+		}
+	}
+	if Flags().Lookup("tiers-thumbnail-formats") == nil {
+		t.Error("-help lost -tiers-thumbnail-formats")
+	}
 	for k := range usages {
 		if _, ok := reflect.TypeFor[Config]().FieldByName(k); !ok {
 			t.Errorf("usage for %s, which is no key", k)
