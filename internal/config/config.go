@@ -253,14 +253,16 @@ type Tiers struct {
 type Tier struct {
 	// Enabled caches this tier's responses. Default true.
 	Enabled bool
-	// MaxBytes is the tier's budget on disk ("20GB", "512MB"); the least
-	// recently read entries go first. "0" means no budget.
+	// MaxBytes is the tier's budget on disk ("20GB", "512MB"); past it
+	// entries go in S3-FIFO order (read once before read again). "0" means
+	// no budget.
 	MaxBytes ByteSize
 	// Retention drops entries not read for this long ("4320h"); a read
 	// extends it. "0s" means keep until the budget evicts them.
 	Retention Duration
 	// Revalidate is the age after which an entry is checked against its
-	// source (its modification time) before it is served. "0s" means never.
+	// source (its identity: inode, size, modification and change times)
+	// before it is served. "0s" means never.
 	Revalidate Duration
 	// CacheControl is the Cache-Control header of this tier's responses.
 	CacheControl string

@@ -68,7 +68,7 @@ var usages = map[string]string{
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
 var tierUsages = map[string]string{
 	"Enabled":       "Cache the %s tier at all.",
-	"MaxBytes":      "Disk budget of the %s tier, e.g. 20GB; least recently read entries go past it.",
+	"MaxBytes":      "Disk budget of the %s tier, e.g. 20GB; past it entries go in S3-FIFO order.",
 	"Retention":     "How long an unread entry of the %s tier is kept.",
 	"Revalidate":    "Age past which an entry of the %s tier is checked against its source.",
 	"CacheControl":  "Cache-Control header sent with responses of the %s tier.",
