@@ -38,7 +38,7 @@ var usages = map[string]string{
 	"PyramidMinPixels":       "Flat sources this large get an automatic tiled pyramid under CacheDir/pyramid; 0 means none.",
 	"PyramidMaxBytes":        "Byte budget of the automatic pyramids; the least recently used go first.",
 	"PyramidBuilds":          "Automatic pyramids built at once, each in a child process at the lowest priority.",
-	"CacheDir":               "Directory of the on-disk cache tiers; empty turns the disk cache off.",
+	"CacheDir":               "Directory of the on-disk cache tiers ($CACHE_DIRECTORY under systemd, else ./cache); empty turns the disk cache off.",
 	"CacheMinFree":           "Free space the cache's file system must keep, a size (1GB) or a percentage (5%).",
 	"AdminToken":             "Bearer token the admin listener requires; prefer AdminTokenFile or the environment.",
 	"AdminTokenFile":         "File holding the admin token, re-read on SIGHUP.",
