@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -70,6 +72,36 @@ func TestUnknownCommandIsNamed(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, `unknown command "`+word+`"`) || strings.Contains(errOut, "configuration") {
 			t.Errorf("iiif-proxy %s: exit %d, stderr %q; want 2 and the unknown command named", word, code, errOut)
 		}
+	}
+}
+
+// TestRefusedAdminCommandShowsConfigurationProblems: when the server
+// refuses `stats` or `purge` and the configuration the token comes from
+// did not load (an AdminTokenFile that cannot be read), the command says
+// so instead of a bare 401.
+func TestRefusedAdminCommandShowsConfigurationProblems(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error": "missing or wrong bearer token"}`, http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	admin := strings.TrimPrefix(srv.URL, "http://")
+	conf := filepath.Join(t.TempDir(), "rais.toml")
+	missing := filepath.Join(t.TempDir(), "no-such-token")
+	if err := os.WriteFile(conf, []byte("AdminTokenFile = \""+missing+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"stats"}, {"purge", "page.tif"}} {
+		args = append(args[:1:1], append([]string{"-config", conf, "-admin", admin}, args[1:]...)...)
+		_, errOut, code := runBinary(t, binary, args...)
+		if code != 1 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "which has problems") ||
+			!strings.Contains(errOut, "no-such-token") {
+			t.Errorf("%v: exit %d, stderr %q; want 1, the 401 and the AdminTokenFile problem", args, code, errOut)
+		}
+	}
+	// A token given on the command line owes nothing to the file: no note.
+	_, errOut, _ := runBinary(t, binary, "stats", "-config", conf, "-admin", admin, "-token", "x")
+	if strings.Contains(errOut, "which has problems") {
+		t.Errorf("-token given: stderr %q blames the configuration", errOut)
 	}
 }
 
