@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -291,9 +292,10 @@ func (a *App) Run(ctx context.Context) error {
 	for i, s := range servers {
 		go func() { errc <- s.Serve(lns[i]) }()
 	}
+	wp := strings.TrimRight(a.cfg.IIIFWebPath, "/") // as the proxy reads it: "/iiif/" is "/iiif", "/" is ""
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
-		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json",
-		"unversioned", unversionedForm(a.cfg.IIIFWebPath, a.cfg.UnversionedVersion))
+		"v3", wp+"/3/{identifier}/info.json", "v2", wp+"/2/{identifier}/info.json",
+		"unversioned", unversionedForm(wp, a.cfg.UnversionedVersion))
 	if a.cfg.DemoPage {
 		a.log.Info("demo page at / (DemoPage)", "address", ln.Addr().String())
 	}
