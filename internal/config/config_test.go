@@ -453,3 +453,25 @@ func TestFindPrefersTheInstalledFileOverRAISs(t *testing.T) {
 		}
 	}
 }
+
+// TestANonTableForATableIsAnError: "Tiers = 3" or "[Tiers] Tile = 3" is a
+// mistake to report, not a table to read as empty (every tier's settings
+// silently left at their defaults).
+func TestANonTableForATableIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"Tiers = 3\n", "Tiers: must be a table ([Tiers])"},
+		{"[Tiers]\nTile = \"big\"\n", "Tiers.Tile: must be a table ([Tiers.Tile])"},
+	} {
+		f := write(t, "TilePath = \""+dir+"\"\n"+tc.body)
+		_, _, err := Load(f, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one saying %q", tc.body, err, tc.want)
+		}
+	}
+	// A real table still loads.
+	f := write(t, "TilePath = \""+dir+"\"\n[Tiers.Tile]\nMaxBytes = \"1GB\"\n")
+	if c, _, err := Load(f, nil, nil); err != nil || c.Tiers.Tile.MaxBytes != 1<<30 {
+		t.Errorf("[Tiers.Tile] MaxBytes: %v, %v", c.Tiers.Tile.MaxBytes, err)
+	}
+}

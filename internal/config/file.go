@@ -52,7 +52,15 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 		fv := v.Field(i)
 		path := append(slices.Clone(prefix), f.Name)
 		if fv.Kind() == reflect.Struct && !isText(fv) {
+			// A number or string here must not decode into an empty table
+			// (the library allows it), which would drop the setting in silence.
+			var raw any
+			_ = md.PrimitiveDecode(table[k], &raw)
 			var sub map[string]toml.Primitive
+			if _, isTable := raw.(map[string]any); !isTable {
+				*errs = append(*errs, fmt.Errorf("%s: %s: must be a table ([%s])", file, strings.Join(path, "."), strings.Join(path, ".")))
+				continue
+			}
 			if err := md.PrimitiveDecode(table[k], &sub); err != nil {
 				*errs = append(*errs, fmt.Errorf("%s: %s: must be a table ([%s])", file, strings.Join(path, "."), strings.Join(path, ".")))
 				continue
