@@ -468,10 +468,12 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 		cfg.CacheDir = dir
 	}
 	var errs []error
+	read := true
 	if file != "" {
-		w, fileErrs := decodeFile(file, &cfg)
+		w, fileErrs, ok := decodeFile(file, &cfg)
 		warnings = append(warnings, w...)
 		errs = append(errs, fileErrs...)
+		read = ok
 	}
 	w, envErrs := applyEnv(&cfg, environ)
 	warnings = append(warnings, w...)
@@ -481,7 +483,12 @@ func Load(file string, environ []string, args []string) (cfg Config, warnings []
 	errs = append(errs, flagErrs...)
 	errs = append(errs, cfg.readSecrets()...)
 	errs = append(errs, cfg.applyIIIFURL()...)
-	errs = append(errs, cfg.validate()...)
+	if read {
+		// A file that could not be read at all (a syntax error) set
+		// nothing: checking the defaults would report settings it does
+		// make ("TilePath: required") as missing.
+		errs = append(errs, cfg.validate()...)
+	}
 	if cfg.AdminToken == "" && cfg.AdminAddress != "" && !loopback(cfg.AdminAddress) {
 		warnings = append(warnings, publicAdminWarning(cfg.AdminAddress))
 	}

@@ -475,3 +475,22 @@ func TestANonTableForATableIsAnError(t *testing.T) {
 		t.Errorf("[Tiers.Tile] MaxBytes: %v, %v", c.Tiers.Tile.MaxBytes, err)
 	}
 }
+
+// TestAFileThatIsNoTOMLIsTheOnlyFileProblem: after a syntax error nothing
+// of the file was read, so its settings are not reported as missing
+// ("TilePath: required" for a file that sets it); the environment's and the
+// flags' problems are still listed.
+func TestAFileThatIsNoTOMLIsTheOnlyFileProblem(t *testing.T) {
+	f := write(t, "TilePath = \""+t.TempDir()+"\"\n[Tiers\n")
+	_, _, err := Load(f, []string{"RAIS_JPGQUALITY=high"}, nil)
+	if err == nil {
+		t.Fatal("a file that is no TOML loaded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "toml: line ") || !strings.Contains(msg, "RAIS_JPGQUALITY") {
+		t.Errorf("error %q: want the syntax error's line and the environment's problem", msg)
+	}
+	if strings.Contains(msg, "TilePath") {
+		t.Errorf("error %q reports TilePath, which the unreadable file sets", msg)
+	}
+}

@@ -16,14 +16,15 @@ import (
 // for a size) is reported, not only the first, and so that keys match
 // case-insensitively, as RAIS's (viper's) did. Only a syntax error, after
 // which nothing in the file can be trusted, stops it early.
-func decodeFile(file string, cfg *Config) (warnings []string, errs []error) {
+// read is false when nothing of the file could be read.
+func decodeFile(file string, cfg *Config) (warnings []string, errs []error, read bool) {
 	var top map[string]toml.Primitive
 	md, err := toml.DecodeFile(file, &top)
 	if err != nil {
-		return nil, []error{fmt.Errorf("%s: %w", file, err)}
+		return nil, []error{fmt.Errorf("%s: %w", file, err)}, false
 	}
 	decodeTable(md, file, top, reflect.ValueOf(cfg).Elem(), nil, &warnings, &errs)
-	return warnings, errs
+	return warnings, errs, true
 }
 
 // decodeTable decodes the members of one table into the struct v, whose
