@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -73,7 +74,9 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 		tmp := reflect.New(fv.Type())
 		tmp.Elem().Set(fv)
 		if err := md.PrimitiveDecode(table[k], tmp.Interface()); err != nil {
-			*errs = append(*errs, fmt.Errorf("%s: %s: %s", file, strings.Join(path, "."), tomlReason(err)))
+			var raw any
+			_ = md.PrimitiveDecode(table[k], &raw)
+			*errs = append(*errs, fmt.Errorf("%s: %s: %s", file, strings.Join(path, "."), tomlReason(err, raw, fv.Type())))
 			continue
 		}
 		fv.Set(tmp.Elem())
@@ -81,10 +84,37 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 }
 
 // tomlReason trims what the caller already says (the library's prefix, the
-// key) off a decoding error, keeping the line and the reason.
-func tomlReason(err error) string {
-	s := strings.TrimPrefix(err.Error(), "toml: ")
-	return lastKey.ReplaceAllString(s, "")
+// key) off a decoding error, keeping the line and the reason. The library's
+// "incompatible types: TOML value has type float64; destination has type
+// integer" is said as the environment's and flags' errors say it: the value
+// and what was wanted (`1.5 is not a whole number`).
+func tomlReason(err error, raw any, want reflect.Type) string {
+	s := lastKey.ReplaceAllString(strings.TrimPrefix(err.Error(), "toml: "), "")
+	if i := strings.Index(s, "incompatible types: "); i >= 0 {
+		if w := wanted(want); w != "" {
+			v := fmt.Sprint(raw)
+			if str, ok := raw.(string); ok {
+				v = strconv.Quote(str)
+			}
+			s = s[:i] + v + " is not " + w
+		}
+	}
+	return s
+}
+
+// wanted says what a value of type t is, as a correction ("" if unknown).
+func wanted(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string (in quotes)"
+	case reflect.Slice:
+		return `a list, e.g. ["a", "b"]`
+	}
+	return ""
 }
 
 var lastKey = regexp.MustCompile(` \(last key "[^"]*"\)`)

@@ -134,6 +134,18 @@ func TestEveryKindOfProblemIsListed(t *testing.T) {
 			t.Errorf("the error does not list %q", want)
 		}
 	}
+	// A wrong type is said as the environment's errors say it: the value,
+	// what was wanted, and the file's line.
+	for _, want := range []string{`JPGQuality: line 4: "high" is not a whole number`,
+		"InfoCacheLen: line 5: 1.5 is not a whole number", `TilePassthrough: line 11: "yes" is not true or false`,
+		`Tiers.Thumbnail.Formats: line 20: "jpg" is not a list`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q", want)
+		}
+	}
+	if strings.Contains(msg, "incompatible types") {
+		t.Error("the error speaks the TOML library's words (incompatible types … destination)")
+	}
 	if t.Failed() {
 		t.Logf("the error:\n%s", msg)
 	}
