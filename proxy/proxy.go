@@ -675,7 +675,7 @@ func (p *Proxy) fail(ctx *fasthttp.RequestCtx, err error) {
 		msg = fmt.Sprintf("%s: IIIF Image API 3.0 is served at %s/3/{identifier}/…, 2.1 at %s/2/{identifier}/…",
 			msg, p.cfg.WebPath, p.cfg.WebPath)
 		if p.cfg.Unversioned != 0 {
-			msg += fmt.Sprintf(", %d at %s/{identifier}/…", p.cfg.Unversioned, p.cfg.WebPath)
+			msg += fmt.Sprintf(", %s at %s/{identifier}/…", p.cfg.Unversioned, p.cfg.WebPath)
 		}
 	}
 	for _, h := range []string{"Last-Modified", "Link", "ETag", "X-Cache", "X-Cache-Tier"} {

@@ -92,6 +92,12 @@ func TestUnversionedSpeaks3WhenSet(t *testing.T) {
 	if r := get(t, off+"/iiif/pattern.tif/info.json"); r.status != http.StatusNotFound {
 		t.Errorf("unversioned with the setting off: %d, want 404", r.status)
 	}
+	// A path that is no IIIF URL says where each version is served, each
+	// named as the spec names it.
+	r = get(t, base+"/nothing-here")
+	if want := "3.0 at /iiif/{identifier}/"; r.status != http.StatusNotFound || !strings.Contains(string(r.body), want) {
+		t.Errorf("not a IIIF path: %d %q, want 404 naming %q", r.status, r.body, want)
+	}
 }
 
 // TestVersionSegmentWinsOverAnIdentifierNamed2: the documented resolution

@@ -41,7 +41,11 @@ func adminCmd(name string, args []string) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	cfg, _, _ := config.Load(*file, os.Environ(), nil) // only the admin keys matter here
+	// Only the admin keys matter here, so a configuration with problems is
+	// used as far as it loaded; its problems are shown if the server then
+	// refuses us, as an unreadable AdminTokenFile is the likely cause.
+	tokenGiven := *token != ""
+	cfg, _, cfgErr := config.Load(*file, os.Environ(), nil)
 	if *admin == "" {
 		*admin = cfg.AdminAddress
 	}
@@ -94,6 +98,11 @@ func adminCmd(name string, args []string) int {
 		os.Stdout.Write(body)
 		if resp.StatusCode != http.StatusOK {
 			fmt.Fprintf(os.Stderr, "iiif-proxy %s: %s\n", name, resp.Status)
+			refused := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+			if refused && !tokenGiven && cfgErr != nil {
+				fmt.Fprintf(os.Stderr, "iiif-proxy %s: the token comes from the configuration (%s), which has problems:\n  %s\n",
+					name, orNone(*file), strings.ReplaceAll(cfgErr.Error(), "\n", "\n  "))
+			}
 			return 1
 		}
 	}

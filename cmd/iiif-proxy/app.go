@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -344,9 +345,10 @@ func (a *App) Run(ctx context.Context) error {
 	for i, s := range servers {
 		go func() { errc <- s.Serve(lns[i]) }()
 	}
+	wp := strings.TrimRight(a.cfg.IIIFWebPath, "/") // as the proxy reads it: "/iiif/" is "/iiif", "/" is ""
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
-		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json",
-		"unversioned", a.cfg.UnversionedVersion)
+		"v3", wp+"/3/{identifier}/info.json", "v2", wp+"/2/{identifier}/info.json",
+		"unversioned", unversionedForm(wp, a.cfg.UnversionedVersion))
 	if a.cfg.DemoPage {
 		a.log.Info("demo page at / (DemoPage)", "address", ln.Addr().String())
 	}
@@ -370,4 +372,16 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// unversionedForm is the start-up line's word on RAIS's URLs without a
+// version: their pattern and the version they speak, or "off".
+func unversionedForm(webPath string, v int) string {
+	switch v {
+	case 2:
+		return webPath + "/{identifier}/info.json (2.1)"
+	case 3:
+		return webPath + "/{identifier}/info.json (3.0)"
+	}
+	return "off"
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -59,6 +61,47 @@ func TestVersion(t *testing.T) {
 	// -version never reads a configuration: a broken one does not matter.
 	if _, errOut, code := runBinary(t, binary, "-config", "/nonexistent.toml", "-version"); code != 0 {
 		t.Errorf("-version with a missing config: exit %d: %s", code, errOut)
+	}
+}
+
+// TestUnknownCommandIsNamed: a mistyped command is reported as such, not
+// as a problem of whichever configuration file was found.
+func TestUnknownCommandIsNamed(t *testing.T) {
+	for _, word := range []string{"version", "stat"} {
+		_, errOut, code := runBinary(t, binary, word)
+		if code != 2 || !strings.Contains(errOut, `unknown command "`+word+`"`) || strings.Contains(errOut, "configuration") {
+			t.Errorf("iiif-proxy %s: exit %d, stderr %q; want 2 and the unknown command named", word, code, errOut)
+		}
+	}
+}
+
+// TestRefusedAdminCommandShowsConfigurationProblems: when the server
+// refuses `stats` or `purge` and the configuration the token comes from
+// did not load (an AdminTokenFile that cannot be read), the command says
+// so instead of a bare 401.
+func TestRefusedAdminCommandShowsConfigurationProblems(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error": "missing or wrong bearer token"}`, http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	admin := strings.TrimPrefix(srv.URL, "http://")
+	conf := filepath.Join(t.TempDir(), "rais.toml")
+	missing := filepath.Join(t.TempDir(), "no-such-token")
+	if err := os.WriteFile(conf, []byte("AdminTokenFile = \""+missing+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"stats"}, {"purge", "page.tif"}} {
+		args = append(args[:1:1], append([]string{"-config", conf, "-admin", admin}, args[1:]...)...)
+		_, errOut, code := runBinary(t, binary, args...)
+		if code != 1 || !strings.Contains(errOut, "401") || !strings.Contains(errOut, "which has problems") ||
+			!strings.Contains(errOut, "no-such-token") {
+			t.Errorf("%v: exit %d, stderr %q; want 1, the 401 and the AdminTokenFile problem", args, code, errOut)
+		}
+	}
+	// A token given on the command line owes nothing to the file: no note.
+	_, errOut, _ := runBinary(t, binary, "stats", "-config", conf, "-admin", admin, "-token", "x")
+	if strings.Contains(errOut, "which has problems") {
+		t.Errorf("-token given: stderr %q blames the configuration", errOut)
 	}
 }
 

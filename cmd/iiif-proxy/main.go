@@ -53,6 +53,14 @@ func run(args []string) int {
 			return classifyCmd(args[1:])
 		case "config":
 			return configCmd(args[1:])
+		default:
+			// The server takes flags only: a first word that is no flag is
+			// a command mistyped ("stat", "version"), not a configuration
+			// problem, which is what the flag parser would call it.
+			if !strings.HasPrefix(args[0], "-") {
+				fmt.Fprintf(os.Stderr, "iiif-proxy: unknown command %q: commands are samples, purge, stats, sign, check, warm, classify and config; the server takes flags only (see -help)\n", args[0])
+				return 2
+			}
 		}
 	}
 	for _, a := range args {

@@ -78,3 +78,82 @@ func TestSystemdCacheDirectory(t *testing.T) {
 		t.Errorf("RAIS_CACHEDIR under systemd: %s, want cacheDir=%s", line, own)
 	}
 }
+
+// TestDockerContextHoldsTheBuild: every file `go build ./cmd/iiif-proxy`
+// reads from this module (Go, cgo and embedded files, go.mod, go.sum) is in
+// the Docker build context, i.e. no .dockerignore pattern drops it. A
+// "/cache/" meant for the default CacheDir once dropped the cache package's
+// sources, and with them the image's build. No Docker daemon is needed:
+// the patterns are read as Docker reads them (Clean, leading "/" dropped; a
+// pattern matching a directory drops all under it; the last matching
+// pattern wins, "!" keeping).
+func TestDockerContextHoldsTheBuild(t *testing.T) {
+	raw, err := os.ReadFile("../../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type rule struct {
+		pattern string
+		keep    bool
+	}
+	var rules []rule
+	for _, l := range strings.Split(string(raw), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		keep := strings.HasPrefix(l, "!")
+		p := strings.TrimPrefix(filepath.Clean(strings.TrimPrefix(l, "!")), "/")
+		if strings.Contains(p, "**") {
+			t.Fatalf(".dockerignore: %q: this test does not read ** patterns; extend it", l)
+		}
+		rules = append(rules, rule{p, keep})
+	}
+	dropped := func(path string) bool {
+		out := false
+		for _, r := range rules {
+			for p := path; p != "." && p != "/"; p = filepath.Dir(p) {
+				if ok, _ := filepath.Match(r.pattern, p); ok {
+					out = !r.keep
+					break
+				}
+			}
+		}
+		return out
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f",
+		`{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}
+{{end}}{{range .CgoFiles}}{{$d}}/{{.}}
+{{end}}{{range .CFiles}}{{$d}}/{{.}}
+{{end}}{{range .HFiles}}{{$d}}/{{.}}
+{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}
+{{end}}{{end}}{{end}}`, "./cmd/iiif-proxy")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	files := append(strings.Fields(string(out)), filepath.Join(root, "go.mod"), filepath.Join(root, "go.sum"))
+	if len(files) < 50 {
+		t.Fatalf("go list named only %d files", len(files))
+	}
+	for _, f := range files {
+		rel, err := filepath.Rel(root, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dropped(rel) {
+			t.Errorf(".dockerignore drops %s, which the build needs", rel)
+		}
+	}
+	// And it does drop what must stay out of the image's context.
+	for _, rel := range []string{"cache/tile/000001.sst", "run-cache/tile/000001.sst", "samples/page.tif", "iiif-proxy"} {
+		if !dropped(rel) {
+			t.Errorf(".dockerignore keeps %s in the build context", rel)
+		}
+	}
+}

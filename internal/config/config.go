@@ -300,14 +300,16 @@ type Tiers struct {
 type Tier struct {
 	// Enabled caches this tier's responses. Default true.
 	Enabled bool
-	// MaxBytes is the tier's budget on disk ("20GB", "512MB"); the least
-	// recently read entries go first. "0" means no budget.
+	// MaxBytes is the tier's budget on disk ("20GB", "512MB"); past it
+	// entries go in S3-FIFO order (read once before read again). "0" means
+	// no budget.
 	MaxBytes ByteSize
 	// Retention drops entries not read for this long ("4320h"); a read
 	// extends it. "0s" means keep until the budget evicts them.
 	Retention Duration
 	// Revalidate is the age after which an entry is checked against its
-	// source (its modification time) before it is served. "0s" means never.
+	// source (its identity: inode, size, modification and change times)
+	// before it is served. "0s" means never.
 	Revalidate Duration
 	// CacheControl is the Cache-Control header of this tier's responses.
 	CacheControl string
@@ -527,10 +529,12 @@ func load(file string, environ []string, args []string, src Sources) (cfg Config
 		cfg.CacheDir = dir
 	}
 	var errs []error
+	read := true
 	if file != "" {
-		w, fileErrs := decodeFile(file, &cfg, src)
+		w, fileErrs, ok := decodeFile(file, &cfg, src)
 		warnings = append(warnings, w...)
 		errs = append(errs, fileErrs...)
+		read = ok
 	}
 	w, envErrs := applyEnv(&cfg, environ, src)
 	warnings = append(warnings, w...)
@@ -541,7 +545,12 @@ func load(file string, environ []string, args []string, src Sources) (cfg Config
 	errs = append(errs, cfg.readSecrets()...)
 	errs = append(errs, cfg.applyIIIFURL()...)
 	src.derived(cfg)
-	errs = append(errs, cfg.validate()...)
+	if read {
+		// A file that could not be read at all (a syntax error) set
+		// nothing: checking the defaults would report settings it does
+		// make ("TilePath: required") as missing.
+		errs = append(errs, cfg.validate()...)
+	}
 	if cfg.AdminToken == "" && cfg.AdminAddress != "" && !loopback(cfg.AdminAddress) {
 		warnings = append(warnings, publicAdminWarning(cfg.AdminAddress))
 	}
@@ -563,10 +572,17 @@ func systemdCacheDirectory(environ []string) string {
 	return ""
 }
 
+// searchPath is where Find looks, in order: this checkout's sample, the
+// working directory, the file `make install` and the Docker image write
+// (which the unit and the image pass as -config, so that `iiif-proxy purge`
+// and `stats` run by hand find the same file, token included), then RAIS's
+// own place.
+var searchPath = []string{"conf/rais.toml", "rais.toml", "/etc/iiif-proxy/rais.toml", "/etc/rais.toml"}
+
 // Find returns the configuration file to use when -config is not given:
-// conf/rais.toml, then rais.toml, then /etc/rais.toml; "" if none exists.
+// the first of searchPath that exists; "" if none does.
 func Find() string {
-	for _, f := range []string{"conf/rais.toml", "rais.toml", "/etc/rais.toml"} {
+	for _, f := range searchPath {
 		if _, err := os.Stat(f); err == nil {
 			return f
 		}
@@ -733,7 +749,7 @@ var flagNames = map[string]string{
 func Flags() *flag.FlagSet {
 	cfg := Default()
 	fset := flagSet(&cfg, true)
-	fset.String("config", "", "TOML configuration file (default: conf/rais.toml, rais.toml or /etc/rais.toml, whichever exists)")
+	fset.String("config", "", "TOML configuration file (default: the first of "+strings.Join(searchPath, ", ")+" that exists)")
 	return fset
 }
 
@@ -744,6 +760,11 @@ func flagSet(cfg *Config, help bool) *flag.FlagSet {
 	var fs []field
 	leaves(reflect.ValueOf(cfg).Elem(), nil, &fs)
 	for _, f := range fs {
+		if help && tileOrThumbnailOnly(f.path) {
+			// Accepted (and refused by validate with a reason), but not
+			// offered: -help would describe a setting that cannot be set.
+			continue
+		}
 		name := flagName(f.path)
 		text := ""
 		if help {
@@ -760,6 +781,13 @@ func flagName(path []string) string {
 		return name
 	}
 	return strings.ToLower(strings.Join(path, "-"))
+}
+
+// tileOrThumbnailOnly reports whether path is the MaxSize or Formats of
+// the info or other tier, keys only the tile and thumbnail tiers have.
+func tileOrThumbnailOnly(path []string) bool {
+	return len(path) == 3 && path[0] == "Tiers" && (path[1] == "Info" || path[1] == "Other") &&
+		(path[2] == "MaxSize" || path[2] == "Formats")
 }
 
 type flagValue struct {

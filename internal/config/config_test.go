@@ -448,3 +448,72 @@ func TestS3SourceSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestFindPrefersTheInstalledFileOverRAISs: the unit and the Docker image
+// start the server with -config /etc/iiif-proxy/rais.toml; `iiif-proxy
+// purge` and `stats` typed by hand (no -config) must read that file, not a
+// RAIS site's /etc/rais.toml or nothing, or they miss its AdminAddress and
+// token.
+func TestFindPrefersTheInstalledFileOverRAISs(t *testing.T) {
+	installed, rais := slices.Index(searchPath, "/etc/iiif-proxy/rais.toml"), slices.Index(searchPath, "/etc/rais.toml")
+	if installed < 0 || rais < 0 || installed > rais {
+		t.Fatalf("searchPath %q: want /etc/iiif-proxy/rais.toml, then /etc/rais.toml", searchPath)
+	}
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "conf.toml"), filepath.Join(dir, "installed.toml"), filepath.Join(dir, "rais.toml")}
+	saved := searchPath
+	t.Cleanup(func() { searchPath = saved })
+	searchPath = files
+	if got := Find(); got != "" {
+		t.Errorf("no file exists: Find() = %q, want \"\"", got)
+	}
+	for i := len(files) - 1; i >= 0; i-- { // each newly made file comes earlier and wins
+		if err := os.WriteFile(files[i], nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := Find(); got != files[i] {
+			t.Errorf("Find() = %q, want %q (the first that exists)", got, files[i])
+		}
+	}
+}
+
+// TestANonTableForATableIsAnError: "Tiers = 3" or "[Tiers] Tile = 3" is a
+// mistake to report, not a table to read as empty (every tier's settings
+// silently left at their defaults).
+func TestANonTableForATableIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"Tiers = 3\n", "Tiers: must be a table ([Tiers])"},
+		{"[Tiers]\nTile = \"big\"\n", "Tiers.Tile: must be a table ([Tiers.Tile])"},
+	} {
+		f := write(t, "TilePath = \""+dir+"\"\n"+tc.body)
+		_, _, err := Load(f, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one saying %q", tc.body, err, tc.want)
+		}
+	}
+	// A real table still loads.
+	f := write(t, "TilePath = \""+dir+"\"\n[Tiers.Tile]\nMaxBytes = \"1GB\"\n")
+	if c, _, err := Load(f, nil, nil); err != nil || c.Tiers.Tile.MaxBytes != 1<<30 {
+		t.Errorf("[Tiers.Tile] MaxBytes: %v, %v", c.Tiers.Tile.MaxBytes, err)
+	}
+}
+
+// TestAFileThatIsNoTOMLIsTheOnlyFileProblem: after a syntax error nothing
+// of the file was read, so its settings are not reported as missing
+// ("TilePath: required" for a file that sets it); the environment's and the
+// flags' problems are still listed.
+func TestAFileThatIsNoTOMLIsTheOnlyFileProblem(t *testing.T) {
+	f := write(t, "TilePath = \""+t.TempDir()+"\"\n[Tiers\n")
+	_, _, err := Load(f, []string{"RAIS_JPGQUALITY=high"}, nil)
+	if err == nil {
+		t.Fatal("a file that is no TOML loaded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "toml: line ") || !strings.Contains(msg, "RAIS_JPGQUALITY") {
+		t.Errorf("error %q: want the syntax error's line and the environment's problem", msg)
+	}
+	if strings.Contains(msg, "TilePath") {
+		t.Errorf("error %q reports TilePath, which the unreadable file sets", msg)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -16,18 +17,19 @@ import (
 // for a size) is reported, not only the first, and so that keys match
 // case-insensitively, as RAIS's (viper's) did. Only a syntax error, after
 // which nothing in the file can be trusted, stops it early.
-func decodeFile(file string, cfg *Config, src Sources) (warnings []string, errs []error) {
+// read is false when nothing of the file could be read.
+func decodeFile(file string, cfg *Config, src Sources) (warnings []string, errs []error, read bool) {
 	var top map[string]toml.Primitive
 	md, err := toml.DecodeFile(file, &top)
 	if err != nil {
-		return nil, []error{fmt.Errorf("%s: %w", file, err)}
+		return nil, []error{fmt.Errorf("%s: %w", file, err)}, false
 	}
 	var lines map[string]int
 	if src != nil {
 		lines = keyLines(file)
 	}
 	decodeTable(md, file, top, reflect.ValueOf(cfg).Elem(), nil, &warnings, &errs, src, lines)
-	return warnings, errs
+	return warnings, errs, true
 }
 
 // decodeTable decodes the members of one table into the struct v, whose
@@ -58,7 +60,15 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 		fv := v.Field(i)
 		path := append(slices.Clone(prefix), f.Name)
 		if fv.Kind() == reflect.Struct && !isText(fv) {
+			// A number or string here must not decode into an empty table
+			// (the library allows it), which would drop the setting in silence.
+			var raw any
+			_ = md.PrimitiveDecode(table[k], &raw)
 			var sub map[string]toml.Primitive
+			if _, isTable := raw.(map[string]any); !isTable {
+				*errs = append(*errs, fmt.Errorf("%s: %s: must be a table ([%s])", file, strings.Join(path, "."), strings.Join(path, ".")))
+				continue
+			}
 			if err := md.PrimitiveDecode(table[k], &sub); err != nil {
 				*errs = append(*errs, fmt.Errorf("%s: %s: must be a table ([%s])", file, strings.Join(path, "."), strings.Join(path, ".")))
 				continue
@@ -70,7 +80,9 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 		tmp := reflect.New(fv.Type())
 		tmp.Elem().Set(fv)
 		if err := md.PrimitiveDecode(table[k], tmp.Interface()); err != nil {
-			*errs = append(*errs, fmt.Errorf("%s: %s: %s", file, strings.Join(path, "."), tomlReason(err)))
+			var raw any
+			_ = md.PrimitiveDecode(table[k], &raw)
+			*errs = append(*errs, fmt.Errorf("%s: %s: %s", file, strings.Join(path, "."), tomlReason(err, raw, fv.Type())))
 			continue
 		}
 		fv.Set(tmp.Elem())
@@ -83,10 +95,37 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 }
 
 // tomlReason trims what the caller already says (the library's prefix, the
-// key) off a decoding error, keeping the line and the reason.
-func tomlReason(err error) string {
-	s := strings.TrimPrefix(err.Error(), "toml: ")
-	return lastKey.ReplaceAllString(s, "")
+// key) off a decoding error, keeping the line and the reason. The library's
+// "incompatible types: TOML value has type float64; destination has type
+// integer" is said as the environment's and flags' errors say it: the value
+// and what was wanted (`1.5 is not a whole number`).
+func tomlReason(err error, raw any, want reflect.Type) string {
+	s := lastKey.ReplaceAllString(strings.TrimPrefix(err.Error(), "toml: "), "")
+	if i := strings.Index(s, "incompatible types: "); i >= 0 {
+		if w := wanted(want); w != "" {
+			v := fmt.Sprint(raw)
+			if str, ok := raw.(string); ok {
+				v = strconv.Quote(str)
+			}
+			s = s[:i] + v + " is not " + w
+		}
+	}
+	return s
+}
+
+// wanted says what a value of type t is, as a correction ("" if unknown).
+func wanted(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string (in quotes)"
+	case reflect.Slice:
+		return `a list, e.g. ["a", "b"]`
+	}
+	return ""
 }
 
 var lastKey = regexp.MustCompile(` \(last key "[^"]*"\)`)

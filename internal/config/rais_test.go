@@ -145,6 +145,18 @@ func TestEveryKindOfProblemIsListed(t *testing.T) {
 			t.Errorf("the error does not list %q", want)
 		}
 	}
+	// A wrong type is said as the environment's errors say it: the value,
+	// what was wanted, and the file's line.
+	for _, want := range []string{`JPGQuality: line 4: "high" is not a whole number`,
+		"InfoCacheLen: line 5: 1.5 is not a whole number", `TilePassthrough: line 11: "yes" is not true or false`,
+		`Tiers.Thumbnail.Formats: line 20: "jpg" is not a list`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q", want)
+		}
+	}
+	if strings.Contains(msg, "incompatible types") {
+		t.Error("the error speaks the TOML library's words (incompatible types … destination)")
+	}
 	if t.Failed() {
 		t.Logf("the error:\n%s", msg)
 	}
@@ -158,6 +170,16 @@ func TestEveryFlagHasAUsage(t *testing.T) {
 			t.Errorf("-%s: usage %q is no sentence", f.Name, f.Usage)
 		}
 	})
+	// Only the tile and thumbnail tiers have MaxSize and Formats (validate
+	// refuses the others'): -help does not offer them.
+	for _, name := range []string{"tiers-info-maxsize", "tiers-info-formats", "tiers-other-maxsize", "tiers-other-formats"} {
+		if Flags().Lookup(name) != nil {
+			t.Errorf("-help offers -%s, which validate always refuses", name)
+		}
+	}
+	if Flags().Lookup("tiers-thumbnail-formats") == nil {
+		t.Error("-help lost -tiers-thumbnail-formats")
+	}
 	for k := range usages {
 		if _, ok := reflect.TypeFor[Config]().FieldByName(k); !ok {
 			t.Errorf("usage for %s, which is no key", k)

@@ -38,7 +38,7 @@ var usages = map[string]string{
 	"PyramidMinPixels":       "Flat sources this large get an automatic tiled pyramid under CacheDir/pyramid; 0 means none.",
 	"PyramidMaxBytes":        "Byte budget of the automatic pyramids; the least recently used go first.",
 	"PyramidBuilds":          "Automatic pyramids built at once, each in a child process at the lowest priority.",
-	"CacheDir":               "Directory of the on-disk cache tiers; empty turns the disk cache off.",
+	"CacheDir":               "Directory of the on-disk cache tiers ($CACHE_DIRECTORY under systemd, else ./cache); empty turns the disk cache off.",
 	"CacheMinFree":           "Free space the cache's file system must keep, a size (1GB) or a percentage (5%).",
 	"AdminToken":             "Bearer token the admin listener requires; prefer AdminTokenFile or the environment.",
 	"AdminTokenFile":         "File holding the admin token, re-read on SIGHUP.",
@@ -77,7 +77,7 @@ var usages = map[string]string{
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
 var tierUsages = map[string]string{
 	"Enabled":       "Cache the %s tier at all.",
-	"MaxBytes":      "Disk budget of the %s tier, e.g. 20GB; least recently read entries go past it.",
+	"MaxBytes":      "Disk budget of the %s tier, e.g. 20GB; past it entries go in S3-FIFO order.",
 	"Retention":     "How long an unread entry of the %s tier is kept.",
 	"Revalidate":    "Age past which an entry of the %s tier is checked against its source.",
 	"CacheControl":  "Cache-Control header sent with responses of the %s tier.",
