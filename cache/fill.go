@@ -22,6 +22,7 @@ type flightResult struct {
 	e        store.Entry
 	leader   *byte
 	rendered bool
+	shared   bool // found in the shared layer
 }
 
 // waiters counts the requests waiting on each flight, so that a render
@@ -120,12 +121,27 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			if tt.cfg.Store != nil {
 				// Lookup: this request's miss was counted by its first look.
 				if e, err := tt.cfg.Store.Lookup(key); err == nil {
-					return flightResult{e, mine, false}, nil
+					return flightResult{e: e, leader: mine}, nil
 				}
+			}
+			var claim Claim
+			if sh := c.cfg.Shared; sh != nil && tt.Cached() {
+				se, found, cl := sh.Claim(fc.ctx, tt.name, key, to.wait)
+				if found && c.current(key, se) {
+					tt.stats.sharedHits.Add(1)
+					se = c.keep(tt, key, se)
+					return flightResult{e: se, leader: mine, shared: true}, nil
+				}
+				// Not found, or made from a version of the source this
+				// node knows is gone: render, and write it over.
+				claim = cl
 			}
 			tt.stats.misses.Add(1)
 			e, err := render(fc.ctx)
 			if err != nil {
+				if claim != nil {
+					claim.Finish(nil)
+				}
 				return nil, err
 			}
 			e.StoredAt = c.now()
@@ -137,13 +153,17 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			e.ETag = ETag(e.Body)
 			if max := tt.Conf().MaxEntryBytes; max > 0 && int64(len(e.Body)) > max {
 				tt.stats.tooLarge.Add(1)
-				return flightResult{e, mine, true}, nil // served, not stored
+				if claim != nil {
+					claim.Finish(nil)
+				}
+				return flightResult{e: e, leader: mine, rendered: true}, nil // served, not stored
 			}
-			if tt.cfg.Store != nil {
-				e = c.put(tt, key, e)
+			if claim != nil {
+				// Queued, never waited for: the response does not wait
+				// on the object store.
+				claim.Finish(&e)
 			}
-			tt.mem.Add(string(key), memEntry{e, c.now()})
-			return flightResult{e, mine, true}, nil
+			return flightResult{e: c.keep(tt, key, e), leader: mine, rendered: true}, nil
 		})
 		select {
 		case r := <-ch:
@@ -158,6 +178,8 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			}
 			fr := r.Val.(flightResult)
 			switch {
+			case fr.shared:
+				return fr.e, SharedHit, nil
 			case !fr.rendered:
 				tt.stats.diskHits.Add(1)
 				return fr.e, Hit, nil
@@ -173,6 +195,25 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			return store.Entry{}, 0, ErrRenderWait
 		}
 	}
+}
+
+// keep stores e under key locally, on disk and in memory, and returns the
+// entry as stored (or e, when the store failed).
+func (c *Cache) keep(tt *Tier, key []byte, e store.Entry) store.Entry {
+	if tt.cfg.Store != nil {
+		e = c.put(tt, key, e)
+	}
+	tt.mem.Add(string(key), memEntry{e, c.now()})
+	return e
+}
+
+// current says whether a shared entry was made from the version of its
+// source this node knows, when it knows one (a description held in
+// memory); an entry from a version it knows is gone is not served.
+func (c *Cache) current(key []byte, e store.Entry) bool {
+	id, _, _ := bytes.Cut(key, []byte{0})
+	d, ok := c.sources.Get(string(id))
+	return !ok || e.SourceIdentity == "" || d.src.Identity == e.SourceIdentity
 }
 
 // storeWait bounds how long a fill waits for its store write. A write
