@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/iiif-proxy/iiif-proxy/cache"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
@@ -155,6 +156,9 @@ type Stats struct {
 	Tiers    map[string]TierStats `json:"tiers"`
 	InFlight InFlightStats        `json:"inFlight"`
 	Renderer *renderer.Stats      `json:"renderer,omitempty"`
+	// Shared is the shared render tier's counters and state, when there
+	// is one.
+	Shared *cache.SharedStats `json:"shared,omitempty"`
 }
 
 // Stats returns a snapshot of the proxy's counters.
@@ -184,6 +188,9 @@ func (p *Proxy) Stats() Stats {
 	if r, ok := p.r.(StatsSource); ok {
 		rs := r.Stats()
 		s.Renderer = &rs
+	}
+	if ss, ok := p.cache.SharedStats(); ok {
+		s.Shared = &ss
 	}
 	return s
 }

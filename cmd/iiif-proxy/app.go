@@ -12,7 +12,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/shared"
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
+	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
@@ -35,6 +37,7 @@ type App struct {
 	render  appRenderer
 	vips    bool // libvips was started (embedded mode)
 	stores  []*store.Tier
+	shared  *shared.Layer               // the fleet's shared render tier; nil: none
 	tiers   [rules.NumTiers]*store.Tier // the open stores by tier; nil: none
 	proxy   *proxy.Proxy
 
@@ -155,6 +158,14 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 		}
 		pcfg.Tiers[t] = pt
 	}
+	if cfg.SharedCache != "" {
+		l, err := newShared(cfg, log)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.shared, pcfg.Shared = l, l
+	}
 	p, err := proxy.New(pcfg, r)
 	if err != nil {
 		a.close()
@@ -221,7 +232,42 @@ func formats(exts []string) []rules.Format {
 	return out
 }
 
+// newShared makes the shared render tier cfg asks for, connecting with
+// RAIS's S3 environment (RAIS_S3_*, AWS_*). It does not wait on the store.
+func newShared(cfg config.Config, log *slog.Logger) (*shared.Layer, error) {
+	s3, err := s3conf.FromEnv(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("SharedCache: %w", err)
+	}
+	refresh := 1.0 // never
+	if cfg.SharedRefreshAfter > 0 {
+		refresh = float64(cfg.SharedRefreshAfter) / float64(cfg.SharedRetention)
+	}
+	// A shared hit is checked against its identifier's last purge at most
+	// as often as the tiers revalidate (the shortest, an hour by default).
+	genTTL := time.Duration(0)
+	for _, tc := range tierConfigs(cfg) {
+		if rv := tc.Revalidate.Std(); tc.Enabled && rv > 0 && (genTTL == 0 || rv < genTTL) {
+			genTTL = rv
+		}
+	}
+	timeout := cfg.SharedTimeout.Std()
+	return shared.New(shared.Config{URL: cfg.SharedCache, S3: s3, Timeout: timeout,
+		Retention: cfg.SharedRetention.Std(), RefreshAfter: refresh, Lifecycle: cfg.SharedLifecycle,
+		QueueLen: cfg.SharedQueueLen, QueueBytes: int64(cfg.SharedQueueBytes), Writers: cfg.SharedWriters,
+		// A lease outlives the longest render and its write.
+		LeaseTTL:      cfg.RenderTimeout.Std() + 3*timeout,
+		GenerationTTL: genTTL,
+		Logger:        log.With("tier", "shared")})
+}
+
+// sharedDrain is how long shutdown waits for queued shared-tier writes.
+const sharedDrain = 5 * time.Second
+
 func (a *App) close() {
+	if a.shared != nil {
+		a.shared.Close(sharedDrain)
+	}
 	for _, s := range a.stores {
 		if err := s.Close(); err != nil {
 			a.log.Warn("closing cache", "error", err)
@@ -273,6 +319,7 @@ func (a *App) Run(ctx context.Context) error {
 		go func() { errc <- s.Serve(lns[i]) }()
 	}
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
+		"sharedCache", a.cfg.SharedCache,
 		"v3", a.cfg.IIIFWebPath+"/3/{identifier}/info.json", "v2", a.cfg.IIIFWebPath+"/2/{identifier}/info.json",
 		"unversioned", a.cfg.UnversionedVersion)
 	for done := false; !done; {

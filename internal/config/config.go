@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 )
 
 // Config is the whole configuration. Field names are the TOML keys.
@@ -202,6 +204,42 @@ type Config struct {
 	// source (both modes). Default "0s": checked before serving.
 	StaleWhileRevalidate Duration
 
+	// Shared render tier (issue 10): an S3 bucket behind every node's
+	// local tiers. The connection (endpoint, TLS, path style, region,
+	// credentials) is RAIS's environment: RAIS_S3_ENDPOINT,
+	// RAIS_S3_DISABLESSL, RAIS_S3_FORCEPATHSTYLE and the AWS_* variables
+	// (internal/s3conf).
+
+	// SharedCache is the shared render tier, "s3://bucket/prefix": a local
+	// miss looks there before rendering, and renders are written there in
+	// the background. Default "": each node caches alone.
+	SharedCache string
+	// SharedTimeout bounds each operation on the shared tier's store; a
+	// slower store is treated as failing (three failures in a row open
+	// the circuit breaker). Default "2s".
+	SharedTimeout Duration
+	// SharedRetention is how long a shared entry lives unread (the
+	// bucket's lifecycle rule, in whole days). Default "4320h" (180 days).
+	SharedRetention Duration
+	// SharedRefreshAfter is the age past which a read of a shared entry
+	// resets its age (the sliding lifetime: rokka's four months of six).
+	// Default "2880h" (120 days); "0s" means never; must be below
+	// SharedRetention.
+	SharedRefreshAfter Duration
+	// SharedLifecycle sets the bucket's lifecycle rule that expires the
+	// tier's entries at start (needs s3:PutLifecycleConfiguration).
+	// Default true; false leaves the bucket's rules to you (README).
+	SharedLifecycle bool
+	// SharedQueueBytes bounds the rendered bytes waiting to be written to
+	// the shared tier; past it writes are dropped and counted. Default
+	// "64MB".
+	SharedQueueBytes ByteSize
+	// SharedQueueLen bounds the writes waiting likewise. Default 1024.
+	SharedQueueLen int
+	// SharedWriters is how many writes go to the shared tier at once.
+	// Default 4.
+	SharedWriters int
+
 	// Tiers configures each cache tier.
 	Tiers Tiers
 }
@@ -275,6 +313,14 @@ func Default() Config {
 		UpstreamMaxConns:       64,
 		UpstreamNotFoundTTL:    Duration(10 * time.Second),
 		TrustedProxies:         []string{"127.0.0.0/8", "::1"},
+		// Shared render tier (issue 10).
+		SharedTimeout:      Duration(2 * time.Second),
+		SharedRetention:    Duration(4320 * time.Hour),
+		SharedRefreshAfter: Duration(2880 * time.Hour),
+		SharedLifecycle:    true,
+		SharedQueueBytes:   64 << 20,
+		SharedQueueLen:     1024,
+		SharedWriters:      4,
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
@@ -305,7 +351,11 @@ var raisOnly = []string{
 
 // raisOnlyEnv are RAIS's environment names that do not follow envName
 // (viper read S3 settings with an underscore), and its plugins' switches.
-var raisOnlyEnv = []string{"RAIS_S3_ENDPOINT", "RAIS_S3_DISABLESSL", "RAIS_S3_FORCEPATHSTYLE", "RAIS_ALLOW_INSECURE_PLUGINS"}
+var raisOnlyEnv = []string{"RAIS_ALLOW_INSECURE_PLUGINS"}
+
+// s3Env are RAIS's S3 connection variables, read by internal/s3conf (for
+// SharedCache) rather than mapped onto a key.
+var s3Env = []string{"RAIS_S3_ENDPOINT", "RAIS_S3_DISABLESSL", "RAIS_S3_FORCEPATHSTYLE"}
 
 // raisOnlyFlags are RAIS's command-line flags for keys in raisOnly.
 var raisOnlyFlags = map[string]string{"capabilities-file": "CapabilitiesFile", "plugins": "Plugins"}
@@ -556,6 +606,8 @@ func applyEnv(cfg *Config, environ []string) (warnings []string, errs []error) {
 		f, ok := known[name]
 		switch {
 		case ok:
+		case slices.Contains(s3Env, name):
+			continue
 		case slices.Contains(raisOnlyEnv, name) || slices.ContainsFunc(raisOnly, func(k string) bool { return envName([]string{k}) == name }):
 			warnings = append(warnings, raisOnlyWarning("environment", name))
 			continue
@@ -587,6 +639,10 @@ var flagNames = map[string]string{
 	"Upstream": "upstream", "UpstreamTimeout": "upstream-timeout", "UpstreamConnectTimeout": "upstream-connect-timeout",
 	"UpstreamMaxConns": "upstream-max-conns", "UpstreamNotFoundTTL": "upstream-not-found-ttl",
 	"TrustedProxies": "trusted-proxies", "StaleWhileRevalidate": "stale-while-revalidate",
+	// Shared render tier (issue 10).
+	"SharedCache": "shared-cache", "SharedTimeout": "shared-timeout", "SharedRetention": "shared-retention",
+	"SharedRefreshAfter": "shared-refresh-after", "SharedLifecycle": "shared-lifecycle",
+	"SharedQueueBytes": "shared-queue-bytes", "SharedQueueLen": "shared-queue-len", "SharedWriters": "shared-writers",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -875,6 +931,7 @@ func (c *Config) validate() []error {
 	if _, err := c.TrustedPrefixes(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateShared()...)
 	if c.StaleWhileRevalidate < 0 {
 		errs = append(errs, errors.New("StaleWhileRevalidate: must be >= 0"))
 	}
@@ -916,5 +973,31 @@ func (c *Config) validate() []error {
 		}
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// validateShared checks the shared render tier's keys (issue 10).
+func (c *Config) validateShared() []error {
+	var errs []error
+	if c.SharedCache != "" {
+		if _, _, err := s3conf.ParseURL(c.SharedCache); err != nil {
+			errs = append(errs, fmt.Errorf("SharedCache: %w", err))
+		}
+		if c.CacheDir == "" {
+			errs = append(errs, errors.New("SharedCache: needs CacheDir: a shared hit is kept in the local tiers"))
+		}
+	}
+	if c.SharedTimeout <= 0 {
+		errs = append(errs, errors.New("SharedTimeout: must be > 0"))
+	}
+	if c.SharedRetention < Duration(24*time.Hour) {
+		errs = append(errs, errors.New("SharedRetention: must be at least 24h (the bucket's lifecycle rule counts whole days)"))
+	}
+	if c.SharedRefreshAfter < 0 || (c.SharedRefreshAfter > 0 && c.SharedRefreshAfter >= c.SharedRetention) {
+		errs = append(errs, errors.New("SharedRefreshAfter: must be >= 0 and below SharedRetention"))
+	}
+	if c.SharedQueueBytes < 1 || c.SharedQueueLen < 1 || c.SharedWriters < 1 {
+		errs = append(errs, errors.New("SharedQueueBytes, SharedQueueLen, SharedWriters: must be >= 1"))
+	}
 	return errs
 }

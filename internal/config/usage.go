@@ -55,6 +55,15 @@ var usages = map[string]string{
 	"UpstreamNotFoundTTL":    "How long the upstream's 404 for an identifier is remembered.",
 	"TrustedProxies":         "Addresses or networks whose X-Forwarded-Proto and -Host are believed, comma-separated.",
 	"StaleWhileRevalidate":   "How long past Revalidate an entry is served at once while its source is checked.",
+	// Shared render tier (issue 10).
+	"SharedCache":        "Shared render tier of a fleet, s3://bucket/prefix (RAIS_S3_* and AWS_* reach the store); empty means none.",
+	"SharedTimeout":      "Longest one operation on the shared tier's store may take before it counts as failed.",
+	"SharedRetention":    "How long an unread shared entry lives (the bucket's lifecycle rule, whole days).",
+	"SharedRefreshAfter": "Age past which reading a shared entry resets its age (sliding lifetime); 0s means never.",
+	"SharedLifecycle":    "Set the bucket's lifecycle rule that expires shared entries at start.",
+	"SharedQueueBytes":   "Most rendered bytes waiting to be written to the shared tier; more are dropped.",
+	"SharedQueueLen":     "Most writes waiting for the shared tier; more are dropped.",
+	"SharedWriters":      "Writes to the shared tier at once.",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.
