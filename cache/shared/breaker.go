@@ -76,6 +76,14 @@ func (b *breaker) done(ok bool) {
 	}
 }
 
+// abandon records an operation whose outcome says nothing of the store
+// (its caller left): a probe that ends so lets the next operation probe.
+func (b *breaker) abandon() {
+	b.mu.Lock()
+	b.probing = false
+	b.mu.Unlock()
+}
+
 // state is "closed", "open" or "half-open" (the backoff passed: the next
 // operation probes).
 func (b *breaker) state() (string, uint64) {

@@ -139,7 +139,7 @@ type Layer struct {
 
 	stats     counters
 	lifecycle atomic.Bool
-	logged    atomic.Int64 // unix seconds of the last fault logged
+	logged    atomic.Int64  // unix seconds of the last fault logged
 	done      chan struct{} // closed by Close: stops the lifecycle retries
 	closeOnce sync.Once
 }
@@ -257,7 +257,7 @@ func (l *Layer) callFor(ctx context.Context, timeout time.Duration, op func(cont
 		l.br.done(true)
 	case ctx.Err() != nil:
 		// The caller left (its clients gave up): no verdict on the store.
-		l.br.done(true)
+		l.br.abandon()
 	default:
 		l.br.done(false)
 		l.stats.errors.Add(1)
