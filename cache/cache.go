@@ -1,9 +1,11 @@
 // Package cache is the cache policy of iiif-proxy, per tier (tile,
-// thumbnail, info, other): a memory LRU in front of the tier's store,
-// revalidation of old entries against their source's identity, one fill per
-// key however many requests miss at once (detached from any one client and
-// stopped when the last of them gives up), purge by identifier, the one ETag
-// function, and the one cache of source descriptions.
+// thumbnail, info, other): a memory LRU in front of the tier's store, and
+// optionally a layer shared by a fleet of nodes behind it (Shared; package
+// cache/shared keeps it on S3), revalidation of old entries against their
+// source's identity, one fill per key however many requests miss at once
+// (detached from any one client and stopped when the last of them gives
+// up), purge by identifier, the one ETag function, and the one cache of
+// source descriptions.
 //
 // It knows nothing of HTTP: bodies go in and out as byte slices, and a disk
 // hit is read into a buffer the caller passes in (the proxy passes its

@@ -90,8 +90,11 @@ func (w *waiters) done(key string, fc *flightCtx) {
 
 // Fill renders key once however many requests want it at the same time,
 // cached tier or not: the render runs detached from any one client, looks in
-// the store again first (a flight only collapses calls that overlap), and
-// stores its result with its ETag. Errors are never cached. The request
+// the store again first (a flight only collapses calls that overlap), then
+// in the shared layer when there is one (whose hit is stored locally and
+// served as SharedHit, and which may hold the flight up to RenderWait while
+// another node renders the key), and stores its result with its ETag, in
+// the shared layer too (queued, not waited for). Errors are never cached. The request
 // that starts a flight waits for it up to RenderTimeout, the ones that join
 // it up to RenderWait; the render's context ends at RenderTimeout, or as
 // soon as every request waiting for it has given up (see waiters). The
