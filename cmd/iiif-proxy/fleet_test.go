@@ -235,6 +235,26 @@ func TestFleetSurvivesStoreOutage(t *testing.T) {
 			t.Fatalf("shared stats with the store down: %+v, want the breaker open", st)
 		}
 	}
+	// The worst case of a stampede: with the store down each node renders
+	// once (its own requests still collapse), N renders for N nodes.
+	before := a.stats(t).renders() + b.stats(t).renders()
+	var wg sync.WaitGroup
+	for i := range 60 {
+		n := nodes[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, _, _, err := fetch(n.client, "http://"+n.addr+"/iiif/3/page-plain.jpg/full/700,/0/default.jpg")
+			if err != nil || code != http.StatusOK {
+				t.Errorf("stampede with the store down: %d %v", code, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := a.stats(t).renders() + b.stats(t).renders() - before; got != 2 {
+		t.Fatalf("a stampede over 2 nodes with the store down rendered %d times, want 2 (one per node)", got)
+	}
+
 	resp, err := http.Get("http://" + b.admin + "/metrics")
 	if err != nil {
 		t.Fatal(err)
