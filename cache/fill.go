@@ -131,7 +131,6 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			if sh := c.cfg.Shared; sh != nil && tt.Cached() {
 				se, found, cl := sh.Claim(fc.ctx, tt.name, key, to.wait)
 				if found && c.current(key, se) {
-					tt.stats.sharedHits.Add(1)
 					se = c.keep(tt, key, se)
 					return flightResult{e: se, leader: mine, shared: true}, nil
 				}
@@ -182,6 +181,7 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			fr := r.Val.(flightResult)
 			switch {
 			case fr.shared:
+				tt.stats.sharedHits.Add(1) // each request that got it
 				return fr.e, SharedHit, nil
 			case !fr.rendered:
 				tt.stats.diskHits.Add(1)
