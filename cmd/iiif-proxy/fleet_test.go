@@ -115,6 +115,19 @@ func TestFleetSharesRenders(t *testing.T) {
 		}
 	}
 
+	// info.json is shared without its base: each node's document names
+	// that node.
+	info := "/iiif/3/pattern.tif/info.json"
+	if code, _, how := a.get(t, info); code != http.StatusOK || how != "MISS" {
+		t.Fatalf("A info.json: %d %s", code, how)
+	}
+	a.settle(t, 2)
+	code, doc, how := b.get(t, info)
+	if code != http.StatusOK || how != "SHARED" || !bytes.Contains(doc, []byte(`"id": "http://`+b.addr+`/iiif/3/pattern.tif"`)) &&
+		!bytes.Contains(doc, []byte(`"id":"http://`+b.addr+`/iiif/3/pattern.tif"`)) {
+		t.Fatalf("B info.json: %d %s\n%s", code, how, doc)
+	}
+
 	t.Run("purge", func(t *testing.T) {
 		resp, err := http.DefaultClient.Do(mustRequest(t, http.MethodDelete, "http://"+a.admin+"/cache/ids/page.tif"))
 		if err != nil || resp.StatusCode != http.StatusOK {
