@@ -139,8 +139,9 @@ type Layer struct {
 
 	stats     counters
 	lifecycle atomic.Bool
-	logged    atomic.Int64  // unix seconds of the last fault logged
-	done      chan struct{} // closed by Close: stops the lifecycle retries
+	logged    atomic.Int64   // unix seconds of the last fault logged
+	done      chan struct{}  // closed by Close: stops the lifecycle retries
+	bg        sync.WaitGroup // purges deleting entries
 	closeOnce sync.Once
 }
 
@@ -233,7 +234,16 @@ func New(cfg Config) (*Layer, error) {
 func (l *Layer) Close(wait time.Duration) {
 	l.closeOnce.Do(func() { close(l.done) })
 	l.q.close(wait)
+	done := make(chan struct{})
+	go func() { l.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
 }
+
+// Wait waits for the purges deleting entries in the background (tests).
+func (l *Layer) Wait() { l.bg.Wait() }
 
 // errOpen is what an operation returns when the breaker is open.
 var errOpen = errors.New("shared cache: breaker open, store not asked")
@@ -508,9 +518,9 @@ func (l *Layer) PurgedAt(id string, maxAge time.Duration) time.Time {
 // purgeWait bounds a purge's listing and deletes.
 const purgeWait = 30 * time.Second
 
-// PurgeID implements cache.Shared: the generation first, so that no node
-// takes an entry of id written before now from the moment it is read, then
-// the entries themselves.
+// PurgeID implements cache.Shared: the generation first (waited for, so
+// that no node takes an entry of id written before now from the moment it
+// reads it), then the entries themselves, in the background.
 func (l *Layer) PurgeID(id string) {
 	at := l.now()
 	body := []byte(strconv.FormatInt(at.UnixNano(), 10))
@@ -526,26 +536,47 @@ func (l *Layer) PurgeID(id string) {
 	}
 	l.gens.Add(id, generation{at: at, read: at})
 	l.stats.purges.Add(1)
+	// The entries themselves go in the background: from now on they are
+	// never served (the generation), and a listing of many objects must
+	// not hold up the request or the admin call that purged.
+	l.bg.Add(1)
+	go func() {
+		defer l.bg.Done()
+		l.deleteEntries(id)
+	}()
+}
+
+// deleteEntries deletes every shared entry of id: one prefix listing, one
+// batch delete.
+func (l *Layer) deleteEntries(id string) {
 	n := 0
-	err = l.callFor(context.Background(), purgeWait, func(ctx context.Context) error {
+	err := l.callFor(context.Background(), purgeWait, func(ctx context.Context) error {
 		objs := l.c.ListObjects(ctx, l.bucket, minio.ListObjectsOptions{Prefix: l.keys.entries(id), Recursive: true})
 		todo := make(chan minio.ObjectInfo)
-		var listErr error
+		listed := make(chan struct{})
+		var listErr error // written before listed closes
 		go func() {
+			defer close(listed)
 			defer close(todo)
 			for o := range objs {
 				if o.Err != nil {
 					listErr = o.Err
 					continue
 				}
-				n++
-				todo <- o
+				select {
+				case todo <- o:
+					n++
+				case <-ctx.Done():
+					listErr = ctx.Err()
+					return
+				}
 			}
 		}()
 		var rmErr error
 		for e := range l.c.RemoveObjects(ctx, l.bucket, todo, minio.RemoveObjectsOptions{}) {
 			rmErr = e.Err
 		}
+		<-listed
 		return errors.Join(listErr, rmErr)
 	})
 	if err != nil {

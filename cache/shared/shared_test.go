@@ -375,6 +375,7 @@ func TestPurgeReachesOtherNodes(t *testing.T) {
 	// real time, however long the set-up took).
 	a.clk.ns.Store(time.Now().Add(time.Second).UnixNano())
 	a.c.PurgeID("a")
+	a.l.Wait()
 	if got := f.objects("render/o/"); len(got) != 0 {
 		t.Fatalf("objects left after purge: %v", got)
 	}
