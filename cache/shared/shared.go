@@ -281,14 +281,24 @@ func (l *Layer) callFor(ctx context.Context, timeout time.Duration, op func(cont
 // also a 404) is a failure.
 func answer(err error) bool {
 	switch minio.ToErrorResponse(err).Code {
-	case "NoSuchKey", "PreconditionFailed", "NoSuchLifecycleConfiguration":
+	case "NoSuchKey", "PreconditionFailed", "ConditionalRequestConflict", "NoSuchLifecycleConfiguration":
 		return true
 	}
 	return false
 }
 
 func notFound(err error) bool { return minio.ToErrorResponse(err).Code == "NoSuchKey" }
-func lostRace(err error) bool { return minio.ToErrorResponse(err).Code == "PreconditionFailed" }
+
+// lostRace says a conditional write found the condition false: 412, or AWS
+// S3's 409 ConditionalRequestConflict (another conditional write of the
+// same key is in progress: another node is taking the lease).
+func lostRace(err error) bool {
+	switch minio.ToErrorResponse(err).Code {
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		return true
+	}
+	return false
+}
 
 // fault logs a store failure at most once a minute.
 func (l *Layer) fault(err error) {
