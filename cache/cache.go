@@ -1,9 +1,11 @@
 // Package cache is the cache policy of iiif-proxy, per tier (tile,
-// thumbnail, info, other): a memory LRU in front of the tier's store,
-// revalidation of old entries against their source's identity, one fill per
-// key however many requests miss at once (detached from any one client and
-// stopped when the last of them gives up), purge by identifier, the one ETag
-// function, and the one cache of source descriptions.
+// thumbnail, info, other): a memory LRU in front of the tier's store, and
+// optionally a layer shared by a fleet of nodes behind it (Shared; package
+// cache/shared keeps it on S3), revalidation of old entries against their
+// source's identity, one fill per key however many requests miss at once
+// (detached from any one client and stopped when the last of them gives
+// up), purge by identifier, the one ETag function, and the one cache of
+// source descriptions.
 //
 // It knows nothing of HTTP: bodies go in and out as byte slices, and a disk
 // hit is read into a buffer the caller passes in (the proxy passes its
@@ -103,6 +105,9 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives fault and purge logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Shared is the object-store layer behind the local tiers of every
+	// cached tier (see Shared). Nil means none: each node caches alone.
+	Shared Shared
 }
 
 // How says how a response was produced (the proxy's X-Cache).
@@ -115,9 +120,10 @@ const (
 	Miss                   // rendered for this request
 	Collapsed              // rendered for a concurrent request with the same key
 	Bypass                 // the tier is not cached
+	SharedHit              // from the shared layer (another node rendered it)
 )
 
-var howNames = [...]string{"HIT", "REVALIDATED", "STALE", "MISS", "COLLAPSED", "BYPASS"}
+var howNames = [...]string{"HIT", "REVALIDATED", "STALE", "MISS", "COLLAPSED", "BYPASS", "SHARED"}
 
 func (h How) String() string { return howNames[h] }
 
@@ -314,10 +320,20 @@ func (c *Cache) fault(t *Tier, op faultOp, err error) {
 	}
 }
 
-// PurgeID drops every cached derivative of id, in every tier, in memory and
-// on disk, and forgets its source description. Keys start with the
-// identifier and a NUL (see Key).
+// PurgeID drops every cached derivative of id, in every tier, in memory, on
+// disk and in the shared layer (whose purge the other nodes learn on their
+// next revalidation of id), and forgets its source description. Keys start
+// with the identifier and a NUL (see Key).
 func (c *Cache) PurgeID(id string) int {
+	n := c.purgeLocal(id)
+	if c.cfg.Shared != nil {
+		c.cfg.Shared.PurgeID(id)
+	}
+	return n
+}
+
+// purgeLocal is PurgeID on this node only: memory and disk.
+func (c *Cache) purgeLocal(id string) int {
 	prefix := append([]byte(id), 0)
 	n := 0
 	for _, t := range c.tiers {

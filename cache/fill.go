@@ -22,6 +22,7 @@ type flightResult struct {
 	e        store.Entry
 	leader   *byte
 	rendered bool
+	shared   bool // found in the shared layer
 }
 
 // waiters counts the requests waiting on each flight, so that a render
@@ -89,8 +90,11 @@ func (w *waiters) done(key string, fc *flightCtx) {
 
 // Fill renders key once however many requests want it at the same time,
 // cached tier or not: the render runs detached from any one client, looks in
-// the store again first (a flight only collapses calls that overlap), and
-// stores its result with its ETag. Errors are never cached. The request
+// the store again first (a flight only collapses calls that overlap), then
+// in the shared layer when there is one (whose hit is stored locally and
+// served as SharedHit, and which may hold the flight up to RenderWait while
+// another node renders the key), and stores its result with its ETag, in
+// the shared layer too (queued, not waited for). Errors are never cached. The request
 // that starts a flight waits for it up to RenderTimeout, the ones that join
 // it up to RenderWait; the render's context ends at RenderTimeout, or as
 // soon as every request waiting for it has given up (see waiters). The
@@ -120,12 +124,26 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			if tt.cfg.Store != nil {
 				// Lookup: this request's miss was counted by its first look.
 				if e, err := tt.cfg.Store.Lookup(key); err == nil {
-					return flightResult{e, mine, false}, nil
+					return flightResult{e: e, leader: mine}, nil
 				}
+			}
+			var claim Claim
+			if sh := c.cfg.Shared; sh != nil && tt.Cached() {
+				se, found, cl := sh.Claim(fc.ctx, tt.name, key, to.wait)
+				if found && c.current(key, se) {
+					se = c.keep(tt, key, se)
+					return flightResult{e: se, leader: mine, shared: true}, nil
+				}
+				// Not found, or made from a version of the source this
+				// node knows is gone: render, and write it over.
+				claim = cl
 			}
 			tt.stats.misses.Add(1)
 			e, err := render(fc.ctx)
 			if err != nil {
+				if claim != nil {
+					claim.Finish(nil)
+				}
 				return nil, err
 			}
 			e.StoredAt = c.now()
@@ -137,13 +155,17 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			e.ETag = ETag(e.Body)
 			if max := tt.Conf().MaxEntryBytes; max > 0 && int64(len(e.Body)) > max {
 				tt.stats.tooLarge.Add(1)
-				return flightResult{e, mine, true}, nil // served, not stored
+				if claim != nil {
+					claim.Finish(nil)
+				}
+				return flightResult{e: e, leader: mine, rendered: true}, nil // served, not stored
 			}
-			if tt.cfg.Store != nil {
-				e = c.put(tt, key, e)
+			if claim != nil {
+				// Queued, never waited for: the response does not wait
+				// on the object store.
+				claim.Finish(&e)
 			}
-			tt.mem.Add(string(key), memEntry{e, c.now()})
-			return flightResult{e, mine, true}, nil
+			return flightResult{e: c.keep(tt, key, e), leader: mine, rendered: true}, nil
 		})
 		select {
 		case r := <-ch:
@@ -158,6 +180,9 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			}
 			fr := r.Val.(flightResult)
 			switch {
+			case fr.shared:
+				tt.stats.sharedHits.Add(1) // each request that got it
+				return fr.e, SharedHit, nil
 			case !fr.rendered:
 				tt.stats.diskHits.Add(1)
 				return fr.e, Hit, nil
@@ -173,6 +198,25 @@ func (c *Cache) Fill(t rules.Tier, key []byte, render func(context.Context) (sto
 			return store.Entry{}, 0, ErrRenderWait
 		}
 	}
+}
+
+// keep stores e under key locally, on disk and in memory, and returns the
+// entry as stored (or e, when the store failed).
+func (c *Cache) keep(tt *Tier, key []byte, e store.Entry) store.Entry {
+	if tt.cfg.Store != nil {
+		e = c.put(tt, key, e)
+	}
+	tt.mem.Add(string(key), memEntry{e, c.now()})
+	return e
+}
+
+// current says whether a shared entry was made from the version of its
+// source this node knows, when it knows one (a description held in
+// memory); an entry from a version it knows is gone is not served.
+func (c *Cache) current(key []byte, e store.Entry) bool {
+	id, _, _ := bytes.Cut(key, []byte{0})
+	d, ok := c.sources.Get(string(id))
+	return !ok || e.SourceIdentity == "" || d.src.Identity == e.SourceIdentity
 }
 
 // storeWait bounds how long a fill waits for its store write. A write

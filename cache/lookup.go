@@ -98,7 +98,8 @@ func (c *Cache) Lookup(t rules.Tier, key []byte, id string, dst []byte) Result {
 // revalidate checks e's source and says what to do with e: Revalidated
 // (unchanged: refreshed), Stale (the source is unreachable: serve it old,
 // stale-if-error) or Miss (changed, gone or undecodable: every derivative
-// of id is purged).
+// of id is purged; or purged by another node of the fleet since e was
+// stored: this node's derivatives of id are purged).
 //
 // The source's identity is compared, not its time: cp -p, rsync -a and tar x
 // keep the mtime of a file they replace. An entry with no identity (stored
@@ -106,6 +107,16 @@ func (c *Cache) Lookup(t rules.Tier, key []byte, id string, dst []byte) Result {
 // whole-second mtime is exactly what let replaced files be served for ever,
 // and the price is one render per image the first time it revalidates.
 func (c *Cache) revalidate(t *Tier, key []byte, id string, e *store.Entry) How {
+	if sh := c.cfg.Shared; sh != nil {
+		// Another node purged id after this entry was stored: the purge
+		// holds here too (no message bus: the identifier's generation
+		// object, read at most once per Revalidate).
+		if p := sh.PurgedAt(id, t.Conf().Revalidate); !p.IsZero() && !e.StoredAt.After(p) {
+			t.stats.changed.Add(1)
+			c.purgeLocal(id)
+			return Miss
+		}
+	}
 	var src *renderer.Source
 	var err error
 	rv, ok := c.r.(renderer.Revalidator)

@@ -20,18 +20,21 @@ func (o faultOp) String() string { return opNames[o] }
 
 // tierCounters are a tier's counters since start.
 type tierCounters struct {
-	memHits, diskHits, misses, collapsed, tooLarge atomic.Uint64
-	unchanged, changed, stale, background          atomic.Uint64
-	faults                                         [numOps]atomic.Uint64
+	memHits, diskHits, sharedHits, misses, collapsed, tooLarge atomic.Uint64
+	unchanged, changed, stale, background                      atomic.Uint64
+	faults                                                     [numOps]atomic.Uint64
 }
 
 // TierStats are one tier's counters since start.
 type TierStats struct {
-	MemHits   uint64 `json:"memHits"`   // answered from memory
-	DiskHits  uint64 `json:"diskHits"`  // answered from the store
-	Misses    uint64 `json:"misses"`    // fills that rendered
-	Collapsed uint64 `json:"collapsed"` // requests served by another request's fill
-	TooLarge  uint64 `json:"tooLarge"`  // rendered responses over MaxEntryBytes, served but not stored
+	MemHits  uint64 `json:"memHits"`  // answered from memory
+	DiskHits uint64 `json:"diskHits"` // answered from the store
+	// SharedHits are fills answered from the shared layer (rendered by
+	// another node, or by this one before its local copy went).
+	SharedHits uint64 `json:"sharedHits"`
+	Misses     uint64 `json:"misses"`    // fills that rendered
+	Collapsed  uint64 `json:"collapsed"` // requests served by another request's fill
+	TooLarge   uint64 `json:"tooLarge"`  // rendered responses over MaxEntryBytes, served but not stored
 	// Revalidations of old entries, by result.
 	Unchanged uint64 `json:"revalidatedUnchanged"`
 	Changed   uint64 `json:"revalidatedChanged"`
@@ -60,7 +63,7 @@ func (s TierStats) FaultTotal() uint64 {
 func (t *Tier) Stats() TierStats {
 	c := &t.stats
 	s := TierStats{
-		MemHits: c.memHits.Load(), DiskHits: c.diskHits.Load(), Misses: c.misses.Load(),
+		MemHits: c.memHits.Load(), DiskHits: c.diskHits.Load(), SharedHits: c.sharedHits.Load(), Misses: c.misses.Load(),
 		Collapsed: c.collapsed.Load(), TooLarge: c.tooLarge.Load(),
 		Unchanged: c.unchanged.Load(), Changed: c.changed.Load(),
 		Stale: c.stale.Load(), Background: c.background.Load(),

@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/iiif-proxy/iiif-proxy/cache"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -127,8 +128,8 @@ func adminError(ctx *fasthttp.RequestCtx, code int, msg string) {
 }
 
 // TierStats are one tier's counters. Every request that reaches a tier
-// counts once in MemoryHits, DiskHits, Misses or Collapsed, so HitRatio is
-// (MemoryHits+DiskHits) / all four. The store's own counters (Store) count
+// counts once in MemoryHits, DiskHits, SharedHits, Misses or Collapsed, so
+// HitRatio is (MemoryHits+DiskHits+SharedHits) / all five. The store's own counters (Store) count
 // its lookups: one per request that reached the disk (the flight's second
 // look does not count a miss again), so Store.HitRatio is the disk's.
 type TierStats struct {
@@ -136,6 +137,7 @@ type TierStats struct {
 	Memory        int          `json:"memoryEntries"`
 	MemoryHits    uint64       `json:"memoryHits"`
 	DiskHits      uint64       `json:"diskHits"`
+	SharedHits    uint64       `json:"sharedHits"` // from the fleet's shared tier
 	Misses        uint64       `json:"misses"`
 	Collapsed     uint64       `json:"collapsed"`
 	HitRatio      float64      `json:"hitRatio"`
@@ -179,6 +181,9 @@ type Stats struct {
 	// PurgeForward are the counters of each cache in front that purges
 	// are forwarded to (PurgeForward), in configuration order.
 	PurgeForward []purge.TargetStats `json:"purgeForward,omitempty"`
+	// Shared is the shared render tier's counters and state, when there
+	// is one.
+	Shared *cache.SharedStats `json:"shared,omitempty"`
 }
 
 // Stats returns a snapshot of the proxy's counters.
@@ -189,11 +194,11 @@ func (p *Proxy) Stats() Stats {
 		live := t.Conf()
 		cs := t.Stats()
 		ts := TierStats{Cached: t.Cached(), Memory: cs.Memory, Faults: cs.FaultTotal(),
-			MemoryHits: cs.MemHits, DiskHits: cs.DiskHits,
+			MemoryHits: cs.MemHits, DiskHits: cs.DiskHits, SharedHits: cs.SharedHits,
 			Misses: cs.Misses, Collapsed: cs.Collapsed, TooLarge: cs.TooLarge, Stale: cs.Stale,
 			CacheControl: live.CacheControl, Revalidate: live.Revalidate.String(), MaxEntryBytes: live.MaxEntryBytes}
-		if all := ts.MemoryHits + ts.DiskHits + ts.Misses + ts.Collapsed; all > 0 {
-			ts.HitRatio = float64(ts.MemoryHits+ts.DiskHits) / float64(all)
+		if all := ts.MemoryHits + ts.DiskHits + ts.SharedHits + ts.Misses + ts.Collapsed; all > 0 {
+			ts.HitRatio = float64(ts.MemoryHits+ts.DiskHits+ts.SharedHits) / float64(all)
 		}
 		if st := t.Store(); st != nil {
 			sst := st.Stats()
@@ -212,5 +217,8 @@ func (p *Proxy) Stats() Stats {
 		s.Renderer = &rs
 	}
 	s.PurgeForward = p.cfg.Forward.Stats()
+	if ss, ok := p.cache.SharedStats(); ok {
+		s.Shared = &ss
+	}
 	return s
 }

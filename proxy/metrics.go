@@ -41,7 +41,7 @@ func newMetrics(c *cache.Cache, r Renderer, b *budget, fwd *purge.Forwarder) *me
 	m.render = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "iiif_render_seconds",
 		Help:    "Time to render a response that was not cached, by tier.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 30}}, []string{"tier"})
-	m.reg.MustRegister(m.responses, m.render, cacheCollector{c})
+	m.reg.MustRegister(m.responses, m.render, cacheCollector{c}, sharedCollector{c})
 	// The runtime and the process (goroutines, heap, RSS, open files), in
 	// this registry rather than the global one: two proxies, two registries.
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -276,7 +276,7 @@ var upstreamDescs = map[string]*prometheus.Desc{
 }
 
 var cacheDescs = map[string]*prometheus.Desc{
-	"hits":       prometheus.NewDesc("iiif_cache_hits_total", "Requests answered from the cache, by tier and layer (mem, disk).", []string{"tier", "layer"}, nil),
+	"hits":       prometheus.NewDesc("iiif_cache_hits_total", "Requests answered from the cache, by tier and layer (mem, disk, shared: the fleet's shared tier).", []string{"tier", "layer"}, nil),
 	"misses":     prometheus.NewDesc("iiif_cache_misses_total", "Renders started because the cache did not have the response, by tier.", []string{"tier"}, nil),
 	"collapsed":  prometheus.NewDesc("iiif_cache_collapsed_total", "Requests that waited for a concurrent request's render instead of rendering, by tier.", []string{"tier"}, nil),
 	"reval":      prometheus.NewDesc("iiif_cache_revalidations_total", "Old entries checked against their source, by tier and result (unchanged, changed).", []string{"tier", "result"}, nil),
@@ -303,6 +303,7 @@ func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		n, s := t.Name(), t.Stats()
 		counter("hits", s.MemHits, n, "mem")
 		counter("hits", s.DiskHits, n, "disk")
+		counter("hits", s.SharedHits, n, "shared")
 		counter("misses", s.Misses, n)
 		counter("collapsed", s.Collapsed, n)
 		counter("reval", s.Unchanged, n, "unchanged")

@@ -100,6 +100,9 @@ type Config struct {
 	// is still served at once while one background check of its source
 	// runs (cache.Config). Zero means every check happens before serving.
 	StaleWhileRevalidate time.Duration
+	// Shared is the render tier shared by a fleet (package cache/shared),
+	// behind the local tiers. Nil means none.
+	Shared cache.Shared
 
 	// Clock tells the time to the cache. Nil means time.Now.
 	Clock func() time.Time
@@ -184,7 +187,7 @@ func New(cfg Config, r Renderer) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, r: r, log: cfg.Logger, prefix: []byte(cfg.WebPath)}
 	p.cache = cache.New(cache.Config{Tiers: cfg.Tiers, SourceCacheLen: cfg.SourceCacheLen,
 		RenderTimeout: cfg.RenderTimeout, RenderWait: cfg.RenderWait,
-		StaleWhileRevalidate: cfg.StaleWhileRevalidate, Clock: cfg.Clock, Logger: cfg.Logger,
+		StaleWhileRevalidate: cfg.StaleWhileRevalidate, Clock: cfg.Clock, Logger: cfg.Logger, Shared: cfg.Shared,
 		OnSourceChanged: func(id string) { cfg.Forward.ID(id, purge.ReasonSourceChanged) }}, r)
 	p.budget.limit.Store(cfg.MaxInFlightBytes)
 	p.signer.Store(cfg.Signer)

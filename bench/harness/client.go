@@ -96,9 +96,11 @@ var (
 	// X-Cache words of iiif-proxy, nginx ($upstream_cache_status), Varnish
 	// and Apache mod_cache ("HIT from host").
 	cacheWords = []string{"HIT", "MISS", "COLLAPSED", "REVALIDATED", "BYPASS", "EXPIRED", "STALE",
-		"UPDATING", "REVALIDATE", "PEER"}
+		"UPDATING", "REVALIDATE", "PEER", "SHARED"}
 	// hitWords are the X-Cache words that mean the response came from a cache.
-	hitWords = map[string]bool{"HIT": true, "REVALIDATED": true, "REVALIDATE": true, "STALE": true, "UPDATING": true}
+	// SHARED is iiif-proxy's shared render tier: another node rendered it.
+	hitWords = map[string]bool{"HIT": true, "REVALIDATED": true, "REVALIDATE": true, "STALE": true, "UPDATING": true,
+		"SHARED": true}
 	// renderWords are the words that mean the origin made this response
 	// for this request.
 	renderWords = map[string]bool{"MISS": true, "EXPIRED": true, "BYPASS": true}

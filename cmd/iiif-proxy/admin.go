@@ -119,7 +119,7 @@ func printStats(w io.Writer, body []byte) error {
 		return fmt.Errorf("reading /stats: %w", err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tier\tmemory hits\tdisk hits\tmisses\tcollapsed\thit ratio\tentries\tbytes\ttoo large\tfaults\t")
+	fmt.Fprintln(tw, "tier\tmemory hits\tdisk hits\tshared hits\tmisses\tcollapsed\thit ratio\tentries\tbytes\ttoo large\tfaults\t")
 	for _, name := range []string{"tile", "thumbnail", "info", "other"} {
 		t, ok := st.Tiers[name]
 		if !ok {
@@ -130,11 +130,11 @@ func printStats(w io.Writer, body []byte) error {
 			entries, bytes = strconv.FormatInt(t.Store.Entries, 10), strconv.FormatInt(t.Store.Bytes, 10)
 		}
 		ratio := "-"
-		if t.MemoryHits+t.DiskHits+t.Misses+t.Collapsed > 0 {
+		if t.MemoryHits+t.DiskHits+t.SharedHits+t.Misses+t.Collapsed > 0 {
 			ratio = fmt.Sprintf("%.2f%%", 100*t.HitRatio)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t\n", name, t.MemoryHits, t.DiskHits, t.Misses,
-			t.Collapsed, ratio, entries, bytes, t.TooLarge, t.Faults)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t\n", name, t.MemoryHits, t.DiskHits, t.SharedHits,
+			t.Misses, t.Collapsed, ratio, entries, bytes, t.TooLarge, t.Faults)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -153,6 +153,10 @@ func printStats(w io.Writer, body []byte) error {
 	for _, f := range st.PurgeForward {
 		fmt.Fprintf(w, "purge forwarding to %s: %d sent, %d failed, %d retried, %d dropped, %d queued\n",
 			f.Target, f.Sent, f.Failed, f.Retried, f.Dropped, f.Queued)
+	}
+	if s := st.Shared; s != nil {
+		fmt.Fprintf(w, "shared tier: breaker %s, %d hits, %d misses, %d writes, %d drops, %d errors, %d rejected, %d corrupt, %d lease waits, queue %d (%d bytes)\n",
+			s.Breaker, s.Hits, s.Misses, s.Writes, s.Drops, s.Errors, s.Rejected, s.Corrupt, s.LeaseWaits, s.QueueLen, s.QueueBytes)
 	}
 	return nil
 }

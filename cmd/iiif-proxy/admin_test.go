@@ -8,11 +8,13 @@ import (
 // printStats counts memory hits in the hit ratio and one miss per miss.
 func TestPrintStatsHitRatio(t *testing.T) {
 	body := `{"tiers": {
-	  "tile": {"memoryHits": 6, "diskHits": 2, "misses": 1, "collapsed": 1, "hitRatio": 0.8,
+	  "tile": {"memoryHits": 6, "diskHits": 2, "sharedHits": 3, "misses": 1, "collapsed": 1, "hitRatio": 0.846,
 	           "store": {"Hits": 4, "Misses": 2, "Entries": 3, "Bytes": 4096}},
 	  "info": {"memoryHits": 0, "diskHits": 0, "misses": 0, "collapsed": 0}},
 	 "inFlight": {"bytes": 10, "responses": 1, "limit": 512, "refused": 2},
-	 "purgeForward": [{"target": "ban http://127.0.0.1:6081", "sent": 3, "failed": 2, "retried": 1, "dropped": 1, "queued": 0}]}`
+	 "purgeForward": [{"target": "ban http://127.0.0.1:6081", "sent": 3, "failed": 2, "retried": 1, "dropped": 1, "queued": 0}],
+
+	 "shared": {"breaker": "open", "hits": 3, "errors": 4, "rejected": 9}}`
 	var out strings.Builder
 	if err := printStats(&out, []byte(body)); err != nil {
 		t.Fatal(err)
@@ -27,11 +29,14 @@ func TestPrintStatsHitRatio(t *testing.T) {
 			info = strings.Join(f, " ")
 		}
 	}
-	if tile != "tile 6 2 1 1 80.00% 3 4096 0 0" {
+	if tile != "tile 6 2 3 1 1 84.60% 3 4096 0 0" {
 		t.Errorf("tile row %q", tile)
 	}
-	if info != "info 0 0 0 0 - - - 0 0" {
+	if info != "info 0 0 0 0 0 - - - 0 0" {
 		t.Errorf("info row %q", info)
+	}
+	if !strings.Contains(out.String(), "shared tier: breaker open, 3 hits, 0 misses, 0 writes, 0 drops, 4 errors, 9 rejected") {
+		t.Errorf("no shared-tier line:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "in flight: 10 bytes in 1 responses (limit 512), 2 refused") {
 		t.Errorf("no in-flight line:\n%s", out.String())

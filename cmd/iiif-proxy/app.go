@@ -13,7 +13,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/shared"
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
+	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
@@ -39,6 +41,7 @@ type App struct {
 	render  appRenderer
 	vips    bool // libvips was started (embedded mode)
 	stores  []*store.Tier
+	shared  *shared.Layer               // the fleet's shared render tier; nil: none
 	tiers   [rules.NumTiers]*store.Tier // the open stores by tier; nil: none
 	proxy   *proxy.Proxy
 	forward *purge.Forwarder // nil: purges are not forwarded
@@ -221,6 +224,14 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 		}
 		pcfg.Tiers[t] = pt
 	}
+	if cfg.SharedCache != "" {
+		l, err := newShared(cfg, log)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		a.shared, pcfg.Shared = l, l
+	}
 	p, err := proxy.New(pcfg, r)
 	if err != nil {
 		a.close()
@@ -293,8 +304,51 @@ func formats(exts []string) []rules.Format {
 	return out
 }
 
+// newShared makes the shared render tier cfg asks for, connecting with
+// RAIS's S3 environment (RAIS_S3_*, AWS_*). It does not wait on the store.
+func newShared(cfg config.Config, log *slog.Logger) (*shared.Layer, error) {
+	// The same connection settings as S3 sources (S3Endpoint,
+	// S3DisableSSL, S3ForcePathStyle: file, RAIS_S3_* or flags), the
+	// region and credentials of the AWS_* variables.
+	region := os.Getenv("AWS_REGION")
+	if region == "" {
+		region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	s3 := s3conf.Config{Endpoint: cfg.S3Endpoint, DisableSSL: cfg.S3DisableSSL,
+		ForcePathStyle: cfg.S3ForcePathStyle, Region: region}
+	if err := s3.Validate(); err != nil {
+		return nil, fmt.Errorf("SharedCache: %w", err)
+	}
+	refresh := 1.0 // never
+	if cfg.SharedRefreshAfter > 0 {
+		refresh = float64(cfg.SharedRefreshAfter) / float64(cfg.SharedRetention)
+	}
+	// A shared hit is checked against its identifier's last purge at most
+	// as often as the tiers revalidate (the shortest, an hour by default).
+	genTTL := time.Duration(0)
+	for _, tc := range tierConfigs(cfg) {
+		if rv := tc.Revalidate.Std(); tc.Enabled && rv > 0 && (genTTL == 0 || rv < genTTL) {
+			genTTL = rv
+		}
+	}
+	timeout := cfg.SharedTimeout.Std()
+	return shared.New(shared.Config{URL: cfg.SharedCache, S3: s3, Timeout: timeout,
+		Retention: cfg.SharedRetention.Std(), RefreshAfter: refresh, Lifecycle: cfg.SharedLifecycle,
+		QueueLen: cfg.SharedQueueLen, QueueBytes: int64(cfg.SharedQueueBytes), Writers: cfg.SharedWriters,
+		// A lease outlives the longest render and its write.
+		LeaseTTL:      cfg.RenderTimeout.Std() + 3*timeout,
+		GenerationTTL: genTTL,
+		Logger:        log.With("tier", "shared")})
+}
+
+// sharedDrain is how long shutdown waits for queued shared-tier writes.
+const sharedDrain = 5 * time.Second
+
 func (a *App) close() {
 	a.forward.Close() // after the listeners: no purge comes any more
+	if a.shared != nil {
+		a.shared.Close(sharedDrain)
+	}
 	for _, s := range a.stores {
 		if err := s.Close(); err != nil {
 			a.log.Warn("closing cache", "error", err)
@@ -347,6 +401,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	wp := strings.TrimRight(a.cfg.IIIFWebPath, "/") // as the proxy reads it: "/iiif/" is "/iiif", "/" is ""
 	a.log.Info("serving IIIF", "address", ln.Addr().String(), "tilePath", a.cfg.TilePath, "upstream", a.cfg.Upstream, "cacheDir", a.cfg.CacheDir,
+		"sharedCache", a.cfg.SharedCache,
 		"v3", wp+"/3/{identifier}/info.json", "v2", wp+"/2/{identifier}/info.json",
 		"unversioned", unversionedForm(wp, a.cfg.UnversionedVersion))
 	if a.cfg.DemoPage {

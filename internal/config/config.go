@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer/fallback"
 )
@@ -286,6 +287,41 @@ type Config struct {
 	// It must hold the largest flat (untiled) original, which is fetched
 	// whole to render. Default "10GB".
 	SourceCacheMaxBytes ByteSize
+	// Shared render tier (issue 10): an S3 bucket behind every node's
+	// local tiers. The connection (endpoint, TLS, path style, region,
+	// credentials) is RAIS's environment: RAIS_S3_ENDPOINT,
+	// RAIS_S3_DISABLESSL, RAIS_S3_FORCEPATHSTYLE and the AWS_* variables
+	// (internal/s3conf).
+
+	// SharedCache is the shared render tier, "s3://bucket/prefix": a local
+	// miss looks there before rendering, and renders are written there in
+	// the background. Default "": each node caches alone.
+	SharedCache string
+	// SharedTimeout bounds each operation on the shared tier's store; a
+	// slower store is treated as failing (three failures in a row open
+	// the circuit breaker). Default "2s".
+	SharedTimeout Duration
+	// SharedRetention is how long a shared entry lives unread (the
+	// bucket's lifecycle rule, in whole days). Default "4320h" (180 days).
+	SharedRetention Duration
+	// SharedRefreshAfter is the age past which a read of a shared entry
+	// resets its age (the sliding lifetime: rokka's four months of six).
+	// Default "2880h" (120 days); "0s" means never; must be below
+	// SharedRetention.
+	SharedRefreshAfter Duration
+	// SharedLifecycle sets the bucket's lifecycle rule that expires the
+	// tier's entries at start (needs s3:PutLifecycleConfiguration).
+	// Default true; false leaves the bucket's rules to you (README).
+	SharedLifecycle bool
+	// SharedQueueBytes bounds the rendered bytes waiting to be written to
+	// the shared tier; past it writes are dropped and counted. Default
+	// "64MB".
+	SharedQueueBytes ByteSize
+	// SharedQueueLen bounds the writes waiting likewise. Default 1024.
+	SharedQueueLen int
+	// SharedWriters is how many writes go to the shared tier at once.
+	// Default 4.
+	SharedWriters int
 
 	// Tiers configures each cache tier.
 	Tiers Tiers
@@ -371,6 +407,14 @@ func Default() Config {
 		S3BreakerFailures:      5,
 		S3BreakerCooldown:      Duration(5 * time.Second),
 		SourceCacheMaxBytes:    10 << 30,
+		// Shared render tier (issue 10).
+		SharedTimeout:      Duration(2 * time.Second),
+		SharedRetention:    Duration(4320 * time.Hour),
+		SharedRefreshAfter: Duration(2880 * time.Hour),
+		SharedLifecycle:    true,
+		SharedQueueBytes:   64 << 20,
+		SharedQueueLen:     1024,
+		SharedWriters:      4,
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
@@ -743,6 +787,10 @@ var flagNames = map[string]string{
 	"S3Endpoint": "s3-endpoint", "S3DisableSSL": "s3-disable-ssl", "S3ForcePathStyle": "s3-force-path-style",
 	"S3Timeout": "s3-timeout", "S3BreakerFailures": "s3-breaker-failures", "S3BreakerCooldown": "s3-breaker-cooldown",
 	"SourceCacheDir": "source-cache-dir", "SourceCacheMaxBytes": "source-cache-max-bytes",
+	// Shared render tier (issue 10).
+	"SharedCache": "shared-cache", "SharedTimeout": "shared-timeout", "SharedRetention": "shared-retention",
+	"SharedRefreshAfter": "shared-refresh-after", "SharedLifecycle": "shared-lifecycle",
+	"SharedQueueBytes": "shared-queue-bytes", "SharedQueueLen": "shared-queue-len", "SharedWriters": "shared-writers",
 }
 
 // Flags returns a FlagSet describing every flag, for -help.
@@ -1105,6 +1153,7 @@ func (c *Config) validate() []error {
 	if err := fallback.Validate(c.Fallbacks); err != nil {
 		errs = append(errs, fmt.Errorf("Fallbacks: %w", err))
 	}
+	errs = append(errs, c.validateShared()...)
 	if c.StaleWhileRevalidate < 0 {
 		errs = append(errs, errors.New("StaleWhileRevalidate: must be >= 0"))
 	}
@@ -1159,5 +1208,31 @@ func (c *Config) validate() []error {
 		}
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errs
+}
+
+// validateShared checks the shared render tier's keys (issue 10).
+func (c *Config) validateShared() []error {
+	var errs []error
+	if c.SharedCache != "" {
+		if _, _, err := s3conf.ParseURL(c.SharedCache); err != nil {
+			errs = append(errs, fmt.Errorf("SharedCache: %w", err))
+		}
+		if c.CacheDir == "" {
+			errs = append(errs, errors.New("SharedCache: needs CacheDir: a shared hit is kept in the local tiers"))
+		}
+	}
+	if c.SharedTimeout <= 0 {
+		errs = append(errs, errors.New("SharedTimeout: must be > 0"))
+	}
+	if c.SharedRetention < Duration(24*time.Hour) {
+		errs = append(errs, errors.New("SharedRetention: must be at least 24h (the bucket's lifecycle rule counts whole days)"))
+	}
+	if c.SharedRefreshAfter < 0 || (c.SharedRefreshAfter > 0 && c.SharedRefreshAfter >= c.SharedRetention) {
+		errs = append(errs, errors.New("SharedRefreshAfter: must be >= 0 and below SharedRetention"))
+	}
+	if c.SharedQueueBytes < 1 || c.SharedQueueLen < 1 || c.SharedWriters < 1 {
+		errs = append(errs, errors.New("SharedQueueBytes, SharedQueueLen, SharedWriters: must be >= 1"))
+	}
 	return errs
 }

@@ -517,3 +517,25 @@ func TestAFileThatIsNoTOMLIsTheOnlyFileProblem(t *testing.T) {
 		t.Errorf("error %q reports TilePath, which the unreadable file sets", msg)
 	}
 }
+
+// TestSharedCacheKeys: the shared render tier's keys from file, environment
+// and flags, and every problem of them reported at once.
+func TestSharedCacheKeys(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, err := Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_SHAREDCACHE=s3://renders/fleet", "RAIS_SHAREDTIMEOUT=500ms"},
+		[]string{"-shared-refresh-after", "100h", "-shared-queue-bytes", "8MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SharedCache != "s3://renders/fleet" || cfg.SharedTimeout.Std() != 500*time.Millisecond || cfg.SharedRefreshAfter.Std() != 100*time.Hour ||
+		cfg.SharedQueueBytes != 8<<20 || cfg.SharedRetention.Std() != 4320*time.Hour || !cfg.SharedLifecycle || cfg.SharedWriters != 4 {
+		t.Fatalf("shared keys read as %+v", cfg)
+	}
+	_, _, err = Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_SHAREDCACHE=http://renders/fleet", "RAIS_SHAREDTIMEOUT=0s",
+		"RAIS_SHAREDRETENTION=1h", "RAIS_SHAREDWRITERS=0"}, nil)
+	for _, want := range []string{"SharedCache:", "SharedTimeout", "SharedRetention", "SharedRefreshAfter", "SharedWriters"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}

@@ -72,6 +72,15 @@ var usages = map[string]string{
 	"S3BreakerCooldown":    "How long S3 is left alone after the breaker opens, before one probe.",
 	"SourceCacheDir":       "Directory of the local copies of S3 sources; empty means CacheDir/sources.",
 	"SourceCacheMaxBytes":  "Byte budget of the S3 source cache; the least recently used originals go first.",
+	// Shared render tier (issue 10).
+	"SharedCache":        "Shared render tier of a fleet, s3://bucket/prefix (RAIS_S3_* and AWS_* reach the store); empty means none.",
+	"SharedTimeout":      "Longest one operation on the shared tier's store may take before it counts as failed.",
+	"SharedRetention":    "How long an unread shared entry lives (the bucket's lifecycle rule, whole days).",
+	"SharedRefreshAfter": "Age past which reading a shared entry resets its age (sliding lifetime); 0s means never.",
+	"SharedLifecycle":    "Set the bucket's lifecycle rule that expires shared entries at start.",
+	"SharedQueueBytes":   "Most rendered bytes waiting to be written to the shared tier; more are dropped.",
+	"SharedQueueLen":     "Most writes waiting for the shared tier; more are dropped.",
+	"SharedWriters":      "Writes to the shared tier at once.",
 }
 
 // tierUsages are the sentences of each tier's keys, "%s" the tier's name.

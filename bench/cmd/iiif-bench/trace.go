@@ -38,7 +38,7 @@ against a server and simulated offline with the same byte budget.
           requests/s over -c connections, writes per request status,
           X-Cache, X-Cache-Tier, size and latency to -records (CSV) and
           prints the hit ratio and byte hit ratio per tier. HIT,
-          REVALIDATED, STALE, UPDATING and COLLAPSED count as hits.
+          REVALIDATED, STALE, UPDATING, SHARED and COLLAPSED count as hits.
   sim     replays the trace offline through FIFO, LRU, SIEVE, S3-FIFO,
           Belady's OPT (furthest next use; for variable sizes a heuristic,
           exact OPT being NP-hard) and the compulsory-miss bound, for each

@@ -76,14 +76,15 @@ func ReadRecords(r io.Reader) ([]Record, error) {
 
 // HitWords are the X-Cache words counted as hits in a replay: the
 // response came from the cache (HIT; REVALIDATED, after checking the
-// source; STALE and UPDATING, nginx's stale answers), or was answered with
+// source; STALE and UPDATING, nginx's stale answers; SHARED, iiif-proxy's
+// shared render tier: rendered by another node), or was answered with
 // the render of a concurrent request for the same key (COLLAPSED). The
 // last is a choice: the simulator admits an object the moment it misses,
 // so a request that follows a miss is a hit there whatever the render
 // time; counting COLLAPSED as a miss would charge the server for a race the
 // simulation cannot have. Summary counts COLLAPSED apart, to undo it.
 var HitWords = map[string]bool{"HIT": true, "REVALIDATED": true, "REVALIDATE": true, "STALE": true,
-	"UPDATING": true, "COLLAPSED": true}
+	"UPDATING": true, "COLLAPSED": true, "SHARED": true}
 
 // TierSummary is a replay's outcome for one tier (or all, Tier "all").
 type TierSummary struct {

@@ -19,7 +19,7 @@ func PrintSummary(w io.Writer, sum []TierSummary) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "Hits: X-Cache HIT, REVALIDATED, STALE, UPDATING and COLLAPSED (answered by a concurrent request's render, as the simulator would count it).")
+	_, err := fmt.Fprintln(w, "Hits: X-Cache HIT, REVALIDATED, STALE, UPDATING, SHARED and COLLAPSED (answered by a concurrent request's render, as the simulator would count it).")
 	return err
 }
 
