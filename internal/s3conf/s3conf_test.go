@@ -31,4 +31,3 @@ func TestParseURL(t *testing.T) {
 	bad("s3://images/a/../b", "segment")
 	bad("s3://images/x?y", "s3://")
 }
-
