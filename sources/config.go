@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/minio/minio-go/v7/pkg/s3utils"
+	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 )
 
 // Config configures an S3 source. The zero value of every field but URL
@@ -100,18 +99,8 @@ func IsS3(tilePath string) bool { return strings.HasPrefix(tilePath, "s3://") }
 // ParseURL splits "s3://bucket/prefix" into the bucket and the prefix
 // (without leading or trailing slashes).
 func ParseURL(s string) (bucket, prefix string, err error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "s3" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", "", fmt.Errorf("%q must be s3://bucket or s3://bucket/prefix", s)
-	}
-	if err := s3utils.CheckValidBucketName(u.Host); err != nil {
-		return "", "", fmt.Errorf("%q: %w", s, err)
-	}
-	prefix = strings.Trim(u.Path, "/")
-	if prefix != "" && !ValidID(prefix) {
-		return "", "", fmt.Errorf("%q: the prefix must not hold empty, \".\" or \"..\" segments", s)
-	}
-	return u.Host, prefix, nil
+	bucket, prefix, err = s3conf.ParseURL(s)
+	return bucket, strings.TrimSuffix(prefix, "/"), err
 }
 
 // Validate reports every problem with c at once.

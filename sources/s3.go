@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -15,8 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/iiif-proxy/iiif-proxy/renderer"
@@ -51,45 +50,19 @@ func New(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	bucket, prefix, _ := ParseURL(cfg.URL)
-	host, secure := cfg.Endpoint, !cfg.DisableSSL
-	if u, err := url.Parse(host); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
-		host, secure = u.Host, u.Scheme == "https"
-	}
-	if host == "" {
-		host = "s3.amazonaws.com"
-	}
-	creds := credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
-	if cfg.AccessKey == "" {
-		creds = credentials.NewChainCredentials([]credentials.Provider{
-			&credentials.EnvAWS{}, &credentials.FileAWSCredentials{},
-		})
-	}
-	lookup := minio.BucketLookupAuto
-	if cfg.ForcePathStyle {
-		lookup = minio.BucketLookupPath
-	}
-	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   cfg.Timeout,
-		ResponseHeaderTimeout: cfg.Timeout,
-		// Bytes are checked by block; compressed transfer would only
-		// cost CPU on image data.
-		DisableCompression: true,
-	}
-	core, err := minio.NewCore(host, &minio.Options{
-		Creds: creds, Secure: secure, Region: cfg.Region, BucketLookup: lookup, Transport: tr,
-		// No retries inside the client: a failed request counts towards
-		// the breaker, and the cache above serves what it has.
-		MaxRetries: 1,
-	})
+	// The one S3 connection of iiif-proxy (internal/s3conf, shared with
+	// the shared render tier): credentials from AccessKey or the standard
+	// chain (AWS_* variables, ~/.aws/credentials, the instance's IAM role);
+	// Timeout bounds connecting and waiting for an answer's headers; no
+	// retries inside the client: a failed request counts towards the
+	// breaker, and the cache above serves what it has.
+	client, err := s3conf.Config{Endpoint: cfg.Endpoint, DisableSSL: cfg.DisableSSL, ForcePathStyle: cfg.ForcePathStyle,
+		Region: cfg.Region, AccessKey: cfg.AccessKey, SecretKey: cfg.SecretKey,
+		DialTimeout: cfg.Timeout, HeaderTimeout: cfg.Timeout, MaxRetries: 1}.Client()
 	if err != nil {
 		return nil, fmt.Errorf("S3: %w", err)
 	}
+	core := &minio.Core{Client: client}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("SourceCacheDir: %w", err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // Config is a connection to one S3-compatible store.
@@ -57,8 +58,8 @@ type Config struct {
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
-	if strings.Contains(c.Endpoint, "://") || strings.Contains(c.Endpoint, "/") {
-		errs = append(errs, fmt.Errorf("S3 endpoint %q: want host[:port], without a scheme or path (RAIS_S3_DISABLESSL chooses http)", c.Endpoint))
+	if _, _, err := c.hostAndTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.DialTimeout < 0 || c.HeaderTimeout < 0 || c.MaxRetries < 0 {
 		errs = append(errs, errors.New("S3 timeouts and retries must not be negative"))
@@ -66,15 +67,33 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// hostAndTLS is the endpoint's host[:port] and whether to use TLS: the
+// endpoint is host[:port] (DisableSSL chooses plain HTTP), or, as some
+// RAIS configurations write it, http:// or https:// and host[:port], the
+// scheme deciding. Empty is AWS S3.
+func (c Config) hostAndTLS() (host string, secure bool, err error) {
+	host, secure = c.Endpoint, !c.DisableSSL
+	if scheme, rest, ok := strings.Cut(host, "://"); ok {
+		if scheme != "http" && scheme != "https" {
+			return "", false, fmt.Errorf("S3Endpoint %q: want host[:port] or http(s)://host[:port]", c.Endpoint)
+		}
+		host, secure = strings.TrimSuffix(rest, "/"), scheme == "https"
+	}
+	if strings.Contains(host, "/") {
+		return "", false, fmt.Errorf("S3Endpoint %q: want host[:port], without a path", c.Endpoint)
+	}
+	if host == "" {
+		host = "s3.amazonaws.com"
+	}
+	return host, secure, nil
+}
+
 // Client returns a minio-go client for c.
 func (c Config) Client() (*minio.Client, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	endpoint := c.Endpoint
-	if endpoint == "" {
-		endpoint = "s3.amazonaws.com"
-	}
+	endpoint, secure, _ := c.hostAndTLS()
 	dial, header := c.DialTimeout, c.HeaderTimeout
 	if dial == 0 {
 		dial = 2 * time.Second
@@ -115,7 +134,7 @@ func (c Config) Client() (*minio.Client, error) {
 	}
 	return minio.New(endpoint, &minio.Options{
 		Creds:        creds,
-		Secure:       !c.DisableSSL,
+		Secure:       secure,
 		Transport:    tr,
 		Region:       c.Region,
 		BucketLookup: lookup,
@@ -132,8 +151,8 @@ func ParseURL(s string) (bucket, prefix string, err error) {
 		return "", "", fmt.Errorf("%q: want s3://bucket/prefix", s)
 	}
 	bucket = u.Host
-	if !validBucket(bucket) {
-		return "", "", fmt.Errorf("%q: bucket %q is not a valid S3 bucket name (3-63 of a-z, 0-9, '.', '-')", s, bucket)
+	if err := s3utils.CheckValidBucketNameStrict(bucket); err != nil {
+		return "", "", fmt.Errorf("%q: bucket %q: %w", s, bucket, err)
 	}
 	prefix = strings.TrimPrefix(u.Path, "/")
 	if prefix == "" {
@@ -146,17 +165,4 @@ func ParseURL(s string) (bucket, prefix string, err error) {
 		}
 	}
 	return bucket, prefix + "/", nil
-}
-
-func validBucket(b string) bool {
-	if len(b) < 3 || len(b) > 63 {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return b[0] != '.' && b[0] != '-' && b[len(b)-1] != '.' && b[len(b)-1] != '-'
 }
