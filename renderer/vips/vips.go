@@ -205,7 +205,7 @@ type Vips struct {
 
 // New returns a renderer for cfg. Startup must have been called.
 func New(cfg Config) (*Vips, error) {
-	cfg.setDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
