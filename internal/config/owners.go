@@ -34,19 +34,11 @@ func (c Config) Limits() rules.Limits {
 // Vips is the libvips renderer's configuration, without its Logger; for
 // TilePath "s3://…" its S3 is S3Sources (without Region and Logger).
 func (c Config) Vips() vipsconf.Config {
-	v := vipsconf.Config{
-		Concurrency:      c.RenderConcurrency,
-		QueueLen:         c.RenderQueueLen,
-		JPGQuality:       c.JPGQuality,
-		Limits:           c.Limits(),
-		MaxSourcePixels:  c.MaxSourcePixels,
-		UntiledTileSize:  c.UntiledTileSize,
-		TilePassthrough:  c.TilePassthrough,
-		ColourProfiles:   c.ColourProfiles,
-		PyramidMinPixels: c.PyramidMinPixels,
-		PyramidMaxBytes:  int64(c.PyramidMaxBytes),
-		PyramidBuilds:    c.PyramidBuilds,
-	}
+	v := vipsconf.Default() // the settings no key names keep their defaults
+	v.Concurrency, v.QueueLen = c.RenderConcurrency, c.RenderQueueLen
+	v.JPGQuality, v.Limits, v.MaxSourcePixels = c.JPGQuality, c.Limits(), c.MaxSourcePixels
+	v.UntiledTileSize, v.TilePassthrough, v.ColourProfiles = c.UntiledTileSize, c.TilePassthrough, c.ColourProfiles
+	v.PyramidMinPixels, v.PyramidMaxBytes, v.PyramidBuilds = c.PyramidMinPixels, int64(c.PyramidMaxBytes), c.PyramidBuilds
 	if v.MaxSourcePixels == 0 {
 		v.MaxSourcePixels = -1 // the key's "no limit" (the renderer's 0 is its default)
 	}
