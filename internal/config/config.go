@@ -109,7 +109,8 @@ type Config struct {
 	// VipsConcurrency is libvips' threads per render. Default 1.
 	VipsConcurrency int
 	// UntiledTileSize is the tile size advertised for sources without
-	// internal tiles (plain JPEG, PNG). Default 1024.
+	// internal tiles (plain JPEG, PNG), 16 to 4096 (why:
+	// vipsconf.MinUntiledTileSize). Default 1024.
 	UntiledTileSize int
 	// TilePassthrough serves a request for exactly one stored JPEG tile of a
 	// pyramidal TIFF as stored, without decoding. Default true.
