@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer/fallback"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
@@ -332,7 +333,7 @@ type Tier struct {
 // the S3 sources, the tiers' classifier and the purge forwarder take their
 // defaults from the package that owns them (owners.go).
 func Default() Config {
-	vd, ud, cl := vipsconf.Default(), upstream.Default(), rules.DefaultClassifier()
+	vd, ud, cl, pd := vipsconf.Default(), upstream.Default(), rules.DefaultClassifier(), proxyconf.Default()
 	return Config{
 		Address:                ":12415",
 		AdminAddress:           "127.0.0.1:12416",
@@ -340,7 +341,7 @@ func Default() Config {
 		LogFormat:              "text",
 		AccessLog:              false,
 		AccessLogErrorRate:     100,
-		IIIFWebPath:            "/iiif",
+		IIIFWebPath:            pd.WebPath,
 		UnversionedVersion:     2,
 		InfoCacheLen:           10000,
 		TileCacheLen:           1000,
@@ -351,7 +352,7 @@ func Default() Config {
 		MaxSourcePixels:        vd.MaxSourcePixels,
 		RenderConcurrency:      vd.Concurrency,
 		RenderQueueLen:         vd.QueueLen,
-		RenderTimeout:          Duration(60 * time.Second),
+		RenderTimeout:          Duration(pd.RenderTimeout),
 		VipsConcurrency:        1,
 		UntiledTileSize:        vd.UntiledTileSize,
 		TilePassthrough:        vd.TilePassthrough,
@@ -361,14 +362,14 @@ func Default() Config {
 		PyramidBuilds:          vd.PyramidBuilds,
 		CacheDir:               "cache",
 		CacheMinFree:           FreeSpace{Percent: 5},
-		RenderWait:             Duration(30 * time.Second),
-		MaxInFlightBytes:       512 << 20,
-		WriteTimeout:           Duration(2 * time.Minute),
+		RenderWait:             Duration(pd.RenderWait),
+		MaxInFlightBytes:       ByteSize(pd.MaxInFlightBytes),
+		WriteTimeout:           Duration(pd.WriteTimeout),
 		UpstreamTimeout:        Duration(ud.Timeout),
 		UpstreamConnectTimeout: Duration(ud.ConnectTimeout),
 		UpstreamMaxConns:       ud.MaxConns,
 		UpstreamNotFoundTTL:    Duration(ud.NotFoundTTL),
-		TrustedProxies:         []string{"127.0.0.0/8", "::1"},
+		TrustedProxies:         pd.TrustedProxies,
 		PurgeForwardQueueLen:   purge.DefaultQueueLen,
 		PurgeForwardAttempts:   purge.DefaultAttempts,
 		PurgeForwardBackoff:    Duration(purge.DefaultBackoff),
@@ -900,22 +901,7 @@ func (c *Config) readSecrets() []error {
 
 // TrustedPrefixes parses TrustedProxies: addresses (a host) or networks.
 func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	var errs []error
-	for _, s := range c.TrustedProxies {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-		} else if a, err := netip.ParseAddr(s); err == nil {
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		} else {
-			errs = append(errs, fmt.Errorf("TrustedProxies: %q is neither an address nor a network", s))
-		}
-	}
-	return out, errors.Join(errs...)
+	return proxyconf.ParseTrustedProxies(c.TrustedProxies)
 }
 
 // applyIIIFURL reads RAIS 2's IIIFURL into IIIFBaseURL and IIIFWebPath.
@@ -972,9 +958,8 @@ func (c Config) SourceCache() string {
 	return filepath.Join(c.CacheDir, "sources")
 }
 
-// MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
-// its full strength with keys of its output size or more.
-const MinSigningKeyLen = 32
+// MinSigningKeyLen is the shortest signing key accepted (proxyconf's).
+const MinSigningKeyLen = proxyconf.MinSigningKeyLen
 
 func (c *Config) validate() []error {
 	var errs []error
@@ -992,14 +977,9 @@ func (c *Config) validate() []error {
 		errs = append(errs, errors.New("Address: must not be empty"))
 	}
 	errs = append(errs, c.validateOwners()...) // owners.go
-	if !strings.HasPrefix(c.IIIFWebPath, "/") {
-		errs = append(errs, fmt.Errorf("IIIFWebPath: %q must start with /", c.IIIFWebPath))
-	}
+	errs = append(errs, lines(c.Front().Validate())...)
 	if c.UnversionedVersion != 0 && c.UnversionedVersion != 2 && c.UnversionedVersion != 3 {
 		errs = append(errs, fmt.Errorf("UnversionedVersion: %d must be 2, 3 or 0 (no unversioned URLs)", c.UnversionedVersion))
-	}
-	if c.IIIFBaseURL != "" && !strings.HasPrefix(c.IIIFBaseURL, "http://") && !strings.HasPrefix(c.IIIFBaseURL, "https://") {
-		errs = append(errs, fmt.Errorf("IIIFBaseURL: %q must start with http:// or https://", c.IIIFBaseURL))
 	}
 	for _, n := range []struct {
 		key string
@@ -1009,34 +989,8 @@ func (c *Config) validate() []error {
 			errs = append(errs, fmt.Errorf("%s: %d must be >= 0", n.key, n.n))
 		}
 	}
-	if c.RenderTimeout <= 0 {
-		errs = append(errs, errors.New("RenderTimeout: must be > 0"))
-	}
-	if c.RenderWait <= 0 {
-		errs = append(errs, errors.New("RenderWait: must be > 0"))
-	}
-	if _, err := c.TrustedPrefixes(); err != nil {
-		errs = append(errs, err)
-	}
 	if err := fallback.Validate(c.Fallbacks); err != nil {
 		errs = append(errs, fmt.Errorf("Fallbacks: %w", err))
-	}
-	if c.StaleWhileRevalidate < 0 {
-		errs = append(errs, errors.New("StaleWhileRevalidate: must be >= 0"))
-	}
-	if c.MaxInFlightBytes < 0 {
-		errs = append(errs, errors.New("MaxInFlightBytes: must be >= 0"))
-	}
-	if c.WriteTimeout <= 0 {
-		errs = append(errs, errors.New("WriteTimeout: must be > 0"))
-	}
-	if len(c.SignedPrefixes) > 0 && len(c.SigningKeys) == 0 {
-		errs = append(errs, errors.New("SignedPrefixes: needs signing keys (SigningKeyFile, RAIS_SIGNINGKEYS or SigningKeys)"))
-	}
-	for i, k := range c.SigningKeys {
-		if len(k) < MinSigningKeyLen {
-			errs = append(errs, fmt.Errorf("SigningKeys: key %d has %d bytes; use at least %d (e.g. `openssl rand -hex 32`)", i+1, len(k), MinSigningKeyLen))
-		}
 	}
 	errs = append(errs, lines(c.Purge().Validate())...)
 	for name, zero := range map[string]bool{"PurgeForwardQueueLen": c.PurgeForwardQueueLen == 0, "PurgeForwardAttempts": c.PurgeForwardAttempts == 0,

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vipsconf"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -15,8 +16,8 @@ import (
 )
 
 // One owner per setting: each part's own Config carries its defaults and
-// its checks (the libvips renderer's in renderer/vipsconf, the sidecar
-// client's in renderer/upstream, S3 sources' in sources, the tiers'
+// its checks (the libvips renderer's in renderer/vipsconf, the IIIF
+// front's in proxy/proxyconf, the sidecar client's in renderer/upstream, S3 sources' in sources, the tiers'
 // classifier in rules, the purge forwarder's in purge). Default takes its
 // values from them and validate calls their Validate, so a default or a
 // bound is written once. The methods below are the adapter from the keys
@@ -93,6 +94,17 @@ func (c Config) Sidecar() upstream.Config {
 	}
 	d.Limits = c.Limits()
 	return d
+}
+
+// Front is the IIIF front's own settings (package proxy): web path, base
+// URL, timeouts, the in-flight budget, trusted proxies, signing.
+func (c Config) Front() proxyconf.Config {
+	return proxyconf.Config{
+		WebPath: c.IIIFWebPath, BaseURL: c.IIIFBaseURL,
+		RenderTimeout: c.RenderTimeout.Std(), RenderWait: c.RenderWait.Std(), WriteTimeout: c.WriteTimeout.Std(),
+		MaxInFlightBytes: int64(c.MaxInFlightBytes), StaleWhileRevalidate: c.StaleWhileRevalidate.Std(),
+		TrustedProxies: c.TrustedProxies, SignedPrefixes: c.SignedPrefixes, SigningKeys: c.SigningKeys,
+	}
 }
 
 // Classifier sorts requests into the tiers (Tiers.Tile and

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vipsconf"
@@ -55,6 +56,10 @@ func TestDefaultsAreTheOwnersDefaults(t *testing.T) {
 		t.Errorf("Default().S3Sources() = %+v", s)
 	}
 
+	if got, want := def.Front(), proxyconf.Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Default().Front() = %+v, proxyconf.Default() = %+v", got, want)
+	}
+
 	p := def.Purge()
 	if p.QueueLen != purge.DefaultQueueLen || p.Attempts != purge.DefaultAttempts || p.Backoff != purge.DefaultBackoff ||
 		p.Timeout != purge.DefaultTimeout {
@@ -65,7 +70,8 @@ func TestDefaultsAreTheOwnersDefaults(t *testing.T) {
 	def.TilePath = t.TempDir()
 	def.Upstream = "http://127.0.0.1:8182/iiif/2"
 	for name, err := range map[string]error{"vips": def.Vips().Validate(), "upstream": def.Sidecar().Validate(),
-		"classifier": def.Classifier().Validate(), "purge": def.Purge().Validate(), "limits": def.Limits().Validate()} {
+		"classifier": def.Classifier().Validate(), "purge": def.Purge().Validate(), "limits": def.Limits().Validate(),
+		"front": def.Front().Validate()} {
 		if err != nil {
 			t.Errorf("%s: the defaults fail: %v", name, err)
 		}
@@ -119,6 +125,12 @@ func TestOwnersMessageOnce(t *testing.T) {
 			func() error { c := rules.DefaultClassifier(); c.TileMaxSize = 0; return c.Validate() }(), "Tiers.Tile.MaxSize"},
 		{"sources", []string{"RAIS_TILEPATH=s3://bucket?x=1", "RAIS_CACHEDIR=" + dir},
 			sources.Config{URL: "s3://bucket?x=1", Dir: dir}.Validate(), "TilePath"},
+		{"front WriteTimeout", []string{"RAIS_WRITETIMEOUT=0s"},
+			func() error { c := proxyconf.Default(); c.WriteTimeout = 0; return c.Validate() }(), "WriteTimeout"},
+		{"front signing key", []string{"RAIS_SIGNINGKEYS=short"},
+			proxyconf.CheckSigning(nil, []string{"short"}), "SigningKeys"},
+		{"front IIIFWebPath", []string{"RAIS_IIIFWEBPATH=iiif", "RAIS_PURGEFORWARD=ban http://127.0.0.1:6081"},
+			proxyconf.CheckWebPath("iiif"), "IIIFWebPath"},
 		{"purge", []string{"RAIS_PURGEFORWARD=bogus"},
 			purge.Config{Targets: []string{"bogus"}}.Validate(), "PurgeForward"},
 	} {
