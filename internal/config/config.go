@@ -353,7 +353,7 @@ func Default() Config {
 		RenderConcurrency:      vd.Concurrency,
 		RenderQueueLen:         vd.QueueLen,
 		RenderTimeout:          Duration(pd.RenderTimeout),
-		VipsConcurrency:        1,
+		VipsConcurrency:        vipsconf.DefaultVipsConcurrency,
 		UntiledTileSize:        vd.UntiledTileSize,
 		TilePassthrough:        vd.TilePassthrough,
 		ColourProfiles:         vd.ColourProfiles,

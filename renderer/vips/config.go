@@ -10,3 +10,6 @@ type Config = vipsconf.Config
 
 // DefaultConfig returns the renderer's defaults (vipsconf.Default).
 func DefaultConfig() Config { return vipsconf.Default() }
+
+// DefaultVipsConcurrency is what a zero Options.Concurrency means.
+const DefaultVipsConcurrency = vipsconf.DefaultVipsConcurrency

@@ -141,7 +141,7 @@ func Startup(o Options) error {
 	}, level)
 	conc := o.Concurrency
 	if conc <= 0 {
-		conc = 1
+		conc = DefaultVipsConcurrency
 	}
 	arenas := o.MallocArenas
 	if arenas == 0 {

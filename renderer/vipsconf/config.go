@@ -37,6 +37,10 @@ const (
 	DefaultPyramidMinPixels = 32 << 20
 	DefaultPyramidMaxBytes  = 10 << 30
 	DefaultPyramidBuilds    = 1
+	// DefaultVipsConcurrency is libvips' threads per render (vips.Options,
+	// VipsConcurrency): requests already run in parallel, and one thread
+	// per render is fastest for tiles.
+	DefaultVipsConcurrency = 1
 
 	// MinUntiledTileSize is the smallest tile advertised for untiled
 	// sources. Every tile of a flat source costs a decode of the rows above
