@@ -6,6 +6,10 @@
 //
 // Every key's environment name is RAIS_ and the key upper-cased, nested
 // tables joined by "_" (Tiers.Tile.MaxBytes → RAIS_TIERS_TILE_MAXBYTES).
+//
+// The package is the adapter from those keys onto each part's own Config
+// (owners.go: Vips, Front, Sidecar, S3Sources, Classifier, Purge): the
+// defaults and checks of those settings are their owners', written once.
 package config
 
 import (
