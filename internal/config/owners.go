@@ -17,14 +17,17 @@ import (
 
 // One owner per setting: each part's own Config carries its defaults and
 // its checks (the libvips renderer's in renderer/vipsconf, the IIIF
-// front's in proxy/proxyconf, the sidecar client's in renderer/upstream, S3 sources' in sources, the tiers'
-// classifier in rules, the purge forwarder's in purge). Default takes its
-// values from them and validate calls their Validate, so a default or a
-// bound is written once. The methods below are the adapter from the keys
-// onto those Configs; what stays in this package is only what the keys
-// themselves mean: a key whose zero means something else to its owner
-// ("MaxSourcePixels = 0" is no limit; the renderer's 0 is its default),
-// and how the keys are laid out (MaxSize only on two tiers).
+// front's in proxy/proxyconf, the sidecar client's in renderer/upstream,
+// S3 sources' in sources, the tiers' classifier in rules, the purge
+// forwarder's in purge). Default takes its values from them and validate
+// calls their Validate, so a default or a bound is written once. The
+// methods below are the adapter from the keys onto those Configs; what
+// stays in this package is only what the keys themselves mean: a key
+// whose zero means something else to its owner ("MaxSourcePixels = 0" is
+// no limit; the renderer's 0 is its default), and how the keys are laid
+// out (MaxSize only on two tiers). The cache tiers' budgets and headers
+// (MaxBytes, Retention, Revalidate, CacheControl, MaxEntryBytes) are still
+// mapped in cmd/iiif-proxy/app.go.
 
 // Limits are the output limits (ImageMaxArea, ImageMaxWidth,
 // ImageMaxHeight; 0: no limit), as both renderers take them.
