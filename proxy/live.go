@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"fmt"
-	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
@@ -18,10 +18,10 @@ import (
 // Everything else in cfg is ignored: the caller reports what needs a restart.
 func (p *Proxy) Reload(cfg Config) (applied []string) {
 	if cfg.RenderTimeout == 0 {
-		cfg.RenderTimeout = 60 * time.Second
+		cfg.RenderTimeout = proxyconf.DefaultRenderTimeout
 	}
 	if cfg.RenderWait == 0 {
-		cfg.RenderWait = 30 * time.Second
+		cfg.RenderWait = proxyconf.DefaultRenderWait
 	}
 	if render, wait := p.cache.Timeouts(); render != cfg.RenderTimeout || wait != cfg.RenderWait {
 		p.cache.SetTimeouts(cfg.RenderTimeout, cfg.RenderWait)

@@ -30,6 +30,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/iiif-proxy/iiif-proxy/cache"
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -161,25 +162,23 @@ type Proxy struct {
 
 // New returns a Proxy.
 func New(cfg Config, r Renderer) (*Proxy, error) {
+	// Defaults and checks are proxyconf's, the configuration's too.
 	if cfg.WebPath == "" {
-		cfg.WebPath = "/iiif"
+		cfg.WebPath = proxyconf.DefaultWebPath
 	}
-	if !strings.HasPrefix(cfg.WebPath, "/") {
-		return nil, fmt.Errorf("IIIFWebPath: %q must start with /", cfg.WebPath)
+	if err := errors.Join(proxyconf.CheckWebPath(cfg.WebPath), proxyconf.CheckBaseURL(cfg.BaseURL)); err != nil {
+		return nil, err
 	}
 	cfg.WebPath = strings.TrimRight(cfg.WebPath, "/")
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	if cfg.BaseURL != "" && !strings.HasPrefix(cfg.BaseURL, "http://") && !strings.HasPrefix(cfg.BaseURL, "https://") {
-		return nil, fmt.Errorf("IIIFBaseURL: %q must start with http:// or https://", cfg.BaseURL)
-	}
 	if cfg.RenderTimeout == 0 {
-		cfg.RenderTimeout = 60 * time.Second
+		cfg.RenderTimeout = proxyconf.DefaultRenderTimeout
 	}
 	if cfg.RenderWait == 0 {
-		cfg.RenderWait = 30 * time.Second
+		cfg.RenderWait = proxyconf.DefaultRenderWait
 	}
 	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = 2 * time.Minute
+		cfg.WriteTimeout = proxyconf.DefaultWriteTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
@@ -47,19 +48,17 @@ type Signer struct {
 
 // MinKeyLen is the shortest signing key accepted: HMAC-SHA256 wants keys of
 // its output size or more to keep its full strength.
-const MinKeyLen = 32
+const MinKeyLen = proxyconf.MinSigningKeyLen
 
 // NewSigner returns a Signer for the identifiers under prefixes; keys[0]
-// signs, every key verifies. No prefixes means nothing is protected.
+// signs, every key verifies. No prefixes means nothing is protected. The
+// checks are proxyconf.CheckSigning, the configuration's too.
 func NewSigner(prefixes []string, keys []string) (*Signer, error) {
-	if len(prefixes) > 0 && len(keys) == 0 {
-		return nil, errors.New("SignedPrefixes: needs at least one signing key (SigningKeys or SigningKeyFile)")
+	if err := proxyconf.CheckSigning(prefixes, keys); err != nil {
+		return nil, err
 	}
 	s := &Signer{prefixes: prefixes}
-	for i, k := range keys {
-		if len(k) < MinKeyLen {
-			return nil, fmt.Errorf("signing key %d: %d bytes; use at least %d (e.g. `openssl rand -hex 32`)", i+1, len(k), MinKeyLen)
-		}
+	for _, k := range keys {
 		s.keys = append(s.keys, []byte(k))
 	}
 	return s, nil

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -53,10 +54,45 @@ type Classifier struct {
 	ThumbnailFormats []Format
 }
 
+// Defaults and bounds of Classifier, also the configuration package's
+// (Tiers.Tile.MaxSize, Tiers.Thumbnail.MaxSize).
+const (
+	DefaultTileMaxSize      = 1024
+	DefaultThumbnailMaxSize = 1000
+	// MaxClassifySize is the largest MaxSize: more than any output the
+	// default limits allow, so larger values mean nothing.
+	MaxClassifySize = 100000
+)
+
 var (
 	defaultTileFormats  = []Format{FormatJPG}
 	defaultThumbFormats = []Format{FormatJPG, FormatPNG, FormatWebP}
 )
+
+// DefaultClassifier returns the defaults, every field set: what the zero
+// Classifier classifies as.
+func DefaultClassifier() Classifier {
+	return Classifier{TileMaxSize: DefaultTileMaxSize, TileFormats: slices.Clone(defaultTileFormats),
+		ThumbnailMaxSize: DefaultThumbnailMaxSize, ThumbnailFormats: slices.Clone(defaultThumbFormats)}
+}
+
+// Validate reports every problem with c at once, under the keys an
+// operator writes. It checks c as given: a zero MaxSize, which Classify
+// reads as the default, is reported, so a configuration that says 0 is
+// told so rather than silently given the default (start from
+// DefaultClassifier).
+func (c Classifier) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		key string
+		n   int
+	}{{"Tiers.Tile.MaxSize", c.TileMaxSize}, {"Tiers.Thumbnail.MaxSize", c.ThumbnailMaxSize}} {
+		if f.n < 1 || f.n > MaxClassifySize {
+			errs = append(errs, fmt.Errorf("%s: %d must be between 1 and %d", f.key, f.n, MaxClassifySize))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Classify returns the tier of an image request resolved as res; req.Kind
 // KindInfo is TierInfo whatever res holds.
@@ -130,10 +166,10 @@ func (c Classifier) misses(req Request, res Resolved) (tile, thumb miss) {
 func (c Classifier) settings() (tileMax, thumbMax int, tileF, thumbF []Format) {
 	tileMax, thumbMax, tileF, thumbF = c.TileMaxSize, c.ThumbnailMaxSize, c.TileFormats, c.ThumbnailFormats
 	if tileMax == 0 {
-		tileMax = 1024
+		tileMax = DefaultTileMaxSize
 	}
 	if thumbMax == 0 {
-		thumbMax = 1000
+		thumbMax = DefaultThumbnailMaxSize
 	}
 	if tileF == nil {
 		tileF = defaultTileFormats
@@ -198,6 +234,15 @@ func why(m miss, size, maxName string, max int, formats []Format, res Resolved, 
 		parts = append(parts, fmt.Sprintf("%s is not in %s", res.Format.Ext(), strings.Join(exts, ", ")))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// FormatNames are the extensions ParseFormat knows, in order.
+func FormatNames() []string {
+	var out []string
+	for f := FormatJPG; f <= FormatTIF; f++ {
+		out = append(out, f.Ext())
+	}
+	return out
 }
 
 // ParseFormat returns the format with extension ext ("jpg", "png", …).

@@ -10,6 +10,15 @@ import (
 	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 )
 
+// Defaults of Config, also the configuration package's (one owner per
+// setting).
+const (
+	DefaultMaxBytes        = 10 << 30
+	DefaultTimeout         = 5 * time.Second
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 5 * time.Second
+)
+
 // Config configures an S3 source. The zero value of every field but URL
 // and Dir means the default its comment gives.
 type Config struct {
@@ -74,16 +83,16 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.MaxBytes == 0 {
-		c.MaxBytes = 10 << 30
+		c.MaxBytes = DefaultMaxBytes
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 5 * time.Second
+		c.Timeout = DefaultTimeout
 	}
 	if c.BreakerFailures == 0 {
-		c.BreakerFailures = 5
+		c.BreakerFailures = DefaultBreakerFailures
 	}
 	if c.BreakerCooldown == 0 {
-		c.BreakerCooldown = 5 * time.Second
+		c.BreakerCooldown = DefaultBreakerCooldown
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = 64 << 10

@@ -23,7 +23,6 @@ import (
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
-	"github.com/iiif-proxy/iiif-proxy/sources"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
@@ -60,46 +59,27 @@ type appRenderer interface {
 }
 
 // newRenderer makes the renderer cfg asks for: the upstream client when
-// Upstream is set (sidecar mode), else libvips, started here.
+// Upstream is set (sidecar mode), else libvips, started here. Both take
+// their configuration from cfg's adapters (cfg.Sidecar, cfg.Vips), which
+// hold the mapping from the keys.
 func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error) {
-	lim := rules.Limits{MaxArea: cfg.ImageMaxArea, MaxWidth: cfg.ImageMaxWidth, MaxHeight: cfg.ImageMaxHeight}
 	if cfg.Upstream != "" {
-		u, err := upstream.New(upstream.Config{URL: cfg.Upstream, Timeout: cfg.UpstreamTimeout.Std(),
-			ConnectTimeout: cfg.UpstreamConnectTimeout.Std(), MaxConns: cfg.UpstreamMaxConns,
-			NotFoundTTL: notFoundTTL(cfg.UpstreamNotFoundTTL.Std()), Limits: lim})
+		u, err := upstream.New(cfg.Sidecar())
 		return u, false, err
 	}
 	if err := vips.Startup(vips.Options{Concurrency: cfg.VipsConcurrency, Debug: cfg.LogLevel == "DEBUG", Logger: log}); err != nil {
 		return nil, false, err
 	}
-	maxSource := cfg.MaxSourcePixels
-	if maxSource == 0 {
-		maxSource = -1 // the renderer's "no limit"; its zero is its default
-	}
-	vc := vips.Config{
-		TilePath:        cfg.TilePath,
-		MaxSourcePixels: maxSource,
-		Concurrency:     cfg.RenderConcurrency,
-		QueueLen:        cfg.RenderQueueLen,
-		JPGQuality:      cfg.JPGQuality,
-		Limits:          lim,
-		UntiledTileSize: cfg.UntiledTileSize,
-		TilePassthrough: cfg.TilePassthrough,
-		ColourProfiles:  cfg.ColourProfiles,
-		Logger:          log,
-	}
-	if cfg.CacheDir != "" && cfg.PyramidMinPixels > 0 {
-		// The pyramid tier: files under CacheDir, beside the tiers'
-		// databases, kept to the same free-space minimum.
-		vc.PyramidDir = filepath.Join(cfg.CacheDir, "pyramid")
-		vc.PyramidMinPixels = cfg.PyramidMinPixels
-		vc.PyramidMaxBytes = max(int64(cfg.PyramidMaxBytes), 1) // "0": nothing fits (zero would mean the default)
-		vc.PyramidBuilds = cfg.PyramidBuilds
-		vc.PyramidMinFreeBytes = cfg.CacheMinFree.Bytes
-		vc.PyramidMinFreePercent = cfg.CacheMinFree.Percent
-	}
-	if sources.IsS3(cfg.TilePath) {
-		vc.S3 = s3Config(cfg, log)
+	vc := cfg.Vips()
+	vc.Logger = log
+	if vc.S3 != nil {
+		// The credentials and region of the standard AWS_* variables, read
+		// by package sources and here, as RAIS reads them.
+		vc.S3.Region = os.Getenv("AWS_REGION")
+		if vc.S3.Region == "" {
+			vc.S3.Region = os.Getenv("AWS_DEFAULT_REGION")
+		}
+		vc.S3.Logger = log
 	}
 	r, err := vips.New(vc)
 	if err != nil {
@@ -121,41 +101,6 @@ func withFallbacks(r appRenderer, exts []string, log *slog.Logger) (appRenderer,
 		return r, err
 	}
 	return w.(appRenderer), nil
-}
-
-// s3Config is the S3 source store of TilePath "s3://bucket/prefix", with
-// the credentials and region of the standard AWS_* variables (read by
-// package sources, as RAIS reads them) and the source cache beside the
-// tiers, kept to the same free-space minimum.
-func s3Config(cfg config.Config, log *slog.Logger) *sources.Config {
-	region := os.Getenv("AWS_REGION")
-	if region == "" {
-		region = os.Getenv("AWS_DEFAULT_REGION")
-	}
-	return &sources.Config{
-		URL:             cfg.TilePath,
-		Endpoint:        cfg.S3Endpoint,
-		DisableSSL:      cfg.S3DisableSSL,
-		ForcePathStyle:  cfg.S3ForcePathStyle,
-		Region:          region,
-		Dir:             cfg.SourceCache(),
-		MaxBytes:        int64(cfg.SourceCacheMaxBytes),
-		MinFreeBytes:    cfg.CacheMinFree.Bytes,
-		MinFreePercent:  cfg.CacheMinFree.Percent,
-		Timeout:         cfg.S3Timeout.Std(),
-		BreakerFailures: cfg.S3BreakerFailures,
-		BreakerCooldown: cfg.S3BreakerCooldown.Std(),
-		Logger:          log,
-	}
-}
-
-// notFoundTTL maps the configuration's "0s = off" onto the client's
-// "negative = off" (its zero is its default).
-func notFoundTTL(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }
 
 // New starts the renderer (libvips, or the upstream client), starts opening the cache tiers in the background and
@@ -196,7 +141,7 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 	if minFree.Bytes == 0 && minFree.Percent == 0 {
 		minFree.Bytes = 1 // "0": no headroom beyond the store's small reserve (zero would mean the store's default)
 	}
-	for t, tc := range tierConfigs(cfg) {
+	for t, tc := range cfg.Tiers.All() {
 		pt := pcfg.Tiers[t]
 		if !tc.Enabled {
 			continue
@@ -266,11 +211,8 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 		SourceCacheLen:       cfg.InfoCacheLen,
 		MaxInFlightBytes:     int64(cfg.MaxInFlightBytes),
 		WriteTimeout:         cfg.WriteTimeout.Std(),
-		Classifier: rules.Classifier{
-			TileMaxSize: cfg.Tiers.Tile.MaxSize, TileFormats: formats(cfg.Tiers.Tile.Formats),
-			ThumbnailMaxSize: cfg.Tiers.Thumbnail.MaxSize, ThumbnailFormats: formats(cfg.Tiers.Thumbnail.Formats),
-		},
-		Logger: log,
+		Classifier:           cfg.Classifier(),
+		Logger:               log,
 	}
 	if cfg.DemoPage {
 		pcfg.Demo = true
@@ -278,34 +220,16 @@ func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
 			pcfg.DemoRoot = cfg.TilePath
 		}
 	}
-	for t, tc := range tierConfigs(cfg) {
+	for t, tc := range cfg.Tiers.All() {
 		pcfg.Tiers[t] = proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl,
 			MaxEntryBytes: int64(tc.MaxEntryBytes)}
 	}
 	return pcfg
 }
 
-// tierConfigs are cfg's tier settings by tier.
-func tierConfigs(cfg config.Config) map[rules.Tier]config.Tier {
-	return map[rules.Tier]config.Tier{rules.TierTile: cfg.Tiers.Tile, rules.TierThumbnail: cfg.Tiers.Thumbnail,
-		rules.TierInfo: cfg.Tiers.Info, rules.TierOther: cfg.Tiers.Other}
-}
-
-func formats(exts []string) []rules.Format {
-	if exts == nil {
-		return nil
-	}
-	out := []rules.Format{}
-	for _, e := range exts {
-		if f, ok := rules.ParseFormat(e); ok {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// newShared makes the shared render tier cfg asks for, connecting with
-// RAIS's S3 environment (RAIS_S3_*, AWS_*). It does not wait on the store.
+// newShared makes the shared render tier cfg asks for, connecting as S3
+// sources do (S3Endpoint, S3DisableSSL, S3ForcePathStyle; AWS_* credentials
+// and region). It does not wait on the store.
 func newShared(cfg config.Config, log *slog.Logger) (*shared.Layer, error) {
 	// The same connection settings as S3 sources (S3Endpoint,
 	// S3DisableSSL, S3ForcePathStyle: file, RAIS_S3_* or flags), the
@@ -326,7 +250,7 @@ func newShared(cfg config.Config, log *slog.Logger) (*shared.Layer, error) {
 	// A shared hit is checked against its identifier's last purge at most
 	// as often as the tiers revalidate (the shortest, an hour by default).
 	genTTL := time.Duration(0)
-	for _, tc := range tierConfigs(cfg) {
+	for _, tc := range cfg.Tiers.All() {
 		if rv := tc.Revalidate.Std(); tc.Enabled && rv > 0 && (genTTL == 0 || rv < genTTL) {
 			genTTL = rv
 		}

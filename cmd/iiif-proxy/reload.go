@@ -60,7 +60,7 @@ func (a *App) Reload(next config.Config) (applied, restart []string) {
 			applied = append(applied, k)
 		}
 	}
-	lim := rules.Limits{MaxArea: next.ImageMaxArea, MaxWidth: next.ImageMaxWidth, MaxHeight: next.ImageMaxHeight}
+	lim := next.Limits()
 	if lim != a.render.Limits() {
 		if err := a.render.SetLimits(lim); err != nil {
 			a.log.Error("SIGHUP: image limits", "error", err)
@@ -69,7 +69,7 @@ func (a *App) Reload(next config.Config) (applied, restart []string) {
 			a.proxy.PurgeTier(rules.TierInfo)
 		}
 	}
-	for t, tc := range tierConfigs(next) {
+	for t, tc := range next.Tiers.All() {
 		if s := a.tiers[t]; s != nil {
 			if err := s.SetLimits(int64(tc.MaxBytes), tc.Retention.Std()); err != nil {
 				a.log.Error("SIGHUP: tier limits", "tier", t.String(), "error", err)

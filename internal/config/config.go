@@ -6,13 +6,16 @@
 //
 // Every key's environment name is RAIS_ and the key upper-cased, nested
 // tables joined by "_" (Tiers.Tile.MaxBytes → RAIS_TIERS_TILE_MAXBYTES).
+//
+// The package is the adapter from those keys onto each part's own Config
+// (owners.go: Vips, Front, Sidecar, S3Sources, Classifier, Purge): the
+// defaults and checks of those settings are their owners', written once.
 package config
 
 import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
@@ -25,8 +28,13 @@ import (
 	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer/fallback"
+	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vipsconf"
+	"github.com/iiif-proxy/iiif-proxy/rules"
+	"github.com/iiif-proxy/iiif-proxy/sources"
 )
 
 // Config is the whole configuration. Field names are the TOML keys.
@@ -107,7 +115,8 @@ type Config struct {
 	// VipsConcurrency is libvips' threads per render. Default 1.
 	VipsConcurrency int
 	// UntiledTileSize is the tile size advertised for sources without
-	// internal tiles (plain JPEG, PNG). Default 1024.
+	// internal tiles (plain JPEG, PNG), 16 to 4096 (why:
+	// vipsconf.MinUntiledTileSize). Default 1024.
 	UntiledTileSize int
 	// TilePassthrough serves a request for exactly one stored JPEG tile of a
 	// pyramidal TIFF as stored, without decoding. Default true.
@@ -362,8 +371,11 @@ type Tier struct {
 	Formats []string
 }
 
-// Default returns the built-in defaults.
+// Default returns the built-in defaults. The settings of the renderers,
+// the S3 sources, the tiers' classifier and the purge forwarder take their
+// defaults from the package that owns them (owners.go).
 func Default() Config {
+	vd, ud, cl, pd := vipsconf.Default(), upstream.Default(), rules.DefaultClassifier(), proxyconf.Default()
 	return Config{
 		Address:                ":12415",
 		AdminAddress:           "127.0.0.1:12416",
@@ -371,42 +383,44 @@ func Default() Config {
 		LogFormat:              "text",
 		AccessLog:              false,
 		AccessLogErrorRate:     100,
-		IIIFWebPath:            "/iiif",
+		IIIFWebPath:            pd.WebPath,
 		UnversionedVersion:     2,
 		InfoCacheLen:           10000,
 		TileCacheLen:           1000,
-		JPGQuality:             75,
-		ImageMaxArea:           104857600,
-		ImageMaxWidth:          20480,
-		ImageMaxHeight:         20480,
-		MaxSourcePixels:        1 << 30,
-		RenderTimeout:          Duration(60 * time.Second),
-		VipsConcurrency:        1,
-		UntiledTileSize:        1024,
-		TilePassthrough:        true,
-		ColourProfiles:         "convert",
-		PyramidMinPixels:       32 << 20,
-		PyramidMaxBytes:        10 << 30,
-		PyramidBuilds:          1,
+		JPGQuality:             vd.JPGQuality,
+		ImageMaxArea:           vd.Limits.MaxArea,
+		ImageMaxWidth:          vd.Limits.MaxWidth,
+		ImageMaxHeight:         vd.Limits.MaxHeight,
+		MaxSourcePixels:        vd.MaxSourcePixels,
+		RenderConcurrency:      vd.Concurrency,
+		RenderQueueLen:         vd.QueueLen,
+		RenderTimeout:          Duration(pd.RenderTimeout),
+		VipsConcurrency:        vipsconf.DefaultVipsConcurrency,
+		UntiledTileSize:        vd.UntiledTileSize,
+		TilePassthrough:        vd.TilePassthrough,
+		ColourProfiles:         vd.ColourProfiles,
+		PyramidMinPixels:       vd.PyramidMinPixels,
+		PyramidMaxBytes:        ByteSize(vd.PyramidMaxBytes),
+		PyramidBuilds:          vd.PyramidBuilds,
 		CacheDir:               "cache",
 		CacheMinFree:           FreeSpace{Percent: 5},
-		RenderWait:             Duration(30 * time.Second),
-		MaxInFlightBytes:       512 << 20,
-		WriteTimeout:           Duration(2 * time.Minute),
-		UpstreamTimeout:        Duration(30 * time.Second),
-		UpstreamConnectTimeout: Duration(2 * time.Second),
-		UpstreamMaxConns:       64,
-		UpstreamNotFoundTTL:    Duration(10 * time.Second),
-		TrustedProxies:         []string{"127.0.0.0/8", "::1"},
+		RenderWait:             Duration(pd.RenderWait),
+		MaxInFlightBytes:       ByteSize(pd.MaxInFlightBytes),
+		WriteTimeout:           Duration(pd.WriteTimeout),
+		UpstreamTimeout:        Duration(ud.Timeout),
+		UpstreamConnectTimeout: Duration(ud.ConnectTimeout),
+		UpstreamMaxConns:       ud.MaxConns,
+		UpstreamNotFoundTTL:    Duration(ud.NotFoundTTL),
+		TrustedProxies:         pd.TrustedProxies,
 		PurgeForwardQueueLen:   purge.DefaultQueueLen,
 		PurgeForwardAttempts:   purge.DefaultAttempts,
 		PurgeForwardBackoff:    Duration(purge.DefaultBackoff),
 		PurgeForwardTimeout:    Duration(purge.DefaultTimeout),
 		DemoPage:               true, // demo page (issue 12)
-		S3Timeout:              Duration(5 * time.Second),
-		S3BreakerFailures:      5,
-		S3BreakerCooldown:      Duration(5 * time.Second),
-		SourceCacheMaxBytes:    10 << 30,
+		S3Timeout:              Duration(sources.DefaultTimeout),
+		S3BreakerFailures:      sources.DefaultBreakerFailures,
+		S3BreakerCooldown:      Duration(sources.DefaultBreakerCooldown),
+		SourceCacheMaxBytes:    sources.DefaultMaxBytes,
 		// Shared render tier (issue 10).
 		SharedTimeout:      Duration(2 * time.Second),
 		SharedRetention:    Duration(4320 * time.Hour),
@@ -418,10 +432,10 @@ func Default() Config {
 		Tiers: Tiers{
 			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
-				MaxEntryBytes: 4 << 20, MaxSize: 1024, Formats: []string{"jpg"}},
+				MaxEntryBytes: 4 << 20, MaxSize: cl.TileMaxSize, Formats: extensions(cl.TileFormats)},
 			Thumbnail: Tier{Enabled: true, MaxBytes: 5 << 30, Retention: Duration(8760 * time.Hour),
 				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=604800",
-				MaxEntryBytes: 16 << 20, MaxSize: 1000, Formats: []string{"jpg", "png", "webp"}},
+				MaxEntryBytes: 16 << 20, MaxSize: cl.ThumbnailMaxSize, Formats: extensions(cl.ThumbnailFormats)},
 			Info: Tier{Enabled: true, MaxBytes: 1 << 30, Retention: Duration(8760 * time.Hour),
 				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 1 << 20},
 			Other: Tier{Enabled: true, MaxBytes: 2 << 30, Retention: Duration(168 * time.Hour),
@@ -967,22 +981,7 @@ func (c *Config) readSecrets() []error {
 
 // TrustedPrefixes parses TrustedProxies: addresses (a host) or networks.
 func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	var errs []error
-	for _, s := range c.TrustedProxies {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-		} else if a, err := netip.ParseAddr(s); err == nil {
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		} else {
-			errs = append(errs, fmt.Errorf("TrustedProxies: %q is neither an address nor a network", s))
-		}
-	}
-	return out, errors.Join(errs...)
+	return proxyconf.ParseTrustedProxies(c.TrustedProxies)
 }
 
 // applyIIIFURL reads RAIS 2's IIIFURL into IIIFBaseURL and IIIFWebPath.
@@ -1028,27 +1027,6 @@ func (c Config) Purge() purge.Config {
 	}
 }
 
-// validateS3 checks the settings of S3 sources (TilePath "s3://…").
-func (c *Config) validateS3() []error {
-	var errs []error
-	if u, err := url.Parse(c.TilePath); err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		errs = append(errs, fmt.Errorf("TilePath: %q must be s3://bucket or s3://bucket/prefix", c.TilePath))
-	}
-	if c.SourceCacheDir == "" && c.CacheDir == "" {
-		errs = append(errs, errors.New("SourceCacheDir: S3 sources need a local source cache: set SourceCacheDir (or CacheDir)"))
-	}
-	if c.SourceCacheMaxBytes <= 0 {
-		errs = append(errs, errors.New("SourceCacheMaxBytes: must be > 0 for S3 sources"))
-	}
-	if c.S3Timeout <= 0 || c.S3BreakerCooldown <= 0 {
-		errs = append(errs, errors.New("S3Timeout, S3BreakerCooldown: must be > 0"))
-	}
-	if c.S3BreakerFailures < 1 {
-		errs = append(errs, fmt.Errorf("S3BreakerFailures: %d must be >= 1", c.S3BreakerFailures))
-	}
-	return errs
-}
-
 // SourceCache is the directory of the S3 source cache.
 func (c Config) SourceCache() string {
 	if c.SourceCacheDir != "" {
@@ -1060,9 +1038,8 @@ func (c Config) SourceCache() string {
 	return filepath.Join(c.CacheDir, "sources")
 }
 
-// MinSigningKeyLen is the shortest signing key accepted: HMAC-SHA256 keeps
-// its full strength with keys of its output size or more.
-const MinSigningKeyLen = 32
+// MinSigningKeyLen is the shortest signing key accepted (proxyconf's).
+const MinSigningKeyLen = proxyconf.MinSigningKeyLen
 
 func (c *Config) validate() []error {
 	var errs []error
@@ -1079,136 +1056,34 @@ func (c *Config) validate() []error {
 	if c.Address == "" {
 		errs = append(errs, errors.New("Address: must not be empty"))
 	}
-	if c.Upstream != "" {
-		// Sidecar mode: the upstream has the images.
-		if u, err := url.Parse(c.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("Upstream: %q must be http://host:port/prefix", c.Upstream))
-		}
-		if c.UpstreamTimeout <= 0 || c.UpstreamConnectTimeout <= 0 {
-			errs = append(errs, errors.New("UpstreamTimeout, UpstreamConnectTimeout: must be > 0"))
-		}
-		if c.UpstreamMaxConns < 1 {
-			errs = append(errs, fmt.Errorf("UpstreamMaxConns: %d must be >= 1", c.UpstreamMaxConns))
-		}
-		if c.UpstreamNotFoundTTL < 0 {
-			errs = append(errs, errors.New("UpstreamNotFoundTTL: must be >= 0"))
-		}
-	} else if c.TilePath == "" {
-		errs = append(errs, errors.New("TilePath: required: the directory of source images (env RAIS_TILEPATH, flag -tile-path), or Upstream for sidecar mode"))
-	} else if strings.HasPrefix(c.TilePath, "s3://") {
-		errs = append(errs, c.validateS3()...)
-	} else if fi, err := os.Stat(c.TilePath); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("TilePath: %q does not exist: point it at your images (-tile-path DIR, RAIS_TILEPATH), or generate samples there with `iiif-proxy samples -dir %s`", c.TilePath, c.TilePath))
-		} else {
-			errs = append(errs, fmt.Errorf("TilePath: %w", err))
-		}
-	} else if !fi.IsDir() {
-		errs = append(errs, fmt.Errorf("TilePath: %q is not a directory", c.TilePath))
-	}
-	if !strings.HasPrefix(c.IIIFWebPath, "/") {
-		errs = append(errs, fmt.Errorf("IIIFWebPath: %q must start with /", c.IIIFWebPath))
-	}
+	errs = append(errs, c.validateOwners()...) // owners.go
+	errs = append(errs, lines(c.Front().Validate())...)
 	if c.UnversionedVersion != 0 && c.UnversionedVersion != 2 && c.UnversionedVersion != 3 {
 		errs = append(errs, fmt.Errorf("UnversionedVersion: %d must be 2, 3 or 0 (no unversioned URLs)", c.UnversionedVersion))
 	}
-	if c.IIIFBaseURL != "" && !strings.HasPrefix(c.IIIFBaseURL, "http://") && !strings.HasPrefix(c.IIIFBaseURL, "https://") {
-		errs = append(errs, fmt.Errorf("IIIFBaseURL: %q must start with http:// or https://", c.IIIFBaseURL))
-	}
-	for name, n := range map[string]int64{"InfoCacheLen": int64(c.InfoCacheLen), "TileCacheLen": int64(c.TileCacheLen),
-		"ImageMaxArea": c.ImageMaxArea, "ImageMaxWidth": int64(c.ImageMaxWidth), "ImageMaxHeight": int64(c.ImageMaxHeight),
-		"MaxSourcePixels": c.MaxSourcePixels, "PyramidMinPixels": c.PyramidMinPixels,
-		"PyramidMaxBytes":   int64(c.PyramidMaxBytes),
-		"RenderConcurrency": int64(c.RenderConcurrency), "VipsConcurrency": int64(c.VipsConcurrency)} {
-		if n < 0 {
-			errs = append(errs, fmt.Errorf("%s: %d must be >= 0", name, n))
+	for _, n := range []struct {
+		key string
+		n   int
+	}{{"InfoCacheLen", c.InfoCacheLen}, {"TileCacheLen", c.TileCacheLen}, {"VipsConcurrency", c.VipsConcurrency}} {
+		if n.n < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d must be >= 0", n.key, n.n))
 		}
-	}
-	if c.JPGQuality < 1 || c.JPGQuality > 100 {
-		errs = append(errs, fmt.Errorf("JPGQuality: %d must be between 1 and 100", c.JPGQuality))
-	}
-	if c.RenderQueueLen < -1 {
-		errs = append(errs, fmt.Errorf("RenderQueueLen: %d must be -1 (no queue), 0 (default) or more", c.RenderQueueLen))
-	}
-	if c.RenderTimeout <= 0 {
-		errs = append(errs, errors.New("RenderTimeout: must be > 0"))
-	}
-	if c.UntiledTileSize < 16 || c.UntiledTileSize > 4096 {
-		errs = append(errs, fmt.Errorf("UntiledTileSize: %d must be between 16 and 4096", c.UntiledTileSize))
-	}
-	switch c.ColourProfiles {
-	case "convert", "embed", "strip":
-	default:
-		errs = append(errs, fmt.Errorf("ColourProfiles: %q must be convert, embed or strip", c.ColourProfiles))
-	}
-	if c.PyramidBuilds < 1 {
-		errs = append(errs, fmt.Errorf("PyramidBuilds: %d must be >= 1", c.PyramidBuilds))
-	}
-	if c.RenderWait <= 0 {
-		errs = append(errs, errors.New("RenderWait: must be > 0"))
-	}
-	if _, err := c.TrustedPrefixes(); err != nil {
-		errs = append(errs, err)
 	}
 	if err := fallback.Validate(c.Fallbacks); err != nil {
 		errs = append(errs, fmt.Errorf("Fallbacks: %w", err))
 	}
 	errs = append(errs, c.validateShared()...)
-	if c.StaleWhileRevalidate < 0 {
-		errs = append(errs, errors.New("StaleWhileRevalidate: must be >= 0"))
-	}
-	if c.MaxInFlightBytes < 0 {
-		errs = append(errs, errors.New("MaxInFlightBytes: must be >= 0"))
-	}
-	if c.WriteTimeout <= 0 {
-		errs = append(errs, errors.New("WriteTimeout: must be > 0"))
-	}
-	if len(c.SignedPrefixes) > 0 && len(c.SigningKeys) == 0 {
-		errs = append(errs, errors.New("SignedPrefixes: needs signing keys (SigningKeyFile, RAIS_SIGNINGKEYS or SigningKeys)"))
-	}
-	for i, k := range c.SigningKeys {
-		if len(k) < MinSigningKeyLen {
-			errs = append(errs, fmt.Errorf("SigningKeys: key %d has %d bytes; use at least %d (e.g. `openssl rand -hex 32`)", i+1, len(k), MinSigningKeyLen))
-		}
-	}
-	if err := c.Purge().Validate(); err != nil {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = append(errs, j.Unwrap()...) // one line each, sorted with the rest
-		} else {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, lines(c.Purge().Validate())...)
 	for name, zero := range map[string]bool{"PurgeForwardQueueLen": c.PurgeForwardQueueLen == 0, "PurgeForwardAttempts": c.PurgeForwardAttempts == 0,
 		"PurgeForwardBackoff": c.PurgeForwardBackoff == 0, "PurgeForwardTimeout": c.PurgeForwardTimeout == 0} {
 		if zero { // the forwarder's zero is its default: say what was meant
 			errs = append(errs, fmt.Errorf("%s: must be > 0", name))
 		}
 	}
-	for name, t := range map[string]Tier{"Tile": c.Tiers.Tile, "Thumbnail": c.Tiers.Thumbnail, "Info": c.Tiers.Info, "Other": c.Tiers.Other} {
-		key := "Tiers." + name + "."
-		if t.MaxBytes < 0 {
-			errs = append(errs, fmt.Errorf("%sMaxBytes: must be >= 0", key))
-		}
-		if t.MaxEntryBytes < 0 {
-			errs = append(errs, fmt.Errorf("%sMaxEntryBytes: must be >= 0", key))
-		}
-		if (name == "Tile" || name == "Thumbnail") && (t.MaxSize < 1 || t.MaxSize > 100000) {
-			errs = append(errs, fmt.Errorf("%sMaxSize: %d must be between 1 and 100000", key, t.MaxSize))
-		}
-		if (name == "Info" || name == "Other") && (t.MaxSize != 0 || len(t.Formats) != 0) {
-			errs = append(errs, fmt.Errorf("%s: MaxSize and Formats only apply to the Tile and Thumbnail tiers", key[:len(key)-1]))
-		}
-		for _, f := range t.Formats {
-			if !slices.Contains([]string{"jpg", "png", "webp", "gif", "tif"}, f) {
-				errs = append(errs, fmt.Errorf("%sFormats: %q is not one of jpg, png, webp, gif, tif", key, f))
-			}
-		}
-		if strings.ContainsAny(t.CacheControl, "\r\n") {
-			errs = append(errs, fmt.Errorf("%sCacheControl: must be one line", key))
-		}
-	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-	return errs
+	// Two owners may check one key (ImageMaxArea: both renderers, in
+	// sidecar mode): each problem is told once.
+	return slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() })
 }
 
 // validateShared checks the shared render tier's keys (issue 10).

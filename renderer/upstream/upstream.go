@@ -39,6 +39,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,48 +86,74 @@ type Config struct {
 	Clock func() time.Time
 }
 
+// Defaults of Config, also the configuration package's (one owner per
+// setting).
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultConnectTimeout = 2 * time.Second
+	DefaultMaxConns       = 64
+	DefaultNotFoundTTL    = 10 * time.Second
+)
+
+// Default returns the defaults of every field but URL and Limits (whose
+// zero is no limit) and Clock: the values New gives their zero.
+func Default() Config {
+	return Config{Timeout: DefaultTimeout, ConnectTimeout: DefaultConnectTimeout, MaxConns: DefaultMaxConns,
+		NotFoundTTL: DefaultNotFoundTTL, MaxBodyBytes: 256 << 20, FailuresToDown: 3, Backoff: time.Second,
+		MaxBackoff: 30 * time.Second}
+}
+
 func (c *Config) setDefaults() {
+	d := Default()
 	c.URL = strings.TrimRight(c.URL, "/")
 	if c.Timeout == 0 {
-		c.Timeout = 30 * time.Second
+		c.Timeout = d.Timeout
 	}
 	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = 2 * time.Second
+		c.ConnectTimeout = d.ConnectTimeout
 	}
 	if c.MaxConns == 0 {
-		c.MaxConns = 64
+		c.MaxConns = d.MaxConns
 	}
 	if c.NotFoundTTL == 0 {
-		c.NotFoundTTL = 10 * time.Second
+		c.NotFoundTTL = d.NotFoundTTL
 	}
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 256 << 20
+		c.MaxBodyBytes = d.MaxBodyBytes
 	}
 	if c.FailuresToDown == 0 {
-		c.FailuresToDown = 3
+		c.FailuresToDown = d.FailuresToDown
 	}
 	if c.Backoff == 0 {
-		c.Backoff = time.Second
+		c.Backoff = d.Backoff
 	}
 	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 30 * time.Second
+		c.MaxBackoff = d.MaxBackoff
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
 }
 
-// Validate reports every problem with c at once.
+// Validate reports every problem with c at once, each message starting
+// with the RAIS key the operator writes. It checks c as given, zero fields
+// included: New calls it after filling them with their defaults.
 func (c Config) Validate() error {
 	var errs []error
-	if !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
-		errs = append(errs, fmt.Errorf("Upstream: %q must be an http:// or https:// URL", c.URL))
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("Upstream: %q must be http://host:port/prefix (or https://)", c.URL))
 	}
-	if c.Timeout < 0 || c.ConnectTimeout < 0 {
-		errs = append(errs, errors.New("UpstreamTimeout, UpstreamConnectTimeout: must be >= 0"))
+	if c.Timeout <= 0 || c.ConnectTimeout <= 0 {
+		errs = append(errs, errors.New("UpstreamTimeout, UpstreamConnectTimeout: must be > 0"))
 	}
-	if c.MaxConns < 0 {
-		errs = append(errs, fmt.Errorf("UpstreamMaxConns: %d must be >= 0", c.MaxConns))
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("UpstreamMaxConns: %d must be >= 1", c.MaxConns))
+	}
+	if c.MaxBodyBytes < 1 || c.FailuresToDown < 1 || c.Backoff <= 0 || c.MaxBackoff < c.Backoff {
+		errs = append(errs, errors.New("upstream: MaxBodyBytes, FailuresToDown and Backoff must be > 0, MaxBackoff >= Backoff"))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -141,7 +141,7 @@ func Startup(o Options) error {
 	}, level)
 	conc := o.Concurrency
 	if conc <= 0 {
-		conc = 1
+		conc = DefaultVipsConcurrency
 	}
 	arenas := o.MallocArenas
 	if arenas == 0 {
@@ -205,7 +205,7 @@ type Vips struct {
 
 // New returns a renderer for cfg. Startup must have been called.
 func New(cfg Config) (*Vips, error) {
-	cfg.setDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
