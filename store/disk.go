@@ -37,6 +37,12 @@ const (
 	// entries, their bookkeeping and reclaimable garbage: two MANIFESTs and
 	// the OPTIONS file.
 	FixedOverhead = 2*maxManifest + 8<<10
+	// DiskSlack is the constant in the bound on a tier's directory,
+	// 1.2 × MaxBytes + DiskSlack (overBound): the fixed overhead and 2 MiB
+	// for the flush or compaction under way when the bound is reached.
+	DiskSlack = FixedOverhead + 2<<20
+	// diskFresh is how old overBound lets its measure of the directory be.
+	diskFresh = 10 * time.Millisecond
 	// reclaimMinSlack is garbage never worth a compaction.
 	reclaimMinSlack = 1 << 20
 	// reclaimEvery spaces reclaims out, so a tier being filled and evicted
@@ -48,6 +54,59 @@ const (
 // live bytes before reclaim compacts: an eighth of them, at least
 // reclaimMinSlack.
 func reclaimSlack(live int64) int64 { return max(live/8, reclaimMinSlack) }
+
+// diskBound is the most a tier of budget limit lets its directory hold
+// before Put declines: 1.2 × limit + DiskSlack, plus whatever bookkeeping
+// beyond a tenth of the budget the last reclaim could not remove (a tier of
+// tiny entries, whose index keys weigh as much as they do, must not be
+// locked out of storing anything).
+func (t *engine) diskBound(limit int64) int64 {
+	t.reclaimMu.Lock()
+	floor := t.reclaimFloor
+	t.reclaimMu.Unlock()
+	return limit + limit/5 + DiskSlack + max(floor-limit/10, 0)
+}
+
+// overBound reports whether Put should decline to store: the directory is
+// over diskBound (compactions are behind). Writes arriving
+// faster than compactions free space would otherwise take the directory
+// to several times the budget (3.5–15× measured, filling at 28 MB/s); a
+// cache may decline to store, and the entry is served all the same. The
+// measure of the directory is Pebble's, at most diskFresh old: this is the
+// only place that asks for it on the write path, at most 100 times a
+// second. The caller has entered the engine.
+func (t *engine) overBound() bool {
+	limit := t.maxBytes.Load()
+	if limit <= 0 {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if last := t.diskAt.Load(); now-last > int64(diskFresh) && t.diskAt.CompareAndSwap(last, now) {
+		t.disk.Store(int64(t.db.Metrics().DiskSpaceUsage()))
+	}
+	return t.disk.Load() > t.diskBound(limit)
+}
+
+// reclaimer runs reclaim when kicked, until Close; it closes done on exit.
+func (t *engine) reclaimer(done chan struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-t.reclaimKick:
+			t.reclaim(false)
+		}
+	}
+}
+
+// kickReclaim asks the reclaimer to run without waiting for it.
+func (t *engine) kickReclaim() {
+	select {
+	case t.reclaimKick <- struct{}{}:
+	default:
+	}
+}
 
 // reclaimSoon asks the sweeper to run and reclaim now (after a purge).
 func (t *engine) reclaimSoon() {

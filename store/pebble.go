@@ -83,8 +83,57 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.FastestCompression }
 	}
+	sizeToBudget(opts, cfg.MaxBytes)
 	return opts
 }
+
+// sizeToBudget shapes the LSM of a small tier so that no compaction
+// rewrites much of it at once: a compaction writes its outputs before
+// deleting its inputs, so its size is how far the directory overshoots
+// (disk.go).
+//
+// Cache keys arrive in random order, so every flushed sstable spans the
+// whole keyspace. With Pebble's defaults a tier of tens of MB lives in one
+// level (L6) of a few 4 MB files, and each compaction from level 0 rewrites
+// all of it: the directory doubled. Here:
+//   - every level's files are about budget/fileShare bytes, so a flush is
+//     split where it would overlap more than ten of the files below
+//     (Pebble's grandparent limit) and a compaction takes a slice;
+//   - the base level holds at most a tenth of the budget (LBaseMaxBytes),
+//     so level 0 is compacted into a small sorted level rather than into
+//     all the data, and that level into L6 a file's key range at a time;
+//   - level 0 is compacted as soon as it holds one sublevel
+//     (L0CompactionThreshold 2: Pebble's score is twice the depth over it),
+//     so deletions reach the data they delete sooner.
+//
+// Measured filling tiers of 6, 23 and 58 MB at 16 MB/s
+// (TestDiskDuringFill): peaks of 1.26, 1.57 and 1.44 × the budget against
+// 1.70, 1.99 and 1.81 × with Pebble's defaults, for 1.2–1.8 × the write
+// amplification at the small end. From fileShare × maxFileSize (256 MB) on,
+// Pebble's defaults stand: such a tier has many files per level already,
+// and the largest compaction (Pebble caps them at 25 files) is a small part
+// of it. The options are fixed at open, so a budget changed by SIGHUP
+// reshapes them at the next restart; Put's backpressure (overBound) holds
+// meanwhile.
+func sizeToBudget(opts *pebble.Options, maxBytes int64) {
+	if maxBytes <= 0 || maxBytes >= fileShare*maxFileSize {
+		return
+	}
+	size := max(maxBytes/fileShare, minFileSize)
+	for i := range opts.TargetFileSizes {
+		opts.TargetFileSizes[i] = size
+	}
+	opts.LBaseMaxBytes = max(maxBytes/10, minFileSize)
+	opts.L0CompactionThreshold = 2
+}
+
+const (
+	// fileShare: sstables of about budget/fileShare bytes.
+	fileShare = 128
+	// minFileSize and maxFileSize bound the sstable size.
+	minFileSize = 64 << 10
+	maxFileSize = 2 << 20
+)
 
 // pebbleLogger routes Pebble's own log lines to slog: Infof at Debug, Errorf
 // at Warn (at most once a minute). Fatalf means Pebble cannot safely
