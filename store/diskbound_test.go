@@ -73,7 +73,6 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 	var mu sync.Mutex // protects the samples
 	var peak int64
 	var samples, above int
-	var peakLSM string
 	debug := os.Getenv("IIIF_FILL_DEBUG") != ""
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -89,21 +88,13 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 			}
 			d := dirBytes(t, dir)
 			mu.Lock()
-			if d > peak && debug {
-				if e := tier.eng.Load(); e != nil {
-					m := e.db.Metrics()
-					peakLSM = fmt.Sprintf("L0 %d files %d B, L6 %d files %d B, in progress %d B, obsolete %d B, zombie %d B, memtable %d B, compactions %d",
-						m.Levels[0].TablesCount, m.Levels[0].TablesSize, m.Levels[6].TablesCount, m.Levels[6].TablesSize,
-						m.Compact.InProgressBytes, m.Table.Local.ObsoleteSize, m.Table.Local.ZombieSize, m.MemTable.Size, m.Compact.Count)
-				}
-			}
 			peak = max(peak, d)
-			if debug && samples%10 == 0 {
+			if debug && (samples%50 == 0 || float64(d) > bound) {
 				if e := tier.eng.Load(); e != nil {
 					m := e.db.Metrics()
-					t.Logf("t=%d dir %.1f live %.1f L0 %.1f L6 %.1f mem %.1f (%d) prog %.1f flushes %d compactions %d",
-						samples, float64(d)/1e6, float64(e.bytes.Load())/1e6, float64(m.Levels[0].TablesSize)/1e6, float64(m.Levels[6].TablesSize)/1e6,
-						float64(m.MemTable.Size)/1e6, m.MemTable.Count, float64(m.Compact.InProgressBytes)/1e6, m.Flush.Count, m.Compact.Count)
+					t.Logf("t=%d dir %.1f pebble %.1f live %.1f L0 %.1f L5 %.1f L6 %.1f obsolete %.1f mem %.1f (%d) prog %.1f flushes %d compactions %d reclaims %d",
+						samples, float64(d)/1e6, float64(m.DiskSpaceUsage())/1e6, float64(e.bytes.Load())/1e6, float64(m.Levels[0].TablesSize)/1e6, float64(m.Levels[5].TablesSize)/1e6, float64(m.Levels[6].TablesSize)/1e6, float64(m.Table.Local.ObsoleteSize+m.Table.Local.ZombieSize)/1e6,
+						float64(m.MemTable.Size)/1e6, m.MemTable.Count, float64(m.Compact.InProgressBytes)/1e6, m.Flush.Count, m.Compact.Count, e.reclaims.Load())
 				}
 			}
 			samples++
@@ -155,9 +146,6 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 	t.Logf("  during: peak %.2f MB (%.2f × budget), %d of %d samples above 1.2 × budget + %.1f MB; after: peak %.2f × budget, at the end %.2f MB (%.2f ×), live %.2f MB",
 		float64(duringPeak)/1e6, float64(duringPeak)/float64(budget), duringAbove, during, float64(DiskSlack)/1e6,
 		float64(peak)/float64(budget), float64(end)/1e6, float64(end)/float64(budget), float64(st.Bytes)/1e6)
-	if debug {
-		t.Logf("  at the peak: %s", peakLSM)
-	}
 	if float64(duringPeak) > bound || float64(end) > bound {
 		t.Errorf("directory peaked at %d bytes (%d at the end), bound %.0f", duringPeak, end, bound)
 	}

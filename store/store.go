@@ -374,6 +374,7 @@ type engine struct {
 	sweepMu                     sync.Mutex    // one sweep at a time
 	purged                      atomic.Uint64 // entries removed by PurgePrefix and PurgeAll
 	declined                    atomic.Uint64 // Puts declined by overBound
+	lastPut                     atomic.Int64  // when a Put last stored, Unix ns (reclaim)
 	diskAt                      atomic.Int64  // when disk was last measured, Unix ns (overBound)
 
 	polMu sync.Mutex // protects pol
@@ -1005,6 +1006,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	t.puts.Add(1)
+	t.lastPut.Store(nowT.UnixNano())
 	t.polMu.Lock()
 	t.pol.add(key, size, now)
 	t.polMu.Unlock()

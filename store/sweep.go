@@ -42,6 +42,7 @@ func (t *engine) sweeper() {
 		case <-flushTick.C:
 			t.flushIfDirty()
 			t.measureDisk()
+			t.kickReclaim() // a tier gone idle reclaims within reclaimEvery, not at the next sweep
 			continue
 		case <-tick.C:
 		case <-t.kick:
