@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -148,5 +149,64 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 		float64(peak)/float64(budget), float64(end)/1e6, float64(end)/float64(budget), float64(st.Bytes)/1e6)
 	if float64(duringPeak) > bound || float64(end) > bound {
 		t.Errorf("directory peaked at %d bytes (%d at the end), bound %.0f", duringPeak, end, bound)
+	}
+}
+
+// TestPutDeclinesOverTheBound: while the directory holds more than
+// 1.2 × MaxBytes + DiskSlack (here: the sweeper is off, so nothing evicts
+// or compacts), Put stores nothing, says so in Stats.Declined, and still
+// returns the entry as it would have stored it; once eviction and reclaim
+// have brought the directory down, Put stores again.
+func TestPutDeclinesOverTheBound(t *testing.T) {
+	const budget = 256 << 10
+	tier := openMem(t, Config{MaxBytes: budget}, newClock())
+	bound := tier.diskBound(budget)
+	var i int
+	put := func() (string, Entry) {
+		t.Helper()
+		i++
+		key := fmt.Sprintf("img\x00%05d", i)
+		tier.diskAt.Store(0) // measure the directory now
+		e, err := tier.Put([]byte(key), jpeg(16<<10, byte(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key, e
+	}
+	// Fill past the bound: every 32 Puts a flush takes them to disk.
+	for tier.Stats().Declined == 0 {
+		if i > 2000 {
+			t.Fatalf("no Put declined with %d bytes on disk, bound %d", tier.Stats().DiskBytes, bound)
+		}
+		put()
+		if i%32 == 0 {
+			if err := tier.db.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st := tier.Stats()
+	if st.DiskBytes <= bound {
+		t.Fatalf("declined with %d bytes on disk, bound %d", st.DiskBytes, bound)
+	}
+	key, e := put()
+	if e.ETag == "" || len(e.Body) != 16<<10 {
+		t.Errorf("declined Put returned %+v, want the entry as it would be stored", e)
+	}
+	if _, err := tier.Get([]byte(key)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a declined entry = %v, want a miss", err)
+	}
+	if got := tier.Stats(); got.Declined != st.Declined+1 || got.Puts != st.Puts {
+		t.Errorf("after a declined Put Declined %d → %d, Puts %d → %d", st.Declined, got.Declined, st.Puts, got.Puts)
+	}
+
+	// Evict to the budget and reclaim: the directory comes down, Puts store.
+	if err := tier.sweep(); err != nil {
+		t.Fatal(err)
+	}
+	tier.reclaim(true)
+	key, _ = put()
+	if _, err := tier.Get([]byte(key)); err != nil {
+		t.Errorf("Put after the directory came down (%d bytes, bound %d): Get = %v", tier.Stats().DiskBytes, bound, err)
 	}
 }
