@@ -25,10 +25,11 @@
 //     value). Open rebuilds the order from the index.
 //   - A background sweeper drops entries not read for Config.Retention,
 //     then evicts in the policy's order while the tier holds more than
-//     Config.MaxBytes, down to 99% of it, and compacts away what it deleted
-//     once that passes an eighth of the live bytes (disk.go), so the
-//     directory tracks the budget. It works in small batches and never
-//     blocks reads.
+//     Config.MaxBytes, down to 99% of it; a reclaimer compacts away what
+//     it deleted once that passes an eighth of the live bytes (disk.go), so
+//     the directory tracks the budget, and Put declines to store while the
+//     directory is over 1.2 × MaxBytes + DiskSlack. The sweeper works in
+//     small batches and never blocks reads.
 //   - Live bytes and entries are kept in a merge-operator counter written in
 //     the same batch as each change, so Open reads two numbers instead of
 //     scanning, and a crash can never separate an entry from its accounting.
