@@ -141,9 +141,9 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 	st := tier.Stats()
 	end := dirBytes(t, dir)
 	w1 := procWriteBytes(t)
-	t.Logf("budget %.1f MB, %d Puts of %d B in %.1f s (%.1f MB/s): written %.2f × the body per Put; declined %d",
+	t.Logf("budget %.1f MB, %d Puts of %d B in %.1f s (%.1f MB/s): %d declined; written %.2f × the body per Put stored",
 		float64(budget)/1e6, n, body, took.Seconds(), float64(n)*body/took.Seconds()/1e6,
-		float64(w1-w0)/float64(n)/body, st.Declined)
+		st.Declined, float64(w1-w0)/float64(max(st.Puts, 1))/body)
 	t.Logf("  during: peak %.2f MB (%.2f × budget), %d of %d samples above 1.2 × budget + %.1f MB; after: peak %.2f × budget, at the end %.2f MB (%.2f ×), live %.2f MB",
 		float64(duringPeak)/1e6, float64(duringPeak)/float64(budget), duringAbove, during, float64(DiskSlack)/1e6,
 		float64(peak)/float64(budget), float64(end)/1e6, float64(end)/float64(budget), float64(st.Bytes)/1e6)
