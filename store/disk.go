@@ -75,10 +75,9 @@ func reclaimSlack(live int64) int64 { return max(live/8, reclaimMinSlack) }
 // tiny entries, whose index keys weigh as much as they do, must not be
 // locked out of storing anything).
 func (t *engine) diskBound(limit int64) int64 {
-	t.reclaimMu.Lock()
-	floor := t.reclaimFloor
-	t.reclaimMu.Unlock()
-	return limit + limit/5 + DiskSlack + max(floor-limit/10, 0)
+	// An atomic, not reclaimMu: reclaim holds that for seconds, and Put
+	// must not wait for it.
+	return limit + limit/5 + DiskSlack + max(t.reclaimFloor.Load()-limit/10, 0)
 }
 
 // overBound reports whether Put should decline to store: the directory is
@@ -150,7 +149,7 @@ func (t *engine) measureDisk() {
 // the rewrite (above the reserve, and free space for the live bytes).
 func (t *engine) reclaim(force bool) {
 	force = t.reclaimForce.Swap(false) || force
-	t.reclaimMu.Lock() // protects lastReclaim and reclaimFloor
+	t.reclaimMu.Lock() // protects lastReclaim
 	defer t.reclaimMu.Unlock()
 	defer t.measureDisk()
 	if !force && time.Since(t.lastReclaim) < reclaimEvery {
@@ -185,7 +184,7 @@ func (t *engine) reclaim(force bool) {
 	if busy && !force {
 		slack *= 2
 	}
-	if garbage-t.reclaimFloor <= slack {
+	if garbage-t.reclaimFloor.Load() <= slack {
 		return
 	}
 	if free := t.hooks.freeBytes(); free >= 0 && free < live+t.hooks.reserve() {
@@ -207,7 +206,7 @@ func (t *engine) reclaim(force bool) {
 	}
 	t.reclaims.Add(1)
 	m = t.db.Metrics()
-	t.reclaimFloor = max(int64(m.Table.Local.LiveSize)-t.bytes.Load(), 0)
+	t.reclaimFloor.Store(max(int64(m.Table.Local.LiveSize)-t.bytes.Load(), 0))
 }
 
 // reclaimPieces is how many pieces reclaim compacts the entry space in, one

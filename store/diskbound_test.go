@@ -210,3 +210,36 @@ func TestPutDeclinesOverTheBound(t *testing.T) {
 		t.Errorf("Put after the directory came down (%d bytes, bound %d): Get = %v", tier.Stats().DiskBytes, bound, err)
 	}
 }
+
+// TestReclaimBlocksNeitherPutNorEviction: a reclaim holds reclaimMu for
+// the seconds its compactions take; neither Put (overBound reads the floor
+// reclaim leaves) nor the sweeper's eviction (sweepPass) may wait for it,
+// or a tier written fast overshoots its budget while it runs.
+func TestReclaimBlocksNeitherPutNorEviction(t *testing.T) {
+	const budget = 64 << 10
+	tier := openMem(t, Config{MaxBytes: budget}, newClock())
+	tier.reclaimMu.Lock() // a reclaim under way for as long as this test runs
+	defer tier.reclaimMu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		for i := range 20 {
+			tier.diskAt.Store(0) // overBound measures the directory on every Put
+			if _, err := tier.Put([]byte(fmt.Sprintf("k%02d", i)), jpeg(16<<10, byte(i))); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- tier.sweepPass()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // a watchdog, not a measure: this takes milliseconds
+		t.Fatal("Put or eviction waited for a reclaim")
+	}
+	if st := tier.Stats(); st.Bytes > budget || st.Evicted == 0 {
+		t.Errorf("Stats = %+v: want entries evicted to the budget %d", st, budget)
+	}
+}

@@ -381,9 +381,9 @@ type engine struct {
 	polMu sync.Mutex // protects pol
 	pol   *policy    // eviction order and last reads; changed under the key's stripe lock too, except by hits
 
-	reclaimMu    sync.Mutex // one reclaim at a time; protects lastReclaim and reclaimFloor
+	reclaimMu    sync.Mutex // one reclaim at a time; protects lastReclaim
 	lastReclaim  time.Time
-	reclaimFloor int64         // tables beyond the live bytes right after the last reclaim
+	reclaimFloor atomic.Int64  // tables beyond the live bytes right after the last reclaim
 	reclaimForce atomic.Bool   // a purge asks the next sweep to reclaim at once
 	reclaims     atomic.Uint64 // compactions run by reclaim
 	disk         atomic.Int64  // see diskBytes
