@@ -109,10 +109,11 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 //     before writes wait (MemTableStopWritesThreshold), so a burst does
 //     not stall Puts behind each small flush.
 //
-// Measured filling tiers of 6, 23 and 58 MB at 16 MB/s
-// (TestDiskDuringFill): peaks of 1.26, 1.57 and 1.44 × the budget against
-// 1.70, 1.99 and 1.81 × with Pebble's defaults, for 1.2–1.8 × the write
-// amplification at the small end. From fileShare × maxFileSize (256 MB) on,
+// Measured filling tiers of 6, 23 and 58 MB (TestDiskDuringFill;
+// bench/RESULTS.md): at 16 MB/s the directory peaked at 1.7–2.9 × the
+// budget with Pebble's defaults, 1.4–1.9 × shaped; at 2 MB/s (a replay's
+// misses) 1.35–1.65 ×, almost always under 1.2 × budget + DiskSlack. The
+// price is write amplification: 6–9 × the body per Put at the small end. From fileShare × maxFileSize (256 MB) on,
 // Pebble's defaults stand: such a tier has many files per level already,
 // and the largest compaction (Pebble caps them at 25 files) is a small part
 // of it. The options are fixed at open, so a budget changed by SIGHUP
