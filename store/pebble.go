@@ -113,10 +113,11 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 // bench/RESULTS.md): at 16 MB/s the directory peaked at 1.7–2.9 × the
 // budget with Pebble's defaults, 1.4–1.9 × shaped; at 2 MB/s (a replay's
 // misses) 1.35–1.65 ×, almost always under 1.2 × budget + DiskSlack. The
-// price is write amplification: 6–9 × the body per Put at the small end. From fileShare × maxFileSize (256 MB) on,
-// Pebble's defaults stand: such a tier has many files per level already,
-// and the largest compaction (Pebble caps them at 25 files) is a small part
-// of it. The options are fixed at open, so a budget changed by SIGHUP
+// price is write amplification: 6–9 × the body per Put at the small end.
+//
+// From fileShare × maxFileSize (256 MB) on, Pebble's defaults stand: such
+// a tier has many files per level already, and the largest compaction
+// (Pebble caps them at 25 files) is a small part of it. The options are fixed at open, so a budget changed by SIGHUP
 // reshapes them at the next restart; Put's backpressure (overBound) holds
 // meanwhile.
 func sizeToBudget(opts *pebble.Options, maxBytes int64) {
