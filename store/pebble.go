@@ -117,7 +117,8 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 //
 // From fileShare × maxFileSize (256 MB) on, Pebble's defaults stand: such
 // a tier has many files per level already, and the largest compaction
-// (Pebble caps them at 25 files) is a small part of it. The options are fixed at open, so a budget changed by SIGHUP
+// below level 0 (Pebble stops expanding one at 25 × the target file
+// size; not measured here) is a small part of it. The options are fixed at open, so a budget changed by SIGHUP
 // reshapes them at the next restart; Put's backpressure (overBound) holds
 // meanwhile.
 func sizeToBudget(opts *pebble.Options, maxBytes int64) {
