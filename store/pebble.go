@@ -118,9 +118,9 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 // From fileShare × maxFileSize (256 MB) on, Pebble's defaults stand: such
 // a tier has many files per level already, and the largest compaction
 // below level 0 (Pebble stops expanding one at 25 × the target file
-// size; not measured here) is a small part of it. The options are fixed at open, so a budget changed by SIGHUP
-// reshapes them at the next restart; Put's backpressure (overBound) holds
-// meanwhile.
+// size; not measured here) is a small part of it. The options are fixed
+// at open, so a budget changed by SIGHUP reshapes them at the next
+// restart; Put's backpressure (overBound) holds meanwhile.
 func sizeToBudget(opts *pebble.Options, maxBytes int64) {
 	if maxBytes <= 0 || maxBytes >= fileShare*maxFileSize {
 		return
