@@ -14,7 +14,7 @@
 #     trace's order, as the simulator does);
 #  5. iiif-bench trace sim on the replay records: the server's hit ratio
 #     beside the policies' at the same budget. The tile directory's size
-#     is sampled every 2 s during the replay and IDLE s after it
+#     is sampled every EVERY s during the replay and IDLE s after it
 #     (disk-TRACE-SHARE.csv), and /stats saved (stats-TRACE-SHARE.json).
 # Writes everything under $DIR; prints the sim tables. Run by hand
 # (bench/RESULTS.md has the figures); not part of make test.
@@ -28,6 +28,8 @@
 #   SHARE   tile budget, % of the trace's distinct tile payload             [20]
 #   SHARES  several budgets, one server run each (e.g. "5 20 50")       [$SHARE]
 #   IDLE    seconds the server stays up, idle, after each replay            [20]
+#   EVERY   seconds between samples of the tile directory                    [2]
+#   REUSE   0: generate and size the traces again even if DIR has them       [1]
 #   CRAWL   crawler's share of requests in the second trace                [0.2]
 #   COUNT   images in the corpus (8,000–16,000 px a side)                    [5]
 #   SEED    trace seed                                                       [1]
@@ -44,6 +46,7 @@ RATE=${RATE:-250}
 SHARE=${SHARE:-20}
 SHARES=${SHARES:-$SHARE}
 IDLE=${IDLE:-20}
+EVERY=${EVERY:-2}
 CRAWL=${CRAWL:-0.2}
 COUNT=${COUNT:-5}
 SEED=${SEED:-1}
@@ -80,24 +83,32 @@ stop() {
 SAMPLER=""
 trap 'stop; [ -z "$SAMPLER" ] || kill "$SAMPLER" 2>/dev/null || true' EXIT
 
-start size 0
-"$DIR/iiif-bench" trace gen -target "$BASE" -ids-dir "$DIR/corpus" -n "$N" -seed "$SEED" -o "$DIR/viewer.trace"
-"$DIR/iiif-bench" trace gen -target "$BASE" -ids-dir "$DIR/corpus" -n "$N" -seed "$SEED" -crawl "$CRAWL" \
-  -o "$DIR/crawl.trace"
-for t in viewer crawl; do
-  "$DIR/iiif-bench" trace replay -target "$BASE" -trace "$DIR/$t.trace" -rate 0 -c 2 \
-    -records "$DIR/size-$t.csv" -progress 0 >/dev/null
-done
-stop
+# The traces and their sizing pass are deterministic (corpus, N, SEED,
+# CRAWL): kept from an earlier run in the same DIR unless REUSE=0.
+if [ "${REUSE:-1}" = 1 ] && [ -s "$DIR/size-viewer.csv" ] && [ -s "$DIR/size-crawl.csv" ]; then
+  log "reusing $DIR/{viewer,crawl}.trace and their sizes"
+else
+  start size 0
+  "$DIR/iiif-bench" trace gen -target "$BASE" -ids-dir "$DIR/corpus" -n "$N" -seed "$SEED" -o "$DIR/viewer.trace"
+  "$DIR/iiif-bench" trace gen -target "$BASE" -ids-dir "$DIR/corpus" -n "$N" -seed "$SEED" -crawl "$CRAWL" \
+    -o "$DIR/crawl.trace"
+  for t in viewer crawl; do
+    "$DIR/iiif-bench" trace replay -target "$BASE" -trace "$DIR/$t.trace" -rate 0 -c 2 \
+      -records "$DIR/size-$t.csv" -progress 0 >/dev/null
+  done
+  stop
+fi
 
-# sample NAME: every 2 s, seconds since start and the tile directory's bytes
-# (du -sb), into $DIR/disk-NAME.csv, until killed.
+# sample NAME: every EVERY s, seconds since start and the tile directory's
+# bytes (du -sb), into $DIR/disk-NAME.csv, until killed.
 sample() {
-  local t0=$SECONDS
+  local t0 now
+  t0=$(date +%s.%N)
   echo "seconds,tile_dir_bytes" >"$DIR/disk-$1.csv"
   while :; do
-    echo "$((SECONDS - t0)),$(du -sb "$DIR/cache-$1/tile" 2>/dev/null | cut -f1)" >>"$DIR/disk-$1.csv"
-    sleep 2
+    now=$(date +%s.%N)
+    echo "$(awk -v a="$now" -v b="$t0" 'BEGIN {printf "%.1f", a - b}'),$(du -sb "$DIR/cache-$1/tile" 2>/dev/null | cut -f1)" >>"$DIR/disk-$1.csv"
+    sleep "$EVERY"
   done
 }
 

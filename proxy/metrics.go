@@ -85,6 +85,10 @@ var (
 		"disk":    prometheus.NewDesc("iiif_cache_disk_bytes", "Bytes the tier's database holds on disk: entries, bookkeeping, deleted data awaiting compaction, MANIFEST and OPTIONS.", []string{"tier"}, nil),
 		"fixed":   prometheus.NewDesc("iiif_cache_fixed_overhead_bytes", "Upper bound of the tier's fixed on-disk overhead (MANIFEST and OPTIONS files).", []string{"tier"}, nil),
 		"ratio":   prometheus.NewDesc("iiif_cache_store_hit_ratio", "Hits / lookups of the tier's disk store since start.", []string{"tier"}, nil),
+		"budget":  prometheus.NewDesc("iiif_cache_max_bytes", "The tier's byte budget in force (MaxBytes; 0 none). The directory is kept under 1.2 × it + iiif_cache_disk_slack_bytes.", []string{"tier"}, nil),
+		"slack":   prometheus.NewDesc("iiif_cache_disk_slack_bytes", "The constant in the bound on the tier's directory: fixed overhead plus one flush or compaction under way.", []string{"tier"}, nil),
+		"declined": prometheus.NewDesc("iiif_cache_declined_total",
+			"Entries not stored because the tier's directory was over its bound while compactions caught up (served all the same).", []string{"tier"}, nil),
 		"removed": prometheus.NewDesc("iiif_cache_removed_total", "Entries removed from the tier's disk store, by cause (budget, retention, purge, corrupt).", []string{"tier", "cause"}, nil),
 		"state": prometheus.NewDesc("iiif_cache_state",
 			"The tier's disk cache: 0 ok, 1 full (below CacheMinFree: storing nothing, evicting), 2 degraded (a fault: serving uncached), 3 opening.", []string{"tier"}, nil),
@@ -133,6 +137,9 @@ func collectStore(ch chan<- prometheus.Metric, n string, s store.Stats) {
 	ch <- prometheus.MustNewConstMetric(storeDescs["disk"], prometheus.GaugeValue, float64(s.DiskBytes), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["fixed"], prometheus.GaugeValue, float64(s.FixedOverhead), n)
 	ch <- prometheus.MustNewConstMetric(storeDescs["ratio"], prometheus.GaugeValue, s.HitRatio, n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["budget"], prometheus.GaugeValue, float64(s.MaxBytes), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["slack"], prometheus.GaugeValue, float64(store.DiskSlack), n)
+	ch <- prometheus.MustNewConstMetric(storeDescs["declined"], prometheus.CounterValue, float64(s.Declined), n)
 	for _, c := range []struct {
 		cause string
 		v     uint64

@@ -14,10 +14,8 @@ import (
 
 // Pebble settings that are not worth a Config field.
 const (
-	// memTableSize bounds both the memory a tier holds before flushing and
-	// the WAL replayed by Open after a crash (Close flushes, so a clean
-	// restart replays nothing). Replay costs about 1 s per 50 MB of small
-	// entries on a slow machine, so keep it modest.
+	// memTableSize bounds the memory a tier holds before flushing (there is
+	// no WAL: see tier.go); small tiers use less (sizeToBudget).
 	memTableSize = 8 << 20
 	// bloomBitsPerKey gives about a 1% false-positive rate, so a miss
 	// (common in a cache) rarely reads a data block.
@@ -83,8 +81,67 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(bloomBitsPerKey)
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.FastestCompression }
 	}
+	sizeToBudget(opts, cfg.MaxBytes)
 	return opts
 }
+
+// sizeToBudget shapes the LSM of a small tier so that no compaction
+// rewrites much of it at once: a compaction writes its outputs before
+// deleting its inputs, so its size is how far the directory overshoots
+// (disk.go).
+//
+// Cache keys arrive in random order, so every flushed sstable spans the
+// whole keyspace. With Pebble's defaults a tier of tens of MB lives in one
+// level (L6) of a few 4 MB files, and each compaction from level 0 rewrites
+// all of it: the directory doubled. Here:
+//   - every level's files are about budget/fileShare bytes, so a flush is
+//     split where it would overlap more than ten of the files below
+//     (Pebble's grandparent limit) and a compaction takes a slice;
+//   - the base level holds at most a tenth of the budget (LBaseMaxBytes),
+//     so level 0 is compacted into a small sorted level rather than into
+//     all the data, and that level into L6 a file's key range at a time;
+//   - level 0 is compacted as soon as it holds one sublevel
+//     (L0CompactionThreshold 2: Pebble's score is twice the depth over it),
+//     so deletions reach the data they delete sooner;
+//   - memtables of a sixteenth of the budget: a flush brings new entries to
+//     disk while the entries they displaced are still there, so an 8 MB
+//     flush into a 6 MB tier more than doubled it. Up to four may queue
+//     before writes wait (MemTableStopWritesThreshold), so a burst does
+//     not stall Puts behind each small flush.
+//
+// Measured filling tiers of 6, 23 and 58 MB (TestDiskDuringFill;
+// bench/RESULTS.md): at 16 MB/s the directory peaked at 1.7–2.9 × the
+// budget with Pebble's defaults, 1.4–1.9 × shaped; at 2 MB/s (a replay's
+// misses) 1.35–1.65 ×, almost always under 1.2 × budget + DiskSlack. The
+// price is write amplification: 6–9 × the body per Put at the small end.
+//
+// From fileShare × maxFileSize (256 MB) on, Pebble's defaults stand: such
+// a tier has many files per level already, and the largest compaction
+// below level 0 (Pebble stops expanding one at 25 × the target file
+// size; not measured here) is a small part of it. The options are fixed
+// at open, so a budget changed by SIGHUP reshapes them at the next
+// restart; Put's backpressure (overBound) holds meanwhile.
+func sizeToBudget(opts *pebble.Options, maxBytes int64) {
+	if maxBytes <= 0 || maxBytes >= fileShare*maxFileSize {
+		return
+	}
+	size := max(maxBytes/fileShare, minFileSize)
+	for i := range opts.TargetFileSizes {
+		opts.TargetFileSizes[i] = size
+	}
+	opts.LBaseMaxBytes = max(maxBytes/10, minFileSize)
+	opts.L0CompactionThreshold = 2
+	opts.MemTableSize = uint64(min(max(maxBytes/16, 256<<10), memTableSize))
+	opts.MemTableStopWritesThreshold = 4
+}
+
+const (
+	// fileShare: sstables of about budget/fileShare bytes.
+	fileShare = 128
+	// minFileSize and maxFileSize bound the sstable size.
+	minFileSize = 64 << 10
+	maxFileSize = 2 << 20
+)
 
 // pebbleLogger routes Pebble's own log lines to slog: Infof at Debug, Errorf
 // at Warn (at most once a minute). Fatalf means Pebble cannot safely

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,7 +231,14 @@ func TestDiskFallsAfterBudgetCut(t *testing.T) {
 	deadline = time.Now().Add(30 * time.Second)
 	for dirBytes(t, dir) > FixedOverhead+64<<10 {
 		if time.Now().After(deadline) {
-			t.Fatalf("directory %d bytes 30 s after PurgeAll", dirBytes(t, dir))
+			ents, _ := os.ReadDir(dir)
+			var files []string
+			for _, x := range ents {
+				if fi, err := x.Info(); err == nil {
+					files = append(files, fmt.Sprintf("%s %d", x.Name(), fi.Size()))
+				}
+			}
+			t.Fatalf("directory %d bytes 30 s after PurgeAll: %s", dirBytes(t, dir), strings.Join(files, ", "))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

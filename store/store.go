@@ -25,10 +25,11 @@
 //     value). Open rebuilds the order from the index.
 //   - A background sweeper drops entries not read for Config.Retention,
 //     then evicts in the policy's order while the tier holds more than
-//     Config.MaxBytes, down to 99% of it, and compacts away what it deleted
-//     once that passes an eighth of the live bytes (disk.go), so the
-//     directory tracks the budget. It works in small batches and never
-//     blocks reads.
+//     Config.MaxBytes, down to 99% of it; a reclaimer compacts away what
+//     it deleted once that passes an eighth of the live bytes (disk.go), so
+//     the directory tracks the budget, and Put declines to store while the
+//     directory is over 1.2 × MaxBytes + DiskSlack. The sweeper works in
+//     small batches and never blocks reads.
 //   - Live bytes and entries are kept in a merge-operator counter written in
 //     the same batch as each change, so Open reads two numbers instead of
 //     scanning, and a crash can never separate an entry from its accounting.
@@ -261,9 +262,13 @@ type Stats struct {
 	Expired uint64 // entries dropped for not being read within Retention ("retention")
 	Corrupt uint64 // values that failed verification and were dropped ("corrupt")
 	Purged  uint64 // entries removed by PurgePrefix or PurgeAll ("purge")
-	Errors  uint64 // Pebble errors
-	Bytes   int64  // live bytes, as counted for MaxBytes
-	Entries int64  // live entries
+	// Declined counts Puts not stored because the directory was over its
+	// bound (1.2 × MaxBytes + DiskSlack) while compactions caught up: a
+	// cache may decline to store rather than overshoot its disk (disk.go).
+	Declined uint64
+	Errors   uint64 // Pebble errors
+	Bytes    int64  // live bytes, as counted for MaxBytes
+	Entries  int64  // live entries
 	// DiskBytes is what the tier's database holds on disk: sstables
 	// (including deleted data not yet compacted away), MANIFEST and OPTIONS
 	// files, as Pebble accounts them. The reserve file beside the directory
@@ -272,6 +277,10 @@ type Stats struct {
 	// FixedOverhead bounds what DiskBytes holds beyond entries, their
 	// bookkeeping and garbage awaiting reclaim: the constant FixedOverhead.
 	FixedOverhead int64
+	// MaxBytes is the budget in force (Config.MaxBytes, or SetLimits'); 0
+	// means none. While it is set, DiskBytes is kept under
+	// 1.2 × MaxBytes + DiskSlack by declining Puts (Declined).
+	MaxBytes int64
 	// HitRatio is Hits / (Hits + Misses), 0 before any Get.
 	HitRatio float64
 
@@ -360,17 +369,21 @@ type engine struct {
 	touchSecs                   int64
 	retentionSecs, maxBytes     atomic.Int64  // cfg.Retention and cfg.MaxBytes; Tier.SetLimits changes them live
 	kick                        chan struct{} // wakes the sweeper; capacity 1
+	reclaimKick                 chan struct{} // wakes the reclaimer; capacity 1
 	done                        chan struct{} // closed by Close
 	sweeperDone                 chan struct{} // closed when the sweeper exits
 	sweepMu                     sync.Mutex    // one sweep at a time
 	purged                      atomic.Uint64 // entries removed by PurgePrefix and PurgeAll
+	declined                    atomic.Uint64 // Puts declined by overBound
+	lastPut                     atomic.Int64  // when a Put last stored, Unix ns (reclaim)
+	diskAt                      atomic.Int64  // when disk was last measured, Unix ns (overBound)
 
 	polMu sync.Mutex // protects pol
 	pol   *policy    // eviction order and last reads; changed under the key's stripe lock too, except by hits
 
-	reclaimMu    sync.Mutex // one reclaim at a time; protects lastReclaim and reclaimFloor
+	reclaimMu    sync.Mutex // one reclaim at a time; protects lastReclaim
 	lastReclaim  time.Time
-	reclaimFloor int64         // tables beyond the live bytes right after the last reclaim
+	reclaimFloor atomic.Int64  // tables beyond the live bytes right after the last reclaim
 	reclaimForce atomic.Bool   // a purge asks the next sweep to reclaim at once
 	reclaims     atomic.Uint64 // compactions run by reclaim
 	disk         atomic.Int64  // see diskBytes
@@ -391,6 +404,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 		log:         cfg.Logger.With("dir", cfg.Dir),
 		touchSecs:   ceilSeconds(cfg.TouchEvery),
 		kick:        make(chan struct{}, 1),
+		reclaimKick: make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		sweeperDone: make(chan struct{}),
 		pol:         newPolicy(),
@@ -933,6 +947,12 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		stored.LastModified = time.Unix(h.lastMod, 0).UTC()
 	}
 
+	if t.overBound() {
+		// The directory is over its bound: decline (see overBound).
+		t.declined.Add(1)
+		return stored, nil
+	}
+
 	// Build the batch before taking the key lock: encoding copies the body.
 	b := t.db.NewBatch()
 	defer b.Close()
@@ -987,6 +1007,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	t.puts.Add(1)
+	t.lastPut.Store(nowT.UnixNano())
 	t.polMu.Lock()
 	t.pol.add(key, size, now)
 	t.polMu.Unlock()
@@ -1172,6 +1193,7 @@ func (t *engine) Stats() Stats {
 		Expired:   t.expired.Load(),
 		Corrupt:   t.corrupt.Load(),
 		Purged:    t.purged.Load(),
+		Declined:  t.declined.Load(),
 		Errors:    t.errs.Load(),
 		Bytes:     max(t.bytes.Load(), 0),
 		Entries:   max(t.entries.Load(), 0),

@@ -23,10 +23,14 @@ func (t *engine) wakeSweeper() {
 	}
 }
 
-// sweeper runs sweep every SweepEvery, and when woken, until Close; in
-// between it flushes the memtable every flushEvery if anything was written.
+// sweeper runs sweepPass every SweepEvery, and when woken, until Close,
+// handing reclaim to the reclaimer; in between it flushes the memtable
+// every flushEvery if anything was written.
 func (t *engine) sweeper() {
 	defer close(t.sweeperDone)
+	reclaimerDone := make(chan struct{})
+	go t.reclaimer(reclaimerDone)
+	defer func() { <-reclaimerDone }()
 	tick := time.NewTicker(t.cfg.SweepEvery)
 	defer tick.Stop()
 	flushTick := time.NewTicker(flushEvery)
@@ -38,25 +42,40 @@ func (t *engine) sweeper() {
 		case <-flushTick.C:
 			t.flushIfDirty()
 			t.measureDisk()
+			t.kickReclaim() // a tier gone idle reclaims within reclaimEvery, not at the next sweep
 			continue
 		case <-tick.C:
 		case <-t.kick:
 		}
-		if err := t.sweep(); err != nil && !errors.Is(err, ErrClosed) {
+		if err := t.sweepPass(); err != nil && !errors.Is(err, ErrClosed) {
 			t.log.Warn("store: sweep failed", "err", err)
 		}
+		t.kickReclaim()
 		if t.cfg.afterSweep != nil {
 			t.cfg.afterSweep()
 		}
 	}
 }
 
-// sweep makes one pass: it writes the index keys of entries read since
-// their last checkpoint (see policy), drops entries not read for Retention,
-// then, while Bytes exceeds MaxBytes, evicts in the policy's order until
-// Bytes is at most 99% of MaxBytes, and finally gives the space of what it
-// removed back to the file system (reclaim). It returns early on Close.
+// sweep is sweepPass, then reclaim: what the sweeper and the reclaimer do
+// between them, in one call (tests, and shedding for space).
 func (t *engine) sweep() error {
+	if err := t.sweepPass(); err != nil {
+		return err
+	}
+	t.reclaim(false)
+	return nil
+}
+
+// sweepPass writes the index keys of entries read since their last
+// checkpoint (see policy), drops entries not read for Retention, then,
+// while Bytes exceeds MaxBytes, evicts in the policy's order until Bytes is
+// at most 99% of MaxBytes. It returns early on Close. Giving the space of
+// what it removed back to the file system is reclaim's job, on its own
+// goroutine: a reclaim's compactions take seconds, and eviction must not
+// wait for them (a tier being filled fast overshot its budget by 80% while
+// it did).
+func (t *engine) sweepPass() error {
 	t.sweepMu.Lock()
 	defer t.sweepMu.Unlock()
 	if err := t.checkpoint(); err != nil {
@@ -74,7 +93,6 @@ func (t *engine) sweep() error {
 			return err
 		}
 	}
-	t.reclaim(false)
 	return nil
 }
 

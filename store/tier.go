@@ -404,10 +404,12 @@ func (t *Tier) Stats() Stats {
 		s.Expired += c.Expired
 		s.Corrupt += c.Corrupt
 		s.Purged += c.Purged
+		s.Declined += c.Declined
 		s.Errors += c.Errors
 		s.Bytes, s.Entries, s.DiskBytes = c.Bytes, c.Entries, c.DiskBytes
 	}
 	s.FixedOverhead = FixedOverhead
+	s.MaxBytes, _ = t.Limits()
 	if n := s.Hits + s.Misses; n > 0 {
 		s.HitRatio = float64(s.Hits) / float64(n)
 	}

@@ -14,13 +14,14 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
+	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
 // adminCmd runs "purge" and "stats": calls to the admin API of a running
 // iiif-proxy, found through the same configuration (AdminAddress,
 // AdminToken) or the -admin and -token flags.
 func adminCmd(name string, args []string) int {
-	usage := "stats [-config FILE] [-admin HOST:PORT] [-json]\n\nPrints the running server's cache and renderer counters, with each tier's hit ratio."
+	usage := "stats [-config FILE] [-admin HOST:PORT] [-json]\n\nPrints the running server's cache and renderer counters, with each tier's hit ratio, and each store's live bytes, bytes on disk, budget, fixed overhead and removals by cause."
 	if name == "purge" {
 		usage = "purge [-config FILE] [-admin HOST:PORT] (IDENTIFIER… | -tier TIER | -all)\n\n" +
 			"Drops cached derivatives from the running server: every derivative of each IDENTIFIER, a whole tier, or everything."
@@ -109,6 +110,40 @@ func adminCmd(name string, args []string) int {
 	return 0
 }
 
+// printDisk prints the disk side of each tier that has a store: live bytes
+// (as MaxBytes counts them), bytes on disk, the budget and the bound the
+// directory is kept under (1.2 × budget + slack), the fixed overhead, the
+// store's own hit ratio, the entries removed by cause and the Puts declined
+// while the directory was over its bound.
+func printDisk(w io.Writer, st *proxy.Stats) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tier	live bytes	on disk	budget	bound	fixed overhead	store hit ratio	evicted: budget	retention	purge	corrupt	declined	")
+	rows := 0
+	for _, name := range []string{"tile", "thumbnail", "info", "other"} {
+		t, ok := st.Tiers[name]
+		if !ok || t.Store == nil {
+			continue
+		}
+		s := t.Store
+		budget, bound := "none", "-"
+		if s.MaxBytes > 0 {
+			budget = strconv.FormatInt(s.MaxBytes, 10)
+			bound = strconv.FormatInt(s.MaxBytes+s.MaxBytes/5+store.DiskSlack, 10)
+		}
+		ratio := "-"
+		if s.Hits+s.Misses > 0 {
+			ratio = fmt.Sprintf("%.2f%%", 100*s.HitRatio)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t\n", name, s.Bytes, s.DiskBytes, budget, bound,
+			s.FixedOverhead, ratio, s.Evicted, s.Expired, s.Purged, s.Corrupt, s.Declined)
+		rows++
+	}
+	if rows > 0 {
+		fmt.Fprintln(w)
+		_ = tw.Flush()
+	}
+}
+
 // printStats prints /stats as a table: per tier, every request counts once
 // as a memory hit, a disk hit, a miss (a render started) or a collapsed
 // miss (it waited for another request's render), and the hit ratio is the
@@ -139,6 +174,7 @@ func printStats(w io.Writer, body []byte) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	printDisk(w, &st)
 	f := st.InFlight
 	fmt.Fprintf(w, "in flight: %d bytes in %d responses (limit %d), %d refused\n", f.Bytes, f.Responses, f.Limit, f.Refused)
 	if r := st.Renderer; r != nil {

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
 // printStats counts memory hits in the hit ratio and one miss per miss.
 func TestPrintStatsHitRatio(t *testing.T) {
 	body := `{"tiers": {
 	  "tile": {"memoryHits": 6, "diskHits": 2, "sharedHits": 3, "misses": 1, "collapsed": 1, "hitRatio": 0.846,
-	           "store": {"Hits": 4, "Misses": 2, "Entries": 3, "Bytes": 4096}},
+	           "store": {"Hits": 4, "Misses": 2, "Entries": 3, "Bytes": 4096, "DiskBytes": 9000, "MaxBytes": 10000,
+	                     "FixedOverhead": 2105344, "HitRatio": 0.6666, "Evicted": 7, "Expired": 5, "Purged": 3, "Corrupt": 1, "Declined": 2}},
 	  "info": {"memoryHits": 0, "diskHits": 0, "misses": 0, "collapsed": 0}},
 	 "inFlight": {"bytes": 10, "responses": 1, "limit": 512, "refused": 2},
 	 "purgeForward": [{"target": "ban http://127.0.0.1:6081", "sent": 3, "failed": 2, "retried": 1, "dropped": 1, "queued": 0}],
@@ -23,7 +27,7 @@ func TestPrintStatsHitRatio(t *testing.T) {
 	var tile, info string
 	for _, l := range lines {
 		switch f := strings.Fields(l); {
-		case len(f) > 0 && f[0] == "tile":
+		case len(f) > 0 && f[0] == "tile" && tile == "": // the first table's
 			tile = strings.Join(f, " ")
 		case len(f) > 0 && f[0] == "info":
 			info = strings.Join(f, " ")
@@ -37,6 +41,17 @@ func TestPrintStatsHitRatio(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "shared tier: breaker open, 3 hits, 0 misses, 0 writes, 0 drops, 4 errors, 9 rejected") {
 		t.Errorf("no shared-tier line:\n%s", out.String())
+	}
+	// The disk table: the tile tier only (info has no store).
+	var disk []string
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 && (f[0] == "tile" || f[0] == "info") {
+			disk = append(disk, strings.Join(f, " "))
+		}
+	}
+	bound := 10000 + 2000 + store.DiskSlack
+	if want := fmt.Sprintf("tile 4096 9000 10000 %d 2105344 66.66%% 7 5 3 1 2", bound); len(disk) != 3 || disk[2] != want {
+		t.Errorf("disk rows %q, want the third to be %q", disk, want)
 	}
 	if !strings.Contains(out.String(), "in flight: 10 bytes in 1 responses (limit 512), 2 refused") {
 		t.Errorf("no in-flight line:\n%s", out.String())

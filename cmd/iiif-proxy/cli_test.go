@@ -9,9 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
 // run runs the test binary (a plain go build) with args and returns its
@@ -185,6 +188,27 @@ func TestStatsAndPurgeAgainstARunningServer(t *testing.T) {
 	out, errOut, code := runBinary(t, binary, "stats", "-config", "/dev/null", "-admin", c.admin)
 	if code != 0 || !strings.Contains(out, "tile") {
 		t.Fatalf("stats: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// The disk table: the tile store's budget (20GB by default) and bound.
+	budget := strconv.FormatInt(20<<30, 10)
+	var diskRow []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 12 && f[0] == "tile" && f[3] == budget {
+			diskRow = f
+		}
+	}
+	if !strings.Contains(out, "on disk") || diskRow == nil ||
+		diskRow[4] != strconv.FormatInt(20<<30+(20<<30)/5+store.DiskSlack, 10) {
+		t.Errorf("stats printed no disk row for the tile store with budget %s:\n%s", budget, out)
+	}
+	for _, m := range []string{`iiif_cache_max_bytes{tier="tile"}`, `iiif_cache_declined_total{tier="tile"}`,
+		`iiif_cache_disk_bytes{tier="tile"}`, `iiif_cache_removed_total{cause="budget",tier="tile"}`} {
+		if metric(t, c, m) == "" {
+			t.Errorf("/metrics has no %s", m)
+		}
+	}
+	if got := metric(t, c, `iiif_cache_max_bytes{tier="tile"}`); got != "2.147483648e+10" {
+		t.Errorf("iiif_cache_max_bytes{tier=\"tile\"} = %s, want 20 GiB", got)
 	}
 	out, errOut, code = runBinary(t, binary, "purge", "-config", "/dev/null", "-admin", c.admin, "pattern.tif")
 	if code != 0 {
