@@ -110,8 +110,13 @@ func (c *Cache) revalidate(t *Tier, key []byte, id string, e *store.Entry) How {
 	if sh := c.cfg.Shared; sh != nil {
 		// Another node purged id after this entry was stored: the purge
 		// holds here too (no message bus: the identifier's generation
-		// object, read at most once per Revalidate).
-		if p := sh.PurgedAt(id, t.Conf().Revalidate); !p.IsZero() && !e.StoredAt.After(p) {
+		// object). The generation read may be a quarter of Revalidate old,
+		// so a purge on any node holds here within 1.25 × Revalidate: an
+		// entry revalidates once its age passes Revalidate, and what was
+		// read a full Revalidate ago could predate the purge, letting the
+		// entry live one Revalidate more (2 × in all). A viewer's hundred
+		// tiles of one image still cost one read per quarter.
+		if p := sh.PurgedAt(id, t.Conf().Revalidate/4); !p.IsZero() && !e.StoredAt.After(p) {
 			t.stats.changed.Add(1)
 			c.purgeLocal(id)
 			return Miss
