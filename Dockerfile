@@ -40,13 +40,16 @@ COPY conf/rais.toml /etc/iiif-proxy/rais.toml
 # The container's own addresses: the IIIF port on every interface, the admin
 # listener too (publish 12416 only where you mean to). Without AdminToken it
 # serves /metrics and /stats read-only and refuses purges, as the log says.
+# The demo page lists the identifiers: off, as make install writes it
+# (-e RAIS_DEMOPAGE=true turns it on).
 ENV RAIS_TILEPATH=/var/local/images \
     RAIS_CACHEDIR=/var/cache/iiif-proxy \
     RAIS_ADDRESS=:12415 \
-    RAIS_ADMINADDRESS=:12416
+    RAIS_ADMINADDRESS=:12416 \
+    RAIS_DEMOPAGE=false
 VOLUME /var/cache/iiif-proxy
 EXPOSE 12415 12416
 USER iiif-proxy
-HEALTHCHECK --interval=30s --timeout=3s CMD ["/usr/local/bin/iiif-proxy", "-version"]
+HEALTHCHECK --interval=30s --timeout=3s CMD ["/usr/local/bin/iiif-proxy", "health", "-config", "/etc/iiif-proxy/rais.toml"]
 ENTRYPOINT ["/usr/local/bin/iiif-proxy"]
 CMD ["-config", "/etc/iiif-proxy/rais.toml"]

@@ -47,7 +47,7 @@ web:
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; \
 	fi
-	@web/build.sh
+	@web/build.sh || { echo "make web: the viewers could not be fetched from npm (offline, or behind a firewall?): building without them; the demo page then says so. The browser tests need them."; }
 
 build: deps web
 	$(GO) build -ldflags "$(LDFLAGS)" -o iiif-proxy ./cmd/iiif-proxy
@@ -125,7 +125,7 @@ install: build
 	@if [ -e $(DESTDIR)/etc/iiif-proxy/rais.toml ]; then \
 		echo "kept $(DESTDIR)/etc/iiif-proxy/rais.toml"; \
 	else \
-		sed -e 's|^TilePath = .*|TilePath = "/srv/iiif/images"|' \
+		sed -e 's|^TilePath = .*|TilePath = "/srv/iiif/images"|' -e 's|^DemoPage = true|DemoPage = false|' \
 			conf/rais.toml > $(DESTDIR)/etc/iiif-proxy/rais.toml; \
 		echo "wrote $(DESTDIR)/etc/iiif-proxy/rais.toml: set TilePath to your images"; \
 	fi

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -130,6 +131,7 @@ func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {
 		{"warm", "api config depth j list rate url viewport"},
 		{"classify", "config json"},
 		{"config", "config json"},
+		{"health", "address config timeout"},
 	} {
 		out, errOut, code := runBinary(t, binary, tc.cmd, "-h")
 		if code != 0 || errOut != "" {
@@ -213,5 +215,28 @@ func TestStatsAndPurgeAgainstARunningServer(t *testing.T) {
 	out, errOut, code = runBinary(t, binary, "purge", "-config", "/dev/null", "-admin", c.admin, "pattern.tif")
 	if code != 0 {
 		t.Fatalf("purge: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestHealthProbe: `iiif-proxy health` (the Docker image's HEALTHCHECK)
+// succeeds against a running server, found from its Address, and fails
+// against a port nobody listens on.
+func TestHealthProbe(t *testing.T) {
+	c := start(t, "RAIS_TILEPATH="+t.TempDir())
+	_, port, _ := net.SplitHostPort(c.addr)
+	if out, errOut, code := runBinary(t, binary, "health", "-address", ":"+port); code != 0 || strings.TrimSpace(out) != "ok" {
+		t.Errorf("health against a running server: exit %d, %q %q", code, out, errOut)
+	}
+	if _, _, code := runBinary(t, binary, "health", "-config", "", "-address", "127.0.0.1:"+port, "-timeout", "1s"); code != 0 {
+		t.Errorf("health with a host: exit %d", code)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	if _, errOut, code := runBinary(t, binary, "health", "-address", dead, "-timeout", "1s"); code != 1 || !strings.Contains(errOut, "health") {
+		t.Errorf("health against nothing: exit %d, %q", code, errOut)
 	}
 }

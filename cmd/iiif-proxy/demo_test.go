@@ -77,7 +77,7 @@ func TestDemoInChromium(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "README.txt"), []byte("not an image"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := start(t, "RAIS_TILEPATH="+dir)
+	c := start(t, "RAIS_DEMOPAGE=true", "RAIS_TILEPATH="+dir)
 	var run demoRun
 	runScript(t, node, "demo.mjs", &run, "--mode", "demo", "--base", "http://"+c.addr, "--id", "page.tif")
 
@@ -206,7 +206,7 @@ func TestDashboardInChromium(t *testing.T) {
 	node := viewerTools(t)
 	dir := sharedSamples(t)
 	t.Run("no token", func(t *testing.T) {
-		c := start(t, "RAIS_TILEPATH="+dir)
+		c := start(t, "RAIS_DEMOPAGE=true", "RAIS_TILEPATH="+dir)
 		admin := adminAddress(t, c)
 		base := "http://" + c.addr + "/iiif/3/page.tif/"
 		for _, u := range []string{"info.json", "0,0,256,256/256,256/0/default.jpg", "full/200,/0/default.jpg", "0,0,256,256/256,256/0/default.jpg"} {
@@ -287,7 +287,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	t.Run("token", func(t *testing.T) {
 		const token = "dashb0ard-t0ken"
-		c := start(t, "RAIS_TILEPATH="+dir, "RAIS_ADMINTOKEN="+token)
+		c := start(t, "RAIS_DEMOPAGE=true", "RAIS_TILEPATH="+dir, "RAIS_ADMINTOKEN="+token)
 		admin := adminAddress(t, c)
 		tile := "http://" + c.addr + "/iiif/3/page.tif/0,0,256,256/256,256/0/default.jpg"
 		var run dashboardRun

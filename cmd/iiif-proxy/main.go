@@ -9,6 +9,7 @@
 //	iiif-proxy warm [-url BASE] IDENTIFIER…        pre-render what viewers ask for first
 //	iiif-proxy classify URL…                       the tier, rule and cache key of each URL
 //	iiif-proxy config [SERVER FLAGS…]              the effective configuration and its sources
+//	iiif-proxy health [-address HOST:PORT]         probe a running server's /healthz (exit 0 or 1)
 //	iiif-proxy -version                            print the version and commit
 //
 // SIGTERM and SIGINT drain and stop; SIGHUP reloads the configuration
@@ -53,12 +54,14 @@ func run(args []string) int {
 			return classifyCmd(args[1:])
 		case "config":
 			return configCmd(args[1:])
+		case "health":
+			return healthCmd(args[1:])
 		default:
 			// The server takes flags only: a first word that is no flag is
 			// a command mistyped ("stat", "version"), not a configuration
 			// problem, which is what the flag parser would call it.
 			if !strings.HasPrefix(args[0], "-") {
-				fmt.Fprintf(os.Stderr, "iiif-proxy: unknown command %q: commands are samples, purge, stats, sign, check, warm, classify and config; the server takes flags only (see -help)\n", args[0])
+				fmt.Fprintf(os.Stderr, "iiif-proxy: unknown command %q: commands are samples, purge, stats, sign, check, warm, classify, config and health; the server takes flags only (see -help)\n", args[0])
 				return 2
 			}
 		}
@@ -186,6 +189,7 @@ usage:
   iiif-proxy warm [-url BASE] ID…           pre-render info.json, sizes and the first views' tiles of each image
   iiif-proxy classify URL…                  say which cache tier each URL lands in, under which rule, and its key
   iiif-proxy config [FLAGS…]                print the effective configuration and where each value came from
+  iiif-proxy health [-address HOST:PORT]    probe a running server's /healthz: exit 0 when it answers, 1 when not
   iiif-proxy -version                       print the version and commit
   iiif-proxy COMMAND -h                     a command's own flags
 

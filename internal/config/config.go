@@ -249,8 +249,9 @@ type Config struct {
 	// DemoPage serves the demo page at "/" of the IIIF listener: the images
 	// under TilePath, one folder at a time, each opening in OpenSeadragon
 	// or Mirador, served by the binary itself. It lists identifiers (not
-	// those under SignedPrefixes): turn it off where they are not public.
-	// Default true.
+	// those under SignedPrefixes), so it is off unless asked for.
+	// Default false: a RAIS site's file, which has no such key, lists
+	// nothing (conf/rais.toml turns it on for `make run`).
 	DemoPage bool
 	// Operator tools (issue 12): fallbacks for undecodable sources.
 
@@ -416,7 +417,6 @@ func Default() Config {
 		PurgeForwardAttempts:   purge.DefaultAttempts,
 		PurgeForwardBackoff:    Duration(purge.DefaultBackoff),
 		PurgeForwardTimeout:    Duration(purge.DefaultTimeout),
-		DemoPage:               true, // demo page (issue 12)
 		S3Timeout:              Duration(sources.DefaultTimeout),
 		S3BreakerFailures:      sources.DefaultBreakerFailures,
 		S3BreakerCooldown:      Duration(sources.DefaultBreakerCooldown),

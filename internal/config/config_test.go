@@ -78,6 +78,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	}
 	def := Default()
 	def.TilePath = cfg.TilePath
+	def.DemoPage = true // the one setting the file turns on: make run shows the demo page
 	if !reflect.DeepEqual(cfg, def) {
 		t.Errorf("conf/rais.toml differs from the built-in defaults it documents:\n%+v\n%+v", cfg, def)
 	}
@@ -537,5 +538,20 @@ func TestSharedCacheKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
+	}
+}
+
+// TestDemoPageIsOffUnlessAskedFor: the demo page lists identifiers, so a
+// RAIS site's file (which has no DemoPage key) must not turn it on; the
+// shipped conf/rais.toml asks for it (make run shows it).
+func TestDemoPageIsOffUnlessAskedFor(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _, err := Load(write(t, "TilePath = \""+dir+"\"\n"), nil, nil)
+	if err != nil || cfg.DemoPage {
+		t.Errorf("a file without DemoPage: DemoPage %v (%v), want false", cfg.DemoPage, err)
+	}
+	cfg, _, err = Load("../../conf/rais.toml", []string{"RAIS_TILEPATH=" + dir}, nil)
+	if err != nil || !cfg.DemoPage {
+		t.Errorf("conf/rais.toml: DemoPage %v (%v), want true", cfg.DemoPage, err)
 	}
 }
