@@ -83,7 +83,7 @@ func TestAdminOnTheIIIFPort(t *testing.T) {
 	addr := freePort(t)
 	c := &child{addr: addr, lines: make(chan string, 1024)}
 	c.cmd = exec.Command(binary, "-config", "/dev/null", "-address", addr, "-admin-address", addr,
-		"-tile-path", t.TempDir(), "-cache-dir", "")
+		"-tile-path", t.TempDir(), "-cache-dir", "", "-demo-page=true")
 	c.run(t)
 	c.waitFor(t, "serving IIIF")
 	for path, want := range map[string]int{"/metrics": 200, "/stats": 200, "/iiif/3/none.tif/info.json": 404, "/iiif/none.tif/info.json": 404,
