@@ -295,3 +295,41 @@ func TestS3EdgeTilesPassThrough(t *testing.T) {
 		}
 	}
 }
+
+// TestCropRefusesWhatItCannotCropLosslessly: a damaged stored tile, a
+// size beyond the tile or none at all fail (and the renderer then renders
+// through libvips, which reports a damaged file). A tile truncated only
+// past the kept rows fails too: its end marker is missing.
+func TestCropRefusesWhatItCannotCropLosslessly(t *testing.T) {
+	v := newVips(t, Config{TilePassthrough: true})
+	rs, err := v.Info(context.Background(), ids["subifd"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := sourceOf(rs)
+	e := edgeTile{lv: src.Levels[0], col: 4, row: 3}
+	tile := storedTile(t, filepath.Join(fixtureDir, ids["subifd"]), e)
+	if _, err := cropJPEG(tile, 176, 132); err != nil {
+		t.Fatalf("a good tile: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		tile []byte
+		w, h int
+	}{
+		{"wider than the tile", tile, 257, 132},
+		{"taller than the tile", tile, 176, 257},
+		{"empty", tile, 0, 132},
+		{"truncated in the kept rows", tile[:len(tile)/3], 256, 200},
+		{"truncated past them", tile[:len(tile)*9/10], 256, 16},
+		{"not a JPEG", []byte("GIF89a not a jpeg at all"), 16, 16},
+		{"no frame header", tile[:200], 16, 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := bytes.Clone(tc.tile)
+			if out, err := cropJPEG(in, tc.w, tc.h); err == nil {
+				t.Errorf("cropped to %d bytes, want an error", len(out))
+			}
+		})
+	}
+}
