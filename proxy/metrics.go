@@ -207,6 +207,9 @@ func (c rendererCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(pyramidDescs["bytes"], prometheus.GaugeValue, float64(p.Bytes))
 		ch <- prometheus.MustNewConstMetric(pyramidDescs["files"], prometheus.GaugeValue, float64(p.Files))
 		ch <- prometheus.MustNewConstMetric(pyramidDescs["seconds"], prometheus.CounterValue, float64(p.BuildNs)/1e9)
+		for _, b := range p.InProgress { // as many as builds run at once: a few
+			ch <- prometheus.MustNewConstMetric(pyramidDescs["progress"], prometheus.GaugeValue, float64(b.Percent)/100, b.ID)
+		}
 	}
 	if so := s.Sources; so != nil {
 		for name, v := range map[string]uint64{"stats": so.Stats, "gets": so.Gets, "notModified": so.NotModified,
@@ -266,6 +269,8 @@ var pyramidDescs = map[string]*prometheus.Desc{
 	"bytes":     prometheus.NewDesc("iiif_pyramid_bytes", "Bytes of automatic pyramids on disk.", nil, nil),
 	"files":     prometheus.NewDesc("iiif_pyramid_files", "Automatic pyramids on disk.", nil, nil),
 	"seconds":   prometheus.NewDesc("iiif_pyramid_build_seconds_total", "Time spent building automatic pyramids.", nil, nil),
+	"progress": prometheus.NewDesc("iiif_pyramid_build_progress_ratio",
+		"Progress of each automatic pyramid build running now (0-1, the full-resolution pass; the series ends with the build).", []string{"id"}, nil),
 }
 
 // upstreamDescs describe the upstream server in sidecar mode.

@@ -220,6 +220,10 @@ type PyramidStats struct {
 type PyramidBuild struct {
 	ID      string
 	Seconds float64 // since it started
+	// Percent of the full-resolution pass done, as the builder reports it;
+	// the lower levels are made during that pass and written out after it,
+	// so 100 means the build is finishing.
+	Percent int
 }
 
 // UpstreamStats are an upstream renderer's counters (sidecar mode).

@@ -185,6 +185,13 @@ func printStats(w io.Writer, body []byte) error {
 				so.Bucket, so.Prefix, so.Breaker, so.Stats+so.Gets, so.NotModified, so.Errors, so.Refused, so.FetchedBytes,
 				so.Bytes, so.MaxBytes, so.Objects, so.Whole, so.Evicted)
 		}
+		if p := r.Pyramids; p != nil {
+			fmt.Fprintf(w, "automatic pyramids: %d ready, %d of %d bytes; builds %d started, %d succeeded, %d failed, %d running, %d queued\n",
+				p.Files, p.Bytes, p.MaxBytes, p.Started, p.Succeeded, p.Failed, p.Building, p.Queued)
+			for _, b := range p.InProgress {
+				fmt.Fprintf(w, "  building %s: %d%% after %.0f s\n", b.ID, b.Percent, b.Seconds)
+			}
+		}
 	}
 	for _, f := range st.PurgeForward {
 		fmt.Fprintf(w, "purge forwarding to %s: %d sent, %d failed, %d retried, %d dropped, %d queued\n",

@@ -16,8 +16,9 @@ func TestPrintStatsHitRatio(t *testing.T) {
 	                     "FixedOverhead": 2105344, "HitRatio": 0.6666, "Evicted": 7, "Expired": 5, "Purged": 3, "Corrupt": 1, "Declined": 2}},
 	  "info": {"memoryHits": 0, "diskHits": 0, "misses": 0, "collapsed": 0}},
 	 "inFlight": {"bytes": 10, "responses": 1, "limit": 512, "refused": 2},
+	 "renderer": {"Renders": 5, "Pyramids": {"Files": 1, "Bytes": 2048, "MaxBytes": 4096, "Started": 3, "Succeeded": 1,
+	              "Failed": 1, "Building": 1, "InProgress": [{"ID": "scan.jpg", "Seconds": 12.4, "Percent": 37}]}},
 	 "purgeForward": [{"target": "ban http://127.0.0.1:6081", "sent": 3, "failed": 2, "retried": 1, "dropped": 1, "queued": 0}],
-
 	 "shared": {"breaker": "open", "hits": 3, "errors": 4, "rejected": 9}}`
 	var out strings.Builder
 	if err := printStats(&out, []byte(body)); err != nil {
@@ -55,6 +56,14 @@ func TestPrintStatsHitRatio(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "in flight: 10 bytes in 1 responses (limit 512), 2 refused") {
 		t.Errorf("no in-flight line:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"automatic pyramids: 1 ready, 2048 of 4096 bytes; builds 3 started, 1 succeeded, 1 failed, 1 running, 0 queued",
+		"  building scan.jpg: 37% after 12 s",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no line %q:\n%s", want, out.String())
+		}
 	}
 	if !strings.Contains(out.String(), "purge forwarding to ban http://127.0.0.1:6081: 3 sent, 2 failed, 1 retried, 1 dropped, 0 queued") {
 		t.Errorf("no purge forwarding line:\n%s", out.String())

@@ -5,9 +5,11 @@ package vips
 import "C"
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -34,6 +36,9 @@ import (
 //
 // The source is handed over as an open file (fd 3), the one the parent
 // checked, so the bytes built are the bytes whose identity was verified.
+// The child reports its progress on a pipe (fd 4): a line per percentage
+// of the full-resolution pass, from libvips' eval signal, which the parent
+// shows in the stats and metrics.
 const builderEnv = "IIIF_PROXY_PYRAMID_BUILD"
 
 // builderNice is the child's nice value: the lowest priority.
@@ -59,13 +64,14 @@ func MaybeBuildPyramid() {
 	os.Exit(0)
 }
 
-// buildChild does the build: spec is "page,subifd,strict,quality,tile,out".
+// buildChild does the build: spec is
+// "page,subifd,strict,quality,tile,progressfd,out" (progressfd -1: none).
 func buildChild(spec string) error {
-	parts := strings.SplitN(spec, ",", 6)
-	if len(parts) != 6 {
+	parts := strings.SplitN(spec, ",", 7)
+	if len(parts) != 7 {
 		return fmt.Errorf("pyramid builder: bad %s %q", builderEnv, spec)
 	}
-	var n [5]int
+	var n [6]int
 	for i := range n {
 		v, err := strconv.Atoi(parts[i])
 		if err != nil {
@@ -82,21 +88,22 @@ func buildChild(spec string) error {
 	if C.iiif_builder_init(argv0) != 0 {
 		return errors.New("pyramid builder: libvips did not start")
 	}
-	cin, cout := C.CString("/proc/self/fd/3"), C.CString(parts[5])
+	cin, cout := C.CString("/proc/self/fd/3"), C.CString(parts[6])
 	defer C.free(unsafe.Pointer(cin))
 	defer C.free(unsafe.Pointer(cout))
 	var cerr *C.char
-	if C.iiif_build_pyramid(cin, C.int(n[0]), C.int(n[1]), C.int(n[2]), cout, C.int(n[3]), C.int(n[4]), nil, &cerr) != 0 {
+	if C.iiif_build_pyramid(cin, C.int(n[0]), C.int(n[1]), C.int(n[2]), cout, C.int(n[3]), C.int(n[4]), C.int(n[5]), nil, &cerr) != 0 {
 		msg := strings.TrimSpace(C.GoString(cerr))
 		C.iiif_free(unsafe.Pointer(cerr))
 		return errors.New(strings.ReplaceAll(msg, "/proc/self/fd/3", "the source"))
 	}
-	return syncFile(parts[5])
+	return syncFile(parts[6])
 }
 
 // runBuilder builds src's pyramid, read from f, into out in a child process,
-// killed when the renderer closes or builderTimeout passes.
-func (p *pyramids) runBuilder(f *os.File, src *source, out string) error {
+// killed when the renderer closes or builderTimeout passes. progress is
+// called with each percentage the child reports, from another goroutine.
+func (p *pyramids) runBuilder(f *os.File, src *source, out string, progress func(percent int)) error {
 	lv := src.Levels[0]
 	strict := 0
 	if src.Format == "jpegload" {
@@ -114,16 +121,29 @@ func (p *pyramids) runBuilder(f *os.File, src *source, out string) error {
 		return err
 	}
 	defer os.RemoveAll(tmpdir)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer pr.Close()
 	cmd := exec.CommandContext(p.ctx, exe)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmpdir,
-		fmt.Sprintf("%s=%d,%d,%d,%d,%d,%s", builderEnv, lv.page, lv.subifd, strict, p.v.cfg.JPGQuality, pyramidTile, out))
-	cmd.ExtraFiles = []*os.File{f}
+		fmt.Sprintf("%s=%d,%d,%d,%d,%d,4,%s", builderEnv, lv.page, lv.subifd, strict, p.v.cfg.JPGQuality, pyramidTile, out))
+	cmd.ExtraFiles = []*os.File{f, pw} // fd 3, fd 4
 	var stderr bytes.Buffer
 	cmd.Stderr = &limited{&stderr, 4 << 10}
 	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	pw.Close() // the child's copy stays open: EOF when it exits
+	if err != nil {
 		return fmt.Errorf("starting the pyramid builder: %w", err)
 	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		readProgress(pr, progress)
+	}()
+	defer func() { <-read }() // no progress reported after the build ends
 	syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, builderNice)
 	timer := time.AfterFunc(builderTimeout, func() { cmd.Process.Kill() })
 	defer timer.Stop()
@@ -139,6 +159,17 @@ func (p *pyramids) runBuilder(f *os.File, src *source, out string) error {
 		return errors.New(msg)
 	}
 	return nil
+}
+
+// readProgress calls progress with each line of r that is a percentage,
+// until r ends. Anything else is ignored: progress is only shown.
+func readProgress(r io.Reader, progress func(int)) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if pc, err := strconv.Atoi(sc.Text()); err == nil && pc >= 0 && pc <= 100 {
+			progress(pc)
+		}
+	}
 }
 
 // limited keeps the first n bytes written to it.

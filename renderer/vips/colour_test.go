@@ -310,10 +310,15 @@ func TestEmbedCarriesTheProfileByteForByte(t *testing.T) {
 		{"adobe.tif", "x/0,0,300,200/150,/0/default.tif"},
 		{"adobe.tif", "x/0,0,300,200/150,/90/default.png"},
 		{"adobe16.tif", "x/full/200,/0/default.png"},
-		{"adobe-pyr.tif", "x/256,0,256,256/256,/0/default.jpg"}, // passed through
+		{"adobe-pyr.tif", "x/256,0,256,256/256,/0/default.jpg"},   // passed through
+		{"adobe-pyr.tif", "x/512,256,128,256/128,/0/default.jpg"}, // an edge tile: cropped, passed through
 	} {
 		t.Run(tc.id+" "+tc.path, func(t *testing.T) {
+			before := v.Stats().Passthrough
 			img, d := render(t, v, tc.id, tc.path)
+			if strings.HasPrefix(tc.id, "adobe-pyr") && v.Stats().Passthrough != before+1 {
+				t.Errorf("not passed through")
+			}
 			if got := d.img.GetICCProfile(); !bytes.Equal(got, want) {
 				t.Errorf("output carries a %d-byte profile, want the source's %d bytes", len(got), len(want))
 			}

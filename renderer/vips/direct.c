@@ -7,6 +7,7 @@
 
 #include "direct.h"
 #include "colour.h"
+#include "jpegerr.h"
 
 int iiif_direct_ok(VipsImage *im) {
 	return im->BandFmt == VIPS_FORMAT_UCHAR && im->Coding == VIPS_CODING_NONE &&
@@ -14,33 +15,18 @@ int iiif_direct_ok(VipsImage *im) {
 	       (guint64)im->Xsize * im->Ysize <= IIIF_DIRECT_MAX_PIXELS;
 }
 
-typedef struct {
-	struct jpeg_error_mgr pub;
-	jmp_buf jmp;
-} errmgr;
-
-static void on_error(j_common_ptr c) {
-	errmgr *e = (errmgr *)c->err;
-	char msg[JMSG_LENGTH_MAX];
-	(*c->err->format_message)(c, msg);
-	vips_error("iiif", "libjpeg: %s", msg);
-	longjmp(e->jmp, 1);
-}
-
-static void on_message(j_common_ptr c, int level) {} // warnings: none matter when compressing
-
 // rowfn returns row y of the pixels being encoded.
 typedef JSAMPROW (*rowfn)(void *ctx, int y);
 
 // encode compresses w × h pixels of bands (1 or 3) samples into *buf.
 static int encode(int w, int h, int bands, int q, rowfn row, void *ctx, void **buf, size_t *len) {
 	struct jpeg_compress_struct c;
-	errmgr e;
+	iiif_jpeg_err e;
 	unsigned char *out = NULL;
 	unsigned long outlen = 0;
 	c.err = jpeg_std_error(&e.pub);
-	e.pub.error_exit = on_error;
-	e.pub.emit_message = on_message;
+	e.pub.error_exit = iiif_jpeg_on_error;
+	e.pub.emit_message = iiif_jpeg_on_quiet;
 	if (setjmp(e.jmp)) {
 		jpeg_destroy_compress(&c);
 		free(out);
@@ -96,23 +82,16 @@ static JSAMPROW flat_row(void *ctx, int y) {
 	return f->pixels + (size_t)y * f->stride;
 }
 
-// on_warning makes a corrupt tile fail the transcode (libjpeg only warns
-// about truncated or damaged entropy-coded data); the caller then renders
-// through libvips, which reports it.
-static void on_warning(j_common_ptr c, int level) {
-	if (level < 0) on_error(c);
-}
-
 int iiif_transcode_jpeg(const void *in, size_t inlen, int q, unsigned long long icc_key, const void *icc,
                         size_t icc_len, void **buf, size_t *len) {
 	*buf = NULL;
 	*len = 0;
 	struct jpeg_decompress_struct d;
-	errmgr e;
+	iiif_jpeg_err e;
 	unsigned char *volatile pixels = NULL;
 	d.err = jpeg_std_error(&e.pub);
-	e.pub.error_exit = on_error;
-	e.pub.emit_message = on_warning;
+	e.pub.error_exit = iiif_jpeg_on_error;
+	e.pub.emit_message = iiif_jpeg_on_warning;
 	if (setjmp(e.jmp)) {
 		jpeg_destroy_decompress(&d);
 		g_free(pixels);

@@ -73,6 +73,7 @@ type pyramid struct {
 	retryAt time.Time // when a failed build may run again; zero: never
 	size    int64
 	started time.Time
+	percent atomic.Int32 // of the running build, as its builder reports it
 	lastUse atomic.Int64 // Unix nanoseconds
 	src     *source      // the probed pyramid, once ready and used; its Identity is the file's
 }
@@ -395,7 +396,16 @@ func (p *pyramids) buildFile(py *pyramid, src *source) (int64, error) {
 	if testHookBuilding != nil {
 		testHookBuilding(src.ID)
 	}
-	if err := p.runBuilder(f, src, tmp); err != nil {
+	py.percent.Store(0)
+	progress := func(pc int) {
+		if int32(pc) > py.percent.Load() { // one writer: the build's reader
+			py.percent.Store(int32(pc))
+		}
+		if testHookProgress != nil {
+			testHookProgress(src.ID, pc)
+		}
+	}
+	if err := p.runBuilder(f, src, tmp, progress); err != nil {
 		if p.ctx.Err() != nil {
 			return 0, errBuildCancelled
 		}
@@ -488,7 +498,8 @@ func (p *pyramids) statsOf() *renderer.PyramidStats {
 		case pyrReady:
 			s.Files++
 		case pyrBuilding:
-			s.InProgress = append(s.InProgress, renderer.PyramidBuild{ID: py.id, Seconds: now.Sub(py.started).Seconds()})
+			s.InProgress = append(s.InProgress, renderer.PyramidBuild{ID: py.id, Seconds: now.Sub(py.started).Seconds(),
+				Percent: int(py.percent.Load())})
 		}
 	}
 	sort.Slice(s.InProgress, func(i, j int) bool { return s.InProgress[i].ID < s.InProgress[j].ID })
@@ -497,3 +508,7 @@ func (p *pyramids) statsOf() *renderer.PyramidStats {
 
 // testHookBuilding, when set by a test, runs just before a build starts.
 var testHookBuilding func(id string)
+
+// testHookProgress, when set by a test, runs after each progress report
+// of a build has been recorded.
+var testHookProgress func(id string, percent int)

@@ -7,6 +7,7 @@
 #include <vips/vips.h>
 #include <malloc.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "shim.h"
 #include "colour.h"
@@ -360,8 +361,26 @@ out:
 	return 0;
 }
 
+// build_progress is where a build reports its progress.
+typedef struct {
+	int fd;
+	int last; // the last percentage written; -1 for none
+} build_progress;
+
+// on_build_eval writes each new percentage, from whichever libvips thread
+// evaluates the pipeline; a pipe takes small writes whole.
+static void on_build_eval(VipsImage *im, VipsProgress *p, build_progress *bp) {
+	int pc = VIPS_CLIP(0, p->percent, 100);
+	if (pc == bp->last) return;
+	bp->last = pc;
+	char line[8];
+	int n = snprintf(line, sizeof line, "%d\n", pc);
+	ssize_t w = write(bp->fd, line, n); // fails only when the parent went away: nothing to do
+	(void)w;
+}
+
 int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const char *out, int q, int tile,
-                       iiif_kill *kill, char **err) {
+                       int progress_fd, iiif_kill *kill, char **err) {
 	*err = NULL;
 	VipsImage *src = open_source(path, 0, page, subifd, 1, 1, strict);
 	if (src == NULL) return fail(err);
@@ -373,11 +392,20 @@ int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const
 		keep_only_icc(cp);
 		rc = watch(kill, cp);
 	}
+	build_progress bp = {progress_fd, -1};
+	if (rc == 0 && progress_fd >= 0) {
+		// Every image made from cp signals its evaluation on cp: tiffsave's
+		// own copy of it, which its sink writes.
+		vips_image_set_progress(cp, TRUE);
+		g_signal_connect(cp, "eval", G_CALLBACK(on_build_eval), &bp);
+		g_signal_connect(cp, "posteval", G_CALLBACK(on_build_eval), &bp);
+	}
 	if (rc == 0)
 		rc = vips_tiffsave(cp, out, "tile", TRUE, "tile_width", tile, "tile_height", tile, "pyramid", TRUE,
 		                   "compression", VIPS_FOREIGN_TIFF_COMPRESSION_JPEG, "Q", q, "strip", FALSE, NULL);
 	watch(kill, NULL);
 	if (kill && iiif_kill_isset(kill)) rc = -1;
+	if (cp) g_signal_handlers_disconnect_by_data(cp, &bp); // bp is on this stack
 	if (cp) g_object_unref(cp);
 	g_object_unref(src);
 	return rc ? fail(err) : 0;

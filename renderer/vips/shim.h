@@ -93,8 +93,12 @@ int iiif_check_profile(const char *path, uintptr_t remote, int page, int subifd,
 // sequentially) to out as a tiled (tile × tile), JPEG-compressed (quality q)
 // pyramidal TIFF with the source's ICC profile and no other metadata. kill
 // stops it; a killed build fails. On failure out may hold a partial file.
+// When progress_fd is not -1, the build writes its progress to it as lines
+// "P\n", P the percentage of the full-resolution pass done (0 to 100; the
+// lower levels are made during it and copied into out after it), one line
+// per change.
 int iiif_build_pyramid(const char *path, int page, int subifd, int strict, const char *out, int q, int tile,
-                       iiif_kill *kill, char **err);
+                       int progress_fd, iiif_kill *kill, char **err);
 
 // iiif_builder_init starts libvips in a pyramid builder process: one
 // worker thread, no operation cache, and libvips' messages on stderr (no

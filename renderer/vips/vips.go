@@ -839,12 +839,14 @@ func (v *Vips) checkDecode(src *source, lv Level) error {
 // and nothing is lost to re-encoding; the quality is the file's own. A
 // tagged level passes through when the render would not change its pixels
 // (an sRGB profile, or embed or strip), with the profile spliced in for
-// embed.
+// embed. A partial tile on the level's right or bottom edge, stored padded
+// to the full tile size, passes through as a lossless crop of the stored
+// JPEG (crop.h).
 func (v *Vips) passthrough(in input, lv Level, x, y, w, h int, res rules.Resolved, c colour, mode int) ([]byte, bool) {
 	d := lv.ifd
 	if !v.cfg.TilePassthrough || d == nil || mode == C.IIIF_ICC_CONVERT || res.Format != rules.FormatJPG || res.Rotation != (rules.Rotation{}) ||
-		w != res.Width || h != res.Height || w != d.TileWidth || h != d.TileHeight ||
-		x%d.TileWidth != 0 || y%d.TileHeight != 0 || x+w > d.Width || y+h > d.Height {
+		w != res.Width || h != res.Height || x%d.TileWidth != 0 || y%d.TileHeight != 0 ||
+		x >= d.Width || y >= d.Height || w != min(d.TileWidth, d.Width-x) || h != min(d.TileHeight, d.Height-y) {
 		return nil, false
 	}
 	switch res.Quality {
@@ -857,6 +859,9 @@ func (v *Vips) passthrough(in input, lv Level, x, y, w, h int, res rules.Resolve
 		return nil, false
 	}
 	body, err := d.AppendJPEGTile(make([]byte, 0, 64<<10), in.reader(), x/d.TileWidth, y/d.TileHeight)
+	if err == nil && (w < d.TileWidth || h < d.TileHeight) {
+		body, err = cropJPEG(body, w, h)
+	}
 	if err == nil {
 		body, err = withProfile(body, c, mode, res)
 	}
