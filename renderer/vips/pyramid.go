@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/iiif-proxy/iiif-proxy/internal/dirlock"
 	"os"
 	"path/filepath"
 	"sort"
@@ -93,6 +94,8 @@ type pyramids struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	lock *dirlock.Lock // the directory is this process's alone
+
 	mu     sync.Mutex          // protects byName, byID, bytes, queued
 	byName map[string]*pyramid // every pyramid, by file name
 	byID   map[string]string   // identifier → name of its current version
@@ -110,13 +113,21 @@ func newPyramids(v *Vips) (*pyramids, error) {
 	if err := os.MkdirAll(c.PyramidDir, 0o755); err != nil {
 		return nil, fmt.Errorf("pyramid directory: %w", err)
 	}
+	// One process per directory: start-up removes the .tmp files of builds
+	// cut short, which would be another process's builds under way if two
+	// servers shared a CacheDir (its build then failed mid-write).
+	lock, err := dirlock.Acquire(c.PyramidDir)
+	if err != nil {
+		return nil, fmt.Errorf("pyramid directory: %w: give each server its own CacheDir", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pyramids{v: v, dir: c.PyramidDir, maxBytes: c.PyramidMaxBytes, slots: make(chan struct{}, c.PyramidBuilds),
-		now: time.Now, free: statfsFree, ctx: ctx, cancel: cancel,
+		now: time.Now, free: statfsFree, ctx: ctx, cancel: cancel, lock: lock,
 		byName: map[string]*pyramid{}, byID: map[string]string{}}
 	ents, err := os.ReadDir(p.dir)
 	if err != nil {
 		cancel()
+		lock.Release()
 		return nil, fmt.Errorf("pyramid directory: %w", err)
 	}
 	for _, e := range ents {
@@ -150,6 +161,7 @@ func statfsFree(dir string) (uint64, uint64, error) {
 func (p *pyramids) close() {
 	p.cancel()
 	p.wg.Wait()
+	p.lock.Release()
 }
 
 func pyramidName(id string, ident Identity) string {

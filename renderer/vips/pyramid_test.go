@@ -53,7 +53,9 @@ func pyrFiles(t *testing.T, dir string) []string {
 	must(t, err)
 	var out []string
 	for _, e := range ents {
-		out = append(out, e.Name())
+		if e.Name() != "LOCK" { // the directory's lock (internal/dirlock)
+			out = append(out, e.Name())
+		}
 	}
 	return out
 }
@@ -113,6 +115,7 @@ func TestPyramidOneBuildForManyRequestsThenServedFromIt(t *testing.T) {
 	}
 	// info.json does not change: what this renderer says, what a fresh one
 	// says (which finds the pyramid on disk), and what the pyramid itself is.
+	v.Close() // the pyramid directory is one process's (renderer's) at a time
 	v2 := newVips(t, Config{TilePath: dir, PyramidDir: v.cfg.PyramidDir, PyramidMinPixels: 1 << 20})
 	after, err := v2.Info(context.Background(), "flat.jpg")
 	must(t, err)
@@ -360,4 +363,21 @@ func TestPyramidBuildOnAFullDiskFailsCleanly(t *testing.T) {
 	img, err := renderRes(t, v, "flat.jpg", "x/0,0,256,256/256,256/0/default.jpg")
 	must(t, err)
 	decode(t, img.Body).wantCell(t, 100, 100, 0, 0)
+}
+
+// TestPyramidDirectoryIsOneServers: a second renderer on the same pyramid
+// directory (two servers sharing a CacheDir) runs without automatic
+// pyramids rather than deleting the first one's builds under way; once the
+// first is closed, the directory can be taken.
+func TestPyramidDirectoryIsOneServers(t *testing.T) {
+	v, dir := pyramidFixture(t, Config{})
+	v2 := newVips(t, Config{TilePath: dir, PyramidDir: v.cfg.PyramidDir, PyramidMinPixels: 1 << 20})
+	if v.pyr == nil || v2.pyr != nil {
+		t.Fatalf("first renderer's pyramids %v, second's %v: want the first only", v.pyr != nil, v2.pyr != nil)
+	}
+	v.Close()
+	v3 := newVips(t, Config{TilePath: dir, PyramidDir: v.cfg.PyramidDir, PyramidMinPixels: 1 << 20})
+	if v3.pyr == nil {
+		t.Fatal("the directory was not given back on Close")
+	}
 }
