@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iiif-proxy/iiif-proxy/internal/breaker"
 	"io"
 	"net"
 	"net/http"
@@ -27,7 +28,7 @@ type Store struct {
 	cfg            Config
 	bucket, prefix string
 	core           *minio.Core
-	brk            breaker
+	brk            breaker.Breaker
 	now            func() time.Time
 	free           func(dir string) (free, total uint64, err error)
 
@@ -68,7 +69,10 @@ func New(cfg Config) (*Store, error) {
 	}
 	s := &Store{cfg: cfg, bucket: bucket, prefix: prefix, core: core, now: time.Now, free: statfsFree,
 		index: map[string]*entry{}}
-	s.brk = breaker{limit: cfg.BreakerFailures, cooldown: cfg.BreakerCooldown, now: func() time.Time { return s.now() }}
+	// Open after BreakerFailures in a row; one probe per cooldown, doubling
+	// up to 16 cooldowns.
+	s.brk = breaker.Breaker{Limit: cfg.BreakerFailures, Cooldown: cfg.BreakerCooldown, MaxCooldown: 16 * cfg.BreakerCooldown,
+		Now: func() time.Time { return s.now() }}
 	s.load()
 	return s, nil
 }
@@ -106,7 +110,7 @@ func (s *Store) Stats() renderer.SourceStats {
 		NotFound: s.stats.notFound.Load(), Errors: s.stats.errors.Load(), Timeouts: s.stats.timeouts.Load(),
 		Refused: s.stats.refused.Load(), Stale: s.stats.stale.Load(), Uncached: s.stats.uncached.Load(),
 		Evicted: s.stats.evicted.Load(), FetchedBytes: s.stats.fetched.Load()}
-	st.Breaker, st.FailuresInARow, st.BreakerOpens = s.brk.state()
+	st.Breaker, st.FailuresInARow, st.BreakerOpens = s.brk.State()
 	s.mu.Lock()
 	st.Bytes = s.bytes
 	for _, e := range s.index {
@@ -221,7 +225,7 @@ func (s *Store) statOnce(ctx context.Context, id string) (Object, error) {
 // renderer.ErrNotFound (no such key), ErrChanged (If-Match failed), a
 // minio.ErrorResponse for 304 and 416, else a *renderer.UnavailableError.
 func (s *Store) do(ctx context.Context, fn func(ctx context.Context, touch func()) error) error {
-	if !s.brk.allow() {
+	if !s.brk.Allow() {
 		s.stats.refused.Add(1)
 		return &renderer.UnavailableError{Err: errors.New("S3 source store is failing: circuit breaker open")}
 	}
@@ -231,33 +235,33 @@ func (s *Store) do(ctx context.Context, fn func(ctx context.Context, touch func(
 	defer timer.Stop()
 	err := fn(ctx, func() { timer.Reset(s.cfg.Timeout) })
 	if err == nil {
-		s.brk.done(true)
+		s.brk.Done(true)
 		return nil
 	}
 	var le *localError
 	if errors.As(err, &le) {
-		s.brk.done(true) // the store answered; our disk failed
+		s.brk.Done(true) // the store answered; our disk failed
 		return err
 	}
 	var resp minio.ErrorResponse
 	if errors.As(err, &resp) {
 		switch {
 		case resp.StatusCode == http.StatusNotModified, resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-			s.brk.done(true)
+			s.brk.Done(true)
 			return resp
 		case resp.StatusCode == http.StatusPreconditionFailed:
-			s.brk.done(true)
+			s.brk.Done(true)
 			return renderer.ErrSourceChanged
 		case resp.StatusCode == http.StatusNotFound && resp.Code != minio.NoSuchBucket:
-			s.brk.done(true)
+			s.brk.Done(true)
 			s.stats.notFound.Add(1)
 			return renderer.ErrNotFound
 		}
-		s.brk.done(false)
+		s.brk.Done(false)
 		s.stats.errors.Add(1)
 		return &renderer.UnavailableError{Status: resp.StatusCode, Err: fmt.Errorf("S3 %s: %s", resp.Code, resp.Message)}
 	}
-	s.brk.done(false)
+	s.brk.Done(false)
 	s.stats.errors.Add(1)
 	timeout := errors.Is(context.Cause(ctx), errIdle)
 	var ne net.Error

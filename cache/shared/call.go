@@ -18,7 +18,7 @@ func (l *Layer) call(ctx context.Context, op func(context.Context) error) error 
 }
 
 func (l *Layer) callFor(ctx context.Context, timeout time.Duration, op func(context.Context) error) error {
-	if !l.br.allow() {
+	if !l.br.Allow() {
 		l.stats.rejected.Add(1)
 		return errOpen
 	}
@@ -27,12 +27,12 @@ func (l *Layer) callFor(ctx context.Context, timeout time.Duration, op func(cont
 	err := op(octx)
 	switch {
 	case err == nil || answer(err):
-		l.br.done(true)
+		l.br.Done(true)
 	case ctx.Err() != nil:
 		// The caller left (its clients gave up): no verdict on the store.
-		l.br.abandon()
+		l.br.Abandon()
 	default:
-		l.br.done(false)
+		l.br.Done(false)
 		l.stats.errors.Add(1)
 		l.fault(err)
 	}

@@ -28,7 +28,7 @@
 // Config.Lifecycle allows, expires entries not refreshed within Retention.
 //
 // Faults: every operation has a short timeout and goes through a circuit
-// breaker (breaker.go); a store that is down, slow, refusing or gone turns
+// breaker (internal/breaker); a store that is down, slow, refusing or gone turns
 // into misses and dropped writes, never into a failed request.
 //
 // Files: keys.go (the bucket's layout), call.go (an operation under the
@@ -41,6 +41,7 @@ package shared
 import (
 	"errors"
 	"fmt"
+	"github.com/iiif-proxy/iiif-proxy/internal/breaker"
 	"log/slog"
 	"os"
 	"strconv"
@@ -130,7 +131,7 @@ type Layer struct {
 	keys   keys
 	now    func() time.Time
 	log    *slog.Logger
-	br     breaker
+	br     breaker.Breaker
 	q      *queue
 
 	gens      *lru.Cache[string, generation]
@@ -215,8 +216,8 @@ func New(cfg Config) (*Layer, error) {
 	}
 	l := &Layer{cfg: cfg, c: c, bucket: bucket, keys: keys{prefix}, now: cfg.Clock, log: cfg.Logger,
 		gens: lru.New[string, generation](100_000), done: make(chan struct{})}
-	l.br.now = cfg.Clock
-	l.br.changeFn = func(open bool) {
+	l.br = breaker.Breaker{Limit: breakerFailures, Cooldown: breakerMinBackoff, MaxCooldown: breakerMaxBackoff, Now: cfg.Clock}
+	l.br.OnChange = func(open bool) {
 		if open {
 			l.log.Warn("shared cache: store failing, breaker open: rendering locally until it answers", "bucket", bucket)
 		} else {
@@ -247,10 +248,18 @@ func (l *Layer) Close(wait time.Duration) {
 // Wait waits for the purges deleting entries in the background (tests).
 func (l *Layer) Wait() { l.bg.Wait() }
 
+// The breaker: three failures in a row open it; one probe after 1 s,
+// doubling to 30 s. A request path must not wait on a dead store for long.
+const (
+	breakerFailures   = 3
+	breakerMinBackoff = time.Second
+	breakerMaxBackoff = 30 * time.Second
+)
+
 // Stats implements cache.Shared.
 func (l *Layer) Stats() cache.SharedStats {
 	c := &l.stats
-	state, opens := l.br.state()
+	state, _, opens := l.br.State()
 	n, b := l.q.size()
 	return cache.SharedStats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Corrupt: c.corrupt.Load(), Purged: c.purged.Load(),
