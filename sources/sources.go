@@ -25,7 +25,7 @@
 //
 // Faults: every request has an idle timeout (Config.Timeout); failures of
 // the store (no answer, 5xx, 403, a missing bucket) open a circuit breaker
-// (breaker.go) that fails requests at once instead of waiting, while objects
+// (internal/breaker) that fails requests at once instead of waiting, while objects
 // already cached locally keep being served.
 package sources
 

@@ -34,8 +34,8 @@
 // Files: keys.go (the bucket's layout), call.go (an operation under the
 // timeout and the breaker), entry.go (reading and refreshing an entry),
 // claim.go and lease.go (a miss: look, lease or wait), queue.go (the
-// background writes), purge.go (generations), lifecycle.go (expiry),
-// breaker.go.
+// background writes), purge.go (generations), lifecycle.go (expiry); the
+// breaker is internal/breaker's.
 package shared
 
 import (
