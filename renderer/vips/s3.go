@@ -95,20 +95,8 @@ func (v *Vips) renderS3(ctx context.Context, src *source, res rules.Resolved) (I
 		if obj, ok := v.s3.Known(src.ID); ok && identityOf(obj) != src.Identity {
 			return Image{}, ErrSourceChanged
 		}
-		if ps, path := v.pyr.ready(src); ps != nil {
-			if pf, err := os.Open(path); err == nil {
-				defer pf.Close()
-				img, err := v.render(ctx, input{f: pf}, ps, res)
-				var se *SourceError
-				if !errors.As(err, &se) {
-					v.pyr.stats.served.Add(1)
-					return img, err
-				}
-				v.log().Warn("dropping an automatic pyramid that fails to render", "id", src.ID, "error", err)
-				v.pyr.drop(src)
-			}
-		} else {
-			v.pyr.want(src)
+		if img, ok, err := v.renderPyramid(ctx, src, res); ok {
+			return img, err
 		}
 	}
 	// Random-access sources (tiled TIFF, JPEG 2000) by ranges; the rest

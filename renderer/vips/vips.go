@@ -709,26 +709,37 @@ func (v *Vips) Render(ctx context.Context, rs *renderer.Source, res rules.Resolv
 		return Image{}, ErrSourceChanged
 	}
 	if v.pyr != nil && src.auto {
-		if ps, path := v.pyr.ready(src); ps != nil {
-			if pf, err := os.Open(path); err == nil {
-				defer pf.Close()
-				img, err := v.render(ctx, input{f: pf}, ps, res)
-				var se *SourceError
-				if !errors.As(err, &se) {
-					v.pyr.stats.served.Add(1)
-					return img, err
-				}
-				// The pyramid is damaged on disk; the source may be
-				// fine: drop the pyramid, serve from the source.
-				v.log().Warn("dropping an automatic pyramid that fails to render", "id", src.ID, "error", err)
-				v.pyr.drop(src)
-			}
-			// Evicted meanwhile, or dropped: the flat file serves this one.
-		} else {
-			v.pyr.want(src)
+		if img, ok, err := v.renderPyramid(ctx, src, res); ok {
+			return img, err
 		}
 	}
 	return v.render(ctx, input{f: f}, src, res)
+}
+
+// renderPyramid renders res from src's automatic pyramid when it is ready
+// (ok), or asks for its build and says to render from the source.
+func (v *Vips) renderPyramid(ctx context.Context, src *source, res rules.Resolved) (img Image, ok bool, err error) {
+	ps, path := v.pyr.ready(src)
+	if ps == nil {
+		v.pyr.want(src)
+		return Image{}, false, nil
+	}
+	pf, err := os.Open(path)
+	if err != nil {
+		return Image{}, false, nil // evicted meanwhile: the source serves this one
+	}
+	defer pf.Close()
+	img, err = v.render(ctx, input{f: pf}, ps, res)
+	var se *SourceError
+	if !errors.As(err, &se) {
+		v.pyr.stats.served.Add(1)
+		return img, true, err
+	}
+	// The pyramid is damaged on disk; the source may be fine: drop the
+	// pyramid, serve from the source.
+	v.log().Warn("dropping an automatic pyramid that fails to render", "id", src.ID, "error", err)
+	v.pyr.drop(src)
+	return Image{}, false, nil
 }
 
 // render renders res from f, described by src: the source itself, or its
