@@ -32,8 +32,10 @@ func TestAnotherProcessIsRefused(t *testing.T) {
 	if err != nil {
 		t.Skip("flock(1) not found")
 	}
-	// Another process holds it for as long as it sleeps.
-	holder := exec.Command(flock, "-x", dir+"/LOCK", "sleep", "30")
+	// Another process holds it for as long as it sleeps: flock(1) itself,
+	// with -o so that its child (sleep) does not inherit the locked file
+	// and hold it past flock's exit.
+	holder := exec.Command(flock, "-x", "-o", dir+"/LOCK", "sleep", "30")
 	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // flock and its sleep, stopped together
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
