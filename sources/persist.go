@@ -98,8 +98,8 @@ func (s *Store) load() {
 	}
 	for _, de := range des {
 		name := de.Name()
-		if i := strings.IndexByte(name, '.'); i > 0 && keep[name[:i]] {
-			continue
+		if i := strings.IndexByte(name, '.'); i > 0 && keep[name[:i]] || name == "LOCK" {
+			continue // a kept object's file, or the directory's lock (internal/dirlock)
 		}
 		os.Remove(filepath.Join(s.cfg.Dir, name))
 	}

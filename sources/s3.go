@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/iiif-proxy/iiif-proxy/internal/breaker"
+	"github.com/iiif-proxy/iiif-proxy/internal/dirlock"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 // cache. It is safe for concurrent use.
 type Store struct {
 	cfg            Config
+	lock           *dirlock.Lock // the source cache directory is this process's alone
 	bucket, prefix string
 	core           *minio.Core
 	brk            breaker.Breaker
@@ -67,7 +69,14 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("SourceCacheDir: %w", err)
 	}
-	s := &Store{cfg: cfg, bucket: bucket, prefix: prefix, core: core, now: time.Now, free: statfsFree,
+	// One process per directory: start-up removes every file it has no
+	// record of, which would be another process's downloads under way if
+	// two servers shared it.
+	lock, err := dirlock.Acquire(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("SourceCacheDir: %w: give each server its own CacheDir (or SourceCacheDir)", err)
+	}
+	s := &Store{cfg: cfg, bucket: bucket, prefix: prefix, core: core, now: time.Now, free: statfsFree, lock: lock,
 		index: map[string]*entry{}}
 	// Open after BreakerFailures in a row; one probe per cooldown, doubling
 	// up to 16 cooldowns.
@@ -100,6 +109,7 @@ func (s *Store) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	s.lock.Release()
 	return errors.Join(errs...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/iiif-proxy/iiif-proxy/internal/dirlock"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -473,14 +474,15 @@ func TestIdleObjectsHoldNoDescriptors(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-	if n := openIn(t, s.cfg.Dir); n != 20 {
-		t.Fatalf("%d descriptors with 20 readers open", n)
+	// One more than the readers: the directory's lock (internal/dirlock).
+	if n := openIn(t, s.cfg.Dir); n != 21 {
+		t.Fatalf("%d descriptors with 20 readers open, want 21 (with the lock)", n)
 	}
 	for _, f := range files {
 		f.Close()
 	}
-	if n := openIn(t, s.cfg.Dir); n != 0 {
-		t.Fatalf("%d descriptors open with no reader", n)
+	if n := openIn(t, s.cfg.Dir); n != 1 {
+		t.Fatalf("%d descriptors open with no reader, want 1 (the lock)", n)
 	}
 	if st := s.Stats(); st.Objects != 20 {
 		t.Fatalf("objects: %d", st.Objects)
@@ -511,7 +513,9 @@ func TestRestartKeepsOnlyWhatWasSynced(t *testing.T) {
 	}
 	read(s)
 	held := s.Stats().Bytes
-	// Crash: a second store on the directory without Close.
+	// Crash: a second store on the directory without Close (the kernel
+	// drops a dead process's lock; here the test does).
+	s.lock.Release()
 	crashed, err := New(s.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -519,8 +523,8 @@ func TestRestartKeepsOnlyWhatWasSynced(t *testing.T) {
 	if st := crashed.Stats(); st.Objects != 0 || st.Bytes != 0 {
 		t.Fatalf("after a crash: %+v", st)
 	}
-	if ms, _ := filepath.Glob(filepath.Join(s.cfg.Dir, "*")); len(ms) != 0 {
-		t.Fatalf("left behind: %v", ms)
+	if ms, _ := filepath.Glob(filepath.Join(s.cfg.Dir, "*")); len(ms) != 1 || filepath.Base(ms[0]) != "LOCK" {
+		t.Fatalf("left behind: %v (want only the directory's LOCK)", ms)
 	}
 	// Clean: read, Close, reopen: the blocks are there, nothing is fetched.
 	read(crashed)
@@ -537,4 +541,20 @@ func TestRestartKeepsOnlyWhatWasSynced(t *testing.T) {
 	if st := again.Stats(); st.Gets != 0 || st.NotModified != 1 {
 		t.Fatalf("blocks fetched again after a clean restart: %+v", st)
 	}
+}
+
+// TestSourceCacheIsOneServers: a second server on the same source cache
+// would delete the first one's downloads under way at its start (it keeps
+// only what it has records of); it is refused, naming the directory.
+func TestSourceCacheIsOneServers(t *testing.T) {
+	s, _, _ := newStore(t, nil)
+	if _, err := New(s.cfg); err == nil || !strings.Contains(err.Error(), "SourceCacheDir") || !errors.Is(err, dirlock.ErrHeld) {
+		t.Fatalf("a second store on the same directory: %v, want ErrHeld", err)
+	}
+	s.Close()
+	again, err := New(s.cfg)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	again.Close()
 }
