@@ -33,6 +33,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/internal/lru"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -56,7 +57,9 @@ type Store interface {
 
 var _ Store = (*store.Tier)(nil)
 
-// TierConfig configures one cache tier.
+// TierConfig configures one cache tier: its store and memory, and the
+// Policy it is served by (package cacheconf owns the tiers' settings, their
+// defaults and checks).
 type TierConfig struct {
 	// Store is the tier's disk cache. Nil means the tier is not cached on
 	// disk (off, or its directory could not be opened).
@@ -64,16 +67,9 @@ type TierConfig struct {
 	// MemLen is how many entries of the tier stay in memory in front of the
 	// disk (RAIS's TileCacheLen for tiles). Zero means none.
 	MemLen int
-	// Revalidate is the age after which an entry's source is checked before
-	// the entry is served. Zero means never.
-	Revalidate time.Duration
-	// CacheControl is sent with the tier's responses (by the proxy). Empty
-	// means none.
-	CacheControl string
-	// MaxEntryBytes is the largest response the tier stores, on disk and in
-	// memory; larger ones are served but not stored (and counted). Zero
-	// means no bound beyond the store's own budget.
-	MaxEntryBytes int64
+	// Policy is Revalidate, CacheControl and MaxEntryBytes; the zero Policy
+	// never revalidates, sends no Cache-Control and bounds no entry.
+	cacheconf.Policy
 }
 
 // Config configures a Cache.
@@ -86,10 +82,12 @@ type Config struct {
 	// InfoCacheLen). Zero means none (concurrent misses still share one
 	// Info call).
 	SourceCacheLen int
-	// RenderTimeout bounds one fill. Zero means 60s.
+	// RenderTimeout bounds one fill. Zero means
+	// cacheconf.DefaultRenderTimeout (60s).
 	RenderTimeout time.Duration
 	// RenderWait bounds how long a request waits for a fill another request
-	// started; the fill goes on and is stored. Zero means 30s.
+	// started; the fill goes on and is stored. Zero means
+	// cacheconf.DefaultRenderWait (30s).
 	RenderWait time.Duration
 	// StaleWhileRevalidate is how long past its tier's Revalidate an entry
 	// is still served at once while one background check of its source
@@ -148,10 +146,10 @@ type timeouts struct{ render, wait time.Duration }
 // New returns a cache over r's sources.
 func New(cfg Config, r renderer.Renderer) *Cache {
 	if cfg.RenderTimeout == 0 {
-		cfg.RenderTimeout = 60 * time.Second
+		cfg.RenderTimeout = cacheconf.DefaultRenderTimeout
 	}
 	if cfg.RenderWait == 0 {
-		cfg.RenderWait = 30 * time.Second
+		cfg.RenderWait = cacheconf.DefaultRenderWait
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -229,7 +227,7 @@ func (c *Cache) Timeouts() (render, wait time.Duration) {
 func (c *Cache) SetTierConfig(t rules.Tier, nc TierConfig) {
 	tt := c.tiers[t]
 	live := *tt.Conf()
-	live.Revalidate, live.CacheControl, live.MaxEntryBytes = nc.Revalidate, nc.CacheControl, nc.MaxEntryBytes
+	live.Policy = nc.Policy
 	tt.live.Store(&live)
 }
 

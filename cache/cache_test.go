@@ -17,6 +17,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/renderer/fake"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -65,7 +66,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	f.r.Set("a", 1000, 800)
 	cfg := Config{SourceCacheLen: 10, Clock: f.clk.now, Logger: quiet()}
 	for tr := range rules.NumTiers {
-		cfg.Tiers[tr] = TierConfig{Store: openStore(t), Revalidate: time.Minute}
+		cfg.Tiers[tr] = TierConfig{Store: openStore(t), Policy: cacheconf.Policy{Revalidate: time.Minute}}
 	}
 	cfg.Tiers[rules.TierTile].MemLen = 10
 	if mod != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
@@ -28,8 +29,8 @@ func benchProxy(b *testing.B, memLen int) *Proxy {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	cfg.Tiers[rules.TierTile] = TierConfig{Store: s, MemLen: memLen, CacheControl: "public, max-age=86400"}
-	cfg.Tiers[rules.TierInfo] = TierConfig{MemLen: 100, CacheControl: "public, max-age=3600"}
+	cfg.Tiers[rules.TierTile] = TierConfig{Store: s, MemLen: memLen, Policy: cacheconf.Policy{CacheControl: "public, max-age=86400"}}
+	cfg.Tiers[rules.TierInfo] = TierConfig{MemLen: 100, Policy: cacheconf.Policy{CacheControl: "public, max-age=3600"}}
 	p, err := New(cfg, r)
 	if err != nil {
 		b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vips"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
@@ -62,7 +63,7 @@ func serveWith(t *testing.T, rcfg vips.Config, cfg Config, revalidate time.Durat
 			t.Fatal(err)
 		}
 		cp.stores[tr] = s
-		cfg.Tiers[tr] = TierConfig{Store: s, Revalidate: revalidate, CacheControl: "public, max-age=" + tr.String()}
+		cfg.Tiers[tr] = TierConfig{Store: s, Policy: cacheconf.Policy{Revalidate: revalidate, CacheControl: "public, max-age=" + tr.String()}}
 	}
 	if cached {
 		cfg.Tiers[rules.TierTile].MemLen = 50

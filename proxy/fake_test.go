@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/renderer"
 	"github.com/iiif-proxy/iiif-proxy/renderer/fake"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -53,7 +54,7 @@ func serveFakeOver(t *testing.T, r *fake.Renderer, rr renderer.Renderer, cached 
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		cfg.Tiers[tr] = TierConfig{Store: s, MemLen: 10, CacheControl: "public"}
+		cfg.Tiers[tr] = TierConfig{Store: s, MemLen: 10, Policy: cacheconf.Policy{CacheControl: "public"}}
 	}
 	if mod != nil {
 		mod(&cfg)

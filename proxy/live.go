@@ -32,7 +32,7 @@ func (p *Proxy) Reload(cfg Config) (applied []string) {
 	}
 	for i, t := range p.cache.Tiers() {
 		nc, oc := cfg.Tiers[i], t.Conf()
-		if nc.Revalidate == oc.Revalidate && nc.CacheControl == oc.CacheControl && nc.MaxEntryBytes == oc.MaxEntryBytes {
+		if nc.Policy == oc.Policy {
 			continue
 		}
 		p.cache.SetTierConfig(rules.Tier(i), nc)

@@ -142,6 +142,21 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// WithFront returns c with the front's settings f, as the configuration
+// gives them (proxyconf.Config, internal/config's Front): WebPath, BaseURL,
+// RenderTimeout, RenderWait, WriteTimeout, MaxInFlightBytes,
+// StaleWhileRevalidate and TrustedProxies, parsed. f's SignedPrefixes and
+// SigningKeys are the caller's to make into a Signer (NewSigner): keys
+// rotate on their own (SetSigner). A TrustedProxies entry that does not
+// parse is left out (nobody more is trusted) and reported.
+func (c Config) WithFront(f proxyconf.Config) (Config, error) {
+	trusted, err := proxyconf.ParseTrustedProxies(f.TrustedProxies)
+	c.WebPath, c.BaseURL, c.TrustedProxies = f.WebPath, f.BaseURL, trusted
+	c.RenderTimeout, c.RenderWait, c.WriteTimeout = f.RenderTimeout, f.RenderWait, f.WriteTimeout
+	c.MaxInFlightBytes, c.StaleWhileRevalidate = f.MaxInFlightBytes, f.StaleWhileRevalidate
+	return c, err
+}
+
 // Proxy serves IIIF requests from a Renderer, through its cache tiers.
 type Proxy struct {
 	cfg      Config

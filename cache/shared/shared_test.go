@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/iiif-proxy/iiif-proxy/cache"
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/internal/s3conf"
 	"github.com/iiif-proxy/iiif-proxy/internal/s3test"
 	"github.com/iiif-proxy/iiif-proxy/renderer/fake"
@@ -93,7 +94,7 @@ func (f *fleet) node(mod func(*Config)) *node {
 	t.Cleanup(func() { n.store.Close() })
 	ccfg := cache.Config{SourceCacheLen: 10, Clock: n.clk.now, Logger: quiet(), Shared: n.l,
 		RenderWait: 10 * time.Second, RenderTimeout: 20 * time.Second}
-	ccfg.Tiers[rules.TierTile] = cache.TierConfig{Store: n.store, Revalidate: time.Minute}
+	ccfg.Tiers[rules.TierTile] = cache.TierConfig{Store: n.store, Policy: cacheconf.Policy{Revalidate: time.Minute}}
 	n.c = cache.New(ccfg, n.r)
 	t.Cleanup(n.c.Wait)
 	req, err := rules.Parse(rules.V3, "a/0,0,256,256/256,/0/default.jpg")

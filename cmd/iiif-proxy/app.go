@@ -141,8 +141,9 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 	if minFree.Bytes == 0 && minFree.Percent == 0 {
 		minFree.Bytes = 1 // "0": no headroom beyond the store's small reserve (zero would mean the store's default)
 	}
-	for t, tc := range cfg.Tiers.All() {
-		pt := pcfg.Tiers[t]
+	tiers := cfg.CacheTiers()
+	for t := range rules.NumTiers {
+		tc, pt := tiers[t], pcfg.Tiers[t]
 		if !tc.Enabled {
 			continue
 		}
@@ -156,8 +157,8 @@ func New(cfg config.Config, log *slog.Logger, level *slog.LevelVar) (*App, error
 			// New opens the tier's database in the background: start-up never
 			// waits on the cache, and a tier that is opening or faulty serves
 			// uncached until it is usable (see store/tier.go).
-			s, err := store.New(store.Config{Dir: filepath.Join(cfg.CacheDir, t.String()), MaxBytes: int64(tc.MaxBytes),
-				Retention: tc.Retention.Std(), MinFreeBytes: minFree.Bytes, MinFreePercent: minFree.Percent,
+			s, err := store.New(store.Config{Dir: filepath.Join(cfg.CacheDir, t.String()), MaxBytes: tc.MaxBytes,
+				Retention: tc.Retention, MinFreeBytes: minFree.Bytes, MinFreePercent: minFree.Percent,
 				Logger: log.With("tier", t.String())})
 			if err != nil {
 				log.Warn("cache tier misconfigured: serving it uncached", "tier", t.String(), "error", err)
@@ -195,34 +196,28 @@ func errorRate(n int) int {
 	return n
 }
 
-// proxyConfig maps cfg onto the proxy's Config, without stores or signer.
+// proxyConfig maps cfg onto the proxy's Config, without stores or signer:
+// the front's settings (cfg.Front), the tiers' policies (cfg.CacheTiers),
+// the classifier, and what only the app knows (access log, admin
+// listener, demo page).
 func proxyConfig(cfg config.Config, log *slog.Logger) proxy.Config {
-	trusted, _ := cfg.TrustedPrefixes() // validated with the rest
 	pcfg := proxy.Config{
-		TrustedProxies:       trusted,
-		StaleWhileRevalidate: cfg.StaleWhileRevalidate.Std(),
-		WebPath:              cfg.IIIFWebPath,
-		AccessLog:            proxy.AccessLogConfig{Off: !cfg.AccessLog, ErrorLinesPerSecond: errorRate(cfg.AccessLogErrorRate)},
-		AdminPublic:          cfg.AdminAddress != "" && !config.Loopback(cfg.AdminAddress),
-		Unversioned:          rules.Version(cfg.UnversionedVersion),
-		BaseURL:              cfg.IIIFBaseURL,
-		RenderTimeout:        cfg.RenderTimeout.Std(),
-		RenderWait:           cfg.RenderWait.Std(),
-		SourceCacheLen:       cfg.InfoCacheLen,
-		MaxInFlightBytes:     int64(cfg.MaxInFlightBytes),
-		WriteTimeout:         cfg.WriteTimeout.Std(),
-		Classifier:           cfg.Classifier(),
-		Logger:               log,
+		AccessLog:      proxy.AccessLogConfig{Off: !cfg.AccessLog, ErrorLinesPerSecond: errorRate(cfg.AccessLogErrorRate)},
+		AdminPublic:    cfg.AdminAddress != "" && !config.Loopback(cfg.AdminAddress),
+		Unversioned:    rules.Version(cfg.UnversionedVersion),
+		SourceCacheLen: cfg.InfoCacheLen,
+		Classifier:     cfg.Classifier(),
+		Logger:         log,
 	}
+	pcfg, _ = pcfg.WithFront(cfg.Front()) // TrustedProxies: validated with the rest by config.Load
 	if cfg.DemoPage {
 		pcfg.Demo = true
 		if cfg.Upstream == "" {
 			pcfg.DemoRoot = cfg.TilePath
 		}
 	}
-	for t, tc := range cfg.Tiers.All() {
-		pcfg.Tiers[t] = proxy.TierConfig{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl,
-			MaxEntryBytes: int64(tc.MaxEntryBytes)}
+	for t, tc := range cfg.CacheTiers() {
+		pcfg.Tiers[t] = proxy.TierConfig{Policy: tc.Policy}
 	}
 	return pcfg
 }
@@ -250,8 +245,8 @@ func newShared(cfg config.Config, log *slog.Logger) (*shared.Layer, error) {
 	// A shared hit is checked against its identifier's last purge at most
 	// as often as the tiers revalidate (the shortest, an hour by default).
 	genTTL := time.Duration(0)
-	for _, tc := range cfg.Tiers.All() {
-		if rv := tc.Revalidate.Std(); tc.Enabled && rv > 0 && (genTTL == 0 || rv < genTTL) {
+	for _, tc := range cfg.CacheTiers() {
+		if rv := tc.Revalidate; tc.Enabled && rv > 0 && (genTTL == 0 || rv < genTTL) {
 			genTTL = rv
 		}
 	}

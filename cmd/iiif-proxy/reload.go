@@ -69,9 +69,10 @@ func (a *App) Reload(next config.Config) (applied, restart []string) {
 			a.proxy.PurgeTier(rules.TierInfo)
 		}
 	}
-	for t, tc := range next.Tiers.All() {
-		if s := a.tiers[t]; s != nil {
-			if err := s.SetLimits(int64(tc.MaxBytes), tc.Retention.Std()); err != nil {
+	tiers := next.CacheTiers()
+	for t := range rules.NumTiers {
+		if s, tc := a.tiers[t], tiers[t]; s != nil {
+			if err := s.SetLimits(tc.MaxBytes, tc.Retention); err != nil {
 				a.log.Error("SIGHUP: tier limits", "tier", t.String(), "error", err)
 			}
 		}

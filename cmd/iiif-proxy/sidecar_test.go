@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -409,7 +410,7 @@ func startSidecarAt(t *testing.T, url string, sourceCacheLen int) *sidecar {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		cfg.Tiers[tr] = proxy.TierConfig{Store: st, MemLen: 100, Revalidate: time.Minute, CacheControl: "public"}
+		cfg.Tiers[tr] = proxy.TierConfig{Store: st, MemLen: 100, Policy: cacheconf.Policy{Revalidate: time.Minute, CacheControl: "public"}}
 	}
 	p, err := proxy.New(cfg, u)
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -360,9 +359,10 @@ type Tier struct {
 	// CacheControl is the Cache-Control header of this tier's responses.
 	CacheControl string
 	// MaxEntryBytes is the largest response the tier stores ("64MB");
-	// larger ones are served but not stored, and counted. Defaults: tile
-	// 4MB, thumbnail 16MB, info 1MB, other 256MB (the largest PNG the
-	// default image limits allow is about 180 MB). "0" means no bound.
+	// larger ones are served but not stored, and counted. Defaults
+	// (cache/cacheconf): tile 4MB, thumbnail 16MB, info 1MB, other 256MB
+	// (the largest PNG the default image limits allow is about 180 MB).
+	// "0" means no bound.
 	MaxEntryBytes ByteSize
 	// MaxSize (tile and thumbnail only) is the largest output, in pixels on
 	// each side, that still belongs to the tier.
@@ -373,8 +373,9 @@ type Tier struct {
 }
 
 // Default returns the built-in defaults. The settings of the renderers,
-// the S3 sources, the tiers' classifier and the purge forwarder take their
-// defaults from the package that owns them (owners.go).
+// the S3 sources, the cache tiers, the tiers' classifier and the purge
+// forwarder take their defaults from the package that owns them
+// (owners.go).
 func Default() Config {
 	vd, ud, cl, pd := vipsconf.Default(), upstream.Default(), rules.DefaultClassifier(), proxyconf.Default()
 	return Config{
@@ -430,16 +431,10 @@ func Default() Config {
 		SharedQueueLen:     1024,
 		SharedWriters:      4,
 		Tiers: Tiers{
-			Tile: Tier{Enabled: true, MaxBytes: 20 << 30, Retention: Duration(4320 * time.Hour),
-				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=86400",
-				MaxEntryBytes: 4 << 20, MaxSize: cl.TileMaxSize, Formats: extensions(cl.TileFormats)},
-			Thumbnail: Tier{Enabled: true, MaxBytes: 5 << 30, Retention: Duration(8760 * time.Hour),
-				Revalidate: Duration(24 * time.Hour), CacheControl: "public, max-age=604800",
-				MaxEntryBytes: 16 << 20, MaxSize: cl.ThumbnailMaxSize, Formats: extensions(cl.ThumbnailFormats)},
-			Info: Tier{Enabled: true, MaxBytes: 1 << 30, Retention: Duration(8760 * time.Hour),
-				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 1 << 20},
-			Other: Tier{Enabled: true, MaxBytes: 2 << 30, Retention: Duration(168 * time.Hour),
-				Revalidate: Duration(time.Hour), CacheControl: "public, max-age=3600", MaxEntryBytes: 256 << 20},
+			Tile:      tierDefault(rules.TierTile, cl.TileMaxSize, cl.TileFormats),
+			Thumbnail: tierDefault(rules.TierThumbnail, cl.ThumbnailMaxSize, cl.ThumbnailFormats),
+			Info:      tierDefault(rules.TierInfo, 0, nil),
+			Other:     tierDefault(rules.TierOther, 0, nil),
 		},
 	}
 }
@@ -977,11 +972,6 @@ func (c *Config) readSecrets() []error {
 		}
 	}
 	return errs
-}
-
-// TrustedPrefixes parses TrustedProxies: addresses (a host) or networks.
-func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
-	return proxyconf.ParseTrustedProxies(c.TrustedProxies)
 }
 
 // applyIIIFURL reads RAIS 2's IIIFURL into IIIFBaseURL and IIIFWebPath.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 )
 
@@ -300,9 +301,9 @@ func TestSidecarKeys(t *testing.T) {
 		cfg.StaleWhileRevalidate.Std() != time.Hour || cfg.UpstreamNotFoundTTL != 0 || cfg.UpstreamConnectTimeout.Std() != 2*time.Second {
 		t.Errorf("loaded %+v", cfg)
 	}
-	p, err := cfg.TrustedPrefixes()
+	p, err := proxyconf.ParseTrustedProxies(cfg.Front().TrustedProxies)
 	if err != nil || len(p) != 2 || p[1].String() != "192.168.1.7/32" {
-		t.Errorf("TrustedPrefixes = %v, %v", p, err)
+		t.Errorf("TrustedProxies = %v, %v", p, err)
 	}
 	// Every problem at once.
 	_, _, err = Load("", []string{"RAIS_UPSTREAM=ftp://x", "RAIS_TRUSTEDPROXIES=not-an-ip"},

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
 	"github.com/iiif-proxy/iiif-proxy/renderer/vipsconf"
@@ -18,16 +19,14 @@ import (
 // One owner per setting: each part's own Config carries its defaults and
 // its checks (the libvips renderer's in renderer/vipsconf, the IIIF
 // front's in proxy/proxyconf, the sidecar client's in renderer/upstream,
-// S3 sources' in sources, the tiers' classifier in rules, the purge
-// forwarder's in purge). Default takes its values from them and validate
-// calls their Validate, so a default or a bound is written once. The
-// methods below are the adapter from the keys onto those Configs; what
-// stays in this package is only what the keys themselves mean: a key
-// whose zero means something else to its owner ("MaxSourcePixels = 0" is
-// no limit; the renderer's 0 is its default), and how the keys are laid
-// out (MaxSize only on two tiers). The cache tiers' budgets and headers
-// (MaxBytes, Retention, Revalidate, CacheControl, MaxEntryBytes) are still
-// mapped in cmd/iiif-proxy/app.go.
+// S3 sources' in sources, the cache tiers' in cache/cacheconf, the tiers'
+// classifier in rules, the purge forwarder's in purge). Default takes its
+// values from them and validate calls their Validate, so a default or a
+// bound is written once. The methods below are the adapter from the keys
+// onto those Configs; what stays in this package is only what the keys
+// themselves mean: a key whose zero means something else to its owner
+// ("MaxSourcePixels = 0" is no limit; the renderer's 0 is its default),
+// and how the keys are laid out (MaxSize only on two tiers).
 
 // Limits are the output limits (ImageMaxArea, ImageMaxWidth,
 // ImageMaxHeight; 0: no limit), as both renderers take them.
@@ -119,6 +118,33 @@ func (c Config) Classifier() rules.Classifier {
 	}
 }
 
+// CacheTiers is each cache tier's own settings (package cache/cacheconf:
+// Enabled, MaxBytes, Retention and the Policy the cache serves it by),
+// indexed by rules.Tier. MaxSize and Formats are the classifier's
+// (Classifier).
+func (c Config) CacheTiers() [rules.NumTiers]cacheconf.Tier {
+	var out [rules.NumTiers]cacheconf.Tier
+	for t, tc := range c.Tiers.All() {
+		out[t] = cacheconf.Tier{Enabled: tc.Enabled, MaxBytes: int64(tc.MaxBytes), Retention: tc.Retention.Std(),
+			Policy: cacheconf.Policy{Revalidate: tc.Revalidate.Std(), CacheControl: tc.CacheControl,
+				MaxEntryBytes: int64(tc.MaxEntryBytes)}}
+	}
+	return out
+}
+
+// tierDefault is tier t's default keys: the cache's defaults
+// (cacheconf.DefaultTier) and the classifier's maxSize and formats.
+func tierDefault(t rules.Tier, maxSize int, fs []rules.Format) Tier {
+	d := cacheconf.DefaultTier(t)
+	tc := Tier{Enabled: d.Enabled, MaxBytes: ByteSize(d.MaxBytes), Retention: Duration(d.Retention),
+		Revalidate: Duration(d.Revalidate), CacheControl: d.CacheControl, MaxEntryBytes: ByteSize(d.MaxEntryBytes),
+		MaxSize: maxSize}
+	if fs != nil {
+		tc.Formats = extensions(fs)
+	}
+	return tc
+}
+
 // ByTier returns the tiers' settings indexed by rules.Tier, so that every
 // loop over them runs in rules' one fixed order (tile, thumbnail, info,
 // other).
@@ -138,12 +164,6 @@ func (t Tiers) All() iter.Seq2[rules.Tier, Tier] {
 			}
 		}
 	}
-}
-
-// tierKey is a tier's table name in the file: "Tile", "Thumbnail", ….
-func tierKey(t rules.Tier) string {
-	s := t.String()
-	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // formats are exts as rules' formats; nil stays nil (the classifier's
@@ -208,8 +228,9 @@ func (c Config) validateOwners() []error {
 	}
 	errs = append(errs, lines(c.Classifier().Validate())...)
 	names := rules.FormatNames()
+	cached := c.CacheTiers()
 	for t, tc := range c.Tiers.All() {
-		key := "Tiers." + tierKey(t)
+		key := cacheconf.Key(t)
 		switch t {
 		case rules.TierInfo, rules.TierOther:
 			if tc.MaxSize != 0 || len(tc.Formats) != 0 {
@@ -222,15 +243,7 @@ func (c Config) validateOwners() []error {
 				}
 			}
 		}
-		if tc.MaxBytes < 0 {
-			errs = append(errs, fmt.Errorf("%s.MaxBytes: must be >= 0", key))
-		}
-		if tc.MaxEntryBytes < 0 {
-			errs = append(errs, fmt.Errorf("%s.MaxEntryBytes: must be >= 0", key))
-		}
-		if strings.ContainsAny(tc.CacheControl, "\r\n") {
-			errs = append(errs, fmt.Errorf("%s.CacheControl: must be one line", key))
-		}
+		errs = append(errs, lines(cached[t].Validate(t))...)
 	}
 	return errs
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 	"github.com/iiif-proxy/iiif-proxy/proxy/proxyconf"
 	"github.com/iiif-proxy/iiif-proxy/purge"
 	"github.com/iiif-proxy/iiif-proxy/renderer/upstream"
@@ -60,6 +61,12 @@ func TestDefaultsAreTheOwnersDefaults(t *testing.T) {
 		t.Errorf("Default().Front() = %+v, proxyconf.Default() = %+v", got, want)
 	}
 
+	for tr, got := range def.CacheTiers() {
+		if want := cacheconf.DefaultTier(rules.Tier(tr)); got != want {
+			t.Errorf("Default().CacheTiers()[%s] = %+v, cacheconf.DefaultTier = %+v", rules.Tier(tr), got, want)
+		}
+	}
+
 	p := def.Purge()
 	if p.QueueLen != purge.DefaultQueueLen || p.Attempts != purge.DefaultAttempts || p.Backoff != purge.DefaultBackoff ||
 		p.Timeout != purge.DefaultTimeout {
@@ -71,7 +78,8 @@ func TestDefaultsAreTheOwnersDefaults(t *testing.T) {
 	def.Upstream = "http://127.0.0.1:8182/iiif/2"
 	for name, err := range map[string]error{"vips": def.Vips().Validate(), "upstream": def.Sidecar().Validate(),
 		"classifier": def.Classifier().Validate(), "purge": def.Purge().Validate(), "limits": def.Limits().Validate(),
-		"front": def.Front().Validate()} {
+		"front": def.Front().Validate(), "tile tier": def.CacheTiers()[rules.TierTile].Validate(rules.TierTile),
+		"other tier": def.CacheTiers()[rules.TierOther].Validate(rules.TierOther)} {
 		if err != nil {
 			t.Errorf("%s: the defaults fail: %v", name, err)
 		}
@@ -131,6 +139,12 @@ func TestOwnersMessageOnce(t *testing.T) {
 			proxyconf.CheckSigning(nil, []string{"short"}), "SigningKeys"},
 		{"front IIIFWebPath", []string{"RAIS_IIIFWEBPATH=iiif", "RAIS_PURGEFORWARD=ban http://127.0.0.1:6081"},
 			proxyconf.CheckWebPath("iiif"), "IIIFWebPath"},
+		{"tier CacheControl", []string{"RAIS_TIERS_INFO_CACHECONTROL=a\nb"},
+			func() error {
+				c := cacheconf.DefaultTier(rules.TierInfo)
+				c.CacheControl = "a\nb"
+				return c.Validate(rules.TierInfo)
+			}(), "Tiers.Info.CacheControl"},
 		{"purge", []string{"RAIS_PURGEFORWARD=bogus"},
 			purge.Config{Targets: []string{"bogus"}}.Validate(), "PurgeForward"},
 	} {

@@ -10,13 +10,15 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/iiif-proxy/iiif-proxy/cache/cacheconf"
 )
 
 // Defaults and bounds, also the configuration package's.
 const (
 	DefaultWebPath       = "/iiif"
-	DefaultRenderTimeout = 60 * time.Second
-	DefaultRenderWait    = 30 * time.Second
+	DefaultRenderTimeout = cacheconf.DefaultRenderTimeout // the cache's, which bounds the fills
+	DefaultRenderWait    = cacheconf.DefaultRenderWait
 	DefaultWriteTimeout  = 2 * time.Minute
 	// DefaultMaxInFlightBytes is the configuration's default bound on
 	// response bytes being written (proxy.Config's zero is no bound): room

@@ -13,24 +13,16 @@ import (
 	"unsafe"
 
 	"github.com/iiif-proxy/iiif-proxy/internal/icc"
+	"github.com/iiif-proxy/iiif-proxy/renderer/vipsconf"
 	"github.com/iiif-proxy/iiif-proxy/rules"
 )
 
-// Colour profile policies (Config.ColourProfiles).
+// Colour profile policies (Config.ColourProfiles), owned by vipsconf
+// (see there what each does).
 const (
-	// ColourConvert converts a source with an embedded profile other than
-	// sRGB to sRGB pixels, and sends no profile: what every browser and
-	// viewer shows right without colour management. The default.
-	ColourConvert = "convert"
-	// ColourEmbed keeps the source's pixels and writes its profile into
-	// every output that can carry one (JPEG APP2, PNG iCCP, WebP ICCP, TIFF
-	// tag): exact and free, for clients that colour-manage (every current
-	// browser does for images). Gray and bitonal outputs of a colour source,
-	// GIF, and CMYK sources are converted as with ColourConvert.
-	ColourEmbed = "embed"
-	// ColourStrip ignores embedded profiles: the pixels are sent as they are
-	// and read as sRGB. Fastest; Adobe RGB or eciRGB scans look dull.
-	ColourStrip = "strip"
+	ColourConvert = vipsconf.ColourConvert
+	ColourEmbed   = vipsconf.ColourEmbed
+	ColourStrip   = vipsconf.ColourStrip
 )
 
 // profileKind is what a source's embedded profile is to a render.

@@ -22,9 +22,19 @@ import (
 
 // What renders do with a source's embedded ICC profile (ColourProfiles).
 const (
+	// ColourConvert converts a source with an embedded profile other than
+	// sRGB to sRGB pixels, and sends no profile: what every browser and
+	// viewer shows right without colour management. The default.
 	ColourConvert = "convert"
-	ColourEmbed   = "embed"
-	ColourStrip   = "strip"
+	// ColourEmbed keeps the source's pixels and writes its profile into
+	// every output that can carry one (JPEG APP2, PNG iCCP, WebP ICCP, TIFF
+	// tag): exact and free, for clients that colour-manage (every current
+	// browser does for images). Gray and bitonal outputs of a colour source,
+	// GIF, and CMYK sources are converted as with ColourConvert.
+	ColourEmbed = "embed"
+	// ColourStrip ignores embedded profiles: the pixels are sent as they are
+	// and read as sRGB. Fastest; Adobe RGB or eciRGB scans look dull.
+	ColourStrip = "strip"
 )
 
 // Defaults and bounds of Config, also the configuration package's.
