@@ -1,19 +1,35 @@
 package dirlock
 
 import (
+	"bufio"
 	"errors"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
+// TestMain doubles as the holder process of TestAnotherProcessIsRefused:
+// with DIRLOCK_HOLD set, it takes that directory's lock, says so, and
+// waits to be killed. (flock(1) forks a child that shares the locked open
+// file, and a killed child can keep the lock past its parent's exit.)
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("DIRLOCK_HOLD"); dir != "" {
+		if _, err := Acquire(dir); err != nil {
+			os.Stdout.WriteString("error: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Stdout.WriteString("held\n")
+		time.Sleep(time.Minute) // killed long before
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // TestAnotherProcessIsRefused: a second process cannot take a held
 // directory (and is told the holder's PID); once the holder is gone, it
-// can. flock locks belong to open files, so the holder here is a real
-// second process (flock(1), from util-linux).
+// can.
 func TestAnotherProcessIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	l, err := Acquire(dir)
@@ -28,41 +44,29 @@ func TestAnotherProcessIsRefused(t *testing.T) {
 	l.Release()
 	l.Release() // twice is harmless
 
-	flock, err := exec.LookPath("flock")
+	holder := exec.Command(os.Args[0], "-test.run=^$")
+	holder.Env = append(os.Environ(), "DIRLOCK_HOLD="+dir)
+	out, err := holder.StdoutPipe()
 	if err != nil {
-		t.Skip("flock(1) not found")
+		t.Fatal(err)
 	}
-	// Another process holds it for as long as it sleeps: flock(1) itself,
-	// with -o so that its child (sleep) does not inherit the locked file
-	// and hold it past flock's exit.
-	holder := exec.Command(flock, "-x", "-o", dir+"/LOCK", "sleep", "30")
-	holder.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // flock and its sleep, stopped together
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
-	stop := func() { _ = syscall.Kill(-holder.Process.Pid, syscall.SIGKILL); _ = holder.Wait() }
-	t.Cleanup(stop)
-	held := false
-	for i := 0; i < 200 && !held; i++ { // until flock(1) has it, at most 10 s
-		if l2, err := Acquire(dir); err == nil {
-			l2.Release()
-			time.Sleep(50 * time.Millisecond)
-		} else if errors.Is(err, ErrHeld) {
-			held = true
-		} else {
-			t.Fatal(err)
-		}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "held\n" {
+		t.Fatalf("holder: %q", line)
 	}
-	if !held {
-		t.Fatal("the other process's lock was never seen")
+	_, err = Acquire(dir)
+	if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "pid") {
+		t.Fatalf("while another process holds it: %v, want ErrHeld naming its pid", err)
 	}
-	stop()
+	_ = holder.Process.Kill()
+	_ = holder.Wait()
 	l3, err := Acquire(dir)
 	if err != nil {
 		t.Fatalf("after the holder exited: %v", err)
 	}
 	l3.Release()
-	if _, err := os.Stat(dir + "/LOCK"); err != nil {
-		t.Fatal(err)
-	}
 }
