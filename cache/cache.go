@@ -311,6 +311,12 @@ func (c *Cache) ForgetSources() { c.sources.RemoveFunc(func(string) bool { retur
 // (a degraded tier fails every request until it recovers); the request goes
 // on uncached.
 func (c *Cache) fault(t *Tier, op faultOp, err error) {
+	if errors.Is(err, store.ErrOpening) {
+		// The tier is still opening (start-up: the port listens before
+		// the databases are open): served uncached, and neither a fault
+		// nor worth a warning. The store counts it (Stats.Unavailable).
+		return
+	}
 	t.stats.faults[op].Add(1)
 	now := c.now().Unix()
 	if last := t.logged.Load(); now >= last+60 && t.logged.CompareAndSwap(last, now) {

@@ -457,3 +457,41 @@ func TestNormalisedKeyApart(t *testing.T) {
 		}
 	}
 }
+
+// unavailableStore answers every call with err: a tier out of service.
+type unavailableStore struct {
+	Store
+	err error
+}
+
+func (s unavailableStore) Get([]byte) (store.Entry, error) { return store.Entry{}, s.err }
+func (s unavailableStore) GetAppend(_, dst []byte) (store.Entry, []byte, error) {
+	return store.Entry{}, dst, s.err
+}
+func (s unavailableStore) Lookup([]byte) (store.Entry, error)           { return store.Entry{}, s.err }
+func (s unavailableStore) Put([]byte, store.Entry) (store.Entry, error) { return store.Entry{}, s.err }
+
+// TestATierStillOpeningIsNoFault: right after start the port answers
+// before the tiers' databases are open (issue 7); those requests are served
+// uncached, but a tier opening is a state, not a fault: not counted as
+// one, not warned about. A tier out of service for a fault is counted.
+func TestATierStillOpeningIsNoFault(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		faults bool
+	}{{store.ErrOpening, false}, {fmt.Errorf("%w: no space left on device", store.ErrUnavailable), true}} {
+		f := newFixture(t, func(c *Config) {
+			c.Tiers[rules.TierTile] = TierConfig{Store: unavailableStore{openStore(t), tc.err}}
+		})
+		if _, how := f.fill(t, rules.TierTile); how != Miss {
+			t.Fatalf("%v: %v, want a miss served uncached", tc.err, how)
+		}
+		var n uint64
+		for op := range f.c.Tier(rules.TierTile).stats.faults {
+			n += f.c.Tier(rules.TierTile).stats.faults[op].Load()
+		}
+		if (n > 0) != tc.faults {
+			t.Errorf("%v: %d faults counted, want faults %v", tc.err, n, tc.faults)
+		}
+	}
+}

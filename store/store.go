@@ -85,6 +85,10 @@ var (
 	// while the file system is below MinFree. The request goes on
 	// uncached; the Tier recovers by itself (see tier.go).
 	ErrUnavailable = errors.New("store: tier unavailable")
+	// ErrOpening is the ErrUnavailable of a tier whose database is still
+	// being opened (start-up, or reopening after a fault cleared): a state
+	// the tier passes through, not a fault, so callers need not report it.
+	ErrOpening = fmt.Errorf("%w: opening", ErrUnavailable)
 )
 
 // errNoRoom is Put's error while the cache file system is below MinFree.

@@ -235,6 +235,9 @@ func (t *Tier) engine() (*engine, error) {
 		return e, nil
 	}
 	t.unavailable.Add(1)
+	if t.State() == StateOpening {
+		return nil, ErrOpening
+	}
 	return nil, fmt.Errorf("%w: %s", ErrUnavailable, *t.why.Load())
 }
 
