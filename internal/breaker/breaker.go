@@ -1,6 +1,7 @@
-// Package breaker is the circuit breaker in front of an object store, used
-// by the S3 sources and by the shared render tier: a store that is down
-// costs one timeout per cooldown, not one per request.
+// Package breaker is the circuit breaker in front of a remote service: the
+// object store of the S3 sources and of the shared render tier, and the
+// upstream IIIF server in sidecar mode. A service that is down costs one
+// timeout per cooldown, not one per request.
 //
 // Closed, every operation goes. After Limit failures in a row it opens:
 // operations fail at once, but for one probe once the cooldown has passed

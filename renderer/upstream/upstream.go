@@ -36,13 +36,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/iiif-proxy/iiif-proxy/internal/breaker"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -165,8 +165,8 @@ type Upstream struct {
 	now      func() time.Time
 	notFound *lru.Cache[string, time.Time] // identifiers that were 404, and when
 	badInfo  *lru.Cache[string, badInfo]   // identifiers whose info.json was answered 5xx or unusable
-	health   health
-	live     atomic.Pointer[rules.Limits] // set by SetLimits; nil: cfg.Limits
+	health   breaker.Breaker               // the upstream's state: up (closed), or down until a probe succeeds
+	live     atomic.Pointer[rules.Limits]  // set by SetLimits; nil: cfg.Limits
 	stats    struct {
 		requests, notModified, notFound, failures, timeouts, refused, latencyNs, renders atomic.Uint64
 		inflight                                                                         atomic.Int64
@@ -204,7 +204,15 @@ func New(cfg Config) (*Upstream, error) {
 		// the client; the proxy itself never asks for a bare identifier.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		now: cfg.Clock, notFound: lru.New[string, time.Time](4096), badInfo: lru.New[string, badInfo](4096)}
-	u.health.init(cfg)
+	u.health = breaker.Breaker{Limit: cfg.FailuresToDown, Cooldown: cfg.Backoff, MaxCooldown: cfg.MaxBackoff,
+		Now: func() time.Time { return u.now() },
+		OnChange: func(down bool) {
+			if !down {
+				// Back up: what it said of sources while failing is
+				// not to be trusted any more.
+				u.badInfo.RemoveFunc(func(string) bool { return true })
+			}
+		}}
 	return u, nil
 }
 
@@ -268,7 +276,7 @@ func (u *Upstream) info(ctx context.Context, id string, prev *renderer.Source) (
 	if at, ok := u.notFound.Get(id); ok && u.cfg.NotFoundTTL > 0 && u.now().Sub(at) < u.cfg.NotFoundTTL {
 		return nil, renderer.ErrNotFound
 	}
-	if b, ok := u.badInfo.Get(id); ok && u.cfg.NotFoundTTL > 0 && u.now().Sub(b.at) < u.cfg.NotFoundTTL && u.health.up() {
+	if b, ok := u.badInfo.Get(id); ok && u.cfg.NotFoundTTL > 0 && u.now().Sub(b.at) < u.cfg.NotFoundTTL && u.upstreamUp() {
 		return nil, b.err
 	}
 	hdr := http.Header{"Accept": {"application/json, application/ld+json"}}
@@ -299,7 +307,7 @@ func (u *Upstream) info(ctx context.Context, id string, prev *renderer.Source) (
 	}
 	var ue *renderer.UnavailableError
 	var se *renderer.SourceError
-	if u.cfg.NotFoundTTL > 0 && (errors.As(err, &ue) || errors.As(err, &se)) && u.health.up() {
+	if u.cfg.NotFoundTTL > 0 && (errors.As(err, &ue) || errors.As(err, &se)) && u.upstreamUp() {
 		// The upstream answered, but not with a usable info.json: images
 		// are forwarded without it (renderer.Forwarder), and asking again
 		// for every one of them would double the traffic and count a
@@ -395,7 +403,7 @@ var errDown = errors.New("the upstream is down; waiting before asking again")
 // get sends one GET and reads the whole body, bounded; a network failure,
 // a timeout or a 5xx counts against the upstream's health.
 func (u *Upstream) get(ctx context.Context, url string, hdr http.Header) (*http.Response, []byte, error) {
-	if !u.health.allow(u.now()) {
+	if !u.health.Allow() {
 		u.stats.refused.Add(1)
 		return nil, nil, &renderer.UnavailableError{Err: errDown}
 	}
@@ -422,11 +430,11 @@ func (u *Upstream) get(ctx context.Context, url string, hdr http.Header) (*http.
 		if ctx.Err() != nil {
 			// The proxy gave up (nobody waits any more): not the
 			// upstream's fault.
-			u.health.abandon()
+			u.health.Abandon()
 			return nil, nil, ctx.Err()
 		}
 		u.stats.failures.Add(1)
-		u.health.failure(u.now())
+		u.health.Done(false)
 		ue := &renderer.UnavailableError{Err: err}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -437,10 +445,8 @@ func (u *Upstream) get(ctx context.Context, url string, hdr http.Header) (*http.
 	}
 	if resp.StatusCode >= 500 {
 		u.stats.failures.Add(1)
-		u.health.failure(u.now())
-	} else if u.health.success() {
-		u.badInfo.RemoveFunc(func(string) bool { return true })
 	}
+	u.health.Done(resp.StatusCode < 500)
 	return resp, body, nil
 }
 
@@ -599,90 +605,23 @@ func ParseTime(s string) time.Time {
 	return time.Time{}
 }
 
-// health is the upstream's state: up, or down until a probe succeeds.
-type health struct {
-	mu          sync.Mutex // protects the fields below
-	failures    int        // in a row
-	down        bool
-	backoff     time.Duration // current wait between probes
-	nextProbe   time.Time
-	probing     bool // a probe is out
-	toDown      int
-	first, max  time.Duration
-	transitions atomic.Uint64 // times marked down
-}
-
-func (h *health) init(c Config) { h.toDown, h.first, h.max = c.FailuresToDown, c.Backoff, c.MaxBackoff }
-
-// allow says whether a request may go to the upstream now: always while
-// it is up; while down, one probe once the backoff has passed.
-func (h *health) allow(now time.Time) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.down {
-		return true
-	}
-	if h.probing || now.Before(h.nextProbe) {
-		return false
-	}
-	h.probing = true
-	return true
-}
-
-func (h *health) failure(now time.Time) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.failures++
-	switch {
-	case h.down:
-		h.probing = false
-		h.backoff = min(2*h.backoff, h.max)
-		h.nextProbe = now.Add(h.backoff)
-	case h.failures >= h.toDown:
-		h.down, h.backoff = true, h.first
-		h.nextProbe = now.Add(h.backoff)
-		h.transitions.Add(1)
-	}
-}
-
-// abandon forgets a probe whose request was given up by the proxy.
-func (h *health) abandon() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.probing = false
-}
-
-// success records an answer; it reports whether the upstream was down.
-func (h *health) success() (wasDown bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	wasDown = h.down
-	h.failures, h.down, h.probing = 0, false, false
-	return wasDown
-}
-
-func (h *health) up() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return !h.down
-}
-
-func (h *health) state() (up bool, failures int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return !h.down, h.failures
+// upstreamUp reports whether the upstream is up (its breaker closed).
+func (u *Upstream) upstreamUp() bool {
+	state, _, _ := u.health.State()
+	return state == "closed"
 }
 
 // Stats returns the renderer's counters, the upstream's among them.
 func (u *Upstream) Stats() renderer.Stats {
-	up, fails := u.health.state()
+	state, fails, downs := u.health.State()
+	up := state == "closed"
 	return renderer.Stats{
 		Renders:  u.stats.renders.Load(),
 		Failures: u.stats.failures.Load(),
 		InFlight: u.stats.inflight.Load(),
 		RenderNs: u.stats.latencyNs.Load(),
 		Upstream: &renderer.UpstreamStats{
-			URL: u.cfg.URL, Up: up, FailuresInARow: fails, Downs: u.health.transitions.Load(),
+			URL: u.cfg.URL, Up: up, FailuresInARow: fails, Downs: downs,
 			Requests: u.stats.requests.Load(), NotModified: u.stats.notModified.Load(),
 			NotFound: u.stats.notFound.Load(), Errors: u.stats.failures.Load(),
 			Timeouts: u.stats.timeouts.Load(), Refused: u.stats.refused.Load(),
