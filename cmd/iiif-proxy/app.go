@@ -75,10 +75,7 @@ func newRenderer(cfg config.Config, log *slog.Logger) (appRenderer, bool, error)
 	if vc.S3 != nil {
 		// The credentials and region of the standard AWS_* variables, read
 		// by package sources and here, as RAIS reads them.
-		vc.S3.Region = os.Getenv("AWS_REGION")
-		if vc.S3.Region == "" {
-			vc.S3.Region = os.Getenv("AWS_DEFAULT_REGION")
-		}
+		vc.S3.Region = s3conf.Region(os.Getenv)
 		vc.S3.Logger = log
 	}
 	r, err := vips.New(vc)
@@ -229,12 +226,8 @@ func newShared(cfg config.Config, log *slog.Logger) (*shared.Layer, error) {
 	// The same connection settings as S3 sources (S3Endpoint,
 	// S3DisableSSL, S3ForcePathStyle: file, RAIS_S3_* or flags), the
 	// region and credentials of the AWS_* variables.
-	region := os.Getenv("AWS_REGION")
-	if region == "" {
-		region = os.Getenv("AWS_DEFAULT_REGION")
-	}
 	s3 := s3conf.Config{Endpoint: cfg.S3Endpoint, DisableSSL: cfg.S3DisableSSL,
-		ForcePathStyle: cfg.S3ForcePathStyle, Region: region}
+		ForcePathStyle: cfg.S3ForcePathStyle, Region: s3conf.Region(os.Getenv)}
 	if err := s3.Validate(); err != nil {
 		return nil, fmt.Errorf("SharedCache: %w", err)
 	}

@@ -67,6 +67,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// Region is the region the standard AWS variables name: AWS_REGION, else
+// AWS_DEFAULT_REGION (getenv is os.Getenv, or a test's).
+func Region(getenv func(string) string) string {
+	if r := getenv("AWS_REGION"); r != "" {
+		return r
+	}
+	return getenv("AWS_DEFAULT_REGION")
+}
+
 // hostAndTLS is the endpoint's host[:port] and whether to use TLS: the
 // endpoint is host[:port] (DisableSSL chooses plain HTTP), or, as some
 // RAIS configurations write it, http:// or https:// and host[:port], the

@@ -31,3 +31,14 @@ func TestParseURL(t *testing.T) {
 	bad("s3://images/a/../b", "segment")
 	bad("s3://images/x?y", "s3://")
 }
+
+func TestRegion(t *testing.T) {
+	for _, tc := range []struct{ region, dflt, want string }{
+		{"eu-west-3", "us-east-1", "eu-west-3"}, {"", "us-east-1", "us-east-1"}, {"", "", ""},
+	} {
+		env := map[string]string{"AWS_REGION": tc.region, "AWS_DEFAULT_REGION": tc.dflt}
+		if got := Region(func(k string) string { return env[k] }); got != tc.want {
+			t.Errorf("AWS_REGION=%q AWS_DEFAULT_REGION=%q: %q, want %q", tc.region, tc.dflt, got, tc.want)
+		}
+	}
+}
