@@ -658,7 +658,7 @@ func status(err error) (int, string) {
 	case errors.Is(err, renderer.ErrNotFound):
 		return fasthttp.StatusNotFound, "no image with that identifier"
 	case errors.As(err, &se):
-		return fasthttp.StatusUnprocessableEntity, fmt.Sprintf("image %q exists but cannot be decoded", se.ID)
+		return fasthttp.StatusUnprocessableEntity, fmt.Sprintf("image %q exists but cannot be decoded: %s", se.ID, se.Reason())
 	case errors.As(err, &tl):
 		// 422, not 413 (which is about the request's own body) nor 400 (the
 		// request is well formed and within the output limits): like an

@@ -339,7 +339,7 @@ func TestBadRequestsNameTheProblem(t *testing.T) {
 		{"encoded dot-dot", base + "/iiif/3/%2E%2E%2Fetc%2Fpasswd/info.json", 404, "no image"},
 		{"absolute path", base + "/iiif/3/%2Fetc%2Fpasswd/info.json", 404, "no image"},
 		{"symlink out of the tree", jail + "/iiif/3/out.tif/info.json", 404, "no image"},
-		{"not an image", base + "/iiif/3/broken.jpg/full/max/0/default.jpg", 422, "cannot be decoded"},
+		{"not an image", base + "/iiif/3/broken.jpg/full/max/0/default.jpg", 422, "cannot be decoded: it is not in a format this server reads"},
 		{"unknown version", base + "/iiif/4/pattern.tif/info.json", 404, "/iiif/3/"},
 		{"outside the web path", base + "/other/pattern.tif", 404, "/iiif/3/"},
 	}

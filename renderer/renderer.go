@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/iiif-proxy/iiif-proxy/rules"
@@ -54,6 +55,31 @@ type SourceError struct {
 
 func (e *SourceError) Error() string {
 	return fmt.Sprintf("image %q cannot be decoded: %s", e.ID, e.Detail)
+}
+
+// Reason says in a few fixed words why the source cannot be decoded, for
+// the client: the decoder's own message (Detail) goes to the log only, since
+// it may name files and libraries the client has no business knowing.
+func (e *SourceError) Reason() string {
+	const formats = "JPEG, PNG, WebP, GIF, TIFF, JPEG 2000"
+	d := strings.ToLower(e.Detail)
+	switch {
+	case strings.Contains(d, "magickload: operation is blocked"):
+		// libvips offers what none of the allowed loaders claims to
+		// ImageMagick, which is blocked: a TIFF whose header libtiff
+		// rejects ends here as well as a BMP.
+		return "it is damaged, or not in a format this server reads (" + formats + ")"
+	case strings.Contains(d, "operation is blocked"), strings.Contains(d, "not a known file format"):
+		return "it is not in a format this server reads (" + formats + ")"
+	case strings.Contains(d, "premature end"), strings.Contains(d, "truncated"), strings.Contains(d, "unexpected end"),
+		strings.Contains(d, "end of file"), strings.Contains(d, "short read"):
+		return "the file is truncated or damaged"
+	case strings.Contains(d, "icc"), strings.Contains(d, "profile"):
+		return "its colour profile cannot be used"
+	case strings.Contains(d, "info.json"):
+		return "the image server describes it with an impossible size"
+	}
+	return "the file is damaged or its pixels fail to decode"
 }
 
 // SourceTooLargeError says a render would have to decode more pixels of an

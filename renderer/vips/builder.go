@@ -88,6 +88,7 @@ func buildChild(spec string) error {
 	if C.iiif_builder_init(argv0) != 0 {
 		return errors.New("pyramid builder: libvips did not start")
 	}
+	restrictLoaders()
 	cin, cout := C.CString("/proc/self/fd/3"), C.CString(parts[6])
 	defer C.free(unsafe.Pointer(cin))
 	defer C.free(unsafe.Pointer(cout))

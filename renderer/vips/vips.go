@@ -148,7 +148,11 @@ func Startup(o Options) error {
 		arenas = 2 * runtime.NumCPU()
 	}
 	C.iiif_tune_malloc(C.int(arenas))
-	return vips.Startup(&vips.Config{ConcurrencyLevel: conc, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
+	if err := vips.Startup(&vips.Config{ConcurrencyLevel: conc, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0}); err != nil {
+		return err
+	}
+	restrictLoaders()
+	return nil
 }
 
 // Shutdown stops libvips. No render may run afterwards.
