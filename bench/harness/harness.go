@@ -52,8 +52,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 // Target is one server under test, reached through one or more base URLs

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 const info3 = `{"@context":"http://iiif.io/api/image/3/context.json","id":"http://x/iiif/3/a","type":"ImageService3",

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 // Tests of the operator tools (check, warm, classify, config, Fallbacks),

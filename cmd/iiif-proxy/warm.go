@@ -19,8 +19,8 @@ import (
 
 	"github.com/valyala/fasthttp/fasthttputil"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 	"github.com/iiif-proxy/iiif-proxy/internal/progress"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )

@@ -99,9 +99,9 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/bench/harness"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/corpus"
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/report"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 func main() {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/bench/harness"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/cachesim"
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/trace"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 const traceUsage = `usage: iiif-bench trace gen    -target URL (-ids … | -ids-file F | -ids-dir D) [flags] [-o FILE]

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 // GenOptions choose a generated trace.

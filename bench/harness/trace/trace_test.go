@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
 	"github.com/iiif-proxy/iiif-proxy/bench/harness/workload"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 func images() []iiif.Image {

@@ -4,7 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 // Point is a point of interest in an image, as fractions so that it fits

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 // MaxZoom is the closest a viewer zooms in, in screen pixels per image pixel

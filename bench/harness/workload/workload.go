@@ -38,7 +38,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 // Tiers by URL shape, named as iiif-proxy's X-Cache-Tier names them; the

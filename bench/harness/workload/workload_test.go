@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/iiif-proxy/iiif-proxy/bench/harness/iiif"
+	"github.com/iiif-proxy/iiif-proxy/internal/iiif"
 )
 
 func img(id string, v iiif.Version, w, h int) iiif.Image {
