@@ -319,7 +319,14 @@ func (p *pyramids) build(py *pyramid, src *source) {
 	defer p.stats.building.Add(-1)
 	start := time.Now()
 	size, err := p.buildFile(py, src)
-	p.stats.ns.Add(uint64(time.Since(start)))
+	took := time.Since(start)
+	p.stats.ns.Add(uint64(took))
+	if err == nil {
+		// The one line an operator looks for after a slow first view: the
+		// source is at pyramid speed from now on.
+		p.v.log().Info("automatic pyramid built", "id", py.id, "width", src.Width, "height", src.Height,
+			"bytes", size, "took", took.Round(time.Millisecond))
+	}
 	p.finish(py, size, err)
 }
 
