@@ -755,7 +755,9 @@ func applyEnv(cfg *Config, environ []string, src Sources) (warnings []string, er
 		switch {
 		case ok:
 		case slices.Contains(raisOnlyEnv, name) || slices.ContainsFunc(raisOnly, func(k string) bool { return envName([]string{k}) == name }):
-			warnings = append(warnings, raisOnlyWarning("environment", name))
+			if strings.TrimSpace(val) != "" { // RAIS_PLUGINS= asks for nothing
+				warnings = append(warnings, raisOnlyWarning("environment", name))
+			}
 			continue
 		default:
 			warnings = append(warnings, fmt.Sprintf("environment: %s is not an iiif-proxy setting and is ignored", name))

@@ -40,7 +40,7 @@ func TestPrecedenceFileThenEnvThenFlags(t *testing.T) {
 }
 
 func TestRAISKeysWeDoNotImplementOnlyWarn(t *testing.T) {
-	f := write(t, "TilePath = \""+t.TempDir()+"\"\nPlugins = \"s3-images.so\"\nCapabilitiesFile = \"\"\nS3Zone = \"us-west-2\"\n")
+	f := write(t, "TilePath = \""+t.TempDir()+"\"\nPlugins = \"s3-images.so\"\nCapabilitiesFile = \"/etc/cap.toml\"\nS3Zone = \"us-west-2\"\nS3Bucket = \"\"\n")
 	_, warns, err := Load(f, []string{"RAIS_S3CACHE=/x"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +50,9 @@ func TestRAISKeysWeDoNotImplementOnlyWarn(t *testing.T) {
 		if !strings.Contains(all, k) {
 			t.Errorf("no warning names %s: %q", k, all)
 		}
+	}
+	if strings.Contains(all, "S3Bucket") {
+		t.Errorf("S3Bucket = \"\", which asks for nothing, warned: %q", all)
 	}
 }
 

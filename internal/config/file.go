@@ -50,7 +50,13 @@ func decodeTable(md toml.MetaData, file string, table map[string]toml.Primitive,
 		})
 		if i < 0 {
 			if len(prefix) == 0 && slices.ContainsFunc(raisOnly, func(r string) bool { return strings.EqualFold(r, k) }) {
-				*warnings = append(*warnings, raisOnlyWarning(file, k))
+				// RAIS's sample rais.toml lists its plugin keys empty
+				// (Plugins = "", S3Cache = ""): set to nothing, they
+				// ask for nothing, and a warning would only be noise.
+				var raw any
+				if md.PrimitiveDecode(table[k], &raw) != nil || !isEmptyValue(raw) {
+					*warnings = append(*warnings, raisOnlyWarning(file, k))
+				}
 				continue
 			}
 			*errs = append(*errs, fmt.Errorf("%s: unknown key %s", file, strings.Join(append(slices.Clone(prefix), k), ".")))
@@ -129,3 +135,25 @@ func wanted(t reflect.Type) string {
 }
 
 var lastKey = regexp.MustCompile(` \(last key "[^"]*"\)`)
+
+// isEmptyValue reports whether a decoded TOML value asks for nothing: an
+// empty string, false, zero, an empty array or table.
+func isEmptyValue(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.TrimSpace(x) == ""
+	case bool:
+		return !x
+	case int64:
+		return x == 0
+	case float64:
+		return x == 0
+	case []any:
+		return len(x) == 0
+	case []map[string]any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}

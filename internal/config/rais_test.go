@@ -10,14 +10,16 @@ import (
 
 // TestRAISSampleFilesStart: configurations written from RAIS 2, 3 and 4's
 // documentation load unchanged (TilePath set by the environment, as RAIS's
-// Docker image sets it), with one warning for each key not implemented.
+// Docker image sets it), with one warning for each key not implemented and
+// set to something (CapabilitiesFile = "" and Plugins = "" ask for nothing
+// and warn about nothing).
 func TestRAISSampleFilesStart(t *testing.T) {
 	for _, tc := range []struct {
 		file  string
 		warns []string // each warning, by the key it names
 		check func(t *testing.T, c Config)
 	}{
-		{"testdata/rais2.toml", []string{"CapabilitiesFile", "Plugins", "S3Bucket", "S3Cache", "S3Zone"},
+		{"testdata/rais2.toml", []string{"Plugins", "S3Bucket", "S3Cache", "S3Zone"},
 			func(t *testing.T, c Config) {
 				if c.IIIFBaseURL != "http://images.example.org" || c.IIIFWebPath != "/images/iiif" {
 					t.Errorf("IIIFURL read as base %q path %q", c.IIIFBaseURL, c.IIIFWebPath)
@@ -26,8 +28,8 @@ func TestRAISSampleFilesStart(t *testing.T) {
 					t.Errorf("cfg %+v", c)
 				}
 			}},
-		{"testdata/rais3.toml", []string{"AdminToken", "CapabilitiesFile", "DatadogAddress", "DatadogServiceName",
-			"MaxTraces", "Plugins", "S3Cache", "S3Zone", "TraceFlushMinutes", "TracerOutputDirectory"},
+		{"testdata/rais3.toml", []string{"AdminToken", "DatadogAddress", "DatadogServiceName",
+			"MaxTraces", "S3Cache", "S3Zone", "TraceFlushMinutes", "TracerOutputDirectory"},
 			func(t *testing.T, c Config) {
 				if c.AdminAddress != ":12416" || c.AdminToken != "" || c.IIIFWebPath != "/iiif" || c.IIIFBaseURL != "" {
 					t.Errorf("cfg %+v", c)
@@ -78,7 +80,7 @@ func TestRAISSampleFilesStart(t *testing.T) {
 func TestRAISSettingsInTheEnvironmentAndFlagsWarn(t *testing.T) {
 	env := []string{"RAIS_TILEPATH=s3://images/scans", "RAIS_PLUGINS=*.so", "RAIS_S3_ENDPOINT=minio:9000",
 		"RAIS_S3_DISABLESSL=t", "RAIS_S3_FORCEPATHSTYLE=true", "RAIS_CACHEDIR=" + t.TempDir(),
-		"RAIS_ALLOW_INSECURE_PLUGINS=1", "RAIS_IIIFURL=https://x.example/iiif"}
+		"RAIS_ALLOW_INSECURE_PLUGINS=1", "RAIS_IIIFURL=https://x.example/iiif", "RAIS_S3CACHE="}
 	cfg, warns, err := Load("", env, []string{"--plugins", "datadog.so", "--capabilities-file=/etc/cap.toml"})
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +88,9 @@ func TestRAISSettingsInTheEnvironmentAndFlagsWarn(t *testing.T) {
 	all := strings.Join(warns, "\n")
 	if strings.Contains(all, "RAIS_S3_") {
 		t.Errorf("RAIS 4's S3 settings warned:\n%s", all)
+	}
+	if strings.Contains(all, "RAIS_S3CACHE") {
+		t.Errorf("an empty RAIS_S3CACHE, which asks for nothing, warned:\n%s", all)
 	}
 	if cfg.S3Endpoint != "minio:9000" || !cfg.S3DisableSSL || !cfg.S3ForcePathStyle || cfg.SourceCache() == "" {
 		t.Errorf("RAIS_S3_* read as %q %v %v, source cache %q", cfg.S3Endpoint, cfg.S3DisableSSL, cfg.S3ForcePathStyle, cfg.SourceCache())
