@@ -56,4 +56,11 @@ sub vcl_backend_response {
 
 sub vcl_deliver {
     unset resp.http.x-url;
+    # A stored object carries the X-Cache iiif-proxy sent when Varnish
+    # fetched it (often MISS): on a Varnish hit that is history, and
+    # dashboards reading X-Cache would count a hit as a render.
+    if (obj.hits > 0) {
+        set resp.http.X-Cache = "HIT";
+        set resp.http.X-Cache-Layer = "varnish";
+    }
 }

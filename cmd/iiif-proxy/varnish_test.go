@@ -109,7 +109,12 @@ func (v *varnish) get(t *testing.T, path string) (hit bool) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s through Varnish: %s\n%s", path, resp.Status, v.out)
 	}
-	return len(strings.Fields(resp.Header.Get("X-Varnish"))) == 2
+	hit = len(strings.Fields(resp.Header.Get("X-Varnish"))) == 2
+	if xc := resp.Header.Get("X-Cache"); hit && (xc != "HIT" || resp.Header.Get("X-Cache-Layer") != "varnish") {
+		t.Errorf("GET %s: a Varnish hit says X-Cache %q, X-Cache-Layer %q: want HIT from varnish (conf/varnish.vcl)",
+			path, xc, resp.Header.Get("X-Cache-Layer"))
+	}
+	return hit
 }
 
 // A purge on iiif-proxy's admin API reaches the Varnish caches in front:
