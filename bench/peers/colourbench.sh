@@ -132,7 +132,7 @@ for f in $FILES; do
   ext=${f##*.} stem=${f%.*}
   read -r W H < <(vipsheader -f width "$IMAGES/$f" | tr '\n' ' '; vipsheader -f height "$IMAGES/$f")
   common=(WIDTH="$W" HEIGHT="$H" TILE=256 FORMAT=default.jpg SEED=1 STYLE=2 COPIES=$COPIES)
-  for kind in scale1-c8 scale8-c8 full1024-c1; do
+  for kind in scale1-c8 scale8-c8 full1024-c1 thumbs-c1; do
     for server in iipimage before after before-reenc after-reenc; do
       if [ "$server" = iipimage ]; then
         base=/iiif/$stem-%04d.$ext url=http://$IIP_LISTEN
@@ -145,6 +145,10 @@ for f in $FILES; do
         full1024-c1)
           [[ $server == *-reenc ]] && continue # no tile passes through at 1024 wide
           run "$f" "$kind" "$server" "$url${base/\%04d/0001}/full/1024,/0/default.jpg" X=1 -- -t1 -c1 -d"$DUR" --latency ;;
+        thumbs-c1)
+          # Whole-image thumbnails of 150-700 px (bench/wrk/thumbs.lua).
+          [[ $server == *-reenc ]] && continue
+          run "$f" "$kind" "$server" "$url" BASE="$base" COPIES=$COPIES -- -t1 -c1 -d"$DUR" --latency -s "$HERE/../wrk/thumbs.lua" ;;
       esac
     done
   done
