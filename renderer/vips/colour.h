@@ -28,6 +28,18 @@ int iiif_icc_check(VipsImage *in, unsigned long long key);
 int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
                        int rows);
 
+// iiif_icc_rgb8_with converts n pixels of 8-bit RGB from profile to sRGB
+// with the cached transform's implementation impl: -1 lcms itself, else an
+// enum iiif_shape_impl (shaper.h). -1 when impl does not apply (the profile
+// is not a matrix-shaper one, or the CPU lacks impl). For tests and
+// benchmarks, which compare the implementations.
+int iiif_icc_rgb8_with(unsigned long long key, const void *profile, size_t len, const unsigned char *in,
+                       unsigned char *out, int n, int impl);
+
+// iiif_icc_converted is how many pixels the cached transforms have
+// converted, for tests that check where in a pipeline the conversion runs.
+guint64 iiif_icc_converted(void);
+
 // iiif_icc_transforms is how many transforms are cached.
 int iiif_icc_transforms(void);
 
