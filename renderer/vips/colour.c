@@ -1,4 +1,5 @@
 // colour.c: see colour.h.
+#include <limits.h>
 #include <string.h>
 #include <lcms2.h>
 #include <vips/vips.h>
@@ -170,10 +171,13 @@ int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, 
 	int owned;
 	conv *c = lookup_raw(key, profile, len, TYPE_RGB_8, TYPE_RGB_8, &owned);
 	if (c == NULL) return -1;
-	for (int y = 0; y < rows; y++) {
-		unsigned char *row = pixels + (size_t)y * width * 3;
-		run(c, row, row, width); // both convert in place when the formats match
-	}
+	// The rows are contiguous: one run, not one per row (a run's last few
+	// pixels cost more), unless the count would overflow. Both
+	// implementations convert in place.
+	if ((size_t)width * rows <= INT_MAX)
+		run(c, pixels, pixels, width * rows);
+	else
+		for (int y = 0; y < rows; y++) run(c, pixels + (size_t)y * width * 3, pixels + (size_t)y * width * 3, width);
 	if (owned) drop(c);
 	return 0;
 }

@@ -119,13 +119,14 @@ static void shape_scalar(const shaper *restrict sh, const unsigned char *in, uns
 }
 
 #ifdef IIIF_X86
-// shape_avx2 converts 8 pixels (24 bytes) per round, the remainder with
-// shape_scalar. Only AVX2 is enabled for it, not FMA: with FMA the compiler
-// would fuse the multiplies and adds (one rounding instead of two) and a
-// few colours would land one table step away from the scalar result; the
-// cost is 6 instructions per 8 pixels, against 6 gathers.
-__attribute__((target("avx2"))) static void shape_avx2(const shaper *restrict sh, const unsigned char *in,
-                                                        unsigned char *out, int n) {
+// round8 converts 8 pixels (24 bytes) from in to out, which may be in. It
+// reads 28 bytes from in: the second load takes 16 bytes from pixel 4.
+// Only AVX2 is enabled for it, not FMA: with FMA the compiler would fuse
+// the multiplies and adds (one rounding instead of two) and a few colours
+// would land one table step away from the scalar result; the cost is 6
+// instructions per 8 pixels, against 6 gathers.
+__attribute__((target("avx2"))) static inline void round8(const shaper *restrict sh, const unsigned char *in,
+                                                           unsigned char *out) {
 	// Per 128-bit lane, 4 pixels (12 bytes): the R (G, B) bytes of each
 	// pixel into the low byte of a 32-bit lane, zeros above.
 	const __m256i pick_r = _mm256_setr_epi8(0, -1, -1, -1, 3, -1, -1, -1, 6, -1, -1, -1, 9, -1, -1, -1, //
@@ -146,33 +147,45 @@ __attribute__((target("avx2"))) static void shape_avx2(const shaper *restrict sh
 	const __m256i zero = _mm256_setzero_si256(), top = _mm256_set1_epi32(SHAPER_STEPS),
 	              low = _mm256_set1_epi32(0xff);
 	const int *o0 = (const int *)sh->out[0], *o1 = (const int *)sh->out[1], *o2 = (const int *)sh->out[2];
+
+	__m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)in)),
+	                                     _mm_loadu_si128((const __m128i *)(in + 12)), 1);
+	__m256 r = _mm256_i32gather_ps(sh->lin[0], _mm256_shuffle_epi8(px, pick_r), 4);
+	__m256 g = _mm256_i32gather_ps(sh->lin[1], _mm256_shuffle_epi8(px, pick_g), 4);
+	__m256 b = _mm256_i32gather_ps(sh->lin[2], _mm256_shuffle_epi8(px, pick_b), 4);
+	__m256 x = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m0, r), _mm256_mul_ps(m1, g)), _mm256_mul_ps(m2, b));
+	__m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m3, r), _mm256_mul_ps(m4, g)), _mm256_mul_ps(m5, b));
+	__m256 z = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m6, r), _mm256_mul_ps(m7, g)), _mm256_mul_ps(m8, b));
+	// (int)(v + 0.5f), truncating as C does, then clamped.
+	__m256i xi = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(_mm256_add_ps(x, half)), zero), top);
+	__m256i yi = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(_mm256_add_ps(y, half)), zero), top);
+	__m256i zi = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(_mm256_add_ps(z, half)), zero), top);
+	__m256i ro = _mm256_and_si256(_mm256_i32gather_epi32(o0, xi, 1), low);
+	__m256i go = _mm256_and_si256(_mm256_i32gather_epi32(o1, yi, 1), low);
+	__m256i bo = _mm256_and_si256(_mm256_i32gather_epi32(o2, zi, 1), low);
+	__m256i rgb = _mm256_or_si256(ro, _mm256_or_si256(_mm256_slli_epi32(go, 8), _mm256_slli_epi32(bo, 16)));
+	rgb = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(rgb, pack), join);
+	// 24 bytes exactly: in place, the next round's input starts at out + 24
+	// and must not be touched.
+	_mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(rgb));
+	_mm_storel_epi64((__m128i *)(out + 16), _mm256_extracti128_si256(rgb, 1));
+}
+
+// shape_avx2 converts 8 pixels a round. The last up to 9 pixels, which a
+// round cannot read in place without running past them, go through a
+// buffer: the scalar loop for them cost as much as the rest of a 256-pixel
+// row.
+__attribute__((target("avx2"))) static void shape_avx2(const shaper *restrict sh, const unsigned char *in,
+                                                        unsigned char *out, int n) {
 	int i = 0;
-	// The second load reads 16 bytes from pixel 4, 4 bytes past pixel 7:
-	// a round needs 28 bytes of input, so 10 pixels left.
-	for (; i + 10 <= n; i += 8, in += 24, out += 24) {
-		__m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)in)),
-		                                     _mm_loadu_si128((const __m128i *)(in + 12)), 1);
-		__m256 r = _mm256_i32gather_ps(sh->lin[0], _mm256_shuffle_epi8(px, pick_r), 4);
-		__m256 g = _mm256_i32gather_ps(sh->lin[1], _mm256_shuffle_epi8(px, pick_g), 4);
-		__m256 b = _mm256_i32gather_ps(sh->lin[2], _mm256_shuffle_epi8(px, pick_b), 4);
-		__m256 x = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m0, r), _mm256_mul_ps(m1, g)), _mm256_mul_ps(m2, b));
-		__m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m3, r), _mm256_mul_ps(m4, g)), _mm256_mul_ps(m5, b));
-		__m256 z = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m6, r), _mm256_mul_ps(m7, g)), _mm256_mul_ps(m8, b));
-		// (int)(v + 0.5f), truncating as C does, then clamped.
-		__m256i xi = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(_mm256_add_ps(x, half)), zero), top);
-		__m256i yi = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(_mm256_add_ps(y, half)), zero), top);
-		__m256i zi = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(_mm256_add_ps(z, half)), zero), top);
-		__m256i ro = _mm256_and_si256(_mm256_i32gather_epi32(o0, xi, 1), low);
-		__m256i go = _mm256_and_si256(_mm256_i32gather_epi32(o1, yi, 1), low);
-		__m256i bo = _mm256_and_si256(_mm256_i32gather_epi32(o2, zi, 1), low);
-		__m256i rgb = _mm256_or_si256(ro, _mm256_or_si256(_mm256_slli_epi32(go, 8), _mm256_slli_epi32(bo, 16)));
-		rgb = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(rgb, pack), join);
-		// 24 bytes exactly: in place, the next round's input starts at
-		// out + 24 and must not be touched.
-		_mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(rgb));
-		_mm_storel_epi64((__m128i *)(out + 16), _mm256_extracti128_si256(rgb, 1));
-	}
-	shape_scalar(sh, in, out, n - i);
+	for (; i + 10 <= n; i += 8, in += 24, out += 24) round8(sh, in, out);
+	int left = n - i; // 0-9
+	if (left == 0) return;
+	unsigned char buf[2 * 24 + 4]; // two rounds, the second reading 28 bytes
+	memcpy(buf, in, 3 * left);
+	memset(buf + 3 * left, 0, sizeof buf - 3 * left);
+	for (int j = 0; j < left; j += 8) round8(sh, buf + 3 * j, buf + 3 * j);
+	memcpy(out, buf, 3 * left);
 }
 #endif
 
