@@ -182,6 +182,14 @@ func BenchmarkTileSRGBTagged(b *testing.B) { benchReal(b, "real-srgb.tif", tiles
 
 func BenchmarkTileAdobeRGB(b *testing.B) { benchReal(b, "real-adobe.tif", tiles(1, 512)) }
 
+// BenchmarkTileAdobeRGBEdgeEighth: the partial 1/8-scale tiles of the
+// bottom row (256 × 160), converted.
+func BenchmarkTileAdobeRGBEdgeEighth(b *testing.B) { benchReal(b, "real-adobe.tif", edgeTiles8()) }
+
+// BenchmarkTileAdobeRGBEighth: every 1/8-scale tile, the partial ones
+// included, converted (as the HTTP benchmark walks them).
+func BenchmarkTileAdobeRGBEighth(b *testing.B) { benchReal(b, "real-adobe.tif", allTiles8()) }
+
 func BenchmarkThumb1024AdobeRGB(b *testing.B) {
 	benchReal(b, "real-adobe.tif", []string{"x/full/1024,/0/default.jpg"})
 }

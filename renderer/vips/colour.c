@@ -167,17 +167,20 @@ static conv *lookup(VipsImage *in, unsigned long long key, int *owned) {
 }
 
 int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
-                       int rows) {
+                       int rows, int stride) {
 	int owned;
 	conv *c = lookup_raw(key, profile, len, TYPE_RGB_8, TYPE_RGB_8, &owned);
 	if (c == NULL) return -1;
-	// The rows are contiguous: one run, not one per row (a run's last few
+	// Contiguous rows are one run, not one per row (a run's last few
 	// pixels cost more), unless the count would overflow. Both
 	// implementations convert in place.
-	if ((size_t)width * rows <= INT_MAX)
+	if (width == stride && (size_t)width * rows <= INT_MAX)
 		run(c, pixels, pixels, width * rows);
 	else
-		for (int y = 0; y < rows; y++) run(c, pixels + (size_t)y * width * 3, pixels + (size_t)y * width * 3, width);
+		for (int y = 0; y < rows; y++) {
+			unsigned char *row = pixels + (size_t)y * stride * 3;
+			run(c, row, row, width);
+		}
 	if (owned) drop(c);
 	return 0;
 }

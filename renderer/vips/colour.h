@@ -23,10 +23,11 @@ int iiif_icc_convert(VipsImage *in, unsigned long long key, VipsImage **out);
 // described, not on every render. 0: usable; -1: not, with a libvips error.
 int iiif_icc_check(VipsImage *in, unsigned long long key);
 
-// iiif_icc_rgb8_rows converts rows of 8-bit RGB pixels in place from
-// profile (len bytes, key its hash) to sRGB with the cached transform.
+// iiif_icc_rgb8_rows converts rows of 8-bit RGB pixels (width of them in
+// each row, rows starting stride pixels apart) in place from profile (len
+// bytes, key its hash) to sRGB with the cached transform.
 int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
-                       int rows);
+                       int rows, int stride);
 
 // iiif_icc_rgb8_with converts n pixels of 8-bit RGB from profile to sRGB
 // with the cached transform's implementation impl: -1 lcms itself, else an
