@@ -57,15 +57,15 @@ static int formats(VipsImage *in, cmsUInt32Number *inf, cmsUInt32Number *outf) {
 	return -1;
 }
 
-// converted counts the pixels run converts (iiif_icc_converted).
-static guint64 converted;
+// shaped counts the pixels the shaper converts (iiif_icc_shaped).
+static guint64 shaped;
 
 // run converts n pixels with c.
 static void run(const conv *c, const void *in, void *out, int n) {
-	__atomic_fetch_add(&converted, (guint64)n, __ATOMIC_RELAXED);
-	if (c->sh)
+	if (c->sh) {
+		__atomic_fetch_add(&shaped, (guint64)n, __ATOMIC_RELAXED);
 		iiif_shape(c->sh, in, out, n);
-	else
+	} else
 		cmsDoTransform(c->tr, in, out, n);
 }
 
@@ -185,7 +185,7 @@ int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, 
 	return 0;
 }
 
-guint64 iiif_icc_converted(void) { return __atomic_load_n(&converted, __ATOMIC_RELAXED); }
+guint64 iiif_icc_shaped(void) { return __atomic_load_n(&shaped, __ATOMIC_RELAXED); }
 
 int iiif_icc_rgb8_with(unsigned long long key, const void *profile, size_t len, const unsigned char *in,
                        unsigned char *out, int n, int impl) {

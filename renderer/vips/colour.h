@@ -37,9 +37,10 @@ int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, 
 int iiif_icc_rgb8_with(unsigned long long key, const void *profile, size_t len, const unsigned char *in,
                        unsigned char *out, int n, int impl);
 
-// iiif_icc_converted is how many pixels the cached transforms have
-// converted, for tests that check where in a pipeline the conversion runs.
-guint64 iiif_icc_converted(void);
+// iiif_icc_shaped is how many pixels the inline shaper (shaper.h) has
+// converted, for tests that check where in a pipeline the conversion runs
+// and that it takes the fast path.
+guint64 iiif_icc_shaped(void);
 
 // iiif_icc_transforms is how many transforms are cached.
 int iiif_icc_transforms(void);

@@ -51,6 +51,6 @@ func convertRGB8With(profile []byte, impl int, in, out []byte) bool {
 		(*C.uchar)(unsafe.Pointer(&in[0])), (*C.uchar)(unsafe.Pointer(&out[0])), C.int(len(in)/3), C.int(impl)) == 0
 }
 
-// convertedPixels is how many pixels the cached transforms have converted
-// in this process.
-func convertedPixels() uint64 { return uint64(C.iiif_icc_converted()) }
+// shapedPixels is how many pixels renders have converted with the inline
+// shaper in this process (convertRGB8With's are not counted).
+func shapedPixels() uint64 { return uint64(C.iiif_icc_shaped()) }
