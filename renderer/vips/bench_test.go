@@ -190,6 +190,14 @@ func BenchmarkTileAdobeRGBEdgeEighth(b *testing.B) { benchReal(b, "real-adobe.ti
 // included, converted (as the HTTP benchmark walks them).
 func BenchmarkTileAdobeRGBEighth(b *testing.B) { benchReal(b, "real-adobe.tif", allTiles8()) }
 
+// BenchmarkTileCMYK: full-resolution tiles of the CMYK pyramid (JPEG
+// tiles, libvips' CMYK profile), converted to sRGB by lcms.
+func BenchmarkTileCMYK(b *testing.B) { benchReal(b, "real-cmyk.tif", tiles(1, 256)) }
+
+// BenchmarkTileAdobeRGB16: full-resolution tiles of the 16-bit Adobe RGB
+// pyramid (deflate tiles), converted to 8-bit sRGB by lcms.
+func BenchmarkTileAdobeRGB16(b *testing.B) { benchReal(b, "real-adobe16.tif", tiles(1, 256)) }
+
 func BenchmarkThumb1024AdobeRGB(b *testing.B) {
 	benchReal(b, "real-adobe.tif", []string{"x/full/1024,/0/default.jpg"})
 }
