@@ -6,6 +6,7 @@
 
 #include "colour.h"
 #include "shaper.h"
+#include "clut.h"
 
 // MAX_TRANSFORMS bounds the cache: sites hold a handful of distinct
 // profiles (a few per scanner or workflow). An 8-bit transform is a
@@ -14,10 +15,12 @@
 #define MAX_TRANSFORMS 64
 
 // conv is a cached conversion: lcms' transform, and the inline shaper
-// (shaper.h) when it applies, which is then what runs.
+// (shaper.h, matrix-shaper RGB) or table (clut.h, 8-bit CMYK) when one
+// applies, which is then what runs.
 typedef struct {
 	cmsHTRANSFORM tr;
-	shaper *sh; // NULL: use tr
+	shaper *sh; // NULL: use cl or tr
+	clut4 *cl;  // NULL: use tr
 } conv;
 
 typedef struct {
@@ -65,17 +68,22 @@ static void run(const conv *c, const void *in, void *out, int n) {
 	if (c->sh) {
 		__atomic_fetch_add(&shaped, (guint64)n, __ATOMIC_RELAXED);
 		iiif_shape(c->sh, in, out, n);
-	} else
+	} else if (c->cl)
+		iiif_clut4(c->cl, in, out, n);
+	else
 		cmsDoTransform(c->tr, in, out, n);
 }
 
 static void free_conv(conv *c) {
 	cmsDeleteTransform(c->tr);
 	iiif_shaper_free(c->sh);
+	iiif_clut4_free(c->cl);
 }
 
-static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cmsUInt32Number outf, shaper **sh) {
+static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cmsUInt32Number outf, shaper **sh,
+                           clut4 **cl) {
 	*sh = NULL;
+	*cl = NULL;
 	cmsHPROFILE p = cmsOpenProfileFromMem(data, len);
 	if (p == NULL) {
 		vips_error("iiif", "the embedded ICC profile cannot be read");
@@ -93,6 +101,16 @@ static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cm
 	cmsHTRANSFORM tr = cmsCreateTransform(p, inf, srgb, outf, INTENT_RELATIVE_COLORIMETRIC,
 	                                      cmsFLAGS_NOCACHE | cmsFLAGS_COPY_ALPHA);
 	if (tr != NULL && inf == TYPE_RGB_8 && outf == TYPE_RGB_8) *sh = iiif_shaper_new(p, srgb);
+	if (tr != NULL && inf == TYPE_CMYK_8 && outf == TYPE_RGB_8) {
+		// The same transform at 16 bits, to sample the grid from:
+		// lcms builds the same table for it.
+		cmsHTRANSFORM t16 = cmsCreateTransform(p, TYPE_CMYK_16, srgb, TYPE_RGB_16, INTENT_RELATIVE_COLORIMETRIC,
+		                                       cmsFLAGS_NOCACHE);
+		if (t16 != NULL) {
+			*cl = iiif_clut4_new(t16);
+			cmsDeleteTransform(t16);
+		}
+	}
 	cmsCloseProfile(p);
 	if (tr == NULL) vips_error("iiif", "no colour transform from the embedded ICC profile to sRGB");
 	return tr;
@@ -131,15 +149,16 @@ static conv *lookup_raw(unsigned long long key, const void *data, size_t len, cm
 		return NULL;
 	}
 	shaper *sh;
-	cmsHTRANSFORM tr = build(data, len, inf, outf, &sh);
+	clut4 *cl;
+	cmsHTRANSFORM tr = build(data, len, inf, outf, &sh, &cl);
 	conv *c = NULL;
 	if (tr != NULL) {
 		if (ncache < MAX_TRANSFORMS) {
-			cache[ncache] = (entry){key, len, g_memdup2(data, len), inf, outf, {tr, sh}};
+			cache[ncache] = (entry){key, len, g_memdup2(data, len), inf, outf, {tr, sh, cl}};
 			c = &cache[ncache++].c;
 		} else {
 			c = g_new(conv, 1);
-			*c = (conv){tr, sh};
+			*c = (conv){tr, sh, cl};
 			*owned = 1;
 		}
 	}
@@ -187,15 +206,17 @@ int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, 
 
 guint64 iiif_icc_shaped(void) { return __atomic_load_n(&shaped, __ATOMIC_RELAXED); }
 
-int iiif_icc_rgb8_with(unsigned long long key, const void *profile, size_t len, const unsigned char *in,
-                       unsigned char *out, int n, int impl) {
+int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int cmyk, const unsigned char *in,
+                  unsigned char *out, int n, int impl) {
 	int owned;
-	conv *c = lookup_raw(key, profile, len, TYPE_RGB_8, TYPE_RGB_8, &owned);
+	conv *c = lookup_raw(key, profile, len, cmyk ? TYPE_CMYK_8 : TYPE_RGB_8, TYPE_RGB_8, &owned);
 	if (c == NULL) return -1;
 	int rc = 0;
 	if (impl < 0)
 		cmsDoTransform(c->tr, in, out, n);
-	else if (c->sh != NULL && iiif_shape_has(impl))
+	else if (impl == IIIF_ICC_CLUT && c->cl != NULL)
+		iiif_clut4(c->cl, in, out, n);
+	else if (impl != IIIF_ICC_CLUT && c->sh != NULL && iiif_shape_has(impl))
 		iiif_shape_with(impl, c->sh, in, out, n);
 	else
 		rc = -1;

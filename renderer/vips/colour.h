@@ -29,13 +29,17 @@ int iiif_icc_check(VipsImage *in, unsigned long long key);
 int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
                        int rows, int stride);
 
-// iiif_icc_rgb8_with converts n pixels of 8-bit RGB from profile to sRGB
-// with the cached transform's implementation impl: -1 lcms itself, else an
-// enum iiif_shape_impl (shaper.h). -1 when impl does not apply (the profile
-// is not a matrix-shaper one, or the CPU lacks impl). For tests and
-// benchmarks, which compare the implementations.
-int iiif_icc_rgb8_with(unsigned long long key, const void *profile, size_t len, const unsigned char *in,
-                       unsigned char *out, int n, int impl);
+// IIIF_ICC_CLUT names the inline CMYK table (clut.h) to iiif_icc_with.
+#define IIIF_ICC_CLUT 2
+
+// iiif_icc_with converts n pixels of 8-bit RGB, or CMYK when cmyk, from
+// profile to 8-bit sRGB with the cached transform's implementation impl:
+// -1 lcms itself, IIIF_ICC_CLUT the table, else an enum iiif_shape_impl
+// (shaper.h). -1 when impl does not apply (not a matrix-shaper profile, not
+// CMYK, or the CPU lacks impl). For tests and benchmarks, which compare
+// the implementations.
+int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int cmyk, const unsigned char *in,
+                  unsigned char *out, int n, int impl);
 
 // iiif_icc_shaped is how many pixels the inline shaper (shaper.h) has
 // converted, for tests that check where in a pipeline the conversion runs

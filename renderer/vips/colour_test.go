@@ -24,7 +24,7 @@ const (
 	colordSRGB = "/usr/share/color/icc/colord/sRGB.icc"
 )
 
-func needProfiles(t *testing.T) {
+func needProfiles(t testing.TB) {
 	t.Helper()
 	for _, p := range []string{adobeRGB, colordSRGB} {
 		if _, err := os.Stat(p); err != nil {

@@ -16,6 +16,7 @@ const (
 	convLCMS   = -1 // lcms' own transform
 	convScalar = C.IIIF_SHAPE_SCALAR
 	convAVX2   = C.IIIF_SHAPE_AVX2
+	convCLUT   = C.IIIF_ICC_CLUT // 8-bit CMYK's table
 )
 
 func convName(impl int) string {
@@ -26,6 +27,8 @@ func convName(impl int) string {
 		return "scalar"
 	case convAVX2:
 		return "avx2"
+	case convCLUT:
+		return "clut"
 	}
 	return "unknown"
 }
@@ -34,23 +37,41 @@ func convName(impl int) string {
 func shaperBest() int { return int(C.iiif_shape_best()) }
 
 // shaperHas reports whether this build and CPU run impl.
-func shaperHas(impl int) bool { return impl == convLCMS || C.iiif_shape_has(C.int(impl)) != 0 }
+func shaperHas(impl int) bool {
+	return impl == convLCMS || impl == convCLUT || C.iiif_shape_has(C.int(impl)) != 0
+}
 
-// convertRGB8With converts the 8-bit RGB pixels in (len a multiple of 3)
-// from profile to sRGB into out with impl, through the transform cache as
-// renders do. false: impl does not apply to the profile or this CPU, or
-// the profile is unusable.
-func convertRGB8With(profile []byte, impl int, in, out []byte) bool {
-	if len(in) < 3 || len(out) < len(in) || len(profile) == 0 {
-		return false
-	}
+// converter converts pixels from one profile to sRGB through the transform
+// cache, as renders do, with a chosen implementation.
+type converter struct {
+	profile []byte
+	key     uint64 // the cache's key, hashed once (libvips' CMYK profile is 0.5 MB)
+}
+
+func newConverter(profile []byte) converter {
 	h := fnv.New64a()
 	h.Write(profile)
+	return converter{profile, h.Sum64()}
+}
+
+// rgb8 converts the 8-bit RGB pixels in (len a multiple of 3) into out
+// with impl. false: impl does not apply to the profile or this CPU, or the
+// profile is unusable.
+func (c converter) rgb8(impl int, in, out []byte) bool { return c.run(false, impl, in, out, len(in)/3) }
+
+// cmyk8 is rgb8 for 8-bit CMYK pixels (len a multiple of 4; out takes 3
+// bytes a pixel).
+func (c converter) cmyk8(impl int, in, out []byte) bool { return c.run(true, impl, in, out, len(in)/4) }
+
+func (c converter) run(cmyk bool, impl int, in, out []byte, n int) bool {
+	if n < 1 || len(out) < 3*n || len(c.profile) == 0 {
+		return false
+	}
 	// Go memory passed for the call's duration only (no Go pointers in it).
-	return C.iiif_icc_rgb8_with(C.ulonglong(h.Sum64()), unsafe.Pointer(&profile[0]), C.size_t(len(profile)),
-		(*C.uchar)(unsafe.Pointer(&in[0])), (*C.uchar)(unsafe.Pointer(&out[0])), C.int(len(in)/3), C.int(impl)) == 0
+	return C.iiif_icc_with(C.ulonglong(c.key), unsafe.Pointer(&c.profile[0]), C.size_t(len(c.profile)), cbool(cmyk),
+		(*C.uchar)(unsafe.Pointer(&in[0])), (*C.uchar)(unsafe.Pointer(&out[0])), C.int(n), C.int(impl)) == 0
 }
 
 // shapedPixels is how many pixels renders have converted with the inline
-// shaper in this process (convertRGB8With's are not counted).
+// shaper in this process (a converter's are not counted).
 func shapedPixels() uint64 { return uint64(C.iiif_icc_shaped()) }

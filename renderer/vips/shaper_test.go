@@ -29,7 +29,7 @@ func everyColour(r int, px []byte) {
 // run (AVX2 where the CPU has it) converts every one of the 16.7 million
 // 8-bit colours to the same bytes as the scalar one.
 func TestShaperImplementationsAgreeOnEveryColour(t *testing.T) {
-	profile := readProfile(t, adobeRGB)
+	conv := newConverter(readProfile(t, adobeRGB))
 	best := shaperBest()
 	t.Logf("renders convert with the %s implementation", convName(best))
 	if best == convScalar {
@@ -39,7 +39,7 @@ func TestShaperImplementationsAgreeOnEveryColour(t *testing.T) {
 	differ := 0
 	for r := range 256 {
 		everyColour(r, in)
-		if !convertRGB8With(profile, convScalar, in, want) || !convertRGB8With(profile, best, in, got) {
+		if !conv.rgb8(convScalar, in, want) || !conv.rgb8(best, in, got) {
 			t.Fatal("Adobe RGB is not converted by the shaper")
 		}
 		for i := 0; i < len(in); i += 3 {
@@ -61,7 +61,7 @@ func TestShaperImplementationsAgreeOnEveryColour(t *testing.T) {
 // and touches no byte outside its pixels (the SIMD path loads past its 8
 // pixels and must never store past them).
 func TestShaperEdgesAndInPlace(t *testing.T) {
-	profile := readProfile(t, adobeRGB)
+	conv := newConverter(readProfile(t, adobeRGB))
 	best := shaperBest()
 	t.Logf("checking the %s implementation", convName(best))
 	src := make([]byte, 3*64)
@@ -70,7 +70,7 @@ func TestShaperEdgesAndInPlace(t *testing.T) {
 	}
 	for n := 1; n <= 40; n++ {
 		want := make([]byte, 3*n)
-		if !convertRGB8With(profile, convScalar, src[:3*n], want) {
+		if !conv.rgb8(convScalar, src[:3*n], want) {
 			t.Fatal("Adobe RGB is not converted by the shaper")
 		}
 		for off := range 4 {
@@ -79,7 +79,7 @@ func TestShaperEdgesAndInPlace(t *testing.T) {
 				buf[i] = 0xA5
 			}
 			copy(buf[off:], src[:3*n])
-			convertRGB8With(profile, best, buf[off:off+3*n], buf[off:off+3*n]) // in place
+			conv.rgb8(best, buf[off:off+3*n], buf[off:off+3*n]) // in place
 			if string(buf[off:off+3*n]) != string(want) {
 				t.Fatalf("%d pixels at offset %d, in place: %v, want %v", n, off, buf[off:off+3*n], want)
 			}
@@ -89,7 +89,7 @@ func TestShaperEdgesAndInPlace(t *testing.T) {
 				}
 			}
 			out := make([]byte, 3*n)
-			convertRGB8With(profile, best, src[:3*n], out)
+			conv.rgb8(best, src[:3*n], out)
 			if string(out) != string(want) {
 				t.Fatalf("%d pixels, out of place: %v, want %v", n, out, want)
 			}
@@ -102,13 +102,13 @@ func TestShaperEdgesAndInPlace(t *testing.T) {
 // colour, and the very same byte on nearly every channel (99.2 % for Adobe
 // RGB, 97.6 % of the pixels on all three).
 func TestShaperWithinOneLevelOfLCMS(t *testing.T) {
-	profile := readProfile(t, adobeRGB)
+	conv := newConverter(readProfile(t, adobeRGB))
 	best := shaperBest()
 	in, want, got := make([]byte, 3*65536), make([]byte, 3*65536), make([]byte, 3*65536)
 	samePixels, sameChannels, worst := 0, 0, 0
 	for r := range 256 {
 		everyColour(r, in)
-		if !convertRGB8With(profile, convLCMS, in, want) || !convertRGB8With(profile, best, in, got) {
+		if !conv.rgb8(convLCMS, in, want) || !conv.rgb8(best, in, got) {
 			t.Fatal("Adobe RGB is not converted")
 		}
 		for i := 0; i < len(in); i += 3 {
@@ -136,13 +136,18 @@ func TestShaperWithinOneLevelOfLCMS(t *testing.T) {
 
 // scanTile is a 256-px tile of scan-like pixels (the generator's Scan:
 // paper, ink, an illustration), converted to and stored as Adobe RGB.
-var scanTile = sync.OnceValues(func() ([]byte, error) {
+var scanTile = sync.OnceValues(func() ([]byte, error) { return scanTileIn(adobeRGB) })
+
+// cmykTile is the same, converted to libvips' built-in CMYK.
+var cmykTile = sync.OnceValues(func() ([]byte, error) { return scanTileIn("cmyk") })
+
+func scanTileIn(profile string) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "scan-tile-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	name, err := GenerateWith(filepath.Join(dir, "tile"), Scan, StripTIFF, 256, 256, 7, Pixels{Profile: adobeRGB, Convert: true})
+	name, err := GenerateWith(filepath.Join(dir, "tile"), Scan, StripTIFF, 256, 256, 7, Pixels{Profile: profile, Convert: true})
 	if err != nil {
 		return nil, err
 	}
@@ -152,13 +157,13 @@ var scanTile = sync.OnceValues(func() ([]byte, error) {
 	}
 	defer img.Close()
 	return img.ToBytes()
-})
+}
 
 // BenchmarkConvertTile converts a 256-px tile of scan-like Adobe RGB
 // pixels to sRGB in place with each implementation; cpu-ns/pixel is the
 // figure to compare (bench/RESULTS.md, "SIMD conversion").
 func BenchmarkConvertTile(b *testing.B) {
-	profile := readProfile(b, adobeRGB)
+	conv := newConverter(readProfile(b, adobeRGB))
 	tile, err := scanTile()
 	if err != nil {
 		b.Fatal(err)
@@ -175,7 +180,7 @@ func BenchmarkConvertTile(b *testing.B) {
 			cpu0 := cpuTime()
 			for b.Loop() {
 				copy(px, tile) // 200 KB, about 5 µs: the same pixels every round
-				if !convertRGB8With(profile, impl, px, px) {
+				if !conv.rgb8(impl, px, px) {
 					b.Fatal("not converted")
 				}
 			}
@@ -183,5 +188,110 @@ func BenchmarkConvertTile(b *testing.B) {
 			// this process's work only (see cpuTime).
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/(256*256), "cpu-ns/pixel")
 		})
+	}
+}
+
+// BenchmarkConvertTileCMYK converts a 256-px tile of scan-like CMYK pixels
+// to sRGB with lcms and with the inline table.
+func BenchmarkConvertTileCMYK(b *testing.B) {
+	needProfiles(b)
+	conv := newConverter(cmykProfile(b))
+	tile, err := cmykTile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(tile) != 256*256*4 {
+		b.Fatalf("%d bytes, want a 256-px CMYK tile", len(tile))
+	}
+	for _, impl := range []int{convLCMS, convCLUT} {
+		b.Run(convName(impl), func(b *testing.B) {
+			out := make([]byte, 256*256*3)
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if !conv.cmyk8(impl, tile, out) {
+					b.Fatal("not converted")
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/(256*256), "cpu-ns/pixel")
+		})
+	}
+}
+
+// cmykProfile is the profile of the CMYK colour fixture (libvips' built-in
+// CMYK profile).
+func cmykProfile(t testing.TB) []byte {
+	t.Helper()
+	dir, err := colourFixtures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := vips.NewImageFromFile(filepath.Join(dir, "cmyk.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	p := img.GetICCProfile()
+	if len(p) == 0 {
+		t.Fatal("the CMYK fixture carries no profile")
+	}
+	return p
+}
+
+// TestCLUTMatchesLCMS: 8-bit CMYK converts through the inline table as
+// through lcms, on a grid of 52⁴ colours (every fifth level of each ink,
+// both ends included) and on every level of each ink alone and with full
+// black: all but 93 of 22 million channels identically (the table's nodes
+// are sampled from lcms' transform, which lands one level off now and then),
+// none further than one level.
+func TestCLUTMatchesLCMS(t *testing.T) {
+	needProfiles(t)
+	conv := newConverter(cmykProfile(t))
+	var levels []int
+	for v := 0; v <= 255; v += 5 {
+		levels = append(levels, v)
+	}
+	const chunk = 52 * 52 * 52
+	in, want, got := make([]byte, 4*chunk), make([]byte, 3*chunk), make([]byte, 3*chunk)
+	same, worst, total := 0, 0, 0
+	check := func(n int) {
+		if !conv.cmyk8(convLCMS, in[:4*n], want) || !conv.cmyk8(convCLUT, in[:4*n], got) {
+			t.Fatal("CMYK is not converted by the table")
+		}
+		for i := 0; i < 3*n; i++ {
+			d := abs(int(got[i]) - int(want[i]))
+			worst = max(worst, d)
+			if d == 0 {
+				same++
+			}
+		}
+		total += 3 * n
+	}
+	for _, c := range levels {
+		i := 0
+		for _, m := range levels {
+			for _, y := range levels {
+				for _, k := range levels {
+					in[4*i], in[4*i+1], in[4*i+2], in[4*i+3] = byte(c), byte(m), byte(y), byte(k)
+					i++
+				}
+			}
+		}
+		check(i)
+	}
+	i := 0
+	for ink := range 4 {
+		for v := range 256 {
+			for _, k := range []byte{0, 255} {
+				px := in[4*i : 4*i+4]
+				px[0], px[1], px[2], px[3] = 0, 0, 0, k
+				px[ink] = byte(v)
+				i++
+			}
+		}
+	}
+	check(i)
+	t.Logf("%d of %d channels (%.4f %%) convert to lcms' bytes, the rest within %d", same, total, 100*float64(same)/float64(total), worst)
+	if worst > 1 || float64(same) < 0.999*float64(total) {
+		t.Fatalf("worst %d levels from lcms, %.4f %% identical; want ≤ 1 and ≥ 99.9 %%", worst, 100*float64(same)/float64(total))
 	}
 }
