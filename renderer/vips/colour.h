@@ -3,7 +3,10 @@
 // the life of the process and shared by every render and thread, instead of
 // libvips' vips_icc_transform, which opens the profiles and builds a new
 // transform for every pipeline: with a 3 KB profile that cost ten times a
-// 256-pixel tile's whole render.
+// 256-pixel tile's whole render. The pixels of the two commonest kinds are
+// converted inline rather than through lcms' generic per-pixel code: 8-bit
+// RGB between matrix-shaper profiles by shaper.h (AVX2 where the CPU has
+// it), 8-bit CMYK by clut.h (lcms' own table and interpolation).
 #ifndef IIIF_COLOUR_H
 #define IIIF_COLOUR_H
 

@@ -18,12 +18,12 @@
 // lcms 2.14 already optimises a matrix-shaper transform (its matrix-shaper
 // optimisation is on: cmsFLAGS_NOOPTIMIZE would cost 130-170 ns a pixel),
 // but runs it through its generic formatters, 8-bit to 16-bit and back with
-// calls per pixel: 10-14 ns a pixel on the test machine, against 6.6-9 ns
-// for the same arithmetic inline and scalar, about 1.5 with AVX2
-// (bench/RESULTS.md). Every one of the 16.7 million 8-bit colours converts
-// to within one level of lcms' result, 99 % of them identically (checked for
-// Adobe RGB, eciRGB v2, ProPhoto and Rec. 709 to libvips' sRGB; the test
-// checks Adobe RGB).
+// calls per pixel: about 10 ns a pixel on the test machine, against about 5
+// for the same arithmetic inline and scalar and 2-2.8 with AVX2
+// (bench/RESULTS.md, "SIMD conversion"). Every one of the 16.7 million
+// 8-bit colours converts to within one level of lcms' result, 99.2 % of the
+// channels identically (checked for Adobe RGB, eciRGB v2, ProPhoto and
+// Rec. 709 to libvips' sRGB; the test checks Adobe RGB).
 struct shaper {
 	float lin[3][256]; // input curves, 0-1
 	// The matrix times SHAPER_STEPS, row-major: scaling by a power of two
