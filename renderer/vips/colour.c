@@ -19,8 +19,9 @@
 // applies, which is then what runs.
 typedef struct {
 	cmsHTRANSFORM tr;
-	shaper *sh; // NULL: use cl or tr
-	clut4 *cl;  // NULL: use tr
+	shaper *sh;  // NULL: use cl or tr
+	clut4 *cl;   // NULL: use tr
+	int sixteen; // the input is 16-bit (sh then takes 16-bit pixels)
 } conv;
 
 typedef struct {
@@ -67,7 +68,10 @@ static guint64 shaped;
 static void run(const conv *c, const void *in, void *out, int n) {
 	if (c->sh) {
 		__atomic_fetch_add(&shaped, (guint64)n, __ATOMIC_RELAXED);
-		iiif_shape(c->sh, in, out, n);
+		if (c->sixteen)
+			iiif_shape16(c->sh, in, out, n);
+		else
+			iiif_shape(c->sh, in, out, n);
 	} else if (c->cl)
 		iiif_clut4(c->cl, in, out, n);
 	else
@@ -100,7 +104,8 @@ static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cm
 	// COPY_ALPHA carries the alpha band through.
 	cmsHTRANSFORM tr = cmsCreateTransform(p, inf, srgb, outf, INTENT_RELATIVE_COLORIMETRIC,
 	                                      cmsFLAGS_NOCACHE | cmsFLAGS_COPY_ALPHA);
-	if (tr != NULL && inf == TYPE_RGB_8 && outf == TYPE_RGB_8) *sh = iiif_shaper_new(p, srgb);
+	if (tr != NULL && (inf == TYPE_RGB_8 || inf == TYPE_RGB_16) && outf == TYPE_RGB_8)
+		*sh = iiif_shaper_new(p, srgb, inf == TYPE_RGB_16);
 	if (tr != NULL && inf == TYPE_CMYK_8 && outf == TYPE_RGB_8) {
 		// The same transform at 16 bits, to sample the grid from:
 		// lcms builds the same table for it.
@@ -154,11 +159,11 @@ static conv *lookup_raw(unsigned long long key, const void *data, size_t len, cm
 	conv *c = NULL;
 	if (tr != NULL) {
 		if (ncache < MAX_TRANSFORMS) {
-			cache[ncache] = (entry){key, len, g_memdup2(data, len), inf, outf, {tr, sh, cl}};
+			cache[ncache] = (entry){key, len, g_memdup2(data, len), inf, outf, {tr, sh, cl, inf == TYPE_RGB_16}};
 			c = &cache[ncache++].c;
 		} else {
 			c = g_new(conv, 1);
-			*c = (conv){tr, sh, cl};
+			*c = (conv){tr, sh, cl, inf == TYPE_RGB_16};
 			*owned = 1;
 		}
 	}
@@ -206,17 +211,20 @@ int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, 
 
 guint64 iiif_icc_shaped(void) { return __atomic_load_n(&shaped, __ATOMIC_RELAXED); }
 
-int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int cmyk, const unsigned char *in,
+int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int layout, const void *in,
                   unsigned char *out, int n, int impl) {
+	cmsUInt32Number inf = layout == IIIF_ICC_CMYK8 ? TYPE_CMYK_8 : layout == IIIF_ICC_RGB16 ? TYPE_RGB_16 : TYPE_RGB_8;
 	int owned;
-	conv *c = lookup_raw(key, profile, len, cmyk ? TYPE_CMYK_8 : TYPE_RGB_8, TYPE_RGB_8, &owned);
+	conv *c = lookup_raw(key, profile, len, inf, TYPE_RGB_8, &owned);
 	if (c == NULL) return -1;
 	int rc = 0;
 	if (impl < 0)
 		cmsDoTransform(c->tr, in, out, n);
 	else if (impl == IIIF_ICC_CLUT && c->cl != NULL)
 		iiif_clut4(c->cl, in, out, n);
-	else if (impl != IIIF_ICC_CLUT && c->sh != NULL && iiif_shape_has(impl))
+	else if (impl == IIIF_SHAPE_SCALAR && c->sh != NULL && c->sixteen)
+		iiif_shape16(c->sh, in, out, n);
+	else if (impl != IIIF_ICC_CLUT && c->sh != NULL && !c->sixteen && iiif_shape_has(impl))
 		iiif_shape_with(impl, c->sh, in, out, n);
 	else
 		rc = -1;

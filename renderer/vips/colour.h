@@ -35,13 +35,16 @@ int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, 
 // IIIF_ICC_CLUT names the inline CMYK table (clut.h) to iiif_icc_with.
 #define IIIF_ICC_CLUT 2
 
-// iiif_icc_with converts n pixels of 8-bit RGB, or CMYK when cmyk, from
+// Pixel layouts for iiif_icc_with.
+enum iiif_icc_layout { IIIF_ICC_RGB8 = 0, IIIF_ICC_CMYK8 = 1, IIIF_ICC_RGB16 = 2 };
+
+// iiif_icc_with converts n pixels of layout (native-endian samples) from
 // profile to 8-bit sRGB with the cached transform's implementation impl:
 // -1 lcms itself, IIIF_ICC_CLUT the table, else an enum iiif_shape_impl
-// (shaper.h). -1 when impl does not apply (not a matrix-shaper profile, not
-// CMYK, or the CPU lacks impl). For tests and benchmarks, which compare
-// the implementations.
-int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int cmyk, const unsigned char *in,
+// (shaper.h; 16-bit RGB only IIIF_SHAPE_SCALAR). -1 when impl does not
+// apply (not a matrix-shaper profile, not CMYK, or the CPU lacks impl).
+// For tests and benchmarks, which compare the implementations.
+int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int layout, const void *in,
                   unsigned char *out, int n, int impl);
 
 // iiif_icc_shaped is how many pixels the inline shaper (shaper.h) has

@@ -57,19 +57,28 @@ func newConverter(profile []byte) converter {
 // rgb8 converts the 8-bit RGB pixels in (len a multiple of 3) into out
 // with impl. false: impl does not apply to the profile or this CPU, or the
 // profile is unusable.
-func (c converter) rgb8(impl int, in, out []byte) bool { return c.run(false, impl, in, out, len(in)/3) }
+func (c converter) rgb8(impl int, in, out []byte) bool {
+	return c.run(C.IIIF_ICC_RGB8, impl, unsafe.Pointer(unsafe.SliceData(in)), out, len(in)/3)
+}
 
 // cmyk8 is rgb8 for 8-bit CMYK pixels (len a multiple of 4; out takes 3
 // bytes a pixel).
-func (c converter) cmyk8(impl int, in, out []byte) bool { return c.run(true, impl, in, out, len(in)/4) }
+func (c converter) cmyk8(impl int, in, out []byte) bool {
+	return c.run(C.IIIF_ICC_CMYK8, impl, unsafe.Pointer(unsafe.SliceData(in)), out, len(in)/4)
+}
 
-func (c converter) run(cmyk bool, impl int, in, out []byte, n int) bool {
+// rgb16 is rgb8 for 16-bit RGB pixels (len a multiple of 3).
+func (c converter) rgb16(impl int, in []uint16, out []byte) bool {
+	return c.run(C.IIIF_ICC_RGB16, impl, unsafe.Pointer(unsafe.SliceData(in)), out, len(in)/3)
+}
+
+func (c converter) run(layout C.int, impl int, in unsafe.Pointer, out []byte, n int) bool {
 	if n < 1 || len(out) < 3*n || len(c.profile) == 0 {
 		return false
 	}
 	// Go memory passed for the call's duration only (no Go pointers in it).
-	return C.iiif_icc_with(C.ulonglong(c.key), unsafe.Pointer(&c.profile[0]), C.size_t(len(c.profile)), cbool(cmyk),
-		(*C.uchar)(unsafe.Pointer(&in[0])), (*C.uchar)(unsafe.Pointer(&out[0])), C.int(n), C.int(impl)) == 0
+	return C.iiif_icc_with(C.ulonglong(c.key), unsafe.Pointer(&c.profile[0]), C.size_t(len(c.profile)), layout,
+		in, (*C.uchar)(unsafe.Pointer(&out[0])), C.int(n), C.int(impl)) == 0
 }
 
 // shapedPixels is how many pixels renders have converted with the inline

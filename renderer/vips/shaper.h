@@ -17,16 +17,21 @@
 
 typedef struct shaper shaper;
 
-// iiif_shaper_new builds the shaper from in to out, or returns NULL when
-// either is not a matrix-shaper profile (lcms then does the work). Free it
-// with iiif_shaper_free.
-shaper *iiif_shaper_new(cmsHPROFILE in, cmsHPROFILE out);
+// iiif_shaper_new builds the shaper from in to out, for 16-bit inputs too
+// when sixteen, or returns NULL when either is not a matrix-shaper profile
+// (lcms then does the work). Free it with iiif_shaper_free.
+shaper *iiif_shaper_new(cmsHPROFILE in, cmsHPROFILE out, int sixteen);
 
 void iiif_shaper_free(shaper *sh);
 
 // iiif_shape converts n RGB pixels from in to out (which may be in), with
 // the fastest implementation this CPU runs.
 void iiif_shape(const shaper *sh, const unsigned char *in, unsigned char *out, int n);
+
+// iiif_shape16 converts n 16-bit RGB pixels at in to n 8-bit ones at out,
+// which may be in (out trails in). sh must have been built with sixteen.
+// Scalar: the 16-bit input curves are interpolated tables.
+void iiif_shape16(const shaper *sh, const unsigned short *in, unsigned char *out, int n);
 
 // Implementations, for tests and benchmarks: IIIF_SHAPE_SCALAR always runs;
 // IIIF_SHAPE_AVX2 only where iiif_shape_has(IIIF_SHAPE_AVX2).

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/davidbyttow/govips/v2/vips"
 )
@@ -136,18 +137,23 @@ func TestShaperWithinOneLevelOfLCMS(t *testing.T) {
 
 // scanTile is a 256-px tile of scan-like pixels (the generator's Scan:
 // paper, ink, an illustration), converted to and stored as Adobe RGB.
-var scanTile = sync.OnceValues(func() ([]byte, error) { return scanTileIn(adobeRGB) })
+var scanTile = sync.OnceValues(func() ([]byte, error) { return scanTileIn(Pixels{Profile: adobeRGB, Convert: true}) })
 
 // cmykTile is the same, converted to libvips' built-in CMYK.
-var cmykTile = sync.OnceValues(func() ([]byte, error) { return scanTileIn("cmyk") })
+var cmykTile = sync.OnceValues(func() ([]byte, error) { return scanTileIn(Pixels{Profile: "cmyk", Convert: true}) })
 
-func scanTileIn(profile string) ([]byte, error) {
+// adobe16Tile is the Adobe RGB tile at 16 bits a sample.
+var adobe16Tile = sync.OnceValues(func() ([]byte, error) {
+	return scanTileIn(Pixels{Profile: adobeRGB, Convert: true, Depth16: true})
+})
+
+func scanTileIn(px Pixels) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "scan-tile-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	name, err := GenerateWith(filepath.Join(dir, "tile"), Scan, StripTIFF, 256, 256, 7, Pixels{Profile: profile, Convert: true})
+	name, err := GenerateWith(filepath.Join(dir, "tile"), Scan, StripTIFF, 256, 256, 7, px)
 	if err != nil {
 		return nil, err
 	}
@@ -293,5 +299,70 @@ func TestCLUTMatchesLCMS(t *testing.T) {
 	t.Logf("%d of %d channels (%.4f %%) convert to lcms' bytes, the rest within %d", same, total, 100*float64(same)/float64(total), worst)
 	if worst > 1 || float64(same) < 0.999*float64(total) {
 		t.Fatalf("worst %d levels from lcms, %.4f %% identical; want ≤ 1 and ≥ 99.9 %%", worst, 100*float64(same)/float64(total))
+	}
+}
+
+// TestShaper16WithinOneLevelOfLCMS: 16-bit Adobe RGB converts to 8-bit
+// sRGB through the shaper (interpolated input curves) within one level of
+// lcms' exact 8-bit matrix-shaper result, on every 8-bit colour widened to
+// 16 bits (v·257: the low 4 bits, which the curves interpolate, take every
+// value). lcms' own 16-bit transform is no reference: it resamples the
+// conversion into a grid, and near the edge of sRGB's gamut (a channel
+// clipped to 0) it lands up to 19 levels off its own 8-bit result, which
+// the log shows.
+func TestShaper16WithinOneLevelOfLCMS(t *testing.T) {
+	conv := newConverter(readProfile(t, adobeRGB))
+	in8, in16 := make([]byte, 3*65536), make([]uint16, 3*65536)
+	want, got, grid := make([]byte, 3*65536), make([]byte, 3*65536), make([]byte, 3*65536)
+	same, worst, gridWorst, total := 0, 0, 0, 0
+	for r := range 256 {
+		everyColour(r, in8)
+		for i, v := range in8 {
+			in16[i] = uint16(v) * 257
+		}
+		if !conv.rgb8(convLCMS, in8, want) || !conv.rgb16(convScalar, in16, got) || !conv.rgb16(convLCMS, in16, grid) {
+			t.Fatal("16-bit Adobe RGB is not converted by the shaper")
+		}
+		for i := range got {
+			d := abs(int(got[i]) - int(want[i]))
+			worst = max(worst, d)
+			gridWorst = max(gridWorst, abs(int(grid[i])-int(want[i])))
+			if d == 0 {
+				same++
+			}
+		}
+		total += len(got)
+	}
+	share := float64(same) / float64(total)
+	t.Logf("%.2f %% of the channels convert to lcms' 8-bit bytes, the rest within %d (lcms' 16-bit transform: within %d)",
+		100*share, worst, gridWorst)
+	if worst > 1 || share < 0.99 {
+		t.Fatalf("worst %d levels from lcms, %.2f %% identical; want ≤ 1 and ≥ 99 %%", worst, 100*share)
+	}
+}
+
+// BenchmarkConvertTile16 converts a 256-px tile of scan-like 16-bit Adobe
+// RGB pixels to 8-bit sRGB with lcms and with the shaper.
+func BenchmarkConvertTile16(b *testing.B) {
+	conv := newConverter(readProfile(b, adobeRGB))
+	raw, err := adobe16Tile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(raw) != 256*256*6 {
+		b.Fatalf("%d bytes, want a 256-px 16-bit RGB tile", len(raw))
+	}
+	tile := unsafe.Slice((*uint16)(unsafe.Pointer(&raw[0])), len(raw)/2) // native-endian, as libvips holds it
+	for _, impl := range []int{convLCMS, convScalar} {
+		b.Run(convName(impl), func(b *testing.B) {
+			out := make([]byte, 256*256*3)
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if !conv.rgb16(impl, tile, out) {
+					b.Fatal("not converted")
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/(256*256), "cpu-ns/pixel")
+		})
 	}
 }
