@@ -23,6 +23,11 @@ void iiif_clut4_free(clut4 *cl);
 
 // iiif_clut4 converts n CMYK pixels (4 bytes each) from in to n RGB pixels
 // (3 bytes each) at out, which must not overlap in unless out == in.
+// It runs the fastest implementation this CPU has (AVX2, as shaper.h).
 void iiif_clut4(const clut4 *cl, const unsigned char *in, unsigned char *out, int n);
+
+// iiif_clut4_with is iiif_clut4 with impl, an enum iiif_shape_impl (which
+// must be available: iiif_shape_has), for tests and benchmarks.
+void iiif_clut4_with(int impl, const clut4 *cl, const unsigned char *in, unsigned char *out, int n);
 
 #endif

@@ -220,11 +220,15 @@ int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int l
 	int rc = 0;
 	if (impl < 0)
 		cmsDoTransform(c->tr, in, out, n);
-	else if (impl == IIIF_ICC_CLUT && c->cl != NULL)
-		iiif_clut4(c->cl, in, out, n);
-	else if (impl == IIIF_SHAPE_SCALAR && c->sh != NULL && c->sixteen)
+	else if (impl == IIIF_ICC_CLUT || impl == IIIF_ICC_CLUT_AVX2) {
+		int s = impl == IIIF_ICC_CLUT ? IIIF_SHAPE_SCALAR : IIIF_SHAPE_AVX2;
+		if (c->cl != NULL && iiif_shape_has(s))
+			iiif_clut4_with(s, c->cl, in, out, n);
+		else
+			rc = -1;
+	} else if (impl == IIIF_SHAPE_SCALAR && c->sh != NULL && c->sixteen)
 		iiif_shape16(c->sh, in, out, n);
-	else if (impl != IIIF_ICC_CLUT && c->sh != NULL && !c->sixteen && iiif_shape_has(impl))
+	else if (c->sh != NULL && !c->sixteen && iiif_shape_has(impl))
 		iiif_shape_with(impl, c->sh, in, out, n);
 	else
 		rc = -1;

@@ -32,15 +32,17 @@ int iiif_icc_check(VipsImage *in, unsigned long long key);
 int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
                        int rows, int stride);
 
-// IIIF_ICC_CLUT names the inline CMYK table (clut.h) to iiif_icc_with.
+// IIIF_ICC_CLUT and IIIF_ICC_CLUT_AVX2 name the inline CMYK table's
+// implementations (clut.h) to iiif_icc_with, scalar and AVX2.
 #define IIIF_ICC_CLUT 2
+#define IIIF_ICC_CLUT_AVX2 3
 
 // Pixel layouts for iiif_icc_with.
 enum iiif_icc_layout { IIIF_ICC_RGB8 = 0, IIIF_ICC_CMYK8 = 1, IIIF_ICC_RGB16 = 2 };
 
 // iiif_icc_with converts n pixels of layout (native-endian samples) from
 // profile to 8-bit sRGB with the cached transform's implementation impl:
-// -1 lcms itself, IIIF_ICC_CLUT the table, else an enum iiif_shape_impl
+// -1 lcms itself, IIIF_ICC_CLUT(_AVX2) the table, else an enum iiif_shape_impl
 // (shaper.h; 16-bit RGB only IIIF_SHAPE_SCALAR). -1 when impl does not
 // apply (not a matrix-shaper profile, not CMYK, or the CPU lacks impl).
 // For tests and benchmarks, which compare the implementations.

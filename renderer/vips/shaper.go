@@ -13,10 +13,11 @@ import (
 // The implementations of a colour conversion (colour.h, shaper.h), for the
 // tests and benchmarks that compare them: renders always run the fastest.
 const (
-	convLCMS   = -1 // lcms' own transform
-	convScalar = C.IIIF_SHAPE_SCALAR
-	convAVX2   = C.IIIF_SHAPE_AVX2
-	convCLUT   = C.IIIF_ICC_CLUT // 8-bit CMYK's table
+	convLCMS     = -1 // lcms' own transform
+	convScalar   = C.IIIF_SHAPE_SCALAR
+	convAVX2     = C.IIIF_SHAPE_AVX2
+	convCLUT     = C.IIIF_ICC_CLUT      // 8-bit CMYK's table, scalar
+	convCLUTAVX2 = C.IIIF_ICC_CLUT_AVX2 // and with AVX2
 )
 
 func convName(impl int) string {
@@ -29,6 +30,8 @@ func convName(impl int) string {
 		return "avx2"
 	case convCLUT:
 		return "clut"
+	case convCLUTAVX2:
+		return "clut-avx2"
 	}
 	return "unknown"
 }
@@ -36,9 +39,23 @@ func convName(impl int) string {
 // shaperBest is the implementation renders run on this CPU.
 func shaperBest() int { return int(C.iiif_shape_best()) }
 
+// clutBest is the CMYK table's implementation renders run on this CPU.
+func clutBest() int {
+	if shaperBest() == convAVX2 {
+		return convCLUTAVX2
+	}
+	return convCLUT
+}
+
 // shaperHas reports whether this build and CPU run impl.
 func shaperHas(impl int) bool {
-	return impl == convLCMS || impl == convCLUT || C.iiif_shape_has(C.int(impl)) != 0
+	switch impl {
+	case convLCMS, convCLUT:
+		return true
+	case convCLUTAVX2:
+		return shaperHas(convAVX2)
+	}
+	return C.iiif_shape_has(C.int(impl)) != 0
 }
 
 // converter converts pixels from one profile to sRGB through the transform
