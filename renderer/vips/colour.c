@@ -226,8 +226,8 @@ int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int l
 			iiif_clut4_with(s, c->cl, in, out, n);
 		else
 			rc = -1;
-	} else if (impl == IIIF_SHAPE_SCALAR && c->sh != NULL && c->sixteen)
-		iiif_shape16(c->sh, in, out, n);
+	} else if (c->sh != NULL && c->sixteen && iiif_shape_has(impl))
+		iiif_shape16_with(impl, c->sh, in, out, n);
 	else if (c->sh != NULL && !c->sixteen && iiif_shape_has(impl))
 		iiif_shape_with(impl, c->sh, in, out, n);
 	else

@@ -43,7 +43,7 @@ enum iiif_icc_layout { IIIF_ICC_RGB8 = 0, IIIF_ICC_CMYK8 = 1, IIIF_ICC_RGB16 = 2
 // iiif_icc_with converts n pixels of layout (native-endian samples) from
 // profile to 8-bit sRGB with the cached transform's implementation impl:
 // -1 lcms itself, IIIF_ICC_CLUT(_AVX2) the table, else an enum iiif_shape_impl
-// (shaper.h; 16-bit RGB only IIIF_SHAPE_SCALAR). -1 when impl does not
+// (shaper.h). -1 when impl does not
 // apply (not a matrix-shaper profile, not CMYK, or the CPU lacks impl).
 // For tests and benchmarks, which compare the implementations.
 int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int layout, const void *in,

@@ -144,7 +144,7 @@ static inline float lin16(const shaper *restrict sh, int c, unsigned v) {
 	return l[0] + (l[1] - l[0]) * ((v & 15) * (1.0f / 16));
 }
 
-void iiif_shape16(const shaper *restrict sh, const unsigned short *in, unsigned char *out, int n) {
+static void shape16_scalar(const shaper *restrict sh, const unsigned short *in, unsigned char *out, int n) {
 	const float m0 = sh->m[0], m1 = sh->m[1], m2 = sh->m[2], m3 = sh->m[3], m4 = sh->m[4], m5 = sh->m[5],
 	            m6 = sh->m[6], m7 = sh->m[7], m8 = sh->m[8];
 	for (int i = 0; i < n; i++, in += 3, out += 3) {
@@ -157,23 +157,14 @@ void iiif_shape16(const shaper *restrict sh, const unsigned short *in, unsigned 
 }
 
 #ifdef IIIF_X86
-// round8 converts 8 pixels (24 bytes) from in to out, which may be in. It
-// reads 28 bytes from in: the second load takes 16 bytes from pixel 4.
-// Only AVX2 is enabled for it, not FMA: with FMA the compiler would fuse
-// the multiplies and adds (one rounding instead of two) and a few colours
-// would land one table step away from the scalar result; the cost is 6
-// instructions per 8 pixels, against 6 gathers.
-__attribute__((target("avx2"))) static inline void round8(const shaper *restrict sh, const unsigned char *in,
-                                                           unsigned char *out) {
-	// Per 128-bit lane, 4 pixels (12 bytes): the R (G, B) bytes of each
-	// pixel into the low byte of a 32-bit lane, zeros above.
-	const __m256i pick_r = _mm256_setr_epi8(0, -1, -1, -1, 3, -1, -1, -1, 6, -1, -1, -1, 9, -1, -1, -1, //
-	                                        0, -1, -1, -1, 3, -1, -1, -1, 6, -1, -1, -1, 9, -1, -1, -1);
-	const __m256i pick_g = _mm256_setr_epi8(1, -1, -1, -1, 4, -1, -1, -1, 7, -1, -1, -1, 10, -1, -1, -1, //
-	                                        1, -1, -1, -1, 4, -1, -1, -1, 7, -1, -1, -1, 10, -1, -1, -1);
-	const __m256i pick_b = _mm256_setr_epi8(2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1, //
-	                                        2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1);
-	// Back: RGB0 RGB0 RGB0 RGB0 to RGBRGBRGBRGB in each lane, then the two
+// finish8 converts 8 pixels from linear light (r, g, b) and stores them as
+// 24 bytes at out. Only AVX2 is enabled for it, not FMA: with FMA the
+// compiler would fuse the multiplies and adds (one rounding instead of
+// two) and a few colours would land one table step away from the scalar
+// result; the cost is 6 instructions per 8 pixels, against 6 gathers.
+__attribute__((target("avx2"))) static inline void finish8(const shaper *restrict sh, __m256 r, __m256 g, __m256 b,
+                                                            unsigned char *out) {
+	// RGB0 RGB0 RGB0 RGB0 to RGBRGBRGBRGB in each lane, then the two
 	// lanes' 12 bytes side by side.
 	const __m256i pack = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1, //
 	                                      0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
@@ -186,11 +177,6 @@ __attribute__((target("avx2"))) static inline void round8(const shaper *restrict
 	              low = _mm256_set1_epi32(0xff);
 	const int *o0 = (const int *)sh->out[0], *o1 = (const int *)sh->out[1], *o2 = (const int *)sh->out[2];
 
-	__m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)in)),
-	                                     _mm_loadu_si128((const __m128i *)(in + 12)), 1);
-	__m256 r = _mm256_i32gather_ps(sh->lin[0], _mm256_shuffle_epi8(px, pick_r), 4);
-	__m256 g = _mm256_i32gather_ps(sh->lin[1], _mm256_shuffle_epi8(px, pick_g), 4);
-	__m256 b = _mm256_i32gather_ps(sh->lin[2], _mm256_shuffle_epi8(px, pick_b), 4);
 	__m256 x = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m0, r), _mm256_mul_ps(m1, g)), _mm256_mul_ps(m2, b));
 	__m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m3, r), _mm256_mul_ps(m4, g)), _mm256_mul_ps(m5, b));
 	__m256 z = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(m6, r), _mm256_mul_ps(m7, g)), _mm256_mul_ps(m8, b));
@@ -204,9 +190,59 @@ __attribute__((target("avx2"))) static inline void round8(const shaper *restrict
 	__m256i rgb = _mm256_or_si256(ro, _mm256_or_si256(_mm256_slli_epi32(go, 8), _mm256_slli_epi32(bo, 16)));
 	rgb = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(rgb, pack), join);
 	// 24 bytes exactly: in place, the next round's input starts at out + 24
-	// and must not be touched.
+	// (8-bit) or further on (16-bit) and must not be touched.
 	_mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(rgb));
 	_mm_storel_epi64((__m128i *)(out + 16), _mm256_extracti128_si256(rgb, 1));
+}
+
+// round8 converts 8 pixels (24 bytes) from in to out, which may be in. It
+// reads 28 bytes from in: the second load takes 16 bytes from pixel 4.
+__attribute__((target("avx2"))) static inline void round8(const shaper *restrict sh, const unsigned char *in,
+                                                           unsigned char *out) {
+	// Per 128-bit lane, 4 pixels (12 bytes): the R (G, B) bytes of each
+	// pixel into the low byte of a 32-bit lane, zeros above.
+	const __m256i pick_r = _mm256_setr_epi8(0, -1, -1, -1, 3, -1, -1, -1, 6, -1, -1, -1, 9, -1, -1, -1, //
+	                                        0, -1, -1, -1, 3, -1, -1, -1, 6, -1, -1, -1, 9, -1, -1, -1);
+	const __m256i pick_g = _mm256_setr_epi8(1, -1, -1, -1, 4, -1, -1, -1, 7, -1, -1, -1, 10, -1, -1, -1, //
+	                                        1, -1, -1, -1, 4, -1, -1, -1, 7, -1, -1, -1, 10, -1, -1, -1);
+	const __m256i pick_b = _mm256_setr_epi8(2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1, //
+	                                        2, -1, -1, -1, 5, -1, -1, -1, 8, -1, -1, -1, 11, -1, -1, -1);
+	__m256i px = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)in)),
+	                                     _mm_loadu_si128((const __m128i *)(in + 12)), 1);
+	__m256 r = _mm256_i32gather_ps(sh->lin[0], _mm256_shuffle_epi8(px, pick_r), 4);
+	__m256 g = _mm256_i32gather_ps(sh->lin[1], _mm256_shuffle_epi8(px, pick_g), 4);
+	__m256 b = _mm256_i32gather_ps(sh->lin[2], _mm256_shuffle_epi8(px, pick_b), 4);
+	finish8(sh, r, g, b, out);
+}
+
+// lin16x8 is lin16 on 8 lanes of 16-bit samples v, the same float
+// operations in the same order.
+__attribute__((target("avx2"))) static inline __m256 lin16x8(const shaper *restrict sh, int c, __m256i v) {
+	const float *l = sh->lin16 + c * (LIN16 + 2);
+	__m256i j = _mm256_srli_epi32(v, 4);
+	__m256 l0 = _mm256_i32gather_ps(l, j, 4), l1 = _mm256_i32gather_ps(l + 1, j, 4);
+	__m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15))), _mm256_set1_ps(1.0f / 16));
+	return _mm256_add_ps(l0, _mm256_mul_ps(_mm256_sub_ps(l1, l0), f));
+}
+
+// round16 converts 8 16-bit pixels (48 bytes) to 24 bytes at out, which
+// may be in. Its gathers read 50 bytes from in.
+__attribute__((target("avx2"))) static inline void round16(const shaper *restrict sh, const unsigned short *in,
+                                                            unsigned char *out) {
+	const __m256i at = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21), low = _mm256_set1_epi32(0xffff);
+	const int *p = (const int *)in;
+	__m256i r = _mm256_and_si256(_mm256_i32gather_epi32(p, at, 2), low);
+	__m256i g = _mm256_and_si256(_mm256_i32gather_epi32((const int *)(in + 1), at, 2), low);
+	__m256i b = _mm256_and_si256(_mm256_i32gather_epi32((const int *)(in + 2), at, 2), low);
+	finish8(sh, lin16x8(sh, 0, r), lin16x8(sh, 1, g), lin16x8(sh, 2, b), out);
+}
+
+__attribute__((target("avx2"))) static void shape16_avx2(const shaper *restrict sh, const unsigned short *in,
+                                                          unsigned char *out, int n) {
+	int i = 0;
+	// A round reads 2 bytes past its 48: 9 pixels left.
+	for (; i + 9 <= n; i += 8, in += 24, out += 24) round16(sh, in, out);
+	shape16_scalar(sh, in, out, n - i);
 }
 
 // shape_avx2 converts 8 pixels a round. The last up to 9 pixels, which a
@@ -261,4 +297,18 @@ void iiif_shape_with(int impl, const shaper *sh, const unsigned char *in, unsign
 
 void iiif_shape(const shaper *sh, const unsigned char *in, unsigned char *out, int n) {
 	iiif_shape_with(iiif_shape_best(), sh, in, out, n);
+}
+
+void iiif_shape16_with(int impl, const shaper *sh, const unsigned short *in, unsigned char *out, int n) {
+#ifdef IIIF_X86
+	if (impl == IIIF_SHAPE_AVX2) {
+		shape16_avx2(sh, in, out, n);
+		return;
+	}
+#endif
+	shape16_scalar(sh, in, out, n);
+}
+
+void iiif_shape16(const shaper *sh, const unsigned short *in, unsigned char *out, int n) {
+	iiif_shape16_with(iiif_shape_best(), sh, in, out, n);
 }

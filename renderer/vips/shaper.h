@@ -29,8 +29,9 @@ void iiif_shaper_free(shaper *sh);
 void iiif_shape(const shaper *sh, const unsigned char *in, unsigned char *out, int n);
 
 // iiif_shape16 converts n 16-bit RGB pixels at in to n 8-bit ones at out,
-// which may be in (out trails in). sh must have been built with sixteen.
-// Scalar: the 16-bit input curves are interpolated tables.
+// which may be in (out trails in), with the fastest implementation. sh
+// must have been built with sixteen. The 16-bit input curves are tables
+// read with linear interpolation.
 void iiif_shape16(const shaper *sh, const unsigned short *in, unsigned char *out, int n);
 
 // Implementations, for tests and benchmarks: IIIF_SHAPE_SCALAR always runs;
@@ -42,6 +43,9 @@ int iiif_shape_has(int impl);
 
 // iiif_shape_with is iiif_shape with impl (which must be available).
 void iiif_shape_with(int impl, const shaper *sh, const unsigned char *in, unsigned char *out, int n);
+
+// iiif_shape16_with is iiif_shape16 with impl (which must be available).
+void iiif_shape16_with(int impl, const shaper *sh, const unsigned short *in, unsigned char *out, int n);
 
 // iiif_shape_best is the implementation iiif_shape runs.
 int iiif_shape_best(void);

@@ -372,18 +372,33 @@ func TestCLUTEdgesAndInPlace(t *testing.T) {
 // value). lcms' own 16-bit transform is no reference: it resamples the
 // conversion into a grid, and near the edge of sRGB's gamut (a channel
 // clipped to 0) it lands up to 19 levels off its own 8-bit result, which
-// the log shows.
+// the log shows. The implementation renders run (AVX2 where the CPU has
+// it) gives the scalar one's bytes on all of them and on as many
+// pseudo-random 16-bit colours.
 func TestShaper16WithinOneLevelOfLCMS(t *testing.T) {
 	conv := newConverter(readProfile(t, adobeRGB))
+	best := shaperBest()
+	t.Logf("renders convert 16-bit RGB with the %s implementation", convName(best))
 	in8, in16 := make([]byte, 3*65536), make([]uint16, 3*65536)
-	want, got, grid := make([]byte, 3*65536), make([]byte, 3*65536), make([]byte, 3*65536)
-	same, worst, gridWorst, total := 0, 0, 0, 0
+	want, got, grid, fast := make([]byte, 3*65536), make([]byte, 3*65536), make([]byte, 3*65536), make([]byte, 3*65536)
+	same, worst, gridWorst, total, differ := 0, 0, 0, 0, 0
+	compare := func() {
+		for i := range got {
+			if fast[i] != got[i] {
+				if differ < 5 {
+					t.Errorf("%v: %s %v, scalar %v", in16[i/3*3:i/3*3+3], convName(best), fast[i/3*3:i/3*3+3], got[i/3*3:i/3*3+3])
+				}
+				differ++
+			}
+		}
+	}
 	for r := range 256 {
 		everyColour(r, in8)
 		for i, v := range in8 {
 			in16[i] = uint16(v) * 257
 		}
-		if !conv.rgb8(convLCMS, in8, want) || !conv.rgb16(convScalar, in16, got) || !conv.rgb16(convLCMS, in16, grid) {
+		if !conv.rgb8(convLCMS, in8, want) || !conv.rgb16(convScalar, in16, got) || !conv.rgb16(convLCMS, in16, grid) ||
+			!conv.rgb16(best, in16, fast) {
 			t.Fatal("16-bit Adobe RGB is not converted by the shaper")
 		}
 		for i := range got {
@@ -395,12 +410,64 @@ func TestShaper16WithinOneLevelOfLCMS(t *testing.T) {
 			}
 		}
 		total += len(got)
+		compare()
+	}
+	seed := uint32(3)
+	for range 256 {
+		for i := range in16 {
+			seed = seed*1664525 + 1013904223
+			in16[i] = uint16(seed >> 16)
+		}
+		conv.rgb16(convScalar, in16, got)
+		conv.rgb16(best, in16, fast)
+		compare()
 	}
 	share := float64(same) / float64(total)
 	t.Logf("%.2f %% of the channels convert to lcms' 8-bit bytes, the rest within %d (lcms' 16-bit transform: within %d)",
 		100*share, worst, gridWorst)
 	if worst > 1 || share < 0.99 {
 		t.Fatalf("worst %d levels from lcms, %.2f %% identical; want ≤ 1 and ≥ 99 %%", worst, 100*share)
+	}
+	if differ > 0 {
+		t.Fatalf("%d channels differ between %s and scalar", differ, convName(best))
+	}
+}
+
+// TestShaper16EdgesAndInPlace: every length from 1 to 40 16-bit pixels, in
+// place (6 bytes a pixel in, 3 out) and out of place, equals the scalar
+// result and writes nothing past its 3 bytes a pixel.
+func TestShaper16EdgesAndInPlace(t *testing.T) {
+	conv := newConverter(readProfile(t, adobeRGB))
+	best := shaperBest()
+	src := make([]uint16, 3*40)
+	for i := range src {
+		src[i] = uint16(i*7919 + 13)
+	}
+	for n := 1; n <= 40; n++ {
+		want := make([]byte, 3*n)
+		if !conv.rgb16(convScalar, src[:3*n], want) {
+			t.Fatal("16-bit Adobe RGB is not converted by the shaper")
+		}
+		buf := make([]uint16, 3*n+4)
+		for i := range buf {
+			buf[i] = 0xA5A5
+		}
+		copy(buf, src[:3*n])
+		bytes := unsafe.Slice((*byte)(unsafe.Pointer(&buf[0])), 2*len(buf))
+		conv.rgb16(best, buf[:3*n], bytes[:3*n]) // in place
+		if string(bytes[:3*n]) != string(want) {
+			t.Fatalf("%d pixels in place: %v, want %v", n, bytes[:3*n], want)
+		}
+		for i := 6 * n; i < len(bytes); i++ {
+			if bytes[i] != 0xA5 {
+				t.Fatalf("%d pixels: byte %d past the input changed", n, i)
+			}
+		}
+		out := make([]byte, 3*n+8)
+		conv.rgb16(best, src[:3*n], out)
+		if string(out[:3*n]) != string(want) || string(out[3*n:]) != string(make([]byte, 8)) {
+			t.Fatalf("%d pixels, out of place: %v, want %v and zeros", n, out, want)
+		}
 	}
 }
 
@@ -416,7 +483,10 @@ func BenchmarkConvertTile16(b *testing.B) {
 		b.Fatalf("%d bytes, want a 256-px 16-bit RGB tile", len(raw))
 	}
 	tile := unsafe.Slice((*uint16)(unsafe.Pointer(&raw[0])), len(raw)/2) // native-endian, as libvips holds it
-	for _, impl := range []int{convLCMS, convScalar} {
+	for _, impl := range []int{convLCMS, convScalar, convAVX2} {
+		if !shaperHas(impl) {
+			continue
+		}
 		b.Run(convName(impl), func(b *testing.B) {
 			out := make([]byte, 256*256*3)
 			cpu0 := cpuTime()
