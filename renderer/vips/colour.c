@@ -10,8 +10,9 @@
 
 // MAX_TRANSFORMS bounds the cache: sites hold a handful of distinct
 // profiles (a few per scanner or workflow). An 8-bit transform is a
-// precomputed grid of some 100-300 KB. Past the bound a transform is built
-// per pipeline and freed with it: correct, only slower.
+// precomputed grid of some 100-300 KB; a CMYK one adds clut.c's table of
+// 0.5 MB, a matrix-shaper one the shaper's 50-100 KB. Past the bound a
+// transform is built per pipeline and freed with it: correct, only slower.
 #define MAX_TRANSFORMS 64
 
 // conv is a cached conversion: lcms' transform, and the inline shaper
