@@ -72,8 +72,8 @@ func (v *Vips) transcode(in input, src *source, lv Level, x, y int, res rules.Re
 	var buf unsafe.Pointer
 	var n C.size_t
 	start := time.Now()
-	rc := C.iiif_transcode_jpeg(cin, C.size_t(len(tile)), C.int(res.Width), C.int(res.Height), C.int(v.cfg.JPGQuality), C.ulonglong(src.colour.key),
-		profile, plen, &buf, &n)
+	rc := C.iiif_transcode_jpeg(cin, C.size_t(len(tile)), C.int(res.Width), C.int(res.Height),
+		C.int(v.cfg.JPGQuality), C.ulonglong(src.colour.key), profile, plen, &buf, &n)
 	v.stats.ns.Add(uint64(time.Since(start)))
 	if rc != 0 {
 		C.vips_error_clear()
