@@ -6,7 +6,9 @@
 #include "clut.h"
 #include "shaper.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// IIIF_NO_SIMD (CGO_CFLAGS=-DIIIF_NO_SIMD) builds the scalar code only,
+// as on other CPUs: to test the fallback on this one.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(IIIF_NO_SIMD)
 #define IIIF_X86 1
 #include <immintrin.h>
 #endif
@@ -232,6 +234,8 @@ void iiif_clut4_with(int impl, const clut4 *cl, const unsigned char *in, unsigne
 		clut_avx2(cl, in, out, n);
 		return;
 	}
+#else
+	(void)impl;
 #endif
 	clut_scalar(cl, in, out, n);
 }

@@ -6,7 +6,9 @@
 
 #include "shaper.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// IIIF_NO_SIMD (CGO_CFLAGS=-DIIIF_NO_SIMD) builds the scalar code only,
+// as on other CPUs: to test the fallback on this one.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(IIIF_NO_SIMD)
 #define IIIF_X86 1
 #include <immintrin.h>
 #endif
@@ -291,6 +293,8 @@ void iiif_shape_with(int impl, const shaper *sh, const unsigned char *in, unsign
 		shape_avx2(sh, in, out, n);
 		return;
 	}
+#else
+	(void)impl;
 #endif
 	shape_scalar(sh, in, out, n);
 }
@@ -305,6 +309,8 @@ void iiif_shape16_with(int impl, const shaper *sh, const unsigned short *in, uns
 		shape16_avx2(sh, in, out, n);
 		return;
 	}
+#else
+	(void)impl;
 #endif
 	shape16_scalar(sh, in, out, n);
 }
