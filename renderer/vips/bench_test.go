@@ -182,6 +182,22 @@ func BenchmarkTileSRGBTagged(b *testing.B) { benchReal(b, "real-srgb.tif", tiles
 
 func BenchmarkTileAdobeRGB(b *testing.B) { benchReal(b, "real-adobe.tif", tiles(1, 512)) }
 
+// BenchmarkTileAdobeRGBEdgeEighth: the partial 1/8-scale tiles of the
+// bottom row (256 × 160), converted.
+func BenchmarkTileAdobeRGBEdgeEighth(b *testing.B) { benchReal(b, "real-adobe.tif", edgeTiles8()) }
+
+// BenchmarkTileAdobeRGBEighth: every 1/8-scale tile, the partial ones
+// included, converted (as the HTTP benchmark walks them).
+func BenchmarkTileAdobeRGBEighth(b *testing.B) { benchReal(b, "real-adobe.tif", allTiles8()) }
+
+// BenchmarkTileCMYK: full-resolution tiles of the CMYK pyramid (JPEG
+// tiles, libvips' CMYK profile), converted to sRGB by lcms.
+func BenchmarkTileCMYK(b *testing.B) { benchReal(b, "real-cmyk.tif", tiles(1, 256)) }
+
+// BenchmarkTileAdobeRGB16: full-resolution tiles of the 16-bit Adobe RGB
+// pyramid (deflate tiles), converted to 8-bit sRGB by lcms.
+func BenchmarkTileAdobeRGB16(b *testing.B) { benchReal(b, "real-adobe16.tif", tiles(1, 256)) }
+
 func BenchmarkThumb1024AdobeRGB(b *testing.B) {
 	benchReal(b, "real-adobe.tif", []string{"x/full/1024,/0/default.jpg"})
 }

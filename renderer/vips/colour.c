@@ -1,42 +1,28 @@
 // colour.c: see colour.h.
+#include <limits.h>
 #include <string.h>
-#include <math.h>
 #include <lcms2.h>
 #include <vips/vips.h>
 
 #include "colour.h"
+#include "shaper.h"
+#include "clut.h"
 
 // MAX_TRANSFORMS bounds the cache: sites hold a handful of distinct
 // profiles (a few per scanner or workflow). An 8-bit transform is a
-// precomputed grid of some 100-300 KB. Past the bound a transform is built
-// per pipeline and freed with it: correct, only slower.
+// precomputed grid of some 100-300 KB; a CMYK one adds clut.c's table of
+// 0.5 MB, a matrix-shaper one the shaper's 50-100 KB. Past the bound a
+// transform is built per pipeline and freed with it: correct, only slower.
 #define MAX_TRANSFORMS 64
 
-// SHAPER_STEPS is the resolution of the output curve tables: lcms' own
-// matrix-shaper optimisation uses 1.14 fixed point, 16384 steps too.
-#define SHAPER_STEPS 16384
-
-// shaper is an 8-bit RGB to 8-bit RGB conversion between two matrix-shaper
-// profiles (Adobe RGB, eciRGB, ProPhoto, Display P3 and sRGB itself are
-// all such): a tone curve per channel to linear light, one 3 × 3 matrix
-// (PCS to PCS, both D50), the inverse tone curves of sRGB. lcms 2.14
-// already optimises this transform (its matrix-shaper optimisation is on:
-// cmsFLAGS_NOOPTIMIZE would cost 130-170 ns a pixel), but runs it through
-// its generic formatters, 8-bit to 16-bit and back with calls per pixel:
-// 10-14 ns a pixel on the test machine, against 6.6-9 ns for the same
-// arithmetic inline (a 256-px tile of scan-like pixels, bench/RESULTS.md).
-// Every one of the 16.7 million 8-bit colours converts to within one level
-// of lcms' result, 99 % of them identically (checked for Adobe RGB, eciRGB
-// v2, ProPhoto and Rec. 709 to libvips' sRGB).
-typedef struct {
-	float lin[3][256];                      // input curves, 0-1
-	float m[9];                             // row-major
-	unsigned char out[3][SHAPER_STEPS + 1]; // output curves by linear value
-} shaper;
-
+// conv is a cached conversion: lcms' transform, and the inline shaper
+// (shaper.h, matrix-shaper RGB) or table (clut.h, 8-bit CMYK) when one
+// applies, which is then what runs.
 typedef struct {
 	cmsHTRANSFORM tr;
-	shaper *sh; // NULL: use tr
+	shaper *sh;  // NULL: use cl or tr
+	clut4 *cl;   // NULL: use tr
+	int sixteen; // the input is 16-bit (sh then takes 16-bit pixels)
 } conv;
 
 typedef struct {
@@ -76,99 +62,33 @@ static int formats(VipsImage *in, cmsUInt32Number *inf, cmsUInt32Number *outf) {
 	return -1;
 }
 
-static int colorants(cmsHPROFILE p, double c[9]) {
-	cmsCIEXYZ *r = cmsReadTag(p, cmsSigRedColorantTag), *g = cmsReadTag(p, cmsSigGreenColorantTag),
-	          *b = cmsReadTag(p, cmsSigBlueColorantTag);
-	if (r == NULL || g == NULL || b == NULL) return -1;
-	double v[9] = {r->X, g->X, b->X, r->Y, g->Y, b->Y, r->Z, g->Z, b->Z}; // colorants as columns
-	memcpy(c, v, sizeof v);
-	return 0;
-}
-
-static int invert3(const double a[9], double o[9]) {
-	double det = a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
-	             a[2] * (a[3] * a[7] - a[4] * a[6]);
-	if (fabs(det) < 1e-12) return -1;
-	o[0] = (a[4] * a[8] - a[5] * a[7]) / det;
-	o[1] = (a[2] * a[7] - a[1] * a[8]) / det;
-	o[2] = (a[1] * a[5] - a[2] * a[4]) / det;
-	o[3] = (a[5] * a[6] - a[3] * a[8]) / det;
-	o[4] = (a[0] * a[8] - a[2] * a[6]) / det;
-	o[5] = (a[2] * a[3] - a[0] * a[5]) / det;
-	o[6] = (a[3] * a[7] - a[4] * a[6]) / det;
-	o[7] = (a[1] * a[6] - a[0] * a[7]) / det;
-	o[8] = (a[0] * a[4] - a[1] * a[3]) / det;
-	return 0;
-}
-
-// make_shaper builds the shaper from in to out, or returns NULL when either
-// is not a matrix-shaper profile (lcms then does the work).
-static shaper *make_shaper(cmsHPROFILE in, cmsHPROFILE out) {
-	if (!cmsIsMatrixShaper(in) || !cmsIsMatrixShaper(out)) return NULL;
-	double ci[9], co[9], coi[9];
-	if (colorants(in, ci) || colorants(out, co) || invert3(co, coi)) return NULL;
-	shaper *sh = g_new(shaper, 1);
-	cmsTagSignature trc[3] = {cmsSigRedTRCTag, cmsSigGreenTRCTag, cmsSigBlueTRCTag};
-	for (int c = 0; c < 3; c++) {
-		cmsToneCurve *t = cmsReadTag(in, trc[c]), *u = cmsReadTag(out, trc[c]);
-		cmsToneCurve *r = u ? cmsReverseToneCurve(u) : NULL;
-		if (t == NULL || r == NULL) {
-			g_free(sh);
-			return NULL;
-		}
-		for (int i = 0; i < 256; i++) sh->lin[c][i] = cmsEvalToneCurveFloat(t, i / 255.0f);
-		for (int i = 0; i <= SHAPER_STEPS; i++) {
-			float v = cmsEvalToneCurveFloat(r, (float)i / SHAPER_STEPS) * 255.0f + 0.5f;
-			sh->out[c][i] = v < 0 ? 0 : v > 255 ? 255 : (unsigned char)v;
-		}
-		cmsFreeToneCurve(r);
-	}
-	for (int i = 0; i < 3; i++)
-		for (int j = 0; j < 3; j++) {
-			double v = 0;
-			for (int k = 0; k < 3; k++) v += coi[i * 3 + k] * ci[k * 3 + j];
-			sh->m[i * 3 + j] = (float)v;
-		}
-	return sh;
-}
-
-// step is the output table index of linear value v, clamped (out of gamut)
-// with integer compares, which compile to conditional moves: float compares
-// became branches, mispredicted on every out-of-gamut pixel.
-static inline int step(float v) {
-	int i = (int)(v * SHAPER_STEPS + 0.5f);
-	i = i < 0 ? 0 : i;
-	return i > SHAPER_STEPS ? SHAPER_STEPS : i;
-}
-
-// shape converts n RGB pixels from in to out (which may be in).
-static void shape(const shaper *restrict sh, const unsigned char *in, unsigned char *out, int n) {
-	const float m0 = sh->m[0], m1 = sh->m[1], m2 = sh->m[2], m3 = sh->m[3], m4 = sh->m[4], m5 = sh->m[5],
-	            m6 = sh->m[6], m7 = sh->m[7], m8 = sh->m[8];
-	for (int i = 0; i < n; i++, in += 3, out += 3) {
-		float r = sh->lin[0][in[0]], g = sh->lin[1][in[1]], b = sh->lin[2][in[2]];
-		int x = step(m0 * r + m1 * g + m2 * b), y = step(m3 * r + m4 * g + m5 * b), z = step(m6 * r + m7 * g + m8 * b);
-		out[0] = sh->out[0][x];
-		out[1] = sh->out[1][y];
-		out[2] = sh->out[2][z];
-	}
-}
+// shaped counts the pixels the shaper converts (iiif_icc_shaped).
+static guint64 shaped;
 
 // run converts n pixels with c.
 static void run(const conv *c, const void *in, void *out, int n) {
-	if (c->sh)
-		shape(c->sh, in, out, n);
+	if (c->sh) {
+		__atomic_fetch_add(&shaped, (guint64)n, __ATOMIC_RELAXED);
+		if (c->sixteen)
+			iiif_shape16(c->sh, in, out, n);
+		else
+			iiif_shape(c->sh, in, out, n);
+	} else if (c->cl)
+		iiif_clut4(c->cl, in, out, n);
 	else
 		cmsDoTransform(c->tr, in, out, n);
 }
 
 static void free_conv(conv *c) {
 	cmsDeleteTransform(c->tr);
-	g_free(c->sh);
+	iiif_shaper_free(c->sh);
+	iiif_clut4_free(c->cl);
 }
 
-static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cmsUInt32Number outf, shaper **sh) {
+static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cmsUInt32Number outf, shaper **sh,
+                           clut4 **cl) {
 	*sh = NULL;
+	*cl = NULL;
 	cmsHPROFILE p = cmsOpenProfileFromMem(data, len);
 	if (p == NULL) {
 		vips_error("iiif", "the embedded ICC profile cannot be read");
@@ -185,7 +105,18 @@ static cmsHTRANSFORM build(const void *data, size_t len, cmsUInt32Number inf, cm
 	// COPY_ALPHA carries the alpha band through.
 	cmsHTRANSFORM tr = cmsCreateTransform(p, inf, srgb, outf, INTENT_RELATIVE_COLORIMETRIC,
 	                                      cmsFLAGS_NOCACHE | cmsFLAGS_COPY_ALPHA);
-	if (tr != NULL && inf == TYPE_RGB_8 && outf == TYPE_RGB_8) *sh = make_shaper(p, srgb);
+	if (tr != NULL && (inf == TYPE_RGB_8 || inf == TYPE_RGB_16) && outf == TYPE_RGB_8)
+		*sh = iiif_shaper_new(p, srgb, inf == TYPE_RGB_16);
+	if (tr != NULL && inf == TYPE_CMYK_8 && outf == TYPE_RGB_8) {
+		// The same transform at 16 bits, to sample the grid from:
+		// lcms builds the same table for it.
+		cmsHTRANSFORM t16 = cmsCreateTransform(p, TYPE_CMYK_16, srgb, TYPE_RGB_16, INTENT_RELATIVE_COLORIMETRIC,
+		                                       cmsFLAGS_NOCACHE);
+		if (t16 != NULL) {
+			*cl = iiif_clut4_new(t16);
+			cmsDeleteTransform(t16);
+		}
+	}
 	cmsCloseProfile(p);
 	if (tr == NULL) vips_error("iiif", "no colour transform from the embedded ICC profile to sRGB");
 	return tr;
@@ -224,15 +155,16 @@ static conv *lookup_raw(unsigned long long key, const void *data, size_t len, cm
 		return NULL;
 	}
 	shaper *sh;
-	cmsHTRANSFORM tr = build(data, len, inf, outf, &sh);
+	clut4 *cl;
+	cmsHTRANSFORM tr = build(data, len, inf, outf, &sh, &cl);
 	conv *c = NULL;
 	if (tr != NULL) {
 		if (ncache < MAX_TRANSFORMS) {
-			cache[ncache] = (entry){key, len, g_memdup2(data, len), inf, outf, {tr, sh}};
+			cache[ncache] = (entry){key, len, g_memdup2(data, len), inf, outf, {tr, sh, cl, inf == TYPE_RGB_16}};
 			c = &cache[ncache++].c;
 		} else {
 			c = g_new(conv, 1);
-			*c = (conv){tr, sh};
+			*c = (conv){tr, sh, cl, inf == TYPE_RGB_16};
 			*owned = 1;
 		}
 	}
@@ -260,16 +192,49 @@ static conv *lookup(VipsImage *in, unsigned long long key, int *owned) {
 }
 
 int iiif_icc_rgb8_rows(unsigned long long key, const void *profile, size_t len, unsigned char *pixels, int width,
-                       int rows) {
+                       int rows, int stride) {
 	int owned;
 	conv *c = lookup_raw(key, profile, len, TYPE_RGB_8, TYPE_RGB_8, &owned);
 	if (c == NULL) return -1;
-	for (int y = 0; y < rows; y++) {
-		unsigned char *row = pixels + (size_t)y * width * 3;
-		run(c, row, row, width); // both convert in place when the formats match
-	}
+	// Contiguous rows are one run, not one per row (a run's last few
+	// pixels cost more), unless the count would overflow. Both
+	// implementations convert in place.
+	if (width == stride && (size_t)width * rows <= INT_MAX)
+		run(c, pixels, pixels, width * rows);
+	else
+		for (int y = 0; y < rows; y++) {
+			unsigned char *row = pixels + (size_t)y * stride * 3;
+			run(c, row, row, width);
+		}
 	if (owned) drop(c);
 	return 0;
+}
+
+guint64 iiif_icc_shaped(void) { return __atomic_load_n(&shaped, __ATOMIC_RELAXED); }
+
+int iiif_icc_with(unsigned long long key, const void *profile, size_t len, int layout, const void *in,
+                  unsigned char *out, int n, int impl) {
+	cmsUInt32Number inf = layout == IIIF_ICC_CMYK8 ? TYPE_CMYK_8 : layout == IIIF_ICC_RGB16 ? TYPE_RGB_16 : TYPE_RGB_8;
+	int owned;
+	conv *c = lookup_raw(key, profile, len, inf, TYPE_RGB_8, &owned);
+	if (c == NULL) return -1;
+	int rc = 0;
+	if (impl < 0)
+		cmsDoTransform(c->tr, in, out, n);
+	else if (impl == IIIF_ICC_CLUT || impl == IIIF_ICC_CLUT_AVX2) {
+		int s = impl == IIIF_ICC_CLUT ? IIIF_SHAPE_SCALAR : IIIF_SHAPE_AVX2;
+		if (c->cl != NULL && iiif_shape_has(s))
+			iiif_clut4_with(s, c->cl, in, out, n);
+		else
+			rc = -1;
+	} else if (c->sh != NULL && c->sixteen && iiif_shape_has(impl))
+		iiif_shape16_with(impl, c->sh, in, out, n);
+	else if (c->sh != NULL && !c->sixteen && iiif_shape_has(impl))
+		iiif_shape_with(impl, c->sh, in, out, n);
+	else
+		rc = -1;
+	if (owned) drop(c);
+	return rc;
 }
 
 int iiif_icc_check(VipsImage *in, unsigned long long key) {

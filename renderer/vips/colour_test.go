@@ -24,7 +24,7 @@ const (
 	colordSRGB = "/usr/share/color/icc/colord/sRGB.icc"
 )
 
-func needProfiles(t *testing.T) {
+func needProfiles(t testing.TB) {
 	t.Helper()
 	for _, p := range []string{adobeRGB, colordSRGB} {
 		if _, err := os.Stat(p); err != nil {
@@ -447,5 +447,30 @@ func TestIdentityCarriesThePolicyForTaggedSources(t *testing.T) {
 	}
 	if a, b, c := ident[ColourConvert]["adobe.tif"], ident[ColourEmbed]["adobe.tif"], ident[ColourStrip]["adobe.tif"]; a == b || b == c || a == c {
 		t.Errorf("Adobe RGB: identities %q %q %q should all differ", a, b, c)
+	}
+}
+
+// TestConversionRunsOnTheFewestPixels: an Adobe RGB view is converted after
+// the shrink, on the output's pixels only, each once, and by the inline
+// shaper, not lcms; a transcoded tile converts its own pixels once.
+func TestConversionRunsOnTheFewestPixels(t *testing.T) {
+	v := colourVips(t, ColourConvert, nil)
+	t.Logf("renders convert with the %s implementation", convName(shaperBest()))
+	for _, tc := range []struct {
+		id, path string
+		w, h     int
+	}{
+		{"adobe-pyr.tif", "x/full/200,/0/default.jpg", 200, 160}, // from the 320 × 256 level, resized
+		{"adobe.tif", "x/full/200,/0/default.jpg", 200, 160},     // from the whole image (strips)
+		{"adobe-pyr.tif", "x/0,0,512,512/100,/0/default.jpg", 100, 100},
+		{"adobe-pyr.tif", "x/256,256,256,256/256,/0/default.jpg", 256, 256}, // transcoded
+		{"adobe-pyr.tif", "x/512,256,128,256/128,/0/default.jpg", 128, 256}, // transcoded edge tile
+	} {
+		before := shapedPixels()
+		render(t, v, tc.id, tc.path)
+		if n := shapedPixels() - before; n != uint64(tc.w*tc.h) {
+			t.Errorf("%s %s: %d pixels converted by the shaper, want the output's %d × %d = %d",
+				tc.id, tc.path, n, tc.w, tc.h, tc.w*tc.h)
+		}
 	}
 }

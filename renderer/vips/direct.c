@@ -82,8 +82,8 @@ static JSAMPROW flat_row(void *ctx, int y) {
 	return f->pixels + (size_t)y * f->stride;
 }
 
-int iiif_transcode_jpeg(const void *in, size_t inlen, int q, unsigned long long icc_key, const void *icc,
-                        size_t icc_len, void **buf, size_t *len) {
+int iiif_transcode_jpeg(const void *in, size_t inlen, int ow, int oh, int q, unsigned long long icc_key,
+                        const void *icc, size_t icc_len, void **buf, size_t *len) {
 	*buf = NULL;
 	*len = 0;
 	struct jpeg_decompress_struct d;
@@ -107,18 +107,31 @@ int iiif_transcode_jpeg(const void *in, size_t inlen, int q, unsigned long long 
 	d.out_color_space = d.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
 	jpeg_start_decompress(&d);
 	int w = d.output_width, h = d.output_height, bands = d.output_components;
+	if (ow <= 0 || oh <= 0 || ow > w || oh > h) {
+		vips_error("iiif", "transcode: %dx%d is not inside the %dx%d tile", ow, oh, w, h);
+		longjmp(e.jmp, 1);
+	}
+	// Rows below the output are not decoded; columns right of it are
+	// (libjpeg decodes whole rows), as libvips' TIFF loader decodes the
+	// padded tile whole, so the pixels kept are the ones it keeps.
+	h = oh;
 	size_t stride = (size_t)w * bands;
 	pixels = g_malloc((size_t)h * stride);
-	while (d.output_scanline < d.output_height) {
+	while (d.output_scanline < (JDIMENSION)h) {
 		JSAMPROW r = pixels + (size_t)d.output_scanline * stride;
 		jpeg_read_scanlines(&d, &r, 1);
 	}
-	jpeg_finish_decompress(&d);
+	// Past an edge tile's last row: abort, not finish (which would decode
+	// the padding). A whole tile is finished, which checks its end.
+	if (d.output_scanline < d.output_height)
+		jpeg_abort_decompress(&d);
+	else
+		jpeg_finish_decompress(&d);
 	jpeg_destroy_decompress(&d);
 	int rc = 0;
-	if (icc != NULL && bands == 3) rc = iiif_icc_rgb8_rows(icc_key, icc, icc_len, pixels, w, h);
+	if (icc != NULL && bands == 3) rc = iiif_icc_rgb8_rows(icc_key, icc, icc_len, pixels, ow, h, w);
 	flat f = {pixels, stride};
-	if (rc == 0) rc = encode(w, h, bands, q, flat_row, &f, buf, len);
+	if (rc == 0) rc = encode(ow, oh, bands, q, flat_row, &f, buf, len);
 	g_free(pixels);
 	return rc;
 }

@@ -28,11 +28,13 @@ int iiif_direct_ok(VipsImage *im);
 int iiif_direct_jpeg(VipsImage *im, int q, void **buf, size_t *len);
 
 // iiif_transcode_jpeg decodes a whole JPEG (a stored pyramid tile, made
-// complete by imgmeta.AppendJPEGTile) and encodes it again at quality q,
-// converting its pixels from profile icc (icc_len bytes, icc_key its hash)
-// to sRGB first when icc is not NULL: what IIPImage does for a tile, with
-// none of a libvips pipeline's set-up. -1 on any decoder error or warning.
-int iiif_transcode_jpeg(const void *in, size_t inlen, int q, unsigned long long icc_key, const void *icc,
-                        size_t icc_len, void **buf, size_t *len);
+// complete by imgmeta.AppendJPEGTile) and encodes its top-left ow × oh
+// again at quality q (the whole tile, or the part of a padded edge tile
+// inside the level), converting its pixels from profile icc (icc_len
+// bytes, icc_key its hash) to sRGB first when icc is not NULL: what
+// IIPImage does for a tile, with none of a libvips pipeline's set-up. -1
+// on any decoder error or warning, or an ow × oh larger than the tile.
+int iiif_transcode_jpeg(const void *in, size_t inlen, int ow, int oh, int q, unsigned long long icc_key,
+                        const void *icc, size_t icc_len, void **buf, size_t *len);
 
 #endif

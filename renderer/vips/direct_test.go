@@ -2,6 +2,9 @@ package vips
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/davidbyttow/govips/v2/vips"
@@ -69,5 +72,60 @@ func TestTranscodedTileMatchesTheLibvipsRender(t *testing.T) {
 		if !bytes.Equal(fromSOF(t, fast.Body), fromSOF(t, slow.Body)) {
 			t.Errorf("%s %s: transcoded tile (%d bytes) differs from the libvips render (%d)", tc.id, tc.path, len(fast.Body), len(slow.Body))
 		}
+	}
+}
+
+// Partial edge tiles that cannot pass through (an Adobe RGB pyramid in
+// convert mode; pass-through off) are transcoded too, top-left part of the
+// padded stored tile, into the very JPEG the libvips pipeline makes.
+func TestTranscodedEdgeTilesMatchTheLibvipsRender(t *testing.T) {
+	needProfiles(t)
+	dir := t.TempDir()
+	var files []string
+	for _, f := range []struct {
+		name string
+		px   Pixels
+	}{{"adobe-odd", Pixels{Profile: adobeRGB, Convert: true}}, {"plain-odd", Pixels{}}} {
+		// Odd sizes: partial tiles on the right and bottom of every level.
+		name, err := GenerateWith(filepath.Join(dir, f.name), Scan, PyramidTIFF, 1001, 777, 2, f.px)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, filepath.Base(name))
+	}
+	v := newVips(t, Config{TilePath: dir, TilePassthrough: true, ColourProfiles: ColourConvert})
+	off := newVips(t, Config{TilePath: dir, ColourProfiles: ColourConvert})
+	n := 0
+	for _, id := range files {
+		for _, r := range []*Vips{v, off} {
+			rs, err := r.Info(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, _ := sourceOf(rs)
+			if r == v && src.colour.kind == profileNone {
+				continue // untagged tiles pass through when it is on
+			}
+			for _, e := range edgeTiles(t, src) {
+				n++
+				t.Run(fmt.Sprintf("%s passthrough=%v level %d %s", id, r.cfg.TilePassthrough, e.levelIndex, e.path), func(t *testing.T) {
+					before, tc := r.Stats(), transcoded.Load()
+					fast, got := render(t, r, id, e.path) // checks the size
+					if s := r.Stats(); s.Passthrough != before.Passthrough || transcoded.Load() != tc+1 {
+						t.Fatalf("not transcoded: stats %+v → %+v", before, s)
+					}
+					testNoTranscode = true
+					slow, want := render(t, r, id, e.path)
+					testNoTranscode = false
+					if !bytes.Equal(fromSOF(t, fast.Body), fromSOF(t, slow.Body)) {
+						t.Errorf("transcoded (%d bytes) differs from the libvips render (%d) by up to %d per sample",
+							len(fast.Body), len(slow.Body), maxPixelDiff(t, got, want, false, false))
+					}
+				})
+			}
+		}
+	}
+	if n < 12 {
+		t.Fatalf("only %d edge tiles found: the fixtures no longer have partial edges", n)
 	}
 }

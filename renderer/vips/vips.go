@@ -23,10 +23,12 @@
 //
 // Colour (colour.go, colour.c): an embedded ICC profile is classified once
 // per source; sRGB costs nothing, other profiles convert with one cached
-// lcms2 transform per profile, or are embedded in the output
-// (Config.ColourProfiles). Small JPEG outputs of random-access sources are
-// computed and encoded on the calling thread (direct.c), and a stored tile
-// that cannot pass through is transcoded without a libvips pipeline
+// lcms2 transform per profile (8-bit matrix-shaper RGB and 8-bit CMYK
+// inline: shaper.c, with AVX2 where the CPU has it, and clut.c), or are
+// embedded in the output (Config.ColourProfiles). Small JPEG outputs of
+// random-access sources are computed and encoded on the calling thread
+// (direct.c), and a stored tile that cannot pass through, whole or a
+// partial edge tile, is transcoded without a libvips pipeline
 // (transcode.go).
 //
 // Large flat sources (plain JPEG, PNG, WebP, stripped TIFF) get an
