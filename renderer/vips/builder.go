@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +42,10 @@ import (
 // shows in the stats and metrics.
 const builderEnv = "IIIF_PROXY_PYRAMID_BUILD"
 
+// builderParentEnv carries the server's PID to the child, which exits at
+// once if its parent is already another process.
+const builderParentEnv = "IIIF_PROXY_PYRAMID_PARENT"
+
 // builderNice is the child's nice value: the lowest priority.
 const builderNice = 19
 
@@ -56,6 +61,12 @@ func MaybeBuildPyramid() {
 	spec := os.Getenv(builderEnv)
 	if spec == "" {
 		return
+	}
+	// The parent died before the death signal was armed (runBuilder):
+	// nobody would read the pyramid.
+	if ppid := os.Getenv(builderParentEnv); ppid != strconv.Itoa(os.Getppid()) {
+		fmt.Fprintln(os.Stderr, "pyramid builder: the server that started it is gone")
+		os.Exit(1)
 	}
 	if err := buildChild(spec); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -129,7 +140,15 @@ func (p *pyramids) runBuilder(f *os.File, src *source, out string, progress func
 	defer pr.Close()
 	cmd := exec.CommandContext(p.ctx, exe)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmpdir,
-		fmt.Sprintf("%s=%d,%d,%d,%d,%d,4,%s", builderEnv, lv.page, lv.subifd, strict, p.v.cfg.JPGQuality, pyramidTile, out))
+		fmt.Sprintf("%s=%d,%d,%d,%d,%d,4,%s", builderEnv, lv.page, lv.subifd, strict, p.v.cfg.JPGQuality, pyramidTile, out),
+		fmt.Sprintf("%s=%d", builderParentEnv, os.Getpid()))
+	// A server killed (SIGKILL, the OOM killer) takes its build with it:
+	// otherwise the child, re-parented to init, went on for minutes at nice
+	// 19 with a deleted file open. The death signal follows the thread that
+	// forked the child, so this goroutine keeps its thread until Wait.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.ExtraFiles = []*os.File{f, pw} // fd 3, fd 4
 	var stderr bytes.Buffer
 	cmd.Stderr = &limited{&stderr, 4 << 10}
