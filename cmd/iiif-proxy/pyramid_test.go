@@ -65,6 +65,20 @@ func TestPyramidBuildDiesWithTheServer(t *testing.T) {
 	if builder == 0 {
 		t.Fatalf("no pyramid builder seen for %d sources", copies)
 	}
+	// Stopped, the builder cannot die of a write to its progress pipe
+	// (SIGPIPE, once the server is gone), which hid the missing death
+	// signal: only a signal sent to it kills it now (SIGKILL works on a
+	// stopped process).
+	if err := syscall.Kill(builder, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(builder, syscall.SIGKILL) })
+	for range 200 {
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(builder) + "/stat"); strings.Contains(string(b), ") T ") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := c.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +89,5 @@ func TestPyramidBuildDiesWithTheServer(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	syscall.Kill(builder, syscall.SIGKILL)
 	t.Fatalf("the pyramid builder (pid %d) outlived the killed server by 5 s", builder)
 }
