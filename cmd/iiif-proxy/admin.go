@@ -14,6 +14,7 @@ import (
 
 	"github.com/iiif-proxy/iiif-proxy/internal/config"
 	"github.com/iiif-proxy/iiif-proxy/proxy"
+	"github.com/iiif-proxy/iiif-proxy/rules"
 	"github.com/iiif-proxy/iiif-proxy/store"
 )
 
@@ -41,6 +42,11 @@ func adminCmd(name string, args []string) int {
 	}
 	if code, done := parseFlags(fs, args); done {
 		return code
+	}
+	if bad := adminArgsProblem(name, fs.NArg(), tier, all); bad != "" {
+		fmt.Fprintf(os.Stderr, "iiif-proxy %s: %s\n\n", name, bad)
+		fs.Usage()
+		return 2
 	}
 	// Only the admin keys matter here, so a configuration with problems is
 	// used as far as it loaded; its problems are shown if the server then
@@ -96,9 +102,15 @@ func adminCmd(name string, args []string) int {
 			}
 			continue
 		}
-		os.Stdout.Write(body)
 		if resp.StatusCode != http.StatusOK {
-			fmt.Fprintf(os.Stderr, "iiif-proxy %s: %s\n", name, resp.Status)
+			// The server's JSON error says what was wrong: say it once, on
+			// stderr, with the status.
+			var e struct{ Error string }
+			if json.Unmarshal(body, &e) == nil && e.Error != "" {
+				fmt.Fprintf(os.Stderr, "iiif-proxy %s: %s: %s\n", name, resp.Status, e.Error)
+			} else {
+				fmt.Fprintf(os.Stderr, "iiif-proxy %s: %s\n", name, resp.Status)
+			}
 			refused := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
 			if refused && !tokenGiven && cfgErr != nil {
 				fmt.Fprintf(os.Stderr, "iiif-proxy %s: the token comes from the configuration (%s), which has problems:\n  %s\n",
@@ -106,8 +118,35 @@ func adminCmd(name string, args []string) int {
 			}
 			return 1
 		}
+		os.Stdout.Write(body)
 	}
 	return 0
+}
+
+// adminArgsProblem says what is wrong with a stats or purge command line
+// (nargs identifiers, -tier, -all), or "".
+func adminArgsProblem(name string, nargs int, tier *string, all *bool) string {
+	if name == "stats" {
+		if nargs > 0 {
+			return "stats takes no arguments"
+		}
+		return ""
+	}
+	given := 0
+	for _, b := range []bool{nargs > 0, *tier != "", *all} {
+		if b {
+			given++
+		}
+	}
+	if given > 1 {
+		return "give identifiers, -tier or -all: one of them"
+	}
+	if *tier != "" {
+		if _, ok := rules.ParseTier(*tier); !ok {
+			return fmt.Sprintf("no tier %q: tile, thumbnail, info or other", *tier)
+		}
+	}
+	return ""
 }
 
 // printDisk prints the disk side of each tier that has a store: live bytes

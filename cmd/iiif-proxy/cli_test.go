@@ -240,3 +240,29 @@ func TestHealthProbe(t *testing.T) {
 		t.Errorf("health against nothing: exit %d, %q", code, errOut)
 	}
 }
+
+// TestPurgeArgumentsAreChecked: purge asks for one thing, identifiers,
+// -tier or -all, and a tier by a name that exists; a mix or a bad name is a
+// usage error (2) before any request, not a purge of everything (`-all
+// page.tif` purged all and ignored the identifier).
+func TestPurgeArgumentsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-all", "page.tif"}, "one of them"},
+		{[]string{"-tier", "tile", "page.tif"}, "one of them"},
+		{[]string{"-tier", "tile", "-all"}, "one of them"},
+		{[]string{"-tier", "bogus"}, `no tier "bogus"`},
+	} {
+		// An admin address nobody listens on: nothing may be sent anyway.
+		args := append([]string{"purge", "-config", "/dev/null", "-admin", "127.0.0.1:1"}, tc.args...)
+		_, errOut, code := runBinary(t, binary, args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("purge %v: exit %d, %q; want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	if _, errOut, code := runBinary(t, binary, "stats", "-config", "/dev/null", "-admin", "127.0.0.1:1", "tile"); code != 2 {
+		t.Errorf("stats with an argument: exit %d, %q; want 2", code, errOut)
+	}
+}
