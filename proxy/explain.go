@@ -54,6 +54,11 @@ func (p *Proxy) Explain(ctx context.Context, path string) (Explanation, error) {
 		e.Kind = "info"
 		e.Tier, e.Rule = p.cfg.Classifier.Explain(req, rules.Resolved{})
 		e.Key = string(cache.InfoKey(e.ID, v))
+		// An info.json fails as its image does: a missing one is a 404,
+		// an undecodable one a 422.
+		if _, err := p.cache.Source(ctx, e.ID); err != nil {
+			return e, err
+		}
 		return e, nil
 	}
 	e.Kind = "image"

@@ -57,7 +57,7 @@ func TestExplain(t *testing.T) {
 		code int
 	}{
 		{"/other/3/a/info.json", http.StatusNotFound},
-		{"/iiif/3/missing/info.json", 0}, // info needs no description: explained
+		{"/iiif/3/missing/info.json", http.StatusNotFound}, // an info.json fails as its image does
 		{"/iiif/3/missing/full/max/0/default.jpg", http.StatusNotFound},
 		{"/iiif/3/a/b/full/max/0/default.jpg", http.StatusNotFound}, // an unescaped slash
 		{"/iiif/3/a/full/0,/0/default.jpg", http.StatusBadRequest},
@@ -69,9 +69,11 @@ func TestExplain(t *testing.T) {
 	}
 	r.FailInfo("a", &renderer.SourceError{ID: "a", Detail: "bad"})
 	p2, _ := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, r)
-	_, err = p2.Explain(ctx, "/iiif/3/a/full/max/0/default.jpg")
-	var se *renderer.SourceError
-	if code, _ := Status(err); !errors.As(err, &se) || code != http.StatusUnprocessableEntity {
-		t.Errorf("undecodable: %v (%d), want 422", err, code)
+	for _, path := range []string{"/iiif/3/a/full/max/0/default.jpg", "/iiif/3/a/info.json"} {
+		_, err = p2.Explain(ctx, path)
+		var se *renderer.SourceError
+		if code, _ := Status(err); !errors.As(err, &se) || code != http.StatusUnprocessableEntity {
+			t.Errorf("undecodable %s: %v (%d), want 422", path, err, code)
+		}
 	}
 }
