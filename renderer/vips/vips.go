@@ -540,7 +540,7 @@ func (v *Vips) levels(id string, in input) (*source, C.iiif_header, []byte, erro
 		if err := in.unavailable(); err != nil {
 			return nil, h, nil, err
 		}
-		return nil, h, nil, &SourceError{ID: id, Detail: withID(err.Error(), in, id)}
+		return nil, h, nil, &SourceError{ID: id, Detail: sniffed(withID(err.Error(), in, id), in)}
 	}
 	s := &source{
 		Source: renderer.Source{ID: id, Width: int(h.width), Height: int(h.height)},
