@@ -386,8 +386,9 @@ func TestWarmFillsWhatAViewerAsksForFirst(t *testing.T) {
 	// In process, into the cache directory of a server started after.
 	inProcess := func(depth string) []string {
 		cache := t.TempDir()
-		cmd := exec.Command(binary, append([]string{"warm", "-config", "/dev/null", "-rate", "0", "-depth", depth}, ids...)...)
-		cmd.Env = append(os.Environ(), "RAIS_TILEPATH="+dir, "RAIS_CACHEDIR="+cache)
+		// The directories as flags, as check takes -tile-path.
+		cmd := exec.Command(binary, append([]string{"warm", "-config", "/dev/null", "-rate", "0", "-depth", depth,
+			"-tile-path", dir, "-cache-dir", cache}, ids...)...)
 		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "warmed 6 images (0 failed)") {
 			t.Fatalf("warm in process: %v\n%s", err, out)
 		}

@@ -32,7 +32,7 @@ import (
 // down to the level OpenSeadragon draws the whole image at in a viewport
 // (-viewport), plus -depth finer levels (the first zooms). The tiles are
 // computed as the harness's viewer workload computes them
-// (bench/harness/iiif: OpenSeadragon's IIIFTileSource), so what warm fills
+// (internal/iiif: OpenSeadragon's IIIFTileSource), so what warm fills
 // is what such a viewer asks for.
 //
 // Against a running server (-url), over HTTP, so that its caches fill; or,
@@ -40,7 +40,7 @@ import (
 // listener, writing the cache directory directly (the server must not be
 // running: its stores are locked while it is).
 func warmCmd(args []string) int {
-	fs := newFlagSet("warm", "warm [-config FILE] [-url BASE | -api 3] [-list FILE] [-rate N] [-j N] [-viewport WxH] [-depth N] [IDENTIFIER…]\n\n"+
+	fs := newFlagSet("warm", "warm [-config FILE] [-url BASE | -api 3 -tile-path DIR -cache-dir DIR] [-list FILE] [-rate N] [-j N] [-viewport WxH] [-depth N] [IDENTIFIER…]\n\n"+
 		"Pre-renders what a viewer's first views of each image need (info.json, its sizes, the pyramid's tiles down to\n"+
 		"the level a viewport shows the whole image at, and -depth finer levels), against a running server (-url) or\n"+
 		"in process into the cache directory (the server stopped).")
@@ -52,15 +52,24 @@ func warmCmd(args []string) int {
 	viewport := fs.String("viewport", "1920x1080", "The viewer's size on screen, WIDTHxHEIGHT.")
 	api := fs.Int("api", 3, "In process: the IIIF version of the URLs warmed, 3, 2, or 0 for RAIS's unversioned form (info.json is cached per version; images are shared).")
 	depth := fs.Int("depth", 1, "Levels finer than the whole-image view to warm (each has about four times the tiles); 0 stops at it.")
+	tilePath := fs.String("tile-path", "", "In process: directory of the images (default: TilePath from the configuration).")
+	cacheDir := fs.String("cache-dir", "", "In process: the cache directory to fill (default: CacheDir from the configuration).")
 	if code, done := parseFlags(fs, args); done {
 		return code
+	}
+	var over []string
+	if *tilePath != "" {
+		over = append(over, "-tile-path", *tilePath)
+	}
+	if *cacheDir != "" {
+		over = append(over, "-cache-dir", *cacheDir)
 	}
 	vp, err := iiif.ParseViewport(*viewport)
 	if err != nil || *jobs < 1 || *depth < 0 || *rate < 0 || (*api != 0 && *api != 2 && *api != 3) {
 		fmt.Fprintln(os.Stderr, "iiif-proxy warm: -viewport WxH, -j ≥ 1, -depth ≥ 0, -rate ≥ 0, -api 3, 2 or 0:", err)
 		return 2
 	}
-	cfg, ok := loadToolConfig("warm", *file, nil, *base == "")
+	cfg, ok := loadToolConfig("warm", *file, over, *base == "")
 	if !ok {
 		return 2
 	}
@@ -223,7 +232,12 @@ func (w *warmer) get(u string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("%s: %s", resp.Status, oneLine(string(body)))
+		// iiif-proxy's error bodies begin with the status already.
+		msg := oneLine(string(body))
+		if !strings.HasPrefix(msg, resp.Status) {
+			msg = resp.Status + ": " + msg
+		}
+		return nil, "", errors.New(msg)
 	}
 	return body, resp.Header.Get("X-Cache"), nil
 }
