@@ -1048,6 +1048,23 @@ func (c *Config) validate() []error {
 	if c.Address == "" {
 		errs = append(errs, errors.New("Address: must not be empty"))
 	}
+	// A port is needed to listen: "localhost" passed here and failed only
+	// when the server started.
+	for key, a := range map[string]string{"Address": c.Address, "AdminAddress": c.AdminAddress} {
+		if a == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not HOST:PORT (e.g. :12415 or 127.0.0.1:12415)", key, a))
+		}
+	}
+	// A file where the cache directory should be left the server serving
+	// uncached for ever; a directory not there yet is made at start.
+	if c.CacheDir != "" {
+		if fi, err := os.Stat(c.CacheDir); err == nil && !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("CacheDir: %s is not a directory", c.CacheDir))
+		}
+	}
 	errs = append(errs, c.validateOwners()...) // owners.go
 	errs = append(errs, lines(c.Front().Validate())...)
 	if c.UnversionedVersion != 0 && c.UnversionedVersion != 2 && c.UnversionedVersion != 3 {

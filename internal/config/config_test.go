@@ -559,3 +559,29 @@ func TestDemoPageIsOffUnlessAskedFor(t *testing.T) {
 		t.Errorf("conf/rais.toml: DemoPage %v (%v), want true", cfg.DemoPage, err)
 	}
 }
+
+// TestAddressesNeedAPortAndCacheDirADirectory: problems the server would
+// only meet at start (no port to listen on) or never report (a file where
+// the cache directory goes: served uncached for ever) stop the
+// configuration.
+func TestAddressesNeedAPortAndCacheDirADirectory(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "afile")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_ADDRESS=localhost", "RAIS_ADMINADDRESS=127.0.0.1",
+		"RAIS_CACHEDIR=" + file}, nil)
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	for _, want := range []string{`Address: "localhost" is not HOST:PORT`, `AdminAddress: "127.0.0.1" is not HOST:PORT`,
+		"CacheDir: " + file + " is not a directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no %q in:\n%v", want, err)
+		}
+	}
+	if _, _, err := Load("", []string{"RAIS_TILEPATH=" + dir, "RAIS_ADDRESS=:0", "RAIS_CACHEDIR=" + filepath.Join(dir, "new")}, nil); err != nil {
+		t.Errorf("a port alone and a cache directory still to make: %v", err)
+	}
+}
