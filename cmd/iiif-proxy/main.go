@@ -116,12 +116,36 @@ func run(args []string) int {
 		return 1
 	}
 	app.hup = hup
-	app.reload = func() (config.Config, []string, error) { return config.Load(file, os.Environ(), rest) }
+	app.reload = reloader(file, rest, warnings)
 	if err := app.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("stopped", "error", err)
 		return 1
 	}
 	return 0
+}
+
+// reloader re-reads the configuration for a SIGHUP. Warnings that a RAIS
+// key is not implemented were said at start (or at the last reload) and
+// are not repeated on every reload; new ones, and every other warning (a
+// public admin listener without a token is said on every load), are.
+func reloader(file string, rest, startWarnings []string) func() (config.Config, []string, error) {
+	said := map[string]bool{}
+	for _, w := range startWarnings {
+		said[w] = true
+	}
+	return func() (config.Config, []string, error) {
+		cfg, warnings, err := config.Load(file, os.Environ(), rest)
+		var out []string
+		now := map[string]bool{}
+		for _, w := range warnings {
+			now[w] = true
+			if !said[w] || !strings.Contains(w, "is not implemented by iiif-proxy") {
+				out = append(out, w)
+			}
+		}
+		said = now
+		return cfg, out, err
+	}
 }
 
 func orNone(file string) string {

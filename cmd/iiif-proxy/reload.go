@@ -84,10 +84,13 @@ func (a *App) Reload(next config.Config) (applied, restart []string) {
 	}
 	// What is in force now: next's live keys on the running rest.
 	config.CopyLive(&a.cfg, next)
-	// Logged at the old level, then the new one applies: an operator who
-	// turns INFO down to WARN still sees what the reload did.
+	// Logged at the more verbose of the old and new levels, then the new
+	// one applies: an operator who turns INFO down to WARN, or WARN up to
+	// INFO, sees what the reload did.
+	level := logLevel(next.LogLevel)
+	a.level.Set(min(a.level.Level(), level))
 	a.log.Info("SIGHUP: configuration reloaded", "applied", strings.Join(applied, ","), "needsRestart", strings.Join(restart, ","))
-	a.level.Set(logLevel(next.LogLevel))
+	a.level.Set(level)
 	return applied, restart
 }
 

@@ -149,3 +149,41 @@ func TestSIGHUPReloadsUnderLoadWithoutFailingARequest(t *testing.T) {
 		t.Fatalf("healthz after reloads: %d %v", status, err)
 	}
 }
+
+// TestSIGHUPSaysWhatItDidOnceAndQuietly: a reload that raises LogLevel
+// from WARN to INFO still logs what it did (the line was written at the old
+// level and lost), and the RAIS keys iiif-proxy does not implement, said at
+// start, are not said again on every SIGHUP; a new one is.
+func TestSIGHUPSaysWhatItDidOnceAndQuietly(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "rais.toml")
+	write := func(body string) {
+		if err := os.WriteFile(conf, []byte("TilePath = \""+samplePyramid(t)+"\"\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("LogLevel = \"WARN\"\nPlugins = \"s3-images.so\"\n")
+	c := launchConfig(t, conf, nil)
+	c.waitFor(t, "RAIS setting Plugins")
+	write("LogLevel = \"INFO\"\nPlugins = \"s3-images.so\"\n")
+	c.cmd.Process.Signal(syscall.SIGHUP)
+	var seen []string
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		select {
+		case line := <-c.lines:
+			seen = append(seen, line)
+			done = strings.Contains(line, "SIGHUP: configuration reloaded")
+		case <-deadline:
+			t.Fatalf("no reload line within 10s:\n%s", strings.Join(seen, "\n"))
+		}
+	}
+	if s := strings.Join(seen, "\n"); strings.Contains(s, "RAIS setting Plugins") {
+		t.Errorf("the Plugins warning was said again on SIGHUP:\n%s", s)
+	}
+	write("LogLevel = \"INFO\"\nPlugins = \"s3-images.so\"\nS3Zone = \"us-west-2\"\n")
+	c.cmd.Process.Signal(syscall.SIGHUP)
+	if line := c.waitLine(t, "RAIS setting"); !strings.Contains(line, "S3Zone") {
+		t.Errorf("after a new RAIS key: %s", line)
+	}
+}
