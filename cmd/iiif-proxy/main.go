@@ -150,7 +150,7 @@ func reloader(file string, rest, startWarnings []string) func() (config.Config, 
 
 func orNone(file string) string {
 	if file == "" {
-		return "no file, defaults and environment only"
+		return "no file: defaults, environment and flags"
 	}
 	return file
 }
