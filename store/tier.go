@@ -128,6 +128,7 @@ const (
 	keepAside      = 2                      // moved-aside directories kept per tier
 	corruptRebuild = 16                     // read-time corruptions that trigger a rebuild
 	emergencyAfter = 5 * time.Second        // below the reserve this long: drop the tier's contents
+	closeWait      = 20 * time.Second       // Close returns after this even if the supervisor is stuck (within shutdownGrace)
 	probeSize      = 4096
 )
 
@@ -164,6 +165,9 @@ type Tier struct {
 	firstTry chan error    // the first open attempt's result, for Open
 	closed   atomic.Bool
 	lowSince time.Time // since when the file system is below the reserve; supervisor only
+
+	openLowSince time.Time    // since when open has found too little space for it; supervisor only (full.go)
+	abandoned    atomic.Int32 // databases abandoned (full.go: maxAbandoned)
 
 	limitsMu  sync.Mutex    // protects maxBytes and retention
 	maxBytes  int64         // Config.MaxBytes in force (SetLimits)
@@ -222,7 +226,13 @@ func (t *Tier) Close() error {
 		return ErrClosed
 	}
 	close(t.done)
-	<-t.supDone
+	select {
+	case <-t.supDone:
+	case <-time.After(closeWait):
+		// Every wait of the supervisor on Pebble is bounded (bounded.go,
+		// closeTimeout); this one is the last guard of a clean exit.
+		t.log.Error("store: the tier did not close in time; leaving it to the process's exit", "waited", closeWait)
+	}
 	return nil
 }
 
@@ -619,6 +629,10 @@ func (t *Tier) supervise() {
 	for {
 		e := t.eng.Load()
 		if e == nil {
+			if t.closed.Load() || t.tooManyAbandoned() {
+				<-t.done
+				return
+			}
 			err := t.open()
 			if first {
 				t.firstTry <- err
@@ -678,7 +692,7 @@ func (t *Tier) shed(e *engine) {
 		return
 	}
 	want := max(deficit, e.bytes.Load()/50)
-	if err := e.shed(want, t.free.Load()); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnavailable) && t.allowLog("shed") {
+	if err := e.shed(want, t.free.Load(), t.done); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnavailable) && t.allowLog("shed") {
 		t.log.Warn("store: evicting for space failed (logged at most once a minute)", "err", err)
 	}
 }
@@ -703,10 +717,10 @@ func (t *Tier) open() (err error) {
 	}
 	free := t.statfs()
 	if free >= 0 && free < 2*t.reserve() {
-		t.removeAside(0)
+		t.removeAllAside()
 		free = t.statfs()
 	}
-	if t.emergency(free) {
+	if t.emergency(free) || t.lowAtOpen(free) {
 		t.dropContents()
 		free = t.statfs()
 	}
@@ -728,6 +742,7 @@ func (t *Tier) open() (err error) {
 		e, err = t.openEngine()
 	}
 	if err != nil {
+		t.openPanicked(err)
 		if onDefault {
 			unlockDir(t.cfg.Dir)
 		}
@@ -778,7 +793,7 @@ func (t *Tier) emergency(free int64) bool {
 // give its space back; the next open starts empty.
 func (t *Tier) dropContents() {
 	t.lowSince = time.Time{}
-	t.removeAside(0)
+	t.removeAllAside()
 	t.faults[FaultNoSpace].Add(1)
 	t.log.Warn("store: cache file system below its free-space reserve for a while: dropping this tier's contents to give the space back",
 		"reserve", t.reserve(), "free", t.free.Load())
@@ -904,6 +919,7 @@ func (t *Tier) retire(e *engine, why string) {
 	}
 	switch {
 	case abandoned:
+		t.abandoned.Add(1)
 		aside := t.moveAside("failed")
 		t.log.Error("store: abandoned a database Pebble could not close; moved aside, a fresh one follows", "aside", aside)
 	case f == FaultCorrupt:
