@@ -722,6 +722,7 @@ func (t *Tier) open() (err error) {
 	}
 	if t.emergency(free) || t.lowAtOpen(free) {
 		t.dropContents()
+		_ = t.cfg.fs.MkdirAll(t.cfg.Dir, 0o755) // for the probe below
 		free = t.statfs()
 	}
 	if free >= 0 && free < 2*t.reserve() {
