@@ -44,6 +44,7 @@ func (t *engine) flushBounded(ctx context.Context, stop <-chan struct{}) error {
 	defer timer.Stop()
 	select {
 	case <-flushed:
+		t.hooks.flushed()
 		return nil
 	case <-stop:
 		return ErrClosed

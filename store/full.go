@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -185,5 +186,90 @@ func (t *Tier) tooManyAbandoned() bool {
 		t.log.Error("store: this tier abandoned too many databases after fatal errors; serving uncached until a restart",
 			"abandoned", n)
 	}
+	return true
+}
+
+// unflushed is what every tier of the process has admitted into its
+// memtable since its last flush: room their flushes will take on the file
+// system (the tiers of a server share it). Puts are admitted against the
+// free space minus this, not against the free space alone: the trial's
+// thumbnail tier (PNGs of 300 KB to 1 MB, 600 KB free, MinFree 420 KB)
+// admitted a megabyte into its memtable, whose flush then met ENOSPC, took
+// the tier out of service and lost the memtable, every 5 s.
+var unflushed atomic.Int64
+
+// roomFor admits n bytes into the memtable if the file system keeps
+// MinFree once everything admitted is flushed; an entry refused here is
+// served uncached, as below MinFree.
+func (h *hooks) roomFor(n int64) bool {
+	if h == nil || h.t == nil {
+		return true
+	}
+	free := h.t.free.Load()
+	if free < 0 {
+		return true
+	}
+	if free-unflushed.Load()-n < h.t.minFree.Load() {
+		if free-n < h.t.minFree.Load() {
+			h.t.wantRoom(n) // not a matter of waiting for flushes
+		}
+		return false
+	}
+	h.pending.Add(n)
+	unflushed.Add(n)
+	return true
+}
+
+// flushed: the memtable reached the disk (or was dropped with its
+// database). What it took is in the next statfs, read now so that the
+// admitted bytes are not counted twice nor forgotten meanwhile.
+func (h *hooks) flushed() {
+	if h == nil || h.t == nil {
+		return
+	}
+	unflushed.Add(-h.pending.Swap(0))
+	h.t.statfs()
+}
+
+// wantRoom records that a Put of n bytes found the file system too full
+// even with every memtable flushed: the supervisor then treats the tier as
+// below MinFree by n (checkSpace) and evicts for it (shed), so that a
+// cache on a disk smaller than its budget keeps storing new entries in
+// place of old ones, as it does when its flushes take it below MinFree.
+// Entries larger than an eighth of the file system are not worth evicting
+// for: they are served uncached.
+func (t *Tier) wantRoom(n int64) {
+	if n > t.total.Load()/8 {
+		return
+	}
+	for {
+		old := t.want.Load()
+		if n <= old || t.want.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	t.kick()
+}
+
+// churnDrop is how many databases in a row may be retired for lack of
+// space soon after opening before the tier drops its contents.
+const churnDrop = 3
+
+// noSpaceChurn reports, for a database just retired by fault f, quick when
+// it had not been open for stableAfter, whether the tier keeps failing for
+// lack of space with its own data in the way: Pebble's compactions of what
+// it holds need more room than the file system has (a compaction writes
+// its outputs before deleting its inputs), fail with ENOSPC at every open,
+// and eviction never gets to run. Then the data goes, as in an emergency.
+func (t *Tier) noSpaceChurn(f Fault, quick bool) bool {
+	if f != FaultNoSpace || !quick {
+		t.churn = 0
+		return false
+	}
+	t.churn++
+	if t.churn < churnDrop || !t.holdsData() {
+		return false
+	}
+	t.churn = 0
 	return true
 }

@@ -927,7 +927,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	if max := t.maxBytes.Load(); max > 0 && size > max {
 		return Entry{}, ErrTooLarge
 	}
-	if !t.hooks.canWrite() {
+	if !t.hooks.canWrite() || !t.hooks.roomFor(size) {
 		return Entry{}, errNoRoom
 	}
 	if err := t.enter(); err != nil {

@@ -168,6 +168,8 @@ type Tier struct {
 
 	openLowSince time.Time    // since when open has found too little space for it; supervisor only (full.go)
 	abandoned    atomic.Int32 // databases abandoned (full.go: maxAbandoned)
+	want         atomic.Int64 // room a Put refused for space asked for (full.go: roomFor)
+	churn        int          // databases retired for space soon after opening, in a row; supervisor only
 
 	limitsMu  sync.Mutex    // protects maxBytes and retention
 	maxBytes  int64         // Config.MaxBytes in force (SetLimits)
@@ -472,6 +474,7 @@ type hooks struct {
 	fatalErr atomic.Bool   // Pebble called Fatalf: abandon, do not close
 	fatalCh  chan struct{} // closed when fatalErr is set
 	corrupt  atomic.Int64  // read-time corruptions seen
+	pending  atomic.Int64  // bytes admitted since the last flush (full.go: roomFor)
 	lastErr  atomic.Pointer[error]
 }
 
@@ -594,14 +597,16 @@ func (t *Tier) checkSpace() {
 		return
 	}
 	mf := t.minFree.Load()
+	want := t.want.Load() // room a refused Put asked for (full.go)
 	switch s := t.State(); {
-	case s == StateOK && free < mf:
+	case s == StateOK && free < mf+want:
 		t.setOut(StateFull, fmt.Sprintf("cache file system below its minimum free space (%d of %d bytes free)", free, mf))
 		if t.allowLog("full") {
 			t.log.Warn("store: cache file system below MinFree: storing nothing, evicting (logged at most once a minute)",
 				"free", free, "minFree", mf)
 		}
-	case s == StateFull && free >= mf+mf/10:
+	case s == StateFull && free >= mf+mf/10+want:
+		t.want.Store(0)
 		t.state.Store(int32(StateOK))
 		t.log.Info("store: free space back above MinFree: storing again", "free", free, "minFree", mf)
 	}
@@ -656,6 +661,9 @@ func (t *Tier) supervise() {
 		}
 		if e.hooks.failed() {
 			t.retire(e, "")
+			if t.noSpaceChurn(Fault(e.hooks.fail.Load()), time.Since(openedAt) < stableAfter) {
+				t.dropContents()
+			}
 			// A fault the probe cannot see (say EIO on sstables only)
 			// fails a fresh database again at once: back off as for a
 			// failed open rather than re-open twice a second forever.
@@ -687,7 +695,7 @@ func (t *Tier) supervise() {
 // shedEvery, and lets compaction give the space back (engine.shed). Every
 // tier on the file system does the same, each giving back what it can.
 func (t *Tier) shed(e *engine) {
-	deficit := t.minFree.Load() + t.minFree.Load()/10 - t.free.Load()
+	deficit := t.minFree.Load() + t.minFree.Load()/10 + t.want.Load() - t.free.Load()
 	if deficit <= 0 {
 		return
 	}
@@ -884,6 +892,8 @@ func (t *Tier) retire(e *engine, why string) {
 		t.setOut(StateDegraded, why)
 	}
 	t.eng.Store(nil)
+	// Its memtable is flushed at close, or lost: no longer admitted room.
+	defer h.flushed()
 	e.halted.Store(f != FaultNone) // a faulty engine must not flush at close
 	t.retiredMu.Lock()
 	c := e.Stats()
