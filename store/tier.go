@@ -74,6 +74,14 @@ import (
 //   - Start-up never waits: New returns at once and the supervisor opens
 //     the database in the background, serving uncached meanwhile. Every log
 //     line about a fault is rate-limited to one a minute per kind.
+//   - A full disk never wedges, hangs or crashes the tier (full.go,
+//     bounded.go): every wait for a flush or compaction is bounded and
+//     Close returns within closeWait; Puts are admitted against the free
+//     space less what the memtables hold; moved-aside directories of every
+//     tier are deleted (truncated first) when space is short; a tier whose
+//     own data keeps it from opening, or fails it for space right after
+//     each open, drops that data; a panic inside pebble.Open is recovered;
+//     at most maxAbandoned databases are abandoned per tier.
 
 // State is what a Tier is doing.
 type State int32
