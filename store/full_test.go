@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/iiif-proxy/iiif-proxy/internal/testfs"
 )
@@ -221,4 +222,45 @@ func TestOpenPanicIsRecovered(t *testing.T) {
 	if n := tier.Stats().Faults.Of(FaultIO); n == 0 {
 		t.Error("the panicked open was not counted as a fault")
 	}
+}
+
+// TestAbandonedDatabasesAreBounded: each fatal Pebble error (a MANIFEST
+// write failing with EIO) abandons a database, which keeps its goroutines,
+// memory and open files; after maxAbandoned the tier stays out of service
+// instead of abandoning more.
+func TestAbandonedDatabasesAreBounded(t *testing.T) {
+	var failing atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite && strings.Contains(filepath.Base(op.Path), "MANIFEST") {
+			return &os.PathError{Op: "write", Path: op.Path, Err: syscall.EIO}
+		}
+		return nil
+	})
+	dir := filepath.Join(t.TempDir(), "tile")
+	tier, err := Open(Config{Dir: dir, Logger: quiet, fs: errorfs.Wrap(vfs.Default, inj)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	for n := int32(1); n <= maxAbandoned; n++ {
+		eventually(t, "the tier stores", func() bool { return works(tier, fmt.Sprintf("ok%d", n)) })
+		failing.Store(true)
+		for round := 0; tier.abandoned.Load() < n; round++ {
+			if round > 500 {
+				t.Fatalf("database %d never abandoned", n)
+			}
+			callsAnswer(t, tier, round) // Puts, then a flush whose MANIFEST write is fatal
+			time.Sleep(20 * time.Millisecond)
+		}
+		failing.Store(false)
+	}
+	time.Sleep(3 * retryMax / 2) // every re-open the backoff allows
+	if works(tier, "after") {
+		t.Errorf("the tier opened a database after abandoning %d", maxAbandoned)
+	}
+	if st := tier.State(); st != StateDegraded {
+		t.Errorf("state %s, want degraded", st)
+	}
+	aside, _ := filepath.Glob(dir + ".failed-*")
+	t.Logf("abandoned %d, moved aside %v, why %q", tier.abandoned.Load(), aside, *tier.why.Load())
 }
