@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -189,14 +190,24 @@ func (t *Tier) tooManyAbandoned() bool {
 	return true
 }
 
-// unflushed is what every tier of the process has admitted into its
-// memtable since its last flush: room their flushes will take on the file
-// system (the tiers of a server share it). Puts are admitted against the
-// free space minus this, not against the free space alone: the trial's
-// thumbnail tier (PNGs of 300 KB to 1 MB, 600 KB free, MinFree 420 KB)
-// admitted a megabyte into its memtable, whose flush then met ENOSPC, took
-// the tier out of service and lost the memtable, every 5 s.
-var unflushed atomic.Int64
+// unflushed is, per directory holding tiers (a server's CacheDir), what
+// its tiers have admitted into their memtables since their last flush:
+// room their flushes will take on the file system they share. Puts are
+// admitted against the free space minus this, not against the free space
+// alone: the trial's thumbnail tier (PNGs of 300 KB to 1 MB, 600 KB free,
+// MinFree 420 KB) admitted a megabyte into its memtable, whose flush then
+// met ENOSPC, took the tier out of service and lost the memtable, every 5 s.
+var unflushed sync.Map // filepath.Dir(Config.Dir) → *atomic.Int64
+
+// unflushedFor returns the unflushed count of the tiers beside t.
+func (t *Tier) unflushedFor() *atomic.Int64 {
+	parent := filepath.Dir(t.cfg.Dir)
+	if v, ok := unflushed.Load(parent); ok {
+		return v.(*atomic.Int64)
+	}
+	v, _ := unflushed.LoadOrStore(parent, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
 
 // roomFor admits n bytes into the memtable if the file system keeps
 // MinFree once everything admitted is flushed; an entry refused here is
@@ -209,14 +220,15 @@ func (h *hooks) roomFor(n int64) bool {
 	if free < 0 {
 		return true
 	}
-	if free-unflushed.Load()-n < h.t.minFree.Load() {
+	all := h.t.unflushedFor()
+	if free-all.Load()-n < h.t.minFree.Load() {
 		if free-n < h.t.minFree.Load() {
 			h.t.wantRoom(n) // not a matter of waiting for flushes
 		}
 		return false
 	}
 	h.pending.Add(n)
-	unflushed.Add(n)
+	all.Add(n)
 	return true
 }
 
@@ -227,7 +239,7 @@ func (h *hooks) flushed() {
 	if h == nil || h.t == nil {
 		return
 	}
-	unflushed.Add(-h.pending.Swap(0))
+	h.t.unflushedFor().Add(-h.pending.Swap(0))
 	h.t.statfs()
 }
 
