@@ -137,6 +137,23 @@ func (t *Tier) lowAtOpen(free int64) bool {
 	return true
 }
 
+// dataBytes is the size of the tier's tables.
+func (t *Tier) dataBytes() int64 {
+	names, err := t.cfg.fs.List(t.cfg.Dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, name := range names {
+		if strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob") {
+			if fi, err := t.cfg.fs.Stat(t.cfg.fs.PathJoin(t.cfg.Dir, name)); err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
+}
+
 // holdsData reports whether the tier's directory holds tables.
 func (t *Tier) holdsData() bool {
 	names, err := t.cfg.fs.List(t.cfg.Dir)
@@ -279,8 +296,11 @@ func (t *Tier) noSpaceChurn(f Fault, quick bool) bool {
 		return false
 	}
 	t.churn++
-	if t.churn < churnDrop || !t.holdsData() {
+	if t.churn < churnDrop {
 		return false
+	}
+	if free := t.statfs(); free >= 0 && free >= t.dataBytes() {
+		return false // room to compact it all: the space went elsewhere
 	}
 	t.churn = 0
 	return true

@@ -670,7 +670,7 @@ func (t *Tier) supervise() {
 		if e.hooks.failed() {
 			t.retire(e, "")
 			if t.noSpaceChurn(Fault(e.hooks.fail.Load()), time.Since(openedAt) < stableAfter) {
-				t.dropContents()
+				t.dropContents("its databases keep failing for space right after opening, and it holds more than is free")
 			}
 			// A fault the probe cannot see (say EIO on sstables only)
 			// fails a fresh database again at once: back off as for a
@@ -688,7 +688,7 @@ func (t *Tier) supervise() {
 		if t.emergency(t.free.Load()) {
 			t.retire(e, "below the free-space reserve")
 			t.setOut(StateDegraded, "cache file system below its free-space reserve")
-			t.dropContents()
+			t.dropContents("below the free-space reserve for a while")
 			continue
 		}
 		if t.State() == StateFull && time.Since(lastShed) >= shedEvery {
@@ -736,8 +736,12 @@ func (t *Tier) open() (err error) {
 		t.removeAllAside()
 		free = t.statfs()
 	}
-	if t.emergency(free) || t.lowAtOpen(free) {
-		t.dropContents()
+	if low := t.emergency(free); low || t.lowAtOpen(free) {
+		why := "its own data keeps the free space below what opening needs"
+		if low {
+			why = "below the free-space reserve for a while"
+		}
+		t.dropContents(why)
 		_ = t.cfg.fs.MkdirAll(t.cfg.Dir, 0o755) // for the probe below
 		free = t.statfs()
 	}
@@ -808,12 +812,12 @@ func (t *Tier) emergency(free int64) bool {
 
 // dropContents deletes the tier's directory (the database is closed) to
 // give its space back; the next open starts empty.
-func (t *Tier) dropContents() {
+func (t *Tier) dropContents(why string) {
 	t.lowSince = time.Time{}
 	t.removeAllAside()
 	t.faults[FaultNoSpace].Add(1)
-	t.log.Warn("store: cache file system below its free-space reserve for a while: dropping this tier's contents to give the space back",
-		"reserve", t.reserve(), "free", t.free.Load())
+	t.log.Warn("store: cache file system too full: dropping this tier's contents to give the space back",
+		"why", why, "reserve", t.reserve(), "free", t.free.Load())
 	if err := t.cfg.fs.RemoveAll(t.cfg.Dir); err != nil && t.allowLog("drop") {
 		t.log.Warn("store: dropping the tier's contents failed (logged at most once a minute)", "err", err)
 	}
