@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"slices"
 	"time"
 )
@@ -191,15 +190,17 @@ func (t *engine) reclaim(force bool) {
 		return // no room to rewrite: MinFree's shedding takes over
 	}
 	t.lastReclaim = time.Now()
+	ctx, cancel := t.untilDone(nil) // see bounded.go
+	defer cancel()
 	if t.dirty.Swap(false) {
-		if err := t.db.Flush(); err != nil {
+		if err := t.flushBounded(ctx, nil); err != nil {
 			t.dirty.Store(true)
 			_ = t.pebbleErr("flush", err)
 			return
 		}
 	}
 	for _, r := range t.reclaimRanges() {
-		if err := t.db.Compact(context.Background(), r[0], r[1], false); err != nil {
+		if err := t.db.Compact(ctx, r[0], r[1], false); err != nil {
 			_ = t.pebbleErr("compact", err)
 			return
 		}

@@ -59,9 +59,12 @@ func classify(err error) Fault {
 func openFault(err error) Fault {
 	var errno syscall.Errno
 	var le *lockedError
+	var pe *openPanicError
 	switch {
 	case errors.As(err, &le):
 		return FaultLocked
+	case errors.As(err, &pe):
+		return FaultIO // not the files' fault: Tier.open drops them (full.go)
 	case errors.As(err, &errno):
 		return classify(err)
 	}
@@ -87,13 +90,42 @@ var errRefused = fmt.Errorf("store: cache file system below its free-space reser
 type faultFS struct {
 	vfs.FS
 	h *hooks
+
+	lockMu sync.Mutex
+	lock   io.Closer // the directory's lock, for releaseLock
+}
+
+// releaseLock releases the directory's lock when Pebble cannot: after a
+// pebble.Open that panicked (openPebble). Closing it twice is harmless.
+func (fs *faultFS) releaseLock() {
+	fs.lockMu.Lock()
+	defer fs.lockMu.Unlock()
+	if fs.lock != nil {
+		_ = fs.lock.Close()
+		fs.lock = nil
+	}
+}
+
+// held records the lock Lock hands to Pebble.
+func (fs *faultFS) held(c io.Closer, err error) (io.Closer, error) {
+	if err == nil {
+		fs.lockMu.Lock()
+		fs.lock = c
+		fs.lockMu.Unlock()
+	}
+	return c, err
 }
 
 // isDataFile reports whether name is a file whose creation may be refused:
 // sstables and blob files. MANIFEST, OPTIONS and marker files never are:
-// refusing them is fatal to Pebble, and they are small.
+// refusing them is fatal to Pebble, and they are small. Nor is the WAL
+// (".log"): without a WAL (DisableWAL) the only one is the empty file
+// pebble.Open creates after it has started its compaction scheduler, and
+// refusing it failed the open with a compaction running, whose clean-up
+// panicked ("element has outstanding references", then "io.Closer is nil"
+// in the compaction's goroutine): the crash of the 8 MB tmpfs trial.
 func isDataFile(name string) bool {
-	return strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob") || strings.HasSuffix(name, ".log")
+	return strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob")
 }
 
 func (fs *faultFS) seen(err error) error {
@@ -156,7 +188,7 @@ func (fs *faultFS) Remove(name string) error { return fs.FS.Remove(name) }
 // and, from the PID file the holder wrote beside it, its process.
 func (fs *faultFS) Lock(name string) (io.Closer, error) {
 	if fs.FS != vfs.Default && !isOnDefault(fs.FS) {
-		return fs.FS.Lock(name) // MemFS and test file systems
+		return fs.held(fs.FS.Lock(name)) // MemFS and test file systems
 	}
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -170,7 +202,7 @@ func (fs *faultFS) Lock(name string) (io.Closer, error) {
 		}
 		return nil, fs.seen(err)
 	}
-	return f, nil
+	return fs.held(f, nil)
 }
 
 // isOnDefault reports whether fs is vfs.Default under OnDiskFull.

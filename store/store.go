@@ -417,7 +417,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 	t.maxBytes.Store(cfg.MaxBytes)
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
-	db, err := pebble.Open(cfg.Dir, pebbleOptions(&t.cfg, cache, h))
+	db, err := openPebble(cfg.Dir, pebbleOptions(&t.cfg, cache, h))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", cfg.Dir, err)
 	}
@@ -539,7 +539,7 @@ func (t *engine) Close() error {
 	defer t.closeMu.Unlock()
 	if !t.halted.Load() && t.hooks.canFlush() {
 		// Without a WAL, what is not flushed is lost.
-		if err := t.db.Flush(); err != nil {
+		if err := t.flushWithin(nil); err != nil {
 			t.log.Warn("store: flush at close", "err", err)
 		}
 	}
@@ -884,7 +884,7 @@ func (t *engine) commitDurable(b *pebble.Batch) error {
 		return err
 	}
 	t.dirty.Store(false)
-	if err := t.db.Flush(); err != nil {
+	if err := t.flushWithin(t.done); err != nil {
 		t.dirty.Store(true)
 		return err
 	}
@@ -908,7 +908,7 @@ func (t *engine) flushIfDirty() {
 	}
 	defer t.leave()
 	t.dirty.Store(false)
-	if err := t.db.Flush(); err != nil {
+	if err := t.flushWithin(t.done); err != nil {
 		t.dirty.Store(true)
 		_ = t.pebbleErr("flush", err)
 	}
@@ -927,7 +927,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	if max := t.maxBytes.Load(); max > 0 && size > max {
 		return Entry{}, ErrTooLarge
 	}
-	if !t.hooks.canWrite() {
+	if !t.hooks.canWrite() || !t.hooks.roomFor(size) {
 		return Entry{}, errNoRoom
 	}
 	if err := t.enter(); err != nil {

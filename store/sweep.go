@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"time"
 
@@ -465,7 +464,9 @@ func (t *engine) scanIndex(lower, upper []byte) ([]candidate, error) {
 // they delete (DeleteSized), which makes Pebble's picker prefer those
 // files. When the whole keyspace can be rewritten within the free space
 // (free above the live bytes plus the reserve), it is compacted at once.
-func (t *engine) shed(want int64, free int64) error {
+//
+// stop (the Tier's Close) ends its waits for the flush and the compaction.
+func (t *engine) shed(want int64, free int64, stop <-chan struct{}) error {
 	if !t.hooks.canFlush() {
 		// Below the reserve no flush or compaction may run, so deletions
 		// would free nothing: keep the entries, and serve them.
@@ -482,12 +483,20 @@ func (t *engine) shed(want int64, free int64) error {
 		return err
 	}
 	defer t.leave()
-	if err := t.db.Flush(); err != nil {
+	ctx, cancel := t.untilDone(stop)
+	defer cancel()
+	if err := t.flushBounded(ctx, nil); err != nil {
+		if ctx.Err() != nil {
+			return ErrClosed
+		}
 		return err
 	}
 	t.dirty.Store(false)
 	if free < 0 || free < t.bytes.Load()+t.hooks.reserve() {
 		return nil
 	}
-	return t.db.Compact(context.Background(), rangeStart, rangeEnd, false)
+	if err := t.db.Compact(ctx, rangeStart, rangeEnd, false); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
 }

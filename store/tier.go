@@ -74,6 +74,14 @@ import (
 //   - Start-up never waits: New returns at once and the supervisor opens
 //     the database in the background, serving uncached meanwhile. Every log
 //     line about a fault is rate-limited to one a minute per kind.
+//   - A full disk never wedges, hangs or crashes the tier (full.go,
+//     bounded.go): every wait for a flush or compaction is bounded and
+//     Close returns within closeWait; Puts are admitted against the free
+//     space less what the memtables hold; moved-aside directories of every
+//     tier are deleted (truncated first) when space is short; a tier whose
+//     own data keeps it from opening, or fails it for space right after
+//     each open, drops that data; a panic inside pebble.Open is recovered;
+//     at most maxAbandoned databases are abandoned per tier.
 
 // State is what a Tier is doing.
 type State int32
@@ -128,6 +136,7 @@ const (
 	keepAside      = 2                      // moved-aside directories kept per tier
 	corruptRebuild = 16                     // read-time corruptions that trigger a rebuild
 	emergencyAfter = 5 * time.Second        // below the reserve this long: drop the tier's contents
+	closeWait      = 20 * time.Second       // Close returns after this even if the supervisor is stuck (within shutdownGrace)
 	probeSize      = 4096
 )
 
@@ -164,6 +173,11 @@ type Tier struct {
 	firstTry chan error    // the first open attempt's result, for Open
 	closed   atomic.Bool
 	lowSince time.Time // since when the file system is below the reserve; supervisor only
+
+	openLowSince time.Time    // since when open has found too little space for it; supervisor only (full.go)
+	abandoned    atomic.Int32 // databases abandoned (full.go: maxAbandoned)
+	want         atomic.Int64 // room a Put refused for space asked for (full.go: roomFor)
+	churn        int          // databases retired for space soon after opening, in a row; supervisor only
 
 	limitsMu  sync.Mutex    // protects maxBytes and retention
 	maxBytes  int64         // Config.MaxBytes in force (SetLimits)
@@ -222,7 +236,13 @@ func (t *Tier) Close() error {
 		return ErrClosed
 	}
 	close(t.done)
-	<-t.supDone
+	select {
+	case <-t.supDone:
+	case <-time.After(closeWait):
+		// Every wait of the supervisor on Pebble is bounded (bounded.go,
+		// closeTimeout); this one is the last guard of a clean exit.
+		t.log.Error("store: the tier did not close in time; leaving it to the process's exit", "waited", closeWait)
+	}
 	return nil
 }
 
@@ -462,6 +482,7 @@ type hooks struct {
 	fatalErr atomic.Bool   // Pebble called Fatalf: abandon, do not close
 	fatalCh  chan struct{} // closed when fatalErr is set
 	corrupt  atomic.Int64  // read-time corruptions seen
+	pending  atomic.Int64  // bytes admitted since the last flush (full.go: roomFor)
 	lastErr  atomic.Pointer[error]
 }
 
@@ -584,14 +605,16 @@ func (t *Tier) checkSpace() {
 		return
 	}
 	mf := t.minFree.Load()
+	want := t.want.Load() // room a refused Put asked for (full.go)
 	switch s := t.State(); {
-	case s == StateOK && free < mf:
+	case s == StateOK && free < mf+want:
 		t.setOut(StateFull, fmt.Sprintf("cache file system below its minimum free space (%d of %d bytes free)", free, mf))
 		if t.allowLog("full") {
 			t.log.Warn("store: cache file system below MinFree: storing nothing, evicting (logged at most once a minute)",
 				"free", free, "minFree", mf)
 		}
-	case s == StateFull && free >= mf+mf/10:
+	case s == StateFull && free >= mf+mf/10+want:
+		t.want.Store(0)
 		t.state.Store(int32(StateOK))
 		t.log.Info("store: free space back above MinFree: storing again", "free", free, "minFree", mf)
 	}
@@ -619,6 +642,10 @@ func (t *Tier) supervise() {
 	for {
 		e := t.eng.Load()
 		if e == nil {
+			if t.closed.Load() || t.tooManyAbandoned() {
+				<-t.done
+				return
+			}
 			err := t.open()
 			if first {
 				t.firstTry <- err
@@ -642,6 +669,9 @@ func (t *Tier) supervise() {
 		}
 		if e.hooks.failed() {
 			t.retire(e, "")
+			if t.noSpaceChurn(Fault(e.hooks.fail.Load()), time.Since(openedAt) < stableAfter) {
+				t.dropContents("its databases keep failing for space right after opening, and it holds more than is free")
+			}
 			// A fault the probe cannot see (say EIO on sstables only)
 			// fails a fresh database again at once: back off as for a
 			// failed open rather than re-open twice a second forever.
@@ -658,7 +688,7 @@ func (t *Tier) supervise() {
 		if t.emergency(t.free.Load()) {
 			t.retire(e, "below the free-space reserve")
 			t.setOut(StateDegraded, "cache file system below its free-space reserve")
-			t.dropContents()
+			t.dropContents("below the free-space reserve for a while")
 			continue
 		}
 		if t.State() == StateFull && time.Since(lastShed) >= shedEvery {
@@ -673,12 +703,12 @@ func (t *Tier) supervise() {
 // shedEvery, and lets compaction give the space back (engine.shed). Every
 // tier on the file system does the same, each giving back what it can.
 func (t *Tier) shed(e *engine) {
-	deficit := t.minFree.Load() + t.minFree.Load()/10 - t.free.Load()
+	deficit := t.minFree.Load() + t.minFree.Load()/10 + t.want.Load() - t.free.Load()
 	if deficit <= 0 {
 		return
 	}
 	want := max(deficit, e.bytes.Load()/50)
-	if err := e.shed(want, t.free.Load()); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnavailable) && t.allowLog("shed") {
+	if err := e.shed(want, t.free.Load(), t.done); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnavailable) && t.allowLog("shed") {
 		t.log.Warn("store: evicting for space failed (logged at most once a minute)", "err", err)
 	}
 }
@@ -703,11 +733,16 @@ func (t *Tier) open() (err error) {
 	}
 	free := t.statfs()
 	if free >= 0 && free < 2*t.reserve() {
-		t.removeAside(0)
+		t.removeAllAside()
 		free = t.statfs()
 	}
-	if t.emergency(free) {
-		t.dropContents()
+	if low := t.emergency(free); low || t.lowAtOpen(free) {
+		why := "its own data keeps the free space below what opening needs"
+		if low {
+			why = "below the free-space reserve for a while"
+		}
+		t.dropContents(why)
+		_ = t.cfg.fs.MkdirAll(t.cfg.Dir, 0o755) // for the probe below
 		free = t.statfs()
 	}
 	if free >= 0 && free < 2*t.reserve() {
@@ -728,6 +763,7 @@ func (t *Tier) open() (err error) {
 		e, err = t.openEngine()
 	}
 	if err != nil {
+		t.openPanicked(err)
 		if onDefault {
 			unlockDir(t.cfg.Dir)
 		}
@@ -776,12 +812,12 @@ func (t *Tier) emergency(free int64) bool {
 
 // dropContents deletes the tier's directory (the database is closed) to
 // give its space back; the next open starts empty.
-func (t *Tier) dropContents() {
+func (t *Tier) dropContents(why string) {
 	t.lowSince = time.Time{}
-	t.removeAside(0)
+	t.removeAllAside()
 	t.faults[FaultNoSpace].Add(1)
-	t.log.Warn("store: cache file system below its free-space reserve for a while: dropping this tier's contents to give the space back",
-		"reserve", t.reserve(), "free", t.free.Load())
+	t.log.Warn("store: cache file system too full: dropping this tier's contents to give the space back",
+		"why", why, "reserve", t.reserve(), "free", t.free.Load())
 	if err := t.cfg.fs.RemoveAll(t.cfg.Dir); err != nil && t.allowLog("drop") {
 		t.log.Warn("store: dropping the tier's contents failed (logged at most once a minute)", "err", err)
 	}
@@ -868,6 +904,8 @@ func (t *Tier) retire(e *engine, why string) {
 		t.setOut(StateDegraded, why)
 	}
 	t.eng.Store(nil)
+	// Its memtable is flushed at close, or lost: no longer admitted room.
+	defer h.flushed()
 	e.halted.Store(f != FaultNone) // a faulty engine must not flush at close
 	t.retiredMu.Lock()
 	c := e.Stats()
@@ -904,6 +942,7 @@ func (t *Tier) retire(e *engine, why string) {
 	}
 	switch {
 	case abandoned:
+		t.abandoned.Add(1)
 		aside := t.moveAside("failed")
 		t.log.Error("store: abandoned a database Pebble could not close; moved aside, a fresh one follows", "aside", aside)
 	case f == FaultCorrupt:

@@ -261,10 +261,20 @@ func (a *App) close() {
 	if a.shared != nil {
 		a.shared.Close(sharedDrain)
 	}
+	// The tiers close side by side: each may wait for a database that
+	// cannot flush (a full disk) up to its own bound, and one after the
+	// other those bounds would add up past the shutdown grace.
+	done := make(chan struct{}, len(a.stores))
 	for _, s := range a.stores {
-		if err := s.Close(); err != nil {
-			a.log.Warn("closing cache", "error", err)
-		}
+		go func() {
+			if err := s.Close(); err != nil {
+				a.log.Warn("closing cache", "error", err)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range a.stores {
+		<-done
 	}
 	a.render.Close()
 	if a.vips {

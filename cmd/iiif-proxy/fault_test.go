@@ -60,6 +60,7 @@ type drain struct {
 	mu    sync.Mutex
 	n     int
 	last  []string
+	bad   []string // lines no fault may cause: a panic, an abandoned database
 	ended chan struct{}
 }
 
@@ -70,6 +71,9 @@ func drainLog(c *child) *drain {
 		for line := range c.lines {
 			d.mu.Lock()
 			d.n++
+			if strings.Contains(line, "panic") || strings.Contains(line, "abandoned a database") {
+				d.bad = append(d.bad, line)
+			}
 			d.last = append(d.last, line)
 			if len(d.last) > 20 {
 				d.last = d.last[1:]
@@ -222,19 +226,7 @@ func TestFullCacheDisk(t *testing.T) {
 	// Stopping with a full disk does not hang; starting with one does not
 	// wait.
 	testfs.Fill(t, fill)
-	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM on a full disk: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no exit within 20s of SIGTERM on a full disk: %s", logs)
-	}
+	stopWithin(t, srv, logs, 20*time.Second)
 
 	phase("stopped")
 	srv = launch(t, nil, cacheEnv...)
@@ -253,6 +245,155 @@ func TestFullCacheDisk(t *testing.T) {
 	logs.mu.Unlock()
 	if n > 100 {
 		t.Errorf("the log grew by %d lines: %s", n, logs)
+	}
+}
+
+// stopWithin sends SIGTERM and fails unless the process exits cleanly
+// within limit (the shutdown grace is 30 s).
+func stopWithin(t *testing.T, srv *child, logs *drain, limit time.Duration) {
+	t.Helper()
+	began := time.Now()
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v", err)
+		}
+		t.Logf("exited %v after SIGTERM", time.Since(began).Round(time.Millisecond))
+	case <-time.After(limit):
+		t.Fatalf("no exit within %v of SIGTERM: %s", limit, logs)
+	}
+}
+
+// tierStates returns iiif_cache_state of every tier.
+func tierStates(t *testing.T, c *child) map[string]string {
+	t.Helper()
+	resp, err := http.Get("http://" + c.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	states := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, `iiif_cache_state{tier="`); ok {
+			tier, v, _ := strings.Cut(rest, `"} `)
+			states[tier] = v
+		}
+	}
+	return states
+}
+
+// inService waits up to limit for every tier to serve from its database:
+// state 0 (ok) or 1 (full: hits served, nothing stored), not 2 or 3.
+func inService(t *testing.T, c *child, limit time.Duration) time.Duration {
+	t.Helper()
+	began := time.Now()
+	for {
+		st := tierStates(t, c)
+		ok := len(st) > 0
+		for _, v := range st {
+			ok = ok && (v == "0" || v == "1")
+		}
+		if ok {
+			return time.Since(began)
+		}
+		if time.Since(began) > limit {
+			t.Fatalf("tiers not in service %v after start: %v", limit, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// leaveFree writes a file at path that leaves about leave bytes free.
+func leaveFree(t *testing.T, path string, leave int64) {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(path), &st); err != nil {
+		t.Fatal(err)
+	}
+	if n := int64(st.Bavail)*int64(st.Bsize) - leave; n > 0 {
+		if err := os.WriteFile(path, make([]byte, n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCacheFillsItsOwnCacheDisk is the trial that found a crash, a hang
+// and a wedge (/tmp/trial3): an 8 MB tmpfs as CacheDir, the default
+// CacheMinFree (5 %), filled by the cache's own PNG thumbnails and tiles.
+// Every request is answered, the process neither panics nor abandons a
+// database, SIGTERM ends it well within the grace, and a restart on what
+// the cache left (then on a disk with less than twice the reserve free)
+// has every tier back in service by itself.
+func TestCacheFillsItsOwnCacheDisk(t *testing.T) {
+	needRoot(t)
+	samples := worldSamples(t)
+	mnt := testfs.MountTmpfs(t, "8m")
+	env := []string{"RAIS_TILEPATH=" + samples, "RAIS_CACHEDIR=" + filepath.Join(mnt, "cache"), "RAIS_TILECACHELEN=0"}
+	client := &http.Client{Timeout: 30 * time.Second}
+	began := time.Now()
+	phase := func(what string) { t.Logf("%6.2fs %s", time.Since(began).Seconds(), what) }
+	srv := start(t, env...)
+	logs := drainLog(srv)
+	get := func(srv *child, p string) string {
+		t.Helper()
+		s, _, x, err := fetch(client, "http://"+srv.addr+"/iiif/3/"+p)
+		if err != nil || s != http.StatusOK {
+			t.Fatalf("%s: %d %v", p, s, err)
+		}
+		return x
+	}
+	free := func() int64 {
+		var st syscall.Statfs_t
+		_ = syscall.Statfs(mnt, &st)
+		return int64(st.Bavail) * int64(st.Bsize)
+	}
+	thumb := func(n int) string { return fmt.Sprintf("page-plain.jpg/full/%d,/0/default.png", n) }
+	for n := 300; n <= 900; n += 6 {
+		get(srv, thumb(n))
+	}
+	for _, p := range tilePaths()[:40] {
+		get(srv, p)
+	}
+	phase(fmt.Sprintf("filled: %d bytes free, states %v", free(), tierStates(t, srv)))
+	for i := range 20 { // the trial's requests after the fill, faster
+		get(srv, thumb(300+i*30))
+		time.Sleep(250 * time.Millisecond)
+	}
+	logs.alive(t)
+	phase(fmt.Sprintf("served: %d bytes free, states %v", free(), tierStates(t, srv)))
+	stopWithin(t, srv, logs, 15*time.Second)
+
+	srv = start(t, env...)
+	logs2 := drainLog(srv)
+	took := inService(t, srv, 20*time.Second)
+	phase(fmt.Sprintf("restarted on what the cache left: in service after %v, %d bytes free", took, free()))
+	get(srv, thumb(303))
+	stopWithin(t, srv, logs2, 15*time.Second)
+
+	// Less than twice the reserve (CacheMinFree/4) free: no tier can open
+	// and none is below the reserve, where the emergency drop fires.
+	leaveFree(t, filepath.Join(mnt, "fill"), 150<<10)
+	srv = start(t, env...)
+	logs3 := drainLog(srv)
+	took = inService(t, srv, 30*time.Second)
+	phase(fmt.Sprintf("restarted with %d bytes free: in service after %v, states %v", free(), took, tierStates(t, srv)))
+	for range 3 {
+		get(srv, thumb(306))
+	}
+	logs3.alive(t)
+	stopWithin(t, srv, logs3, 15*time.Second)
+	for _, d := range []*drain{logs, logs2, logs3} {
+		d.mu.Lock()
+		if len(d.bad) > 0 {
+			t.Errorf("the log says: %s", strings.Join(d.bad, "\n"))
+		}
+		d.mu.Unlock()
 	}
 }
 
