@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // What a tier holds on disk. Without a WAL (see tier.go) the database is
@@ -80,14 +84,17 @@ func (t *engine) diskBound(limit int64) int64 {
 	return limit + limit/5 + DiskSlack + max(t.reclaimFloor.Load()-limit/10, 0)
 }
 
-// overBound reports whether Put should decline to store: the directory is
-// over diskBound (compactions are behind). Writes arriving
-// faster than compactions free space would otherwise take the directory
-// to several times the budget (3.5–15× measured, filling at 28 MB/s); a
-// cache may decline to store, and the entry is served all the same. The
-// measure of the directory is Pebble's, at most diskFresh old: this is the
-// only place that asks for it on the write path, at most 100 times a
-// second. The caller has entered the engine.
+// overBound reports whether Put should decline to store: the directory,
+// plus what the work already admitted may still add to it before it frees
+// anything (ahead), is over diskBound. Declining only once the directory
+// itself is over the bound, as before, let it pass the bound by the
+// compaction or flush under way at that moment (peaks of 1.35–1.65 × the
+// budget filling at 2–16 MB/s): a compaction writes its outputs before
+// deleting its inputs, and a flush brings a memtable to disk while the
+// entries it displaces are still there. A cache may decline to store; the
+// entry is served all the same. The measure is Pebble's, at most diskFresh
+// old: this is the only place that asks for it on the write path, at most
+// 100 times a second. The caller has entered the engine.
 func (t *engine) overBound() bool {
 	limit := t.maxBytes.Load()
 	if limit <= 0 {
@@ -95,9 +102,77 @@ func (t *engine) overBound() bool {
 	}
 	now := time.Now().UnixNano()
 	if last := t.diskAt.Load(); now-last > int64(diskFresh) && t.diskAt.CompareAndSwap(last, now) {
-		t.disk.Store(int64(t.db.Metrics().DiskSpaceUsage()))
+		m := t.db.Metrics()
+		t.disk.Store(int64(m.DiskSpaceUsage()))
+		t.ahead.Store(ahead(m, t.hooks.inflight.remaining(m.Compact.InProgressBytes)))
 	}
-	return t.disk.Load() > t.diskBound(limit)
+	return t.disk.Load()+t.ahead.Load() > t.diskBound(limit)
+}
+
+// ahead is how much more the directory may come to hold, beyond what
+// Pebble measures now, from work already admitted, before that work
+// deletes anything:
+//
+//   - the memtables, at their allocated size: each is flushed to level 0
+//     as a new sstable;
+//   - then the larger of the compactions under way, what their outputs
+//     may still add (their inputs not yet rewritten: remaining), and the
+//     compaction a flush leads to: level 0 into the base level. Tile keys
+//     arrive in random order, so level 0 overlaps the whole base level and
+//     that compaction rewrites all of both (sizeToBudget keeps them a
+//     small part of the budget). Pebble runs one compaction at a time
+//     (CompactionConcurrencyRange's default), so these do not add up:
+//     each one's inputs are deleted before the next starts.
+//
+// Obsolete files not yet deleted are already in Pebble's measure.
+func ahead(m *pebble.Metrics, remaining int64) int64 {
+	var upper int64 // level 0 and the levels above the last: what L0 → Lbase may rewrite
+	for l := 0; l < len(m.Levels)-1; l++ {
+		upper += m.Levels[l].TablesSize
+	}
+	return int64(m.MemTable.Size) + max(upper, remaining)
+}
+
+// inflight sums the input bytes of the compactions under way, from
+// Pebble's CompactionBegin and CompactionEnd events (which Pebble pairs).
+// A compaction's output is at most its input: entries only disappear.
+type inflight struct {
+	mu   sync.Mutex
+	jobs map[int]int64 // job → input bytes
+	sum  atomic.Int64
+}
+
+func (c *inflight) begin(info pebble.CompactionInfo) {
+	var n int64
+	for _, l := range info.Input {
+		for _, tb := range l.Tables {
+			n += int64(tb.Size)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.jobs == nil {
+		c.jobs = make(map[int]int64)
+	}
+	c.jobs[info.JobID] = n
+	c.sum.Add(n)
+}
+
+func (c *inflight) end(info pebble.CompactionInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sum.Add(-c.jobs[info.JobID])
+	delete(c.jobs, info.JobID)
+}
+
+// remaining is what the compactions under way may still write: their
+// inputs less what they have written (Pebble's InProgressBytes, already
+// in its measure of the directory).
+func (c *inflight) remaining(written int64) int64 {
+	if c == nil {
+		return 0
+	}
+	return max(c.sum.Load()-written, 0)
 }
 
 // reclaimer runs reclaim when kicked, until Close; it closes done on exit.

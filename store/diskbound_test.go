@@ -93,8 +93,10 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 			if debug && (samples%50 == 0 || float64(d) > bound) {
 				if e := tier.eng.Load(); e != nil {
 					m := e.db.Metrics()
-					t.Logf("t=%d dir %.1f pebble %.1f live %.1f L0 %.1f L5 %.1f L6 %.1f obsolete %.1f mem %.1f (%d) prog %.1f flushes %d compactions %d reclaims %d",
-						samples, float64(d)/1e6, float64(m.DiskSpaceUsage())/1e6, float64(e.bytes.Load())/1e6, float64(m.Levels[0].TablesSize)/1e6, float64(m.Levels[5].TablesSize)/1e6, float64(m.Levels[6].TablesSize)/1e6, float64(m.Table.Local.ObsoleteSize+m.Table.Local.ZombieSize)/1e6,
+					e.diskAt.Store(0)
+					e.overBound()
+					t.Logf("ahead %.1f t=%d dir %.1f pebble %.1f live %.1f L0 %.1f L5 %.1f L6 %.1f obsolete %.1f mem %.1f (%d) prog %.1f flushes %d compactions %d reclaims %d",
+						float64(e.ahead.Load())/1e6, samples, float64(d)/1e6, float64(m.DiskSpaceUsage())/1e6, float64(e.bytes.Load())/1e6, float64(m.Levels[0].TablesSize)/1e6, float64(m.Levels[5].TablesSize)/1e6, float64(m.Levels[6].TablesSize)/1e6, float64(m.Table.Local.ObsoleteSize+m.Table.Local.ZombieSize)/1e6,
 						float64(m.MemTable.Size)/1e6, m.MemTable.Count, float64(m.Compact.InProgressBytes)/1e6, m.Flush.Count, m.Compact.Count, e.reclaims.Load())
 				}
 			}

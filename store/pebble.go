@@ -70,6 +70,16 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 					log.Error("store: pebble data corruption (logged at most once a minute)", "info", info.String())
 				}
 			},
+			CompactionBegin: func(info pebble.CompactionInfo) {
+				if h != nil {
+					h.inflight.begin(info)
+				}
+			},
+			CompactionEnd: func(info pebble.CompactionInfo) {
+				if h != nil {
+					h.inflight.end(info)
+				}
+			},
 			DiskSlow: func(info pebble.DiskSlowInfo) {
 				if h.allowLog("slow") {
 					log.Warn("store: slow disk (logged at most once a minute)", "info", info.String())

@@ -391,6 +391,7 @@ type engine struct {
 	reclaimForce atomic.Bool   // a purge asks the next sweep to reclaim at once
 	reclaims     atomic.Uint64 // compactions run by reclaim
 	disk         atomic.Int64  // see diskBytes
+	ahead        atomic.Int64  // see ahead (disk.go): measured with disk by overBound
 }
 
 // openEngine opens (creating if needed) the Pebble database in cfg.Dir,

@@ -463,6 +463,7 @@ type hooks struct {
 	fatalCh  chan struct{} // closed when fatalErr is set
 	corrupt  atomic.Int64  // read-time corruptions seen
 	lastErr  atomic.Pointer[error]
+	inflight inflight // compactions under way (disk.go)
 }
 
 // fault records a fault seen while this engine was in service. Corruption
