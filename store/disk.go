@@ -94,7 +94,9 @@ func (t *engine) diskBound(limit int64) int64 {
 // entries it displaces are still there. A cache may decline to store; the
 // entry is served all the same. The measure is Pebble's, at most diskFresh
 // old: this is the only place that asks for it on the write path, at most
-// 100 times a second. The caller has entered the engine.
+// 100 times a second; what Puts stored since (admitted) counts on top, so
+// a burst cannot slip past a stale measure. The caller has entered the
+// engine.
 func (t *engine) overBound() bool {
 	limit := t.maxBytes.Load()
 	if limit <= 0 {
@@ -105,8 +107,9 @@ func (t *engine) overBound() bool {
 		m := t.db.Metrics()
 		t.disk.Store(int64(m.DiskSpaceUsage()))
 		t.ahead.Store(ahead(m, t.hooks.inflight.remaining(m.Compact.InProgressBytes)))
+		t.admitted.Store(0)
 	}
-	return t.disk.Load()+t.ahead.Load() > t.diskBound(limit)
+	return t.disk.Load()+t.ahead.Load()+t.admitted.Load() > t.diskBound(limit)
 }
 
 // ahead is how much more the directory may come to hold, beyond what
@@ -126,9 +129,12 @@ func (t *engine) overBound() bool {
 //
 // Obsolete files not yet deleted are already in Pebble's measure.
 func ahead(m *pebble.Metrics, remaining int64) int64 {
-	var upper int64 // level 0 and the levels above the last: what L0 → Lbase may rewrite
-	for l := 0; l < len(m.Levels)-1; l++ {
-		upper += m.Levels[l].TablesSize
+	upper := m.Levels[0].TablesSize // level 0 and the base level: what L0 → Lbase may rewrite
+	for l := 1; l < len(m.Levels)-1; l++ {
+		if n := m.Levels[l].TablesSize; n > 0 {
+			upper += n
+			break
+		}
 	}
 	return int64(m.MemTable.Size) + max(upper, remaining)
 }
@@ -237,6 +243,12 @@ func (t *engine) reclaim(force bool) {
 	// (sizeToBudget). So a busy tier reclaims only past twice the slack; an
 	// idle one (no Put for reclaimEvery) past the slack.
 	busy := time.Since(time.Unix(0, t.lastPut.Load())) < reclaimEvery
+	// Locked out: Puts arrive but every one is declined (the directory
+	// plus what Pebble has yet to write is over the bound, and Pebble's
+	// compactions have nothing left to do: they do not rewrite the last
+	// level for the garbage in it). Only reclaim frees room then, however
+	// little garbage there is.
+	locked := !busy && time.Since(time.Unix(0, t.lastDecline.Load())) < reclaimEvery
 	if !t.hooks.canFlush() {
 		return
 	}
@@ -256,7 +268,10 @@ func (t *engine) reclaim(force bool) {
 	// overhead, tombstones Pebble keeps): compacting for it again would
 	// rewrite the tier every reclaimEvery for nothing.
 	slack := reclaimSlack(live)
-	if busy && !force {
+	switch {
+	case locked:
+		slack = reclaimMinSlack
+	case busy && !force:
 		slack *= 2
 	}
 	if garbage-t.reclaimFloor.Load() <= slack {

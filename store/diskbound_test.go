@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -154,7 +155,8 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 	}
 }
 
-// TestPutDeclinesOverTheBound: while the directory holds more than
+// TestPutDeclinesOverTheBound: while the directory, plus what Pebble may
+// still write before it frees anything (ahead), holds more than
 // 1.2 × MaxBytes + DiskSlack (here: the sweeper is off, so nothing evicts
 // or compacts), Put stores nothing, says so in Stats.Declined, and still
 // returns the entry as it would have stored it; once eviction and reclaim
@@ -187,8 +189,8 @@ func TestPutDeclinesOverTheBound(t *testing.T) {
 			}
 		}
 	}
-	if st := tier.Stats(); st.DiskBytes <= bound {
-		t.Fatalf("declined with %d bytes on disk, bound %d", st.DiskBytes, bound)
+	if st := tier.Stats(); st.DiskBytes+tier.ahead.Load() <= bound {
+		t.Fatalf("declined with %d bytes on disk and %d ahead, bound %d", st.DiskBytes, tier.ahead.Load(), bound)
 	}
 	// Pebble's own compactions go on in the background and can bring the
 	// directory under the bound between two Puts: the next Put then
@@ -271,5 +273,59 @@ func TestReclaimBlocksNeitherPutNorEviction(t *testing.T) {
 	}
 	if st := tier.Stats(); st.Bytes > budget || st.Evicted == 0 {
 		t.Errorf("Stats = %+v: want entries evicted to the budget %d", st, budget)
+	}
+}
+
+// TestReclaimWhenLockedOut: a tier whose every Put is declined (the
+// directory plus what Pebble has yet to write is over the bound) with less
+// garbage than reclaim's usual slack would stay locked out: Pebble's own
+// compactions do not rewrite the last level for its garbage. Reclaim then
+// runs past reclaimMinSlack; otherwise (busy storing, or idle) it keeps
+// its usual slack.
+func TestReclaimWhenLockedOut(t *testing.T) {
+	tier := openMem(t, Config{}, newClock())
+	for i := range 1000 {
+		if _, err := tier.Put([]byte(fmt.Sprintf("img\x00%05d", i)), jpeg(16<<10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tier.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tier.db.Compact(context.Background(), rangeStart, rangeEnd, false); err != nil {
+		t.Fatal(err)
+	}
+	// Evict about 9 %: garbage between reclaimMinSlack and live/8.
+	tier.maxBytes.Store(tier.bytes.Load() * 92 / 100)
+	if err := tier.sweepPass(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tier.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	live := tier.bytes.Load()
+	garbage := int64(tier.db.Metrics().Table.Local.LiveSize) - live
+	if garbage <= reclaimMinSlack || garbage >= reclaimSlack(live) {
+		t.Fatalf("set-up: garbage %d, want between %d and %d", garbage, reclaimMinSlack, reclaimSlack(live))
+	}
+	long := time.Now().Add(-2 * reclaimEvery).UnixNano()
+	for _, c := range []struct {
+		name             string
+		lastPut, decline int64
+		want             uint64
+	}{
+		{"busy storing", time.Now().UnixNano(), 0, 0},
+		{"idle", long, long, 0},
+		{"every Put declined", long, time.Now().UnixNano(), 1},
+	} {
+		tier.lastPut.Store(c.lastPut)
+		tier.lastDecline.Store(c.decline)
+		tier.reclaim(false)
+		if got := tier.reclaims.Load(); got != c.want {
+			t.Fatalf("%s: %d reclaims, want %d (garbage %d, live %d)", c.name, got, c.want, garbage, live)
+		}
+	}
+	if g := int64(tier.db.Metrics().Table.Local.LiveSize) - tier.bytes.Load(); g >= garbage {
+		t.Errorf("garbage %d after reclaim, was %d", g, garbage)
 	}
 }

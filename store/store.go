@@ -380,6 +380,7 @@ type engine struct {
 	purged                      atomic.Uint64 // entries removed by PurgePrefix and PurgeAll
 	declined                    atomic.Uint64 // Puts declined by overBound
 	lastPut                     atomic.Int64  // when a Put last stored, Unix ns (reclaim)
+	lastDecline                 atomic.Int64  // when a Put was last declined, Unix ns (reclaim)
 	diskAt                      atomic.Int64  // when disk was last measured, Unix ns (overBound)
 
 	polMu sync.Mutex // protects pol
@@ -392,6 +393,7 @@ type engine struct {
 	reclaims     atomic.Uint64 // compactions run by reclaim
 	disk         atomic.Int64  // see diskBytes
 	ahead        atomic.Int64  // see ahead (disk.go): measured with disk by overBound
+	admitted     atomic.Int64  // bytes Put stored since overBound last measured
 }
 
 // openEngine opens (creating if needed) the Pebble database in cfg.Dir,
@@ -955,6 +957,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	if t.overBound() {
 		// The directory is over its bound: decline (see overBound).
 		t.declined.Add(1)
+		t.lastDecline.Store(nowT.UnixNano())
 		return stored, nil
 	}
 
@@ -1012,6 +1015,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	t.puts.Add(1)
+	t.admitted.Add(size)
 	t.lastPut.Store(nowT.UnixNano())
 	t.polMu.Lock()
 	t.pol.add(key, size, now)
