@@ -39,12 +39,18 @@ import (
 //     reserve file beside the directory (tier.go) comes on top.
 //
 // While a tier is written the directory is held under 1.2 × MaxBytes +
-// DiskSlack: the LSM's shape keeps the transients to a slice of the
-// budget, and past the bound Put declines to store (overBound) until
-// compactions catch up. The price of both is write amplification: Pebble
-// rewrites a small tier's data more often (6–9 × the body per Put measured
-// on 6–58 MB tiers, against 2.4–4.3 × when the directory was allowed to
-// reach twice the budget).
+// DiskSlack, strictly, bursts included: Put declines to store (overBound)
+// when the directory plus what the work already admitted may still add to
+// it (ahead: memtables to flush, then the compaction under way or the one
+// a flush leads to) would pass the bound, so what is on disk plus every
+// transient Pebble can produce from it stays under. The LSM's shape
+// (sizeToBudget) keeps those transients a slice of the budget, so that
+// the tier seldom has to decline; when every Put is declined and Pebble
+// has nothing left to compact, reclaim frees the room. The price is write
+// amplification: Pebble rewrites a small tier's data more often (about
+// 9–12 × the body per Put measured on 6–58 MB tiers at 2 MB/s, against
+// 2.4–4.3 × when the directory was allowed to reach twice the budget;
+// bench/RESULTS.md).
 //
 // Memtables are memory, not disk: without a WAL they cost nothing on disk.
 const (
@@ -56,8 +62,11 @@ const (
 	// the OPTIONS file.
 	FixedOverhead = 2*maxManifest + 8<<10
 	// DiskSlack is the constant in the bound on a tier's directory,
-	// 1.2 × MaxBytes + DiskSlack (overBound): the fixed overhead and 2 MiB
-	// for the flush or compaction under way when the bound is reached.
+	// 1.2 × MaxBytes + DiskSlack (overBound): the fixed overhead, which a
+	// budget of a few MB cannot pay out of its fifth, and 2 MiB for what
+	// Pebble's measure of the directory does not see (the sstable a flush
+	// or compaction is writing, beyond what ahead predicts of it; the LOCK
+	// and marker files).
 	DiskSlack = FixedOverhead + 2<<20
 	// diskFresh is how old overBound lets its measure of the directory be.
 	diskFresh = 10 * time.Millisecond

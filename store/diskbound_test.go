@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -29,7 +30,9 @@ import (
 // of the trace's distinct payload), IIIF_FILL_RATE (MB/s; 0 = as fast as
 // possible; default 16, a fast renderer's output, then 2, the trace
 // replay's misses) and IIIF_FILL_TIMES (how many budgets are written;
-// default 3) change the run.
+// default 3) change the run. IIIF_FILL_LARGE=1 adds a 256 MB tier at
+// 16 MB/s (the smallest one left with Pebble's defaults; writes about
+// 800 MB, and needs 2 GB free where the test's temporary directory is).
 func TestDiskDuringFill(t *testing.T) {
 	if os.Getenv("IIIF_SPACE_AMP") == "" {
 		t.Skip("set IIIF_SPACE_AMP=1 to run (writes a few hundred MB)")
@@ -43,6 +46,15 @@ func TestDiskDuringFill(t *testing.T) {
 				fillAndWatch(t, int64(mb)*1e6, rate, times)
 			})
 		}
+	}
+	if os.Getenv("IIIF_FILL_LARGE") != "" {
+		t.Run("budget=256MB/rate=16MBps", func(t *testing.T) {
+			var st syscall.Statfs_t
+			if err := syscall.Statfs(os.TempDir(), &st); err != nil || int64(st.Bavail)*st.Bsize < 2<<30 {
+				t.Skipf("needs 2 GB free in %s (statfs: %v)", os.TempDir(), err)
+			}
+			fillAndWatch(t, 256e6, 16, times)
+		})
 	}
 }
 

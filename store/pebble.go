@@ -95,10 +95,12 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 	return opts
 }
 
-// sizeToBudget shapes the LSM of a small tier so that no compaction
-// rewrites much of it at once: a compaction writes its outputs before
-// deleting its inputs, so its size is how far the directory overshoots
-// (disk.go).
+// sizeToBudget shapes the LSM of a tier under 256 MB so that no
+// compaction or flush adds much to its directory at once: a compaction
+// writes its outputs before deleting its inputs, and a flush brings new
+// entries to disk while the entries they displaced are still there, so
+// these are what Put's bound must leave room for (ahead, disk.go), and the
+// larger they are, the more Puts it declines.
 //
 // Cache keys arrive in random order, so every flushed sstable spans the
 // whole keyspace. With Pebble's defaults a tier of tens of MB lives in one
@@ -107,30 +109,34 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 //   - every level's files are about budget/fileShare bytes, so a flush is
 //     split where it would overlap more than ten of the files below
 //     (Pebble's grandparent limit) and a compaction takes a slice;
-//   - the base level holds at most a tenth of the budget (LBaseMaxBytes),
-//     so level 0 is compacted into a small sorted level rather than into
-//     all the data, and that level into L6 a file's key range at a time;
+//   - two levels below level 0: a base level (L5) of a tenth of the budget
+//     (LBaseMaxBytes) and L6 (levelMultiplier), so level 0 is compacted
+//     into a small sorted level rather than into all the data, and that
+//     level into L6 a file's key range at a time. The garbage a tier
+//     carries while written is about the base level's size (its entries'
+//     predecessors, evicted, are still in L6);
 //   - level 0 is compacted as soon as it holds one sublevel
 //     (L0CompactionThreshold 2: Pebble's score is twice the depth over it),
 //     so deletions reach the data they delete sooner;
-//   - memtables of a sixteenth of the budget: a flush brings new entries to
-//     disk while the entries they displaced are still there, so an 8 MB
-//     flush into a 6 MB tier more than doubled it. Up to four may queue
-//     before writes wait (MemTableStopWritesThreshold), so a burst does
-//     not stall Puts behind each small flush.
+//   - memtables of a 24th of the budget (at least 256 KiB, at most 8 MiB):
+//     a flush, and the L0 → Lbase compaction it leads to, are the largest
+//     transients. Up to four may queue before writes wait
+//     (MemTableStopWritesThreshold), so a burst does not stall Puts
+//     behind each small flush.
 //
-// Measured filling tiers of 6, 23 and 58 MB (TestDiskDuringFill;
-// bench/RESULTS.md): at 16 MB/s the directory peaked at 1.7–2.9 × the
-// budget with Pebble's defaults, 1.4–1.9 × shaped; at 2 MB/s (a replay's
-// misses) 1.35–1.65 ×, almost always under 1.2 × budget + DiskSlack. The
-// price is write amplification: 6–9 × the body per Put at the small end.
+// Chosen by measurement (TestDiskDuringFill at 2 MB/s, a replay's misses,
+// on a 58 MB tier; bench/RESULTS.md): memtables of a 16th of the budget
+// declined 591 of 12,167 Puts, a 24th 69, a 32nd 21; the Put's write
+// amplification rose from 9.8 × to 10.9 × and 12.1 × the body (each
+// flush's L0 → Lbase compaction rewrites the base level). A base level of
+// a 25th of the budget declined none and wrote 18 ×.
 //
 // From fileShare × maxFileSize (256 MB) on, Pebble's defaults stand: such
-// a tier has many files per level already, and the largest compaction
-// below level 0 (Pebble stops expanding one at 25 × the target file
-// size; not measured here) is a small part of it. The options are fixed
-// at open, so a budget changed by SIGHUP reshapes them at the next
-// restart; Put's backpressure (overBound) holds meanwhile.
+// a tier has many files per level, its base level is at most 64 MB, and
+// its transients are a small part of the budget (a 256 MB tier filled at
+// 16 MB/s peaked at 1.20 × with 13 % of Puts declined). The options are
+// fixed at open; a budget changed by SIGHUP reopens the tier with a new
+// shape (reshape.go).
 func sizeToBudget(opts *pebble.Options, maxBytes int64) {
 	sh := shapeFor(maxBytes)
 	if sh.isDefault() {
