@@ -18,7 +18,7 @@ import (
 //   - deleted data awaiting compaction: an evicted, expired or purged entry
 //     stays in its sstable until a compaction rewrites that file. Pebble's
 //     own compactions bound it for a small tier shaped to its budget
-//     (sizeToBudget in pebble.go: a base level of a tenth of it), and
+//     (sizeToBudget in pebble.go: a base level of a twelfth of it), and
 //     reclaim bounds it for every tier: once the sstables hold more than
 //     reclaimSlack beyond the live bytes (twice that while Puts arrive),
 //     the memtable is flushed (so the deletions reach disk) and the
@@ -138,14 +138,19 @@ func (t *engine) overBound() bool {
 //
 // Obsolete files not yet deleted are already in Pebble's measure.
 func ahead(m *pebble.Metrics, remaining int64) int64 {
-	upper := m.Levels[0].TablesSize // level 0 and the base level: what L0 → Lbase may rewrite
+	return int64(m.MemTable.Size) + max(upperLevels(m), remaining)
+}
+
+// upperLevels is the size of level 0 and the base level (the first
+// non-empty one below it): what an L0 → Lbase compaction may rewrite.
+func upperLevels(m *pebble.Metrics) int64 {
+	upper := m.Levels[0].TablesSize
 	for l := 1; l < len(m.Levels)-1; l++ {
 		if n := m.Levels[l].TablesSize; n > 0 {
-			upper += n
-			break
+			return upper + n
 		}
 	}
-	return int64(m.MemTable.Size) + max(upper, remaining)
+	return upper
 }
 
 // inflight sums the input bytes of the compactions under way, from
@@ -256,7 +261,9 @@ func (t *engine) reclaim(force bool) {
 	// plus what Pebble has yet to write is over the bound, and Pebble's
 	// compactions have nothing left to do: they do not rewrite the last
 	// level for the garbage in it). Only reclaim frees room then, however
-	// little garbage there is.
+	// little garbage there is. (Reclaiming so whenever some Puts are
+	// declined made a 58 MB tier filled at 2 MB/s reclaim 16 times and
+	// write 18.7 × the body per Put instead of 10.7 ×.)
 	locked := !busy && time.Since(time.Unix(0, t.lastDecline.Load())) < reclaimEvery
 	if !t.hooks.canFlush() {
 		return
@@ -298,6 +305,9 @@ func (t *engine) reclaim(force bool) {
 		}
 	}
 	for _, r := range t.reclaimRanges() {
+		if !t.roomFor(r) {
+			return // the next reclaim goes on
+		}
 		if err := t.db.Compact(context.Background(), r[0], r[1], false); err != nil {
 			_ = t.pebbleErr("compact", err)
 			return
@@ -307,6 +317,45 @@ func (t *engine) reclaim(force bool) {
 	m = t.db.Metrics()
 	t.reclaimFloor.Store(max(int64(m.Table.Local.LiveSize)-t.bytes.Load(), 0))
 }
+
+// roomFor waits, at most reclaimWait, until compacting the range r cannot
+// take the directory past its bound: what is on disk, plus the memtables
+// (Puts admitted before this compaction began may flush during it), the
+// compactions under way, and what this one rewrites (the range's share of
+// the tables, and level 0 and the base level whole: keys arrive in random
+// order, so their files span the keyspace). Puts stay
+// within the bound by themselves (overBound counts this compaction once it
+// has begun); reclaim must not start one without room.
+func (t *engine) roomFor(r [2][]byte) bool {
+	limit := t.maxBytes.Load()
+	if limit <= 0 {
+		return true
+	}
+	deadline := time.Now().Add(reclaimWait)
+	for {
+		m := t.db.Metrics()
+		in, err := t.db.EstimateDiskUsage(r[0], r[1])
+		if err != nil {
+			return false
+		}
+		need := int64(m.DiskSpaceUsage()) + int64(m.MemTable.Size) + upperLevels(m) +
+			t.hooks.inflight.remaining(m.Compact.InProgressBytes) + int64(in)
+		if need <= t.diskBound(limit) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-t.done:
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// reclaimWait bounds how long a reclaim waits for room for a piece.
+const reclaimWait = 2 * time.Second
 
 // reclaimPieces is how many pieces reclaim compacts the entry space in, one
 // after the other: a compaction writes its outputs before deleting its

@@ -159,9 +159,9 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 	t.Logf("budget %.1f MB, %d Puts of %d B in %.1f s (%.1f MB/s): %d declined; written %.2f × the body per Put stored",
 		float64(budget)/1e6, n, body, took.Seconds(), float64(n)*body/took.Seconds()/1e6,
 		st.Declined, float64(w1-w0)/float64(max(st.Puts, 1))/body)
-	t.Logf("  during: peak %.2f MB (%.2f × budget), %d of %d samples above 1.2 × budget + %.1f MB; after: peak %.2f × budget, at the end %.2f MB (%.2f ×), live %.2f MB",
+	t.Logf("  during: peak %.2f MB (%.2f × budget), %d of %d samples above 1.2 × budget + %.1f MB; after: peak %.2f × budget, at the end %.2f MB (%.2f ×), live %.2f MB; reclaims %d",
 		float64(duringPeak)/1e6, float64(duringPeak)/float64(budget), duringAbove, during, float64(DiskSlack)/1e6,
-		float64(peak)/float64(budget), float64(end)/1e6, float64(end)/float64(budget), float64(st.Bytes)/1e6)
+		float64(peak)/float64(budget), float64(end)/1e6, float64(end)/float64(budget), float64(st.Bytes)/1e6, tier.eng.Load().reclaims.Load())
 	if float64(duringPeak) > bound || float64(end) > bound {
 		t.Errorf("directory peaked at %d bytes (%d at the end), bound %.0f", duringPeak, end, bound)
 	}
