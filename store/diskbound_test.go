@@ -295,7 +295,9 @@ func TestReclaimBlocksNeitherPutNorEviction(t *testing.T) {
 // runs past reclaimMinSlack; otherwise (busy storing, or idle) it keeps
 // its usual slack.
 func TestReclaimWhenLockedOut(t *testing.T) {
-	tier := openMem(t, Config{}, newClock())
+	// Shaped for a 32 MB budget (small memtables), so that reclaim has
+	// room for its pieces under the bound (roomFor).
+	tier := openMem(t, Config{MaxBytes: 32 << 20}, newClock())
 	for i := range 1000 {
 		if _, err := tier.Put([]byte(fmt.Sprintf("img\x00%05d", i)), jpeg(16<<10, byte(i))); err != nil {
 			t.Fatal(err)
