@@ -115,7 +115,7 @@ func (t *engine) overBound() bool {
 	if last := t.diskAt.Load(); now-last > int64(diskFresh) && t.diskAt.CompareAndSwap(last, now) {
 		m := t.db.Metrics()
 		t.disk.Store(int64(m.DiskSpaceUsage()))
-		t.ahead.Store(ahead(m, t.hooks.inflight.remaining(m.Compact.InProgressBytes)))
+		t.ahead.Store(ahead(m, &t.hooks.inflight, t.shape.file))
 		t.admitted.Store(0)
 	}
 	return t.disk.Load()+t.ahead.Load()+t.admitted.Load() > t.diskBound(limit)
@@ -129,16 +129,42 @@ func (t *engine) overBound() bool {
 //     as a new sstable;
 //   - then the larger of the compactions under way, what their outputs
 //     may still add (their inputs not yet rewritten: remaining), and the
-//     compaction a flush leads to: level 0 into the base level. Tile keys
-//     arrive in random order, so level 0 overlaps the whole base level and
-//     that compaction rewrites all of both (sizeToBudget keeps them a
-//     small part of the budget). Pebble runs one compaction at a time
+//     next one Pebble may start (nextCompaction), such as the one a flush
+//     leads to: level 0 into the base level. Tile keys arrive in random
+//     order, so level 0 overlaps the whole base level and that compaction
+//     rewrites all of both (sizeToBudget keeps them a small part of the
+//     budget). Pebble runs one compaction at a time
 //     (CompactionConcurrencyRange's default), so these do not add up:
 //     each one's inputs are deleted before the next starts.
 //
 // Obsolete files not yet deleted are already in Pebble's measure.
-func ahead(m *pebble.Metrics, remaining int64) int64 {
-	return int64(m.MemTable.Size) + max(upperLevels(m), remaining)
+func ahead(m *pebble.Metrics, c *inflight, file int64) int64 {
+	return int64(m.MemTable.Size) + max(c.nextCompaction(m, file), c.remaining(m.Compact.InProgressBytes))
+}
+
+// nextCompaction is how much the next compaction Pebble may start could
+// rewrite: level 0 into the base level (all of both: upperLevels); one
+// base-level file into the level below, whose key range Pebble cuts where
+// it would overlap more than ten files of that level (its grandparent
+// limit; file is their target size, 0 for Pebble's defaults, whose
+// levels are many files: then a 1/(files) share of the last level); or as
+// much as the largest of Pebble's last compactions (it expands one with
+// neighbouring files when that does not widen it below).
+func (c *inflight) nextCompaction(m *pebble.Metrics, file int64) int64 {
+	n := upperLevels(m)
+	last := m.Levels[len(m.Levels)-1].TablesSize
+	for l := 1; l < len(m.Levels)-1; l++ {
+		if size := m.Levels[l].TablesSize; size > 0 {
+			files := max(m.Levels[l].TablesCount, 1)
+			below := last / files
+			if file > 0 {
+				below = min(last, 11*file)
+			}
+			n = max(n, size/files+below)
+			break
+		}
+	}
+	return max(n, c.recentMax())
 }
 
 // upperLevels is the size of level 0 and the base level (the first
@@ -157,9 +183,36 @@ func upperLevels(m *pebble.Metrics) int64 {
 // Pebble's CompactionBegin and CompactionEnd events (which Pebble pairs).
 // A compaction's output is at most its input: entries only disappear.
 type inflight struct {
-	mu   sync.Mutex
-	jobs map[int]int64 // job → input bytes
-	sum  atomic.Int64
+	mu     sync.Mutex
+	jobs   map[int]int64 // job → input bytes
+	sum    atomic.Int64
+	manual atomic.Int32 // engine.compact calls under way
+	// The input bytes of Pebble's last automatic compactions and when they
+	// began; guarded by mu. Manual ones (reclaim's pieces, a purge's whole
+	// keyspace) are not what Pebble starts by itself.
+	recent [16]struct {
+		n  int64
+		at time.Time
+	}
+	next int // where the next one goes in recent
+}
+
+// recentFor is how long a compaction's size counts in recentMax: a tier
+// that stopped being written must not keep declining for one long past.
+const recentFor = 10 * time.Second
+
+// recentMax is the largest input of the last automatic compactions that
+// began within recentFor.
+func (c *inflight) recentMax() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, r := range c.recent {
+		if time.Since(r.at) < recentFor {
+			n = max(n, r.n)
+		}
+	}
+	return n
 }
 
 func (c *inflight) begin(info pebble.CompactionInfo) {
@@ -176,6 +229,10 @@ func (c *inflight) begin(info pebble.CompactionInfo) {
 	}
 	c.jobs[info.JobID] = n
 	c.sum.Add(n)
+	if c.manual.Load() == 0 {
+		c.recent[c.next].n, c.recent[c.next].at = n, time.Now()
+		c.next = (c.next + 1) % len(c.recent)
+	}
 }
 
 func (c *inflight) end(info pebble.CompactionInfo) {
@@ -308,7 +365,7 @@ func (t *engine) reclaim(force bool) {
 		if !t.roomFor(r) {
 			return // the next reclaim goes on
 		}
-		if err := t.db.Compact(context.Background(), r[0], r[1], false); err != nil {
+		if err := t.compact(r[0], r[1]); err != nil {
 			_ = t.pebbleErr("compact", err)
 			return
 		}
@@ -319,11 +376,12 @@ func (t *engine) reclaim(force bool) {
 }
 
 // roomFor waits, at most reclaimWait, until compacting the range r cannot
-// take the directory past its bound: what is on disk, plus the memtables
-// (Puts admitted before this compaction began may flush during it), the
-// compactions under way, and what this one rewrites (the range's share of
-// the tables, and level 0 and the base level whole: keys arrive in random
-// order, so their files span the keyspace). Puts stay
+// take the directory past its bound: what is on disk, plus what Pebble
+// may still add (ahead: Puts admitted before this compaction began may
+// flush during it), plus the range's share of the tables (which this
+// compaction rewrites, with level 0 and the base level, already in
+// ahead: keys arrive in random order, so their files span the keyspace).
+// Puts stay
 // within the bound by themselves (overBound counts this compaction once it
 // has begun); reclaim must not start one without room.
 func (t *engine) roomFor(r [2][]byte) bool {
@@ -338,8 +396,7 @@ func (t *engine) roomFor(r [2][]byte) bool {
 		if err != nil {
 			return false
 		}
-		need := int64(m.DiskSpaceUsage()) + int64(m.MemTable.Size) + upperLevels(m) +
-			t.hooks.inflight.remaining(m.Compact.InProgressBytes) + int64(in)
+		need := int64(m.DiskSpaceUsage()) + ahead(m, &t.hooks.inflight, t.shape.file) + int64(in)
 		if need <= t.diskBound(limit) {
 			return true
 		}
@@ -352,6 +409,14 @@ func (t *engine) roomFor(r [2][]byte) bool {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// compact compacts the keys in [lo, hi) at the engine's request (not one
+// Pebble chose: see inflight.recent).
+func (t *engine) compact(lo, hi []byte) error {
+	t.hooks.inflight.manual.Add(1)
+	defer t.hooks.inflight.manual.Add(-1)
+	return t.db.Compact(context.Background(), lo, hi, false)
 }
 
 // reclaimWait bounds how long a reclaim waits for room for a piece.

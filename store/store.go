@@ -397,6 +397,7 @@ type engine struct {
 	disk         atomic.Int64  // see diskBytes
 	ahead        atomic.Int64  // see ahead (disk.go): measured with disk by overBound
 	admitted     atomic.Int64  // bytes Put stored since overBound last measured
+	shape        shape         // the LSM's shape (sizeToBudget), fixed at open
 }
 
 // openEngine opens (creating if needed) the Pebble database in cfg.Dir,
@@ -421,6 +422,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 	}
 	t.retentionSecs.Store(ceilSeconds(cfg.Retention))
 	t.maxBytes.Store(cfg.MaxBytes)
+	t.shape = shapeFor(cfg.MaxBytes)
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := pebble.Open(cfg.Dir, pebbleOptions(&t.cfg, cache, h))

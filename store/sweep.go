@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"time"
 
@@ -489,5 +488,5 @@ func (t *engine) shed(want int64, free int64) error {
 	if free < 0 || free < t.bytes.Load()+t.hooks.reserve() {
 		return nil
 	}
-	return t.db.Compact(context.Background(), rangeStart, rangeEnd, false)
+	return t.compact(rangeStart, rangeEnd)
 }
