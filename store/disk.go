@@ -48,7 +48,7 @@ import (
 // the tier seldom has to decline; when every Put is declined and Pebble
 // has nothing left to compact, reclaim frees the room. The price is write
 // amplification: Pebble rewrites a small tier's data more often (about
-// 9–12 × the body per Put measured on 6–58 MB tiers at 2 MB/s, against
+// 9.4–11.4 × the body per Put measured on 6–58 MB tiers at 2 MB/s, against
 // 2.4–4.3 × when the directory was allowed to reach twice the budget;
 // bench/RESULTS.md).
 //

@@ -31,7 +31,8 @@ import (
 // replay's misses) and IIIF_FILL_TIMES (how many budgets are written;
 // default 3) change the run. IIIF_FILL_LARGE=1 adds a 256 MB tier at
 // 16 MB/s (the smallest one left with Pebble's defaults; writes about
-// 800 MB, and needs 2 GB free where the test's temporary directory is).
+// 800 MB, and needs 2 GB free where the test's temporary directory is);
+// IIIF_FILL_SEQ=1 writes the keys in order (a crawler's walk) instead.
 func TestDiskDuringFill(t *testing.T) {
 	if os.Getenv("IIIF_SPACE_AMP") == "" {
 		t.Skip("set IIIF_SPACE_AMP=1 to run (writes a few hundred MB)")
@@ -127,6 +128,7 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 		bodies[i] = jpeg(body, byte(i))
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	seq := os.Getenv("IIIF_FILL_SEQ") != "" // keys in order, as a crawler's
 	w0 := procWriteBytes(t)
 	start := time.Now()
 	for i := range n {
@@ -138,6 +140,9 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 		}
 		// Keys in random order over a space ten times the entries written.
 		k := rng.IntN(10 * n)
+		if seq {
+			k = i
+		}
 		key := fmt.Sprintf("c%03d-15426x11570.tif\x00%d,%d,256,256/256,256/0/default.jpg", k%5, (k/60)*256, (k%60)*256)
 		if _, err := tier.Put([]byte(key), bodies[i%len(bodies)]); err != nil {
 			t.Fatal(err)
