@@ -126,7 +126,9 @@ func (t *engine) overBound() bool {
 // deletes anything:
 //
 //   - the memtables, at their allocated size: each is flushed to level 0
-//     as a new sstable;
+//     as a new sstable, and is then part of the next compaction's input
+//     too (counting it once let a tier whose level-0 files do not overlap,
+//     so that several flushes wait in level 0, pass the bound);
 //   - then the larger of the compactions under way, what their outputs
 //     may still add (their inputs not yet rewritten: remaining), and the
 //     next one Pebble may start (nextCompaction), such as the one a flush
@@ -139,7 +141,8 @@ func (t *engine) overBound() bool {
 //
 // Obsolete files not yet deleted are already in Pebble's measure.
 func ahead(m *pebble.Metrics, c *inflight, file int64) int64 {
-	return int64(m.MemTable.Size) + max(c.nextCompaction(m, file), c.remaining(m.Compact.InProgressBytes))
+	mem := int64(m.MemTable.Size)
+	return mem + max(c.nextCompaction(m, file)+mem, c.remaining(m.Compact.InProgressBytes))
 }
 
 // nextCompaction is how much the next compaction Pebble may start could
