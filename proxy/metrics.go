@@ -86,7 +86,7 @@ var (
 		"fixed":   prometheus.NewDesc("iiif_cache_fixed_overhead_bytes", "Upper bound of the tier's fixed on-disk overhead (MANIFEST and OPTIONS files).", []string{"tier"}, nil),
 		"ratio":   prometheus.NewDesc("iiif_cache_store_hit_ratio", "Hits / lookups of the tier's disk store since start.", []string{"tier"}, nil),
 		"budget":  prometheus.NewDesc("iiif_cache_max_bytes", "The tier's byte budget in force (MaxBytes; 0 none). The directory is kept under 1.2 × it + iiif_cache_disk_slack_bytes.", []string{"tier"}, nil),
-		"slack":   prometheus.NewDesc("iiif_cache_disk_slack_bytes", "The constant in the bound on the tier's directory: fixed overhead plus one flush or compaction under way.", []string{"tier"}, nil),
+		"slack":   prometheus.NewDesc("iiif_cache_disk_slack_bytes", "The constant in the bound on the tier's directory (1.2 × budget + this, transients included): the fixed overhead plus 2 MiB for files Pebble has not accounted yet.", []string{"tier"}, nil),
 		"declined": prometheus.NewDesc("iiif_cache_declined_total",
 			"Entries not stored because the tier's directory was over its bound while compactions caught up (served all the same).", []string{"tier"}, nil),
 		"removed": prometheus.NewDesc("iiif_cache_removed_total", "Entries removed from the tier's disk store, by cause (budget, retention, purge, corrupt).", []string{"tier", "cause"}, nil),

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,7 +30,10 @@ import (
 // of the trace's distinct payload), IIIF_FILL_RATE (MB/s; 0 = as fast as
 // possible; default 16, a fast renderer's output, then 2, the trace
 // replay's misses) and IIIF_FILL_TIMES (how many budgets are written;
-// default 3) change the run.
+// default 3) change the run. IIIF_FILL_LARGE=1 adds a 256 MB tier at
+// 16 MB/s (the smallest one left with Pebble's defaults; writes about
+// 800 MB, and needs 2 GB free where the test's temporary directory is);
+// IIIF_FILL_SEQ=1 writes the keys in order (a crawler's walk) instead.
 func TestDiskDuringFill(t *testing.T) {
 	if os.Getenv("IIIF_SPACE_AMP") == "" {
 		t.Skip("set IIIF_SPACE_AMP=1 to run (writes a few hundred MB)")
@@ -42,6 +47,15 @@ func TestDiskDuringFill(t *testing.T) {
 				fillAndWatch(t, int64(mb)*1e6, rate, times)
 			})
 		}
+	}
+	if os.Getenv("IIIF_FILL_LARGE") != "" {
+		t.Run("budget=256MB/rate=16MBps", func(t *testing.T) {
+			var st syscall.Statfs_t
+			if err := syscall.Statfs(os.TempDir(), &st); err != nil || int64(st.Bavail)*st.Bsize < 2<<30 {
+				t.Skipf("needs 2 GB free in %s (statfs: %v)", os.TempDir(), err)
+			}
+			fillAndWatch(t, 256e6, 16, times)
+		})
 	}
 }
 
@@ -93,8 +107,10 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 			if debug && (samples%50 == 0 || float64(d) > bound) {
 				if e := tier.eng.Load(); e != nil {
 					m := e.db.Metrics()
-					t.Logf("t=%d dir %.1f pebble %.1f live %.1f L0 %.1f L5 %.1f L6 %.1f obsolete %.1f mem %.1f (%d) prog %.1f flushes %d compactions %d reclaims %d",
-						samples, float64(d)/1e6, float64(m.DiskSpaceUsage())/1e6, float64(e.bytes.Load())/1e6, float64(m.Levels[0].TablesSize)/1e6, float64(m.Levels[5].TablesSize)/1e6, float64(m.Levels[6].TablesSize)/1e6, float64(m.Table.Local.ObsoleteSize+m.Table.Local.ZombieSize)/1e6,
+					e.diskAt.Store(0)
+					e.overBound()
+					t.Logf("ahead %.1f t=%d dir %.1f pebble %.1f live %.1f L0 %.1f L5 %.1f L6 %.1f obsolete %.1f mem %.1f (%d) prog %.1f flushes %d compactions %d reclaims %d",
+						float64(e.ahead.Load())/1e6, samples, float64(d)/1e6, float64(m.DiskSpaceUsage())/1e6, float64(e.bytes.Load())/1e6, float64(m.Levels[0].TablesSize)/1e6, float64(m.Levels[5].TablesSize)/1e6, float64(m.Levels[6].TablesSize)/1e6, float64(m.Table.Local.ObsoleteSize+m.Table.Local.ZombieSize)/1e6,
 						float64(m.MemTable.Size)/1e6, m.MemTable.Count, float64(m.Compact.InProgressBytes)/1e6, m.Flush.Count, m.Compact.Count, e.reclaims.Load())
 				}
 			}
@@ -113,6 +129,7 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 		bodies[i] = jpeg(body, byte(i))
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
+	seq := os.Getenv("IIIF_FILL_SEQ") != "" // keys in order, as a crawler's
 	w0 := procWriteBytes(t)
 	start := time.Now()
 	for i := range n {
@@ -124,6 +141,9 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 		}
 		// Keys in random order over a space ten times the entries written.
 		k := rng.IntN(10 * n)
+		if seq {
+			k = i
+		}
 		key := fmt.Sprintf("c%03d-15426x11570.tif\x00%d,%d,256,256/256,256/0/default.jpg", k%5, (k/60)*256, (k%60)*256)
 		if _, err := tier.Put([]byte(key), bodies[i%len(bodies)]); err != nil {
 			t.Fatal(err)
@@ -144,15 +164,16 @@ func fillAndWatch(t *testing.T, budget int64, rateMB, times int) {
 	t.Logf("budget %.1f MB, %d Puts of %d B in %.1f s (%.1f MB/s): %d declined; written %.2f × the body per Put stored",
 		float64(budget)/1e6, n, body, took.Seconds(), float64(n)*body/took.Seconds()/1e6,
 		st.Declined, float64(w1-w0)/float64(max(st.Puts, 1))/body)
-	t.Logf("  during: peak %.2f MB (%.2f × budget), %d of %d samples above 1.2 × budget + %.1f MB; after: peak %.2f × budget, at the end %.2f MB (%.2f ×), live %.2f MB",
+	t.Logf("  during: peak %.2f MB (%.2f × budget), %d of %d samples above 1.2 × budget + %.1f MB; after: peak %.2f × budget, at the end %.2f MB (%.2f ×), live %.2f MB; reclaims %d",
 		float64(duringPeak)/1e6, float64(duringPeak)/float64(budget), duringAbove, during, float64(DiskSlack)/1e6,
-		float64(peak)/float64(budget), float64(end)/1e6, float64(end)/float64(budget), float64(st.Bytes)/1e6)
+		float64(peak)/float64(budget), float64(end)/1e6, float64(end)/float64(budget), float64(st.Bytes)/1e6, tier.eng.Load().reclaims.Load())
 	if float64(duringPeak) > bound || float64(end) > bound {
 		t.Errorf("directory peaked at %d bytes (%d at the end), bound %.0f", duringPeak, end, bound)
 	}
 }
 
-// TestPutDeclinesOverTheBound: while the directory holds more than
+// TestPutDeclinesOverTheBound: while the directory, plus what Pebble may
+// still write before it frees anything (ahead), holds more than
 // 1.2 × MaxBytes + DiskSlack (here: the sweeper is off, so nothing evicts
 // or compacts), Put stores nothing, says so in Stats.Declined, and still
 // returns the entry as it would have stored it; once eviction and reclaim
@@ -185,8 +206,8 @@ func TestPutDeclinesOverTheBound(t *testing.T) {
 			}
 		}
 	}
-	if st := tier.Stats(); st.DiskBytes <= bound {
-		t.Fatalf("declined with %d bytes on disk, bound %d", st.DiskBytes, bound)
+	if st := tier.Stats(); st.DiskBytes+tier.ahead.Load() <= bound {
+		t.Fatalf("declined with %d bytes on disk and %d ahead, bound %d", st.DiskBytes, tier.ahead.Load(), bound)
 	}
 	// Pebble's own compactions go on in the background and can bring the
 	// directory under the bound between two Puts: the next Put then
@@ -269,5 +290,64 @@ func TestReclaimBlocksNeitherPutNorEviction(t *testing.T) {
 	}
 	if st := tier.Stats(); st.Bytes > budget || st.Evicted == 0 {
 		t.Errorf("Stats = %+v: want entries evicted to the budget %d", st, budget)
+	}
+}
+
+// TestReclaimWhenLockedOut: a tier whose every Put is declined (the
+// directory plus what Pebble has yet to write is over the bound) with less
+// garbage than reclaim's usual slack would stay locked out: Pebble's own
+// compactions do not rewrite the last level for its garbage. Reclaim then
+// runs past reclaimMinSlack; otherwise (busy storing, or idle) it keeps
+// its usual slack.
+func TestReclaimWhenLockedOut(t *testing.T) {
+	// Shaped for a 32 MB budget (small memtables), so that reclaim has
+	// room for its pieces under the bound (roomFor).
+	tier := openMem(t, Config{MaxBytes: 32 << 20}, newClock())
+	for i := range 1000 {
+		if _, err := tier.Put([]byte(fmt.Sprintf("img\x00%05d", i)), jpeg(16<<10, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tier.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tier.compact(context.Background(), rangeStart, rangeEnd); err != nil {
+		t.Fatal(err)
+	}
+	// Evict about 9 %: garbage between reclaimMinSlack and live/8.
+	tier.maxBytes.Store(tier.bytes.Load() * 92 / 100)
+	if err := tier.sweepPass(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tier.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	live := tier.bytes.Load()
+	// The bound well above: reclaim's pieces need room under it (roomFor),
+	// and what is tested here is whether it starts.
+	tier.maxBytes.Store(live * 3 / 2)
+	garbage := int64(tier.db.Metrics().Table.Local.LiveSize) - live
+	if garbage <= reclaimMinSlack || garbage >= reclaimSlack(live) {
+		t.Fatalf("set-up: garbage %d, want between %d and %d", garbage, reclaimMinSlack, reclaimSlack(live))
+	}
+	long := time.Now().Add(-2 * reclaimEvery).UnixNano()
+	for _, c := range []struct {
+		name             string
+		lastPut, decline int64
+		want             uint64
+	}{
+		{"busy storing", time.Now().UnixNano(), 0, 0},
+		{"idle", long, long, 0},
+		{"every Put declined", long, time.Now().UnixNano(), 1},
+	} {
+		tier.lastPut.Store(c.lastPut)
+		tier.lastDecline.Store(c.decline)
+		tier.reclaim(false)
+		if got := tier.reclaims.Load(); got != c.want {
+			t.Fatalf("%s: %d reclaims, want %d (garbage %d, live %d)", c.name, got, c.want, garbage, live)
+		}
+	}
+	if g := int64(tier.db.Metrics().Table.Local.LiveSize) - tier.bytes.Load(); g >= garbage {
+		t.Errorf("garbage %d after reclaim, was %d", g, garbage)
 	}
 }

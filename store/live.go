@@ -10,7 +10,8 @@ import (
 // database in service applies them at once (its sweeper is woken, so a
 // smaller budget or a shorter retention takes effect now rather than at the
 // next SweepEvery), and every database the tier opens later starts with
-// them. Engines read them from atomics: their cfg is read without a lock
+// them. A budget far from the one the database was shaped for has the
+// supervisor reopen it in place with a new shape (reshape.go). Engines read them from atomics: their cfg is read without a lock
 // everywhere, so writing its fields here would be a data race.
 func (t *Tier) SetLimits(maxBytes int64, retention time.Duration) error {
 	if maxBytes < 0 || retention < 0 {
@@ -21,6 +22,9 @@ func (t *Tier) SetLimits(maxBytes int64, retention time.Duration) error {
 	t.limitsMu.Unlock()
 	if e := t.eng.Load(); e != nil {
 		e.setLimits(maxBytes, retention)
+		if needsReshape(e.cfg.MaxBytes, maxBytes) {
+			t.askReshape()
+		}
 	}
 	return nil
 }

@@ -70,6 +70,16 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 					log.Error("store: pebble data corruption (logged at most once a minute)", "info", info.String())
 				}
 			},
+			CompactionBegin: func(info pebble.CompactionInfo) {
+				if h != nil {
+					h.inflight.begin(info)
+				}
+			},
+			CompactionEnd: func(info pebble.CompactionInfo) {
+				if h != nil {
+					h.inflight.end(info)
+				}
+			},
 			DiskSlow: func(info pebble.DiskSlowInfo) {
 				if h.allowLog("slow") {
 					log.Warn("store: slow disk (logged at most once a minute)", "info", info.String())
@@ -85,10 +95,12 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 	return opts
 }
 
-// sizeToBudget shapes the LSM of a small tier so that no compaction
-// rewrites much of it at once: a compaction writes its outputs before
-// deleting its inputs, so its size is how far the directory overshoots
-// (disk.go).
+// sizeToBudget shapes the LSM of a tier under 256 MB so that no
+// compaction or flush adds much to its directory at once: a compaction
+// writes its outputs before deleting its inputs, and a flush brings new
+// entries to disk while the entries they displaced are still there, so
+// these are what Put's bound must leave room for (ahead, disk.go), and the
+// larger they are, the more Puts it declines.
 //
 // Cache keys arrive in random order, so every flushed sstable spans the
 // whole keyspace. With Pebble's defaults a tier of tens of MB lives in one
@@ -97,42 +109,69 @@ func pebbleOptions(cfg *Config, cache *pebble.Cache, h *hooks) *pebble.Options {
 //   - every level's files are about budget/fileShare bytes, so a flush is
 //     split where it would overlap more than ten of the files below
 //     (Pebble's grandparent limit) and a compaction takes a slice;
-//   - the base level holds at most a tenth of the budget (LBaseMaxBytes),
-//     so level 0 is compacted into a small sorted level rather than into
-//     all the data, and that level into L6 a file's key range at a time;
+//   - two levels below level 0: a base level (L5) of a twelfth of the budget
+//     (LBaseMaxBytes) and L6 (levelMultiplier), so level 0 is compacted
+//     into a small sorted level rather than into all the data, and that
+//     level into L6 a file's key range at a time. The garbage a tier
+//     carries while written is about the base level's size (its entries'
+//     predecessors, evicted, are still in L6);
 //   - level 0 is compacted as soon as it holds one sublevel
 //     (L0CompactionThreshold 2: Pebble's score is twice the depth over it),
 //     so deletions reach the data they delete sooner;
-//   - memtables of a sixteenth of the budget: a flush brings new entries to
-//     disk while the entries they displaced are still there, so an 8 MB
-//     flush into a 6 MB tier more than doubled it. Up to four may queue
-//     before writes wait (MemTableStopWritesThreshold), so a burst does
-//     not stall Puts behind each small flush.
+//   - memtables of a 24th of the budget (at least 256 KiB, at most 8 MiB):
+//     a flush, and the L0 → Lbase compaction it leads to, are the largest
+//     transients. Up to four may queue before writes wait
+//     (MemTableStopWritesThreshold), so a burst does not stall Puts
+//     behind each small flush.
 //
-// Measured filling tiers of 6, 23 and 58 MB (TestDiskDuringFill;
-// bench/RESULTS.md): at 16 MB/s the directory peaked at 1.7–2.9 × the
-// budget with Pebble's defaults, 1.4–1.9 × shaped; at 2 MB/s (a replay's
-// misses) 1.35–1.65 ×, almost always under 1.2 × budget + DiskSlack. The
-// price is write amplification: 6–9 × the body per Put at the small end.
+// Chosen by measurement (TestDiskDuringFill at 2 MB/s, a replay's misses,
+// on a 58 MB tier; bench/RESULTS.md). With a base level of a tenth,
+// memtables of a 16th of the budget declined 591 of 12,167 Puts, a 24th
+// 69, a 32nd 21, and the Put's write amplification rose from 9.8 × to
+// 10.9 × and 12.1 × the body (each flush's L0 → Lbase compaction
+// rewrites the base level). The garbage (about the base level) and the
+// next L0 → Lbase compaction (the base level again) both count against
+// the bound, so a tenth sat at its edge: one run of three declined 3,121
+// Puts and passed the bound once. A twelfth (27 declined, 11.4 ×) leaves
+// a margin; a 25th declined none and wrote 18 ×.
 //
 // From fileShare × maxFileSize (256 MB) on, Pebble's defaults stand: such
-// a tier has many files per level already, and the largest compaction
-// below level 0 (Pebble stops expanding one at 25 × the target file
-// size; not measured here) is a small part of it. The options are fixed
-// at open, so a budget changed by SIGHUP reshapes them at the next
-// restart; Put's backpressure (overBound) holds meanwhile.
+// a tier has many files per level, its base level is at most 64 MB, and
+// its transients are a small part of the budget (a 256 MB tier filled at
+// 16 MB/s peaked at 1.20 × with 13 % of Puts declined). The options are
+// fixed at open; a budget changed by SIGHUP reopens the tier with a new
+// shape (reshape.go).
 func sizeToBudget(opts *pebble.Options, maxBytes int64) {
-	if maxBytes <= 0 || maxBytes >= fileShare*maxFileSize {
+	sh := shapeFor(maxBytes)
+	if sh.isDefault() {
 		return
 	}
-	size := max(maxBytes/fileShare, minFileSize)
 	for i := range opts.TargetFileSizes {
-		opts.TargetFileSizes[i] = size
+		opts.TargetFileSizes[i] = sh.file
 	}
-	opts.LBaseMaxBytes = max(maxBytes/10, minFileSize)
+	opts.LBaseMaxBytes = sh.lbase
 	opts.L0CompactionThreshold = 2
-	opts.MemTableSize = uint64(min(max(maxBytes/16, 256<<10), memTableSize))
+	opts.Experimental.LevelMultiplier = levelMultiplier
+	opts.MemTableSize = uint64(sh.mem)
 	opts.MemTableStopWritesThreshold = 4
+}
+
+// shape is what sizeToBudget sets for a budget: the sstable size, the base
+// level's size and the memtable size; zero for Pebble's defaults.
+type shape struct{ file, lbase, mem int64 }
+
+func (s shape) isDefault() bool { return s == shape{} }
+
+// shapeFor is the shape of a tier of budget maxBytes (see sizeToBudget).
+func shapeFor(maxBytes int64) shape {
+	if maxBytes <= 0 || maxBytes >= fileShare*maxFileSize {
+		return shape{}
+	}
+	return shape{
+		file:  max(maxBytes/fileShare, minFileSize),
+		lbase: max(maxBytes/lbaseShare, minFileSize),
+		mem:   min(max(maxBytes/memShare, minMemTable), memTableSize),
+	}
 }
 
 const (
@@ -141,6 +180,19 @@ const (
 	// minFileSize and maxFileSize bound the sstable size.
 	minFileSize = 64 << 10
 	maxFileSize = 2 << 20
+	// lbaseShare: a base level of budget/lbaseShare bytes.
+	lbaseShare = 12
+	// memShare: memtables of budget/memShare bytes, at least minMemTable.
+	memShare    = 24
+	minMemTable = 256 << 10
+	// levelMultiplier keeps a shaped tier in two levels below level 0, the
+	// base level and L6. Pebble sizes the levels from the bottom one down by
+	// this ratio and moves the base level up while it would exceed
+	// LBaseMaxBytes; with its default of 10, a tier whose directory held a
+	// little more than its budget got a third level, and a base level of a
+	// quarter of the budget instead of a tenth (measured: 6 MB of L5 in a
+	// 23 MB tier), whose L0 → Lbase compactions passed the bound.
+	levelMultiplier = 100
 )
 
 // pebbleLogger routes Pebble's own log lines to slog: Infof at Debug, Errorf

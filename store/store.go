@@ -27,9 +27,10 @@
 //     then evicts in the policy's order while the tier holds more than
 //     Config.MaxBytes, down to 99% of it; a reclaimer compacts away what
 //     it deleted once that passes an eighth of the live bytes (disk.go), so
-//     the directory tracks the budget, and Put declines to store while the
-//     directory is over 1.2 × MaxBytes + DiskSlack. The sweeper works in
-//     small batches and never blocks reads.
+//     the directory tracks the budget, and Put declines to store when the
+//     directory, with what flushes and compactions may still add to it,
+//     would pass 1.2 × MaxBytes + DiskSlack. The sweeper works in small
+//     batches and never blocks reads.
 //   - Live bytes and entries are kept in a merge-operator counter written in
 //     the same batch as each change, so Open reads two numbers instead of
 //     scanning, and a crash can never separate an entry from its accounting.
@@ -266,9 +267,10 @@ type Stats struct {
 	Expired uint64 // entries dropped for not being read within Retention ("retention")
 	Corrupt uint64 // values that failed verification and were dropped ("corrupt")
 	Purged  uint64 // entries removed by PurgePrefix or PurgeAll ("purge")
-	// Declined counts Puts not stored because the directory was over its
-	// bound (1.2 × MaxBytes + DiskSlack) while compactions caught up: a
-	// cache may decline to store rather than overshoot its disk (disk.go).
+	// Declined counts Puts not stored because the directory, with what
+	// flushes and compactions under way may still add, would have passed
+	// its bound (1.2 × MaxBytes + DiskSlack): a cache may decline to store
+	// rather than overshoot its disk (disk.go).
 	Declined uint64
 	Errors   uint64 // Pebble errors
 	Bytes    int64  // live bytes, as counted for MaxBytes
@@ -282,8 +284,9 @@ type Stats struct {
 	// bookkeeping and garbage awaiting reclaim: the constant FixedOverhead.
 	FixedOverhead int64
 	// MaxBytes is the budget in force (Config.MaxBytes, or SetLimits'); 0
-	// means none. While it is set, DiskBytes is kept under
-	// 1.2 × MaxBytes + DiskSlack by declining Puts (Declined).
+	// means none. While it is set, the directory is kept under
+	// 1.2 × MaxBytes + DiskSlack, transients included, by declining Puts
+	// (Declined).
 	MaxBytes int64
 	// HitRatio is Hits / (Hits + Misses), 0 before any Get.
 	HitRatio float64
@@ -380,6 +383,7 @@ type engine struct {
 	purged                      atomic.Uint64 // entries removed by PurgePrefix and PurgeAll
 	declined                    atomic.Uint64 // Puts declined by overBound
 	lastPut                     atomic.Int64  // when a Put last stored, Unix ns (reclaim)
+	lastDecline                 atomic.Int64  // when a Put was last declined, Unix ns (reclaim)
 	diskAt                      atomic.Int64  // when disk was last measured, Unix ns (overBound)
 
 	polMu sync.Mutex // protects pol
@@ -391,6 +395,9 @@ type engine struct {
 	reclaimForce atomic.Bool   // a purge asks the next sweep to reclaim at once
 	reclaims     atomic.Uint64 // compactions run by reclaim
 	disk         atomic.Int64  // see diskBytes
+	ahead        atomic.Int64  // see ahead (disk.go): measured with disk by overBound
+	admitted     atomic.Int64  // bytes Put stored since overBound last measured
+	shape        shape         // the LSM's shape (sizeToBudget), fixed at open
 }
 
 // openEngine opens (creating if needed) the Pebble database in cfg.Dir,
@@ -415,6 +422,7 @@ func openEngine(cfg Config, h *hooks) (*engine, error) {
 	}
 	t.retentionSecs.Store(ceilSeconds(cfg.Retention))
 	t.maxBytes.Store(cfg.MaxBytes)
+	t.shape = shapeFor(cfg.MaxBytes)
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
 	db, err := openPebble(cfg.Dir, pebbleOptions(&t.cfg, cache, h))
@@ -954,6 +962,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 	if t.overBound() {
 		// The directory is over its bound: decline (see overBound).
 		t.declined.Add(1)
+		t.lastDecline.Store(nowT.UnixNano())
 		return stored, nil
 	}
 
@@ -1011,6 +1020,7 @@ func (t *engine) Put(key []byte, e Entry) (stored Entry, err error) {
 		return Entry{}, t.pebbleErr("put", err)
 	}
 	t.puts.Add(1)
+	t.admitted.Add(size)
 	t.lastPut.Store(nowT.UnixNano())
 	t.polMu.Lock()
 	t.pol.add(key, size, now)

@@ -495,7 +495,7 @@ func (t *engine) shed(want int64, free int64, stop <-chan struct{}) error {
 	if free < 0 || free < t.bytes.Load()+t.hooks.reserve() {
 		return nil
 	}
-	if err := t.db.Compact(ctx, rangeStart, rangeEnd, false); err != nil && ctx.Err() == nil {
+	if err := t.compact(ctx, rangeStart, rangeEnd); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil

@@ -182,6 +182,8 @@ type Tier struct {
 	limitsMu  sync.Mutex    // protects maxBytes and retention
 	maxBytes  int64         // Config.MaxBytes in force (SetLimits)
 	retention time.Duration // Config.Retention in force (SetLimits)
+	reshape   atomic.Bool   // SetLimits asks the supervisor to look at the LSM's shape (reshape.go)
+	reshapes  atomic.Uint64 // reopens for a new budget
 }
 
 // New returns a Tier for cfg at once and opens its database in the
@@ -269,6 +271,9 @@ func (t *Tier) mapErr(err error) error {
 	}
 	if errors.Is(err, ErrClosed) && !t.closed.Load() {
 		t.unavailable.Add(1)
+		if t.State() == StateOpening { // retired to reshape, not for a fault
+			return ErrOpening
+		}
 		return fmt.Errorf("%w: %s", ErrUnavailable, *t.why.Load())
 	}
 	if errors.Is(err, ErrUnavailable) {
@@ -484,6 +489,7 @@ type hooks struct {
 	corrupt  atomic.Int64  // read-time corruptions seen
 	pending  atomic.Int64  // bytes admitted since the last flush (full.go: roomFor)
 	lastErr  atomic.Pointer[error]
+	inflight inflight // compactions under way (disk.go)
 }
 
 // fault records a fault seen while this engine was in service. Corruption
@@ -666,6 +672,9 @@ func (t *Tier) supervise() {
 			return
 		case <-tick.C:
 		case <-t.wake:
+		}
+		if t.reshapeIfAsked(e) {
+			continue
 		}
 		if e.hooks.failed() {
 			t.retire(e, "")
@@ -907,19 +916,18 @@ func (t *Tier) retire(e *engine, why string) {
 	// Its memtable is flushed at close, or lost: no longer admitted room.
 	defer h.flushed()
 	e.halted.Store(f != FaultNone) // a faulty engine must not flush at close
+	// Its counters join the retired ones now, so that they never dip while
+	// it closes, and again after the close for what its sweeper did
+	// meanwhile (a reshape retires an engine whose sweeper is evicting).
 	t.retiredMu.Lock()
 	c := e.Stats()
-	t.retired.Hits += c.Hits
-	t.retired.Misses += c.Misses
-	t.retired.Puts += c.Puts
-	t.retired.Touches += c.Touches
-	t.retired.Evicted += c.Evicted
-	t.retired.Expired += c.Expired
-	t.retired.Corrupt += c.Corrupt
-	t.retired.Purged += c.Purged
-	t.retired.Errors += c.Errors
-	t.retired.Bytes, t.retired.Entries = c.Bytes, c.Entries
+	t.retired.addCounts(c, Stats{})
 	t.retiredMu.Unlock()
+	defer func() {
+		t.retiredMu.Lock()
+		t.retired.addCounts(e.Stats(), c)
+		t.retiredMu.Unlock()
+	}()
 
 	abandoned := h.fatalErr.Load()
 	if !abandoned {
@@ -953,6 +961,22 @@ func (t *Tier) retire(e *engine, why string) {
 		_ = os.Remove(filepath.Join(t.cfg.Dir, pidFile))
 		unlockDir(t.cfg.Dir)
 	}
+}
+
+// addCounts adds the counters of c less those of base to s, and takes c's
+// bytes and entries.
+func (s *Stats) addCounts(c, base Stats) {
+	s.Hits += c.Hits - base.Hits
+	s.Misses += c.Misses - base.Misses
+	s.Puts += c.Puts - base.Puts
+	s.Touches += c.Touches - base.Touches
+	s.Evicted += c.Evicted - base.Evicted
+	s.Expired += c.Expired - base.Expired
+	s.Corrupt += c.Corrupt - base.Corrupt
+	s.Purged += c.Purged - base.Purged
+	s.Declined += c.Declined - base.Declined
+	s.Errors += c.Errors - base.Errors
+	s.Bytes, s.Entries = c.Bytes, c.Entries
 }
 
 // moveAside renames the tier's directory to "<dir>.<kind>-<time>", keeping
