@@ -128,7 +128,7 @@ func TestSubcommandHelpListsOnlyItsOwnFlags(t *testing.T) {
 		{"sign", "config expires"},
 		{"samples", "dir only small"},
 		{"check", "config ext j json list size tile-path url"},
-		{"warm", "api config depth j list rate url viewport"},
+		{"warm", "api cache-dir config depth j list rate tile-path url viewport"},
 		{"classify", "config json"},
 		{"config", "config json"},
 		{"health", "address config timeout"},

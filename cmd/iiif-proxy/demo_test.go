@@ -252,6 +252,7 @@ func TestDashboardInChromium(t *testing.T) {
 					"purged":               snap.m.sum("iiif_cache_removed_total", tl, `cause="purge"`),
 					"revalidatedUnchanged": snap.m.sum("iiif_cache_revalidations_total", tl, `result="unchanged"`),
 					"tooLarge":             snap.m.sum("iiif_cache_too_large_total", tl),
+					"declined":             snap.m.sum("iiif_cache_declined_total", tl),
 				} {
 					if got := run.num(t, snap.vals, tier+"."+k); got != want {
 						t.Errorf("%s: the dashboard shows %s.%s = %v, /metrics %v", snap.name, tier, k, got, want)

@@ -109,11 +109,11 @@ function windowed(tier, now) {
   return { count, p50: quantile(0.5, buckets, count), p90: quantile(0.9, buckets, count), p99: quantile(0.99, buckets, count) };
 }
 
-const KNOWN_TIER = new Set(["cached", "memoryEntries", "memoryHits", "diskHits", "misses", "collapsed", "hitRatio", "tooLarge", "stale",
+const KNOWN_TIER = new Set(["cached", "memoryEntries", "memoryHits", "diskHits", "sharedHits", "misses", "collapsed", "hitRatio", "tooLarge", "stale",
   "faults", "store", "cacheControl", "revalidate", "maxEntryBytes", "maxBytes", "retention", "revalidatedUnchanged",
   "revalidatedChanged", "backgroundRevalidations", "render"]);
 const KNOWN_STORE = new Set(["Hits", "Misses", "Puts", "Touches", "Evicted", "Expired", "Corrupt", "Purged", "Errors", "Bytes", "Entries",
-  "DiskBytes", "FixedOverhead", "HitRatio", "State", "FreeBytes", "MinFreeBytes", "Unavailable", "Faults"]);
+  "DiskBytes", "FixedOverhead", "HitRatio", "State", "FreeBytes", "MinFreeBytes", "Unavailable", "Faults", "Declined", "MaxBytes"]);
 
 // generic shows what this page has no layout for, flattened: "a.b: 3".
 function generic(prefix, obj, skip) {
@@ -135,7 +135,7 @@ function tierCard(name, t, s) {
   const state = !t.cached ? "off" : !st ? "uncached" : st.State;
   const ratios = hitRatios(name);
   const last = ratios.findLast((p) => p.r !== null) ?? null; // the latest interval with requests
-  const hits = t.memoryHits + t.diskHits;
+  const hits = t.memoryHits + t.diskHits + (t.sharedHits || 0);
   const w = windowed(name, s);
   const r = t.render || { count: 0 };
   let html = `<article class="card tier" data-tier="${esc(name)}"><h2>${esc(name)} <span class="badge ${esc(state)}" data-k="${esc(name)}.state">${esc(state)}</span></h2>`;
@@ -145,7 +145,8 @@ function tierCard(name, t, s) {
   html += row("hit ratio", `${val(`${name}.hitRatioNow`, last?.r ?? "", pct(last?.r))} latest${last && ago > 0 ? ` (${ago} s ago)` : ""}`,
     `${val(`${name}.hitRatio`, t.hitRatio, pct(t.hitRatio))} since start`,
     last ? `${(last.n / Math.max(0.001, last.dt)).toFixed(1)} req/s` : "");
-  html += row("hits", `${val(`${name}.hits`, hits)} (memory ${val(`${name}.memoryHits`, t.memoryHits)}, disk ${val(`${name}.diskHits`, t.diskHits)})`);
+  const shared = t.sharedHits !== undefined ? `, shared ${val(`${name}.sharedHits`, t.sharedHits)}` : "";
+  html += row("hits", `${val(`${name}.hits`, hits)} (memory ${val(`${name}.memoryHits`, t.memoryHits)}, disk ${val(`${name}.diskHits`, t.diskHits)}${shared})`);
   html += row("misses (renders)", val(`${name}.misses`, t.misses), `collapsed ${val(`${name}.collapsed`, t.collapsed)}`);
   if (st) {
     html += row("live bytes", bar(`${name}.bytes`, st.Bytes, t.maxBytes));
@@ -153,6 +154,7 @@ function tierCard(name, t, s) {
     html += row("entries", `${val(`${name}.entries`, st.Entries)} on disk`, `${val(`${name}.memoryEntries`, t.memoryEntries)} in memory`);
     html += row("evictions", `budget ${val(`${name}.evicted`, st.Evicted)}`, `retention ${val(`${name}.expired`, st.Expired)}`,
       `purge ${val(`${name}.purged`, st.Purged)}`, `corrupt ${val(`${name}.corrupt`, st.Corrupt)}`);
+    html += row("not stored", `${val(`${name}.declined`, st.Declined || 0)} declined while the directory was at its bound`);
   } else {
     html += row("entries", `${val(`${name}.memoryEntries`, t.memoryEntries)} in memory`, `<span class="muted">no disk store</span>`);
   }
