@@ -199,15 +199,9 @@ func TestInjectedWriteErrors(t *testing.T) {
 		{"MANIFEST EIO", "MANIFEST", syscall.EIO, FaultIO},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var failing atomic.Bool
-			inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-				if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite && strings.Contains(filepath.Base(op.Path), tc.target) {
-					return &os.PathError{Op: "write", Path: op.Path, Err: tc.errno}
-				}
-				return nil
-			})
+			failing, fs := writesFail(tc.target, tc.errno)
 			dir := filepath.Join(t.TempDir(), "tile")
-			tier, err := Open(Config{Dir: dir, Logger: quiet, fs: errorfs.Wrap(vfs.Default, inj)})
+			tier, err := Open(Config{Dir: dir, Logger: quiet, fs: fs})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,14 +247,8 @@ func TestInjectedWriteErrors(t *testing.T) {
 // service (a source changed) is applied when it comes back, so the old
 // derivatives are never served again.
 func TestPurgeWhileDegraded(t *testing.T) {
-	var failing atomic.Bool
-	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite {
-			return &os.PathError{Op: "write", Path: op.Path, Err: syscall.EIO}
-		}
-		return nil
-	})
-	tier, err := Open(Config{Dir: filepath.Join(t.TempDir(), "tile"), Logger: quiet, fs: errorfs.Wrap(vfs.Default, inj)})
+	failing, fs := writesFail("", syscall.EIO)
+	tier, err := Open(Config{Dir: filepath.Join(t.TempDir(), "tile"), Logger: quiet, fs: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,4 +502,18 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// writesFail wraps the real file system so that, once *failing is set,
+// every write to a file whose name contains target ("" for any) fails with
+// errno.
+func writesFail(target string, errno syscall.Errno) (failing *atomic.Bool, fs vfs.FS) {
+	failing = new(atomic.Bool)
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite && strings.Contains(filepath.Base(op.Path), target) {
+			return &os.PathError{Op: "write", Path: op.Path, Err: errno}
+		}
+		return nil
+	})
+	return failing, errorfs.Wrap(vfs.Default, inj)
 }

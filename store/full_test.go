@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/iiif-proxy/iiif-proxy/internal/testfs"
 )
@@ -229,15 +228,9 @@ func TestOpenPanicIsRecovered(t *testing.T) {
 // memory and open files; after maxAbandoned the tier stays out of service
 // instead of abandoning more.
 func TestAbandonedDatabasesAreBounded(t *testing.T) {
-	var failing atomic.Bool
-	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if failing.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite && strings.Contains(filepath.Base(op.Path), "MANIFEST") {
-			return &os.PathError{Op: "write", Path: op.Path, Err: syscall.EIO}
-		}
-		return nil
-	})
+	failing, fs := writesFail("MANIFEST", syscall.EIO)
 	dir := filepath.Join(t.TempDir(), "tile")
-	tier, err := Open(Config{Dir: dir, Logger: quiet, fs: errorfs.Wrap(vfs.Default, inj)})
+	tier, err := Open(Config{Dir: dir, Logger: quiet, fs: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
