@@ -54,10 +54,7 @@ func checkCmd(args []string) int {
 		fmt.Fprintln(os.Stderr, "iiif-proxy check: -j and -size must be at least 1")
 		return 2
 	}
-	var over []string
-	if *tilePath != "" {
-		over = []string{"-tile-path", *tilePath}
-	}
+	over := serverFlags("tile-path", *tilePath)
 	cfg, ok := loadToolConfig("check", *file, over, *base == "")
 	if !ok {
 		return 2

@@ -35,6 +35,19 @@ func loadToolConfig(name, file string, args []string, needed bool) (config.Confi
 	return cfg, true
 }
 
+// serverFlags turns a tool's own flags that mirror the server's (name,
+// value pairs) into server flags for loadToolConfig, leaving out the ones
+// not given.
+func serverFlags(pairs ...string) []string {
+	var args []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			args = append(args, "-"+pairs[i], pairs[i+1])
+		}
+	}
+	return args
+}
+
 // toolRenderer builds the renderer cfg asks for, as the server does
 // (Fallbacks included), for workers at once: as many render slots and no
 // automatic pyramid builds (a tool must not write into the server's cache

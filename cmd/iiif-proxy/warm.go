@@ -57,13 +57,7 @@ func warmCmd(args []string) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	var over []string
-	if *tilePath != "" {
-		over = append(over, "-tile-path", *tilePath)
-	}
-	if *cacheDir != "" {
-		over = append(over, "-cache-dir", *cacheDir)
-	}
+	over := serverFlags("tile-path", *tilePath, "cache-dir", *cacheDir)
 	vp, err := iiif.ParseViewport(*viewport)
 	if err != nil || *jobs < 1 || *depth < 0 || *rate < 0 || (*api != 0 && *api != 2 && *api != 3) {
 		fmt.Fprintln(os.Stderr, "iiif-proxy warm: -viewport WxH, -j ≥ 1, -depth ≥ 0, -rate ≥ 0, -api 3, 2 or 0:", err)
